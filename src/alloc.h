@@ -1,0 +1,21 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * Allocation wrappers. Every allocation in slotproxy goes through these so
+ * that the allocator (jemalloc by default, libc with --without-jemalloc) is
+ * chosen in one place and out-of-memory is handled in one place: slotproxy
+ * aborts on OOM, as Redis does, because a proxy that half-fails an
+ * allocation deep in a request path cannot keep its invariants.
+ */
+#ifndef SP_ALLOC_H
+#define SP_ALLOC_H
+
+#include <stddef.h>
+
+void *sp_malloc(size_t size);
+void *sp_calloc(size_t n, size_t size);
+void *sp_realloc(void *ptr, size_t size);
+char *sp_strdup(const char *s);
+char *sp_strndup(const char *s, size_t n);
+void sp_free(void *ptr);
+
+#endif

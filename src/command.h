@@ -1,0 +1,110 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * The command table: every Redis 7.0 command with its arity, flags and key
+ * specs (generated from a real redis-server's COMMAND INFO / COMMAND DOCS
+ * by scripts/gen_commands.py into command.def), plus the proxy's own
+ * routing column. Lookup, arity checks, key extraction and the exact Redis
+ * error texts for unknown commands and wrong arity. No I/O.
+ */
+#ifndef SP_COMMAND_H
+#define SP_COMMAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct resp_arg;
+struct buf;
+
+/* Redis command flags (the ones the proxy uses). */
+#define CMD_F_WRITE        (1u << 0)
+#define CMD_F_READONLY     (1u << 1)
+#define CMD_F_DENYOOM      (1u << 2)
+#define CMD_F_ADMIN        (1u << 3)
+#define CMD_F_PUBSUB       (1u << 4)
+#define CMD_F_NOSCRIPT     (1u << 5)
+#define CMD_F_BLOCKING     (1u << 6)
+#define CMD_F_LOADING      (1u << 7)
+#define CMD_F_STALE        (1u << 8)
+#define CMD_F_FAST         (1u << 9)
+#define CMD_F_MOVABLEKEYS  (1u << 10)
+#define CMD_F_NO_MULTI     (1u << 11)
+#define CMD_F_NO_AUTH      (1u << 12)
+#define CMD_F_ALLOW_BUSY   (1u << 13)
+
+/* How the proxy handles a command (the proxy's own column). */
+enum cmd_route {
+    CMD_ROUTE_KEYED = 0,    /* all keys in one slot; forwarded whole to the
+                             * slot's master (CROSSSLOT otherwise) */
+    CMD_ROUTE_SPLIT,        /* MGET MSET DEL UNLINK EXISTS TOUCH: split per
+                             * slot and merged */
+    CMD_ROUTE_ANY,          /* keyless; any master can answer */
+    CMD_ROUTE_ALL,          /* fan out to every master, merge the replies */
+    CMD_ROUTE_LOCAL,        /* answered by the proxy itself */
+    CMD_ROUTE_PINNED,       /* needs a dedicated backend connection
+                             * (transactions, blocking, pub/sub) */
+    CMD_ROUTE_REFUSED,      /* deliberately not supported through a proxy */
+};
+
+/* Key spec, as Redis 7 describes it: where to begin searching, then how to
+ * find the keys from there. */
+enum cmd_bs_type { CMD_BS_UNKNOWN = 0, CMD_BS_INDEX, CMD_BS_KEYWORD };
+enum cmd_fk_type { CMD_FK_UNKNOWN = 0, CMD_FK_RANGE, CMD_FK_KEYNUM };
+
+struct cmd_keyspec {
+    uint8_t bs_type;        /* enum cmd_bs_type */
+    uint8_t fk_type;        /* enum cmd_fk_type */
+    int16_t bs_pos;         /* INDEX: argv index; KEYWORD: startfrom */
+    const char *bs_keyword; /* KEYWORD: the keyword (upper case) */
+    int16_t lastkey;        /* RANGE: -1 = last arg, -2 = one before ... */
+    int16_t keystep;        /* RANGE/KEYNUM: step between keys */
+    int16_t limit;          /* RANGE: 0 = none, else 1/limit of the rest */
+    int16_t keynumidx;      /* KEYNUM: index of numkeys, relative */
+    int16_t firstkey;       /* KEYNUM: first key, relative */
+    uint8_t incomplete;     /* Redis marks the spec INCOMPLETE */
+};
+
+struct command {
+    const char *name;       /* lower case; container subcommands are the
+                             * subcommand name ("get" under "config") */
+    const char *fullname;   /* "get", "config|get": used in error texts */
+    int16_t arity;          /* Redis arity: n exact, -n at least n */
+    uint32_t flags;         /* CMD_F_* */
+    uint8_t route;          /* enum cmd_route */
+    uint8_t nkeyspecs;
+    const struct cmd_keyspec *keyspecs;
+    const struct command *subcmds; /* container commands only */
+    uint16_t nsubcmds;
+};
+
+/* Case-insensitive lookup of argv[0]; NULL if unknown. O(1). */
+const struct command *command_lookup(const char *name, size_t len);
+/* For a container command, look up its subcommand (case-insensitive);
+ * NULL if unknown. */
+const struct command *command_lookup_sub(const struct command *parent,
+                                         const char *name, size_t len);
+/* 1 if argc satisfies the command's arity. */
+int command_arity_ok(const struct command *c, uint32_t argc);
+
+/*
+ * Find the keys of a request. argv offsets are relative to base. Writes the
+ * argv index of each key (in argument order, as Redis lists them) into
+ * keys[], at most max; returns the number of keys, or -1 when the
+ * arguments are inconsistent (numkeys larger than the arguments, ...).
+ */
+int command_get_keys(const struct command *c, uint32_t argc,
+                     const struct resp_arg *argv, const char *base,
+                     int *keys, int max);
+
+/* Number of top-level commands, and iteration over them. */
+size_t command_count(void);
+const struct command *command_at(size_t i);
+
+/* Append Redis's exact error replies (with "-ERR " and CRLF) to out. */
+void command_err_unknown(struct buf *out, uint32_t argc,
+                         const struct resp_arg *argv, const char *base);
+void command_err_unknown_sub(struct buf *out, const struct resp_arg *argv,
+                             const char *base);
+void command_err_arity(struct buf *out, const struct command *c);
+void command_err_refused(struct buf *out, const struct command *c);
+
+#endif

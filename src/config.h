@@ -1,0 +1,79 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * Configuration: one YAML file parsed with libyaml through a directive
+ * table (name, type, offset into struct config, default, bounds). Errors
+ * name FILE:LINE:COLUMN. No sockets, no libevent.
+ */
+#ifndef SP_CONFIG_H
+#define SP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum addr_kind { ADDR_TCP = 0, ADDR_UNIX };
+
+/* A listen or seed address: "host:port", "[v6]:port" or "unix:/path". */
+struct sp_addr {
+    int kind;                   /* enum addr_kind */
+    char *host;                 /* TCP: host without brackets (owned) */
+    uint16_t port;              /* TCP: port */
+    char *path;                 /* UNIX: socket path (owned) */
+};
+
+struct config {
+    char *file;                 /* path the config came from (owned) */
+
+    /* listen: list of addresses (default 127.0.0.1:6380) */
+    struct sp_addr *listen;
+    size_t nlisten;
+
+    int workers;                /* workers: 1 (only 1 is supported for now) */
+
+    /* log: */
+    int log_level;              /* level: enum log_level, default notice */
+    char *log_file;             /* file: NULL = stderr */
+
+    /* cluster: */
+    struct sp_addr *seeds;      /* seeds: TCP addresses, at least one */
+    size_t nseeds;
+    uint32_t connect_timeout_ms;  /* connect_timeout: default 1000 */
+    uint32_t request_timeout_ms;  /* request_timeout: default 5000 */
+    uint32_t redirect_limit;      /* redirect_limit: default 5 */
+    uint32_t refresh_interval_ms; /* refresh_interval: default 10000 */
+    uint32_t node_connections;    /* connections_per_node: default 1 */
+
+    /* clients: */
+    uint32_t max_clients;         /* max_clients: default 10000 */
+    uint64_t max_request_size;    /* max_request_size: default 512mb */
+    uint32_t max_multibulk;       /* max_multibulk_length: default 1048576 */
+    uint32_t max_pipeline;        /* max_pipeline: requests in flight per
+                                   * client before reading pauses; 10000 */
+    uint64_t output_limit;        /* output_limit: pending reply bytes before
+                                   * the client is closed; 64mb */
+    uint32_t idle_timeout_ms;     /* idle_timeout: 0 = never */
+};
+
+/* Fill every field with its default (no listen/seed parsing needed). */
+void config_defaults(struct config *c);
+
+/*
+ * Parse YAML text. name is used in error messages. On success returns 0
+ * and *out is a complete, validated config (free with config_free). On
+ * error returns -1 and writes "NAME:LINE:COLUMN: message" into err.
+ */
+int config_parse_string(const char *text, size_t len, const char *name,
+                        struct config **out, char *err, size_t errlen);
+/* Read and parse a file; same contract, errors name the file. */
+int config_load_file(const char *path, struct config **out, char *err,
+                     size_t errlen);
+void config_free(struct config *c);
+
+/* Parse "host:port", "[v6]:port" or "unix:/path" (unix only when
+ * allow_unix). 0 on success, -1 with a message in err. */
+int config_parse_addr(const char *s, int allow_unix, struct sp_addr *out,
+                      char *err, size_t errlen);
+void config_addr_deinit(struct sp_addr *a);
+/* "host:port", "[v6]:port" or "unix:/path" into out. */
+void config_addr_format(const struct sp_addr *a, char *out, size_t outlen);
+
+#endif

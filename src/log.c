@@ -1,0 +1,99 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * Leveled logging: one line per event, with a wall-clock timestamp and the
+ * level, to stderr or an append-only file.
+ */
+#include "build_config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Process-wide by nature (like stderr itself); written at startup and on
+ * reload by the main thread only. */
+static int log_level = LOG_NOTICE;
+static FILE *log_fp;
+
+static const char *const level_names[] = {
+    "error", "warn", "notice", "info", "debug",
+};
+
+int
+log_level_from_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+        if (strcasecmp(name, level_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *
+log_level_name(int level)
+{
+    if (level < 0 || level > LOG_DEBUG)
+        return "?";
+    return level_names[level];
+}
+
+void
+log_set_level(int level)
+{
+    log_level = level;
+}
+
+int
+log_get_level(void)
+{
+    return log_level;
+}
+
+int
+log_open(const char *path)
+{
+    if (path == NULL || strcmp(path, "stderr") == 0) {
+        if (log_fp != NULL)
+            fclose(log_fp);
+        log_fp = NULL;
+        return 0;
+    }
+    FILE *fp = fopen(path, "a");
+    if (fp == NULL)
+        return -1;
+    setvbuf(fp, NULL, _IOLBF, 0);
+    if (log_fp != NULL)
+        fclose(log_fp);
+    log_fp = fp;
+    return 0;
+}
+
+void
+log_write(int level, const char *fmt, ...)
+{
+    if (level > log_level)
+        return;
+    char line[1024];
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    localtime_r(&tv.tv_sec, &tm);
+    int n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
+    n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03d [%d] %s: ",
+                  (int)(tv.tv_usec / 1000), (int)getpid(),
+                  log_level_name(level));
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    n += m;
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    fwrite(line, 1, (size_t)n, log_fp ? log_fp : stderr);
+}

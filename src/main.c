@@ -1,0 +1,2 @@
+#include "build_config.h"
+int main(void){return 0;}

@@ -1,0 +1,3 @@
+/* placeholder: being written */
+#include "build_config.h"
+extern int sp_placeholder_request;

@@ -1,0 +1,273 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * Shared helpers: allocation wrappers, the contiguous byte buffer, RESP
+ * encoders, integer parsing and clocks.
+ */
+#include "build_config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+#include "alloc.h"
+#include "util.h"
+
+static void
+sp_oom(size_t size)
+{
+    fprintf(stderr, "slotproxy: out of memory allocating %zu bytes\n", size);
+    abort();
+}
+
+void *
+sp_malloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p == NULL)
+        sp_oom(size);
+    return p;
+}
+
+void *
+sp_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        sp_oom(n * size);
+    return p;
+}
+
+void *
+sp_realloc(void *ptr, size_t size)
+{
+    void *p = realloc(ptr, size ? size : 1);
+    if (p == NULL)
+        sp_oom(size);
+    return p;
+}
+
+char *
+sp_strndup(const char *s, size_t n)
+{
+    char *p = sp_malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *
+sp_strdup(const char *s)
+{
+    return sp_strndup(s, strlen(s));
+}
+
+void
+sp_free(void *ptr)
+{
+    free(ptr);
+}
+
+#ifndef NDEBUG
+void
+sp_assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "slotproxy: assertion failed: %s at %s:%d\n", expr, file,
+            line);
+    abort();
+}
+#endif
+
+void
+buf_init(struct buf *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void
+buf_deinit(struct buf *b)
+{
+    sp_free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+void
+buf_reserve(struct buf *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return;
+    /* Compact first: consumed bytes at the front are free space. */
+    if (b->pos > 0) {
+        size_t unread = b->len - b->pos;
+        memmove(b->data, b->data + b->pos, unread);
+        b->pos = 0;
+        b->len = unread;
+        if (b->cap - b->len >= n)
+            return;
+    }
+    size_t need = b->len + n;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    b->data = sp_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+void
+buf_append(struct buf *b, const void *p, size_t n)
+{
+    buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+void
+buf_append_str(struct buf *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
+
+void
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    buf_reserve(b, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void
+buf_add_bulk(struct buf *b, const void *p, size_t n)
+{
+    buf_printf(b, "$%zu\r\n", n);
+    buf_append(b, p, n);
+    buf_append(b, "\r\n", 2);
+}
+
+void
+buf_add_bulk_str(struct buf *b, const char *s)
+{
+    buf_add_bulk(b, s, strlen(s));
+}
+
+void
+buf_add_int(struct buf *b, long long v)
+{
+    buf_printf(b, ":%lld\r\n", v);
+}
+
+void
+buf_add_array(struct buf *b, long long n)
+{
+    buf_printf(b, "*%lld\r\n", n);
+}
+
+void
+buf_add_nil(struct buf *b)
+{
+    buf_append(b, "$-1\r\n", 5);
+}
+
+void
+buf_consume(struct buf *b, size_t n)
+{
+    SP_ASSERT(n <= b->len - b->pos);
+    b->pos += n;
+    if (b->pos == b->len)
+        b->pos = b->len = 0;
+}
+
+void
+buf_release_if_empty(struct buf *b)
+{
+    if (b->pos == b->len && b->data != NULL) {
+        sp_free(b->data);
+        b->data = NULL;
+        b->pos = b->len = b->cap = 0;
+    }
+}
+
+int
+sp_str2ll(const char *s, size_t len, long long *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    unsigned long long v = 0;
+
+    if (len == 0 || len > 20)
+        return -1;
+    if (s[0] == '-') {
+        neg = 1;
+        i = 1;
+        if (len == 1)
+            return -1;
+    }
+    /* Redis rejects leading zeros ("01") and "-0". */
+    if (s[i] == '0' && (len > i + 1 || neg))
+        return -1;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        unsigned long long d = (unsigned long long)(s[i] - '0');
+        if (v > (ULLONG_MAX / 10) || (v == ULLONG_MAX / 10 && d > ULLONG_MAX % 10))
+            return -1;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return -1;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN
+                                                       : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX)
+            return -1;
+        *out = (long long)v;
+    }
+    return 0;
+}
+
+uint64_t
+sp_usec_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
+sp_msec_now(void)
+{
+    return sp_usec_now() / 1000u;
+}
+
+int
+sp_strcaseeq(const char *s, size_t len, const char *cstr)
+{
+    size_t i;
+    for (i = 0; i < len; i++) {
+        unsigned char a = (unsigned char)s[i], c = (unsigned char)cstr[i];
+        if (c == '\0')
+            return 0;
+        if (a >= 'A' && a <= 'Z')
+            a = (unsigned char)(a + 32);
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if (a != c)
+            return 0;
+    }
+    return cstr[len] == '\0';
+}

@@ -1,0 +1,71 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * Small helpers shared by every module: a contiguous byte buffer, integer
+ * parsing with overflow checks, monotonic time, case-insensitive compare.
+ * No sockets, no libevent.
+ */
+#ifndef SP_UTIL_H
+#define SP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SP_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SP_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#ifdef NDEBUG
+#define SP_ASSERT(x) ((void)0)
+#else
+void sp_assert_fail(const char *expr, const char *file, int line);
+#define SP_ASSERT(x) ((x) ? (void)0 : sp_assert_fail(#x, __FILE__, __LINE__))
+#endif
+
+/*
+ * A contiguous, growable byte buffer. Bytes [pos, len) are unread data; the
+ * area [len, cap) is free space to read or append into.
+ */
+struct buf {
+    char *data;                 /* storage, owned, NULL when empty */
+    size_t pos;                 /* first unread byte */
+    size_t len;                 /* end of valid data */
+    size_t cap;                 /* allocated size */
+};
+
+void buf_init(struct buf *b);
+void buf_deinit(struct buf *b);
+/* Make room for at least n more bytes after len (compacts, then grows). */
+void buf_reserve(struct buf *b, size_t n);
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_append_str(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Append a RESP bulk string / integer / array header / simple / error. */
+void buf_add_bulk(struct buf *b, const void *p, size_t n);
+void buf_add_bulk_str(struct buf *b, const char *s);
+void buf_add_int(struct buf *b, long long v);
+void buf_add_array(struct buf *b, long long n);
+void buf_add_nil(struct buf *b);
+static inline size_t
+buf_unread(const struct buf *b)
+{
+    return b->len - b->pos;
+}
+/* Mark n unread bytes as consumed; resets to empty when all are read. */
+void buf_consume(struct buf *b, size_t n);
+/* Free storage when the buffer is empty (idle clients hold no memory). */
+void buf_release_if_empty(struct buf *b);
+
+/* Parse a whole string as a signed 64-bit decimal; 0 on success, -1 on
+ * any non-digit, empty input or overflow (Redis's string2ll rules). */
+int sp_str2ll(const char *s, size_t len, long long *out);
+
+/* Monotonic clock in microseconds / milliseconds. */
+uint64_t sp_usec_now(void);
+uint64_t sp_msec_now(void);
+
+/* ASCII case-insensitive compare of a counted string with a C string:
+ * 1 when equal, 0 otherwise. */
+int sp_strcaseeq(const char *s, size_t len, const char *cstr);
+
+#endif
