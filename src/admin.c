@@ -1,3 +1,402 @@
-/* placeholder: being written */
+/* slotproxy - BSD-2-Clause
+ *
+ * Proxy-local commands, dispatched from a table by command name. These
+ * are the commands plain client libraries send on connect (HELLO, INFO,
+ * CLIENT SETNAME, SELECT 0, PING) and the ones whose answer is about the
+ * proxy rather than the data (CLUSTER KEYSLOT/INFO).
+ */
 #include "build_config.h"
-extern int sp_placeholder_admin;
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "alloc.h"
+#include "client.h"
+#include "command.h"
+#include "config.h"
+#include "keyslot.h"
+#include "request.h"
+#include "resp.h"
+#include "router.h"
+#include "slotmap.h"
+#include "util.h"
+#include "worker.h"
+
+/* The Redis version the proxy presents to clients that check features. */
+#define PRESENTED_REDIS_VERSION "7.0.0"
+
+struct admin_args {
+    struct client *c;               /* the client */
+    struct request *r;              /* reply goes into r->rep */
+    uint32_t argc;
+    const struct resp_arg *argv;
+    const char *base;
+};
+
+typedef void (*admin_fn)(struct admin_args *a);
+
+#define ARG(a, i) ((a)->base + (a)->argv[i].off)
+#define ARGLEN(a, i) ((a)->argv[i].len)
+
+static void
+reply_done(struct admin_args *a)
+{
+    request_complete(a->r);
+}
+
+static void
+reply_simple(struct admin_args *a, const char *s)
+{
+    buf_printf(&a->r->rep, "+%s\r\n", s);
+    reply_done(a);
+}
+
+static void
+reply_err(struct admin_args *a, const char *s)
+{
+    buf_printf(&a->r->rep, "-%s\r\n", s);
+    reply_done(a);
+}
+
+static void
+cmd_ping(struct admin_args *a)
+{
+    if (a->argc == 1) {
+        reply_simple(a, "PONG");
+        return;
+    }
+    buf_add_bulk(&a->r->rep, ARG(a, 1), ARGLEN(a, 1));
+    reply_done(a);
+}
+
+static void
+cmd_echo(struct admin_args *a)
+{
+    buf_add_bulk(&a->r->rep, ARG(a, 1), ARGLEN(a, 1));
+    reply_done(a);
+}
+
+static void
+cmd_quit(struct admin_args *a)
+{
+    a->c->closing = 1;
+    reply_simple(a, "OK");
+}
+
+static void
+cmd_ok(struct admin_args *a)
+{
+    reply_simple(a, "OK");
+}
+
+static void
+cmd_select(struct admin_args *a)
+{
+    long long db;
+    if (sp_str2ll(ARG(a, 1), ARGLEN(a, 1), &db) != 0) {
+        reply_err(a, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (db != 0) {
+        reply_err(a, "ERR SELECT is not allowed in cluster mode");
+        return;
+    }
+    reply_simple(a, "OK");
+}
+
+static void
+cmd_auth(struct admin_args *a)
+{
+    reply_err(a, "ERR AUTH <password> called without any password "
+                 "configured for the default user. Are you sure your "
+                 "configuration is correct?");
+}
+
+static void
+hello_reply(struct admin_args *a)
+{
+    struct buf *b = &a->r->rep;
+    buf_add_array(b, 14);
+    buf_add_bulk_str(b, "server");
+    buf_add_bulk_str(b, "redis");
+    buf_add_bulk_str(b, "version");
+    buf_add_bulk_str(b, PRESENTED_REDIS_VERSION);
+    buf_add_bulk_str(b, "proto");
+    buf_add_int(b, 2);
+    buf_add_bulk_str(b, "id");
+    buf_add_int(b, (long long)a->c->id);
+    buf_add_bulk_str(b, "mode");
+    buf_add_bulk_str(b, "standalone");
+    buf_add_bulk_str(b, "role");
+    buf_add_bulk_str(b, "master");
+    buf_add_bulk_str(b, "modules");
+    buf_add_array(b, 0);
+    reply_done(a);
+}
+
+/* HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only for now. */
+static void
+cmd_hello(struct admin_args *a)
+{
+    uint32_t i = 1;
+    if (a->argc >= 2) {
+        long long ver;
+        if (sp_str2ll(ARG(a, 1), ARGLEN(a, 1), &ver) != 0) {
+            reply_err(a, "ERR Protocol version is not an integer or out of "
+                         "range");
+            return;
+        }
+        if (ver != 2) {
+            reply_err(a, "NOPROTO unsupported protocol version");
+            return;
+        }
+        i = 2;
+    }
+    for (; i < a->argc; i++) {
+        uint32_t left = a->argc - i - 1;
+        if (sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "auth") && left >= 2) {
+            cmd_auth(a);
+            return;
+        }
+        if (sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "setname") && left >= 1) {
+            sp_free(a->c->name);
+            a->c->name = sp_strndup(ARG(a, i + 1), ARGLEN(a, i + 1));
+            i++;
+            continue;
+        }
+        buf_printf(&a->r->rep, "-ERR Syntax error in HELLO option '%.*s'\r\n",
+                   (int)SP_MIN(ARGLEN(a, i), 128), ARG(a, i));
+        reply_done(a);
+        return;
+    }
+    hello_reply(a);
+}
+
+static void
+info_section(struct buf *b, struct worker *w, const char *name)
+{
+    time_t now = time(NULL);
+    uint64_t up = (uint64_t)now - w->start_ms / 1000;
+
+    if (strcmp(name, "server") == 0) {
+        buf_printf(b,
+                   "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\n"
+                   "slotproxy_version:%s\r\nos:linux\r\n"
+                   "process_id:%ld\r\nuptime_in_seconds:%llu\r\n"
+                   "uptime_in_days:%llu\r\n\r\n",
+                   PRESENTED_REDIS_VERSION, PACKAGE_VERSION,
+                   (long)getpid(), (unsigned long long)up,
+                   (unsigned long long)(up / 86400));
+    } else if (strcmp(name, "clients") == 0) {
+        buf_printf(b, "# Clients\r\nconnected_clients:%u\r\n"
+                      "maxclients:%u\r\n\r\n",
+                   w->nclients, w->conf->max_clients);
+    } else if (strcmp(name, "persistence") == 0) {
+        /* ioredis waits for loading:0 before it reports ready. */
+        buf_printf(b, "# Persistence\r\nloading:0\r\n\r\n");
+    } else if (strcmp(name, "stats") == 0) {
+        buf_printf(b,
+                   "# Stats\r\ntotal_connections_received:%llu\r\n"
+                   "rejected_connections:%llu\r\n"
+                   "total_commands_processed:%llu\r\n\r\n",
+                   (unsigned long long)w->stats.connections_total,
+                   (unsigned long long)w->stats.connections_rejected,
+                   (unsigned long long)w->stats.commands);
+    } else if (strcmp(name, "proxy") == 0) {
+        buf_printf(b,
+                   "# Proxy\r\nslotproxy_version:%s\r\nworkers:1\r\n"
+                   "topology_epoch:%llu\r\ncluster_nodes:%u\r\n"
+                   "cluster_masters:%u\r\nslots_covered:%u\r\n"
+                   "moved:%llu\r\nask:%llu\r\ntryagain:%llu\r\n"
+                   "request_timeouts:%llu\r\ntopology_refreshes:%llu\r\n"
+                   "topology_refresh_failures:%llu\r\n\r\n",
+                   PACKAGE_VERSION, (unsigned long long)w->map_epoch,
+                   w->map->nnodes, w->map->nmasters, w->map->covered,
+                   (unsigned long long)w->stats.moved,
+                   (unsigned long long)w->stats.ask,
+                   (unsigned long long)w->stats.tryagain,
+                   (unsigned long long)w->stats.timeouts,
+                   (unsigned long long)w->stats.refreshes,
+                   (unsigned long long)w->stats.refresh_failures);
+    }
+}
+
+static const char *const info_sections[] = {
+    "server", "clients", "persistence", "stats", "proxy",
+};
+
+static void
+cmd_info(struct admin_args *a)
+{
+    struct buf body;
+    buf_init(&body);
+    for (size_t s = 0; s < SP_ARRAY_LEN(info_sections); s++) {
+        int want = a->argc == 1;
+        for (uint32_t i = 1; i < a->argc && !want; i++) {
+            want = sp_strcaseeq(ARG(a, i), ARGLEN(a, i), info_sections[s]) ||
+                   sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "all") ||
+                   sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "everything") ||
+                   sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "default");
+        }
+        if (want)
+            info_section(&body, a->c->w, info_sections[s]);
+    }
+    /* Redis ends INFO without the blank line after the last section. */
+    if (body.len >= 2)
+        body.len -= 2;
+    buf_add_bulk(&a->r->rep, body.data ? body.data : "", body.len);
+    buf_deinit(&body);
+    reply_done(a);
+}
+
+static void
+client_info_line(struct buf *b, const struct client *c, uint64_t now_ms)
+{
+    buf_printf(b, "id=%llu addr=%s laddr= fd=%d name=%s age=%llu idle=%llu "
+                  "flags=N db=0 cmd=NULL\n",
+               (unsigned long long)c->id, c->addr, c->fd,
+               c->name ? c->name : "",
+               (unsigned long long)((now_ms - c->created_ms) / 1000),
+               (unsigned long long)((now_ms - c->last_ms) / 1000));
+}
+
+static void
+cmd_client(struct admin_args *a)
+{
+    struct client *c = a->c;
+    const char *sub = a->r->cmd->name;
+    uint64_t now = sp_msec_now();
+
+    if (strcmp(sub, "id") == 0) {
+        buf_add_int(&a->r->rep, (long long)c->id);
+    } else if (strcmp(sub, "getname") == 0) {
+        if (c->name != NULL)
+            buf_add_bulk_str(&a->r->rep, c->name);
+        else
+            buf_add_nil(&a->r->rep);
+    } else if (strcmp(sub, "setname") == 0) {
+        for (uint32_t i = 0; i < ARGLEN(a, 2); i++) {
+            char ch = ARG(a, 2)[i];
+            if (ch < '!' || ch > '~') {
+                reply_err(a, "ERR Client names cannot contain spaces, "
+                             "newlines or special characters.");
+                return;
+            }
+        }
+        sp_free(c->name);
+        c->name = ARGLEN(a, 2) ? sp_strndup(ARG(a, 2), ARGLEN(a, 2)) : NULL;
+        reply_simple(a, "OK");
+        return;
+    } else if (strcmp(sub, "info") == 0) {
+        struct buf line;
+        buf_init(&line);
+        client_info_line(&line, c, now);
+        buf_add_bulk(&a->r->rep, line.data, line.len);
+        buf_deinit(&line);
+    } else if (strcmp(sub, "list") == 0) {
+        struct buf body;
+        const struct client *o;
+        buf_init(&body);
+        TAILQ_FOREACH(o, &c->w->clients, next)
+            client_info_line(&body, o, now);
+        buf_add_bulk(&a->r->rep, body.data ? body.data : "", body.len);
+        buf_deinit(&body);
+    } else if (strcmp(sub, "reply") == 0 &&
+               sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "on")) {
+        reply_simple(a, "OK");
+        return;
+    } else if (strcmp(sub, "no-evict") == 0 ||
+               strcmp(sub, "no-touch") == 0) {
+        reply_simple(a, "OK");
+        return;
+    } else {
+        command_err_refused(&a->r->rep, a->r->cmd);
+    }
+    reply_done(a);
+}
+
+/* COMMAND COUNT is ours; COMMAND, INFO, DOCS, LIST and GETKEYS are answered
+ * by a master, which knows the exact metadata of its version. */
+static void
+cmd_command(struct admin_args *a)
+{
+    if (a->argc >= 2 && sp_strcaseeq(ARG(a, 1), ARGLEN(a, 1), "count")) {
+        buf_add_int(&a->r->rep, (long long)command_count());
+        reply_done(a);
+        return;
+    }
+    buf_add_array(&a->r->req, a->argc);
+    for (uint32_t i = 0; i < a->argc; i++)
+        buf_add_bulk(&a->r->req, ARG(a, i), ARGLEN(a, i));
+    router_dispatch(a->c->w, a->r);
+}
+
+static void
+cmd_cluster(struct admin_args *a)
+{
+    const char *sub = a->r->cmd->name;
+    struct worker *w = a->c->w;
+
+    if (strcmp(sub, "keyslot") == 0) {
+        buf_add_int(&a->r->rep, keyslot(ARG(a, 2), ARGLEN(a, 2)));
+        reply_done(a);
+    } else if (strcmp(sub, "info") == 0) {
+        struct buf body;
+        buf_init(&body);
+        buf_printf(&body,
+                   "cluster_state:%s\r\ncluster_slots_assigned:%u\r\n"
+                   "cluster_slots_ok:%u\r\ncluster_slots_pfail:0\r\n"
+                   "cluster_slots_fail:0\r\ncluster_known_nodes:%u\r\n"
+                   "cluster_size:%u\r\ncluster_current_epoch:%llu\r\n",
+                   w->map->covered == SLOT_COUNT ? "ok" : "fail",
+                   w->map->covered, w->map->covered, w->map->nnodes,
+                   w->map->nmasters, (unsigned long long)w->map_epoch);
+        buf_add_bulk(&a->r->rep, body.data, body.len);
+        buf_deinit(&body);
+        reply_done(a);
+    } else {
+        command_err_refused(&a->r->rep, a->r->cmd);
+        reply_done(a);
+    }
+}
+
+struct admin_cmd {
+    const char *name;               /* top-level command name */
+    admin_fn fn;
+};
+
+static const struct admin_cmd admin_table[] = {
+    {"ping", cmd_ping},       {"echo", cmd_echo},
+    {"quit", cmd_quit},       {"select", cmd_select},
+    {"hello", cmd_hello},     {"info", cmd_info},
+    {"client", cmd_client},   {"command", cmd_command},
+    {"cluster", cmd_cluster}, {"auth", cmd_auth},
+    {"readonly", cmd_ok},     {"readwrite", cmd_ok},
+    {"asking", cmd_ok},
+};
+
+void
+admin_exec(struct client *c, struct request *r, const struct command *cmd,
+           uint32_t argc, const struct resp_arg *argv, const char *base)
+{
+    struct admin_args a = {c, r, argc, argv, base};
+    const char *name = cmd->fullname;
+    size_t nlen = strcspn(name, "|");
+
+    for (size_t i = 0; i < SP_ARRAY_LEN(admin_table); i++) {
+        if (strlen(admin_table[i].name) == nlen &&
+            strncmp(admin_table[i].name, name, nlen) == 0) {
+            admin_table[i].fn(&a);
+            return;
+        }
+    }
+    if (strncmp(name, "reset", nlen) == 0 && nlen == 5) {
+        reply_simple(&a, "RESET");
+        return;
+    }
+    command_err_refused(&r->rep, cmd);
+    reply_done(&a);
+}

@@ -1,3 +1,505 @@
-/* placeholder: being written */
+/* slotproxy - BSD-2-Clause
+ *
+ * Multiplexed backend connections. Each connection keeps two queues: the
+ * send queue (requests whose bytes are not fully written) and the
+ * in-flight FIFO (written, waiting for their reply). Redis answers in
+ * order, so the FIFO is the only thing that pairs a reply with its request.
+ * When that pairing can no longer be trusted (timeout, dropped connection,
+ * garbage from the server) the connection is closed and every request that
+ * may have been sent fails: the proxy never re-sends a command that may
+ * have run.
+ */
 #include "build_config.h"
-extern int sp_placeholder_backend;
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "backend.h"
+#include "config.h"
+#include "log.h"
+#include "request.h"
+#include "worker.h"
+
+static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
+#define ASKING_LEN (sizeof(asking_cmd) - 1)
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 1000
+#define READ_CHUNK (16 * 1024)
+#define MAX_IOV 256
+
+static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_on_write(evutil_socket_t fd, short what, void *arg);
+
+static void
+conn_init(struct backend_conn *c, struct server *s)
+{
+    memset(c, 0, sizeof(*c));
+    c->srv = s;
+    c->fd = -1;
+    TAILQ_INIT(&c->sendq);
+    TAILQ_INIT(&c->inflight);
+    buf_init(&c->rbuf);
+    resp_reply_init(&c->rp);
+}
+
+struct server *
+server_get(struct worker *w, const char *host, uint16_t port)
+{
+    for (uint32_t i = 0; i < w->nservers; i++) {
+        struct server *s = w->servers[i];
+        if (s->port == port && strcmp(s->host, host) == 0)
+            return s;
+    }
+    struct server *s = sp_calloc(1, sizeof(*s));
+    s->w = w;
+    s->host = sp_strdup(host);
+    s->port = port;
+    if (strchr(host, ':') != NULL)
+        snprintf(s->name, sizeof(s->name), "[%s]:%u", host, port);
+    else
+        snprintf(s->name, sizeof(s->name), "%s:%u", host, port);
+    s->nconns = w->conf->node_connections ? w->conf->node_connections : 1;
+    s->conns = sp_calloc(s->nconns, sizeof(*s->conns));
+    for (uint32_t i = 0; i < s->nconns; i++)
+        conn_init(&s->conns[i], s);
+    if (w->nservers == w->servers_cap) {
+        w->servers_cap = w->servers_cap ? w->servers_cap * 2 : 16;
+        w->servers = sp_realloc(w->servers,
+                                w->servers_cap * sizeof(*w->servers));
+    }
+    w->servers[w->nservers++] = s;
+    return s;
+}
+
+/* Detach q's requests into out and fail each with msg. */
+static void
+fail_queue(struct request_queue *q, const char *msg)
+{
+    struct request *r;
+    while ((r = TAILQ_FIRST(q)) != NULL) {
+        TAILQ_REMOVE(q, r, bnext);
+        r->conn = NULL;
+        if (!r->done)
+            request_fail(r, msg);
+        request_put(r);
+    }
+}
+
+static void
+conn_close_socket(struct backend_conn *c)
+{
+    if (c->rev != NULL) {
+        event_free(c->rev);
+        c->rev = NULL;
+    }
+    if (c->wev != NULL) {
+        event_free(c->wev);
+        c->wev = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->state = BCONN_DISCONNECTED;
+    c->send_off = 0;
+    c->ninflight = 0;
+    buf_deinit(&c->rbuf);
+    resp_reply_init(&c->rp);
+    if (c->dirty) {
+        TAILQ_REMOVE(&c->srv->w->dirty_conns, c, dnext);
+        c->dirty = 0;
+    }
+}
+
+static uint32_t
+backoff_ms(struct worker *w, uint32_t failures)
+{
+    uint32_t ms = BACKOFF_MIN_MS;
+    for (uint32_t i = 1; i < failures && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    if (ms > BACKOFF_MAX_MS)
+        ms = BACKOFF_MAX_MS;
+    /* Jitter of +-25% so that many proxies do not reconnect in step. */
+    w->rand_state ^= w->rand_state << 13;
+    w->rand_state ^= w->rand_state >> 7;
+    w->rand_state ^= w->rand_state << 17;
+    return ms - ms / 4 + (uint32_t)(w->rand_state % (ms / 2 + 1));
+}
+
+/*
+ * Drop the connection and fail every request queued on it, sent or not
+ * (a write that may have run is never re-sent). connect_failed starts the
+ * reconnect backoff.
+ */
+static void
+conn_error(struct backend_conn *c, const char *reason, int connect_failed)
+{
+    struct server *s = c->srv;
+    struct worker *w = s->w;
+    char msg[400];
+    struct request_queue lost;
+
+    log_warn("backend %s: %s (%u in flight)", s->name, reason, c->ninflight);
+    TAILQ_INIT(&lost);
+    TAILQ_CONCAT(&lost, &c->inflight, bnext);
+    TAILQ_CONCAT(&lost, &c->sendq, bnext);
+    conn_close_socket(c);
+    if (connect_failed) {
+        c->failures++;
+        c->retry_at_ms = sp_msec_now() + backoff_ms(w, c->failures);
+    }
+
+    snprintf(msg, sizeof(msg), "ERR slotproxy: backend %s %s", s->name,
+             reason);
+    fail_queue(&lost, msg);
+    if (w->on_node_error != NULL)
+        w->on_node_error(w, s);
+}
+
+static int
+resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
+        socklen_t *sslen)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        *sslen = sizeof(*sin);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        *sslen = sizeof(*sin6);
+        return 0;
+    }
+    /* Hostname: a blocking lookup. Rare (hostname endpoints only) and
+     * cached by the resolver; see README, Architecture. */
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+        return -1;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    if (ss->ss_family == AF_INET)
+        sin->sin_port = htons(port);
+    else
+        sin6->sin6_port = htons(port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* Start a non-blocking connect. 0 on success (connecting), -1 with errno. */
+static int
+conn_connect(struct backend_conn *c)
+{
+    struct server *s = c->srv;
+    struct worker *w = s->w;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+
+    if (resolve(s->host, s->port, &ss, &sslen) != 0) {
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&ss, sslen) != 0 &&
+        errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    c->fd = fd;
+    c->state = BCONN_CONNECTING;
+    c->connect_deadline_ms = sp_msec_now() + w->conf->connect_timeout_ms;
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_on_read, c);
+    c->wev = event_new(w->base, fd, EV_WRITE, conn_on_write, c);
+    event_add(c->wev, NULL);
+    return 0;
+}
+
+static void
+conn_mark_dirty(struct backend_conn *c)
+{
+    if (c->dirty || c->state != BCONN_CONNECTED)
+        return;
+    c->dirty = 1;
+    TAILQ_INSERT_TAIL(&c->srv->w->dirty_conns, c, dnext);
+    worker_schedule_flush(c->srv->w);
+}
+
+void
+server_send(struct server *s, struct request *r)
+{
+    /* ASKING and its command must share a connection: use the first. */
+    struct backend_conn *c = r->asking ? &s->conns[0]
+                                       : &s->conns[s->rr++ % s->nconns];
+
+    if (c->state == BCONN_DISCONNECTED) {
+        char msg[400];
+        if (sp_msec_now() < c->retry_at_ms) {
+            /* In reconnect backoff: fail fast rather than queue. */
+            snprintf(msg, sizeof(msg),
+                     "ERR slotproxy: backend %s unreachable", s->name);
+            request_fail(r, msg);
+            return;
+        }
+        if (conn_connect(c) != 0) {
+            snprintf(msg, sizeof(msg), "connect failed: %s",
+                     strerror(errno));
+            TAILQ_INSERT_TAIL(&c->sendq, request_get(r), bnext);
+            r->conn = c;
+            conn_error(c, msg, 1);
+            return;
+        }
+    }
+    r->conn = c;
+    TAILQ_INSERT_TAIL(&c->sendq, request_get(r), bnext);
+    conn_mark_dirty(c);
+}
+
+/* Write as much of the send queue as the socket takes. */
+static void
+conn_write(struct backend_conn *c)
+{
+    struct iovec iov[MAX_IOV];
+
+    while (!TAILQ_EMPTY(&c->sendq)) {
+        int n = 0;
+        size_t skip = c->send_off;
+        struct request *r;
+        TAILQ_FOREACH(r, &c->sendq, bnext) {
+            if (n + 2 > MAX_IOV)
+                break;
+            if (r->asking) {
+                if (skip < ASKING_LEN) {
+                    iov[n].iov_base = (char *)asking_cmd + skip;
+                    iov[n++].iov_len = ASKING_LEN - skip;
+                    skip = 0;
+                } else {
+                    skip -= ASKING_LEN;
+                }
+            }
+            iov[n].iov_base = r->req.data + r->req.pos + skip;
+            iov[n++].iov_len = buf_unread(&r->req) - skip;
+            skip = 0;
+        }
+        ssize_t nw = writev(c->fd, iov, n);
+        if (nw < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                event_add(c->wev, NULL);
+                return;
+            }
+            if (errno == EINTR)
+                continue;
+            char msg[200];
+            snprintf(msg, sizeof(msg), "write failed: %s", strerror(errno));
+            conn_error(c, msg, 0);
+            return;
+        }
+        size_t left = (size_t)nw + c->send_off;
+        while ((r = TAILQ_FIRST(&c->sendq)) != NULL) {
+            size_t total = buf_unread(&r->req) + (r->asking ? ASKING_LEN : 0);
+            r->sent = 1;
+            if (left < total)
+                break;
+            left -= total;
+            TAILQ_REMOVE(&c->sendq, r, bnext);
+            r->asking_reply = r->asking;
+            r->asking = 0;
+            TAILQ_INSERT_TAIL(&c->inflight, r, bnext);
+            c->ninflight++;
+        }
+        c->send_off = left;
+        if (r != NULL) {
+            event_add(c->wev, NULL);
+            return;
+        }
+    }
+}
+
+static void
+conn_on_connected(struct backend_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err != 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "connect failed: %s", strerror(err));
+        conn_error(c, msg, 1);
+        return;
+    }
+    c->state = BCONN_CONNECTED;
+    c->failures = 0;
+    event_add(c->rev, NULL);
+    log_info("backend %s: connected", c->srv->name);
+}
+
+static void
+conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct backend_conn *c = arg;
+    if (c->state == BCONN_CONNECTING) {
+        conn_on_connected(c);
+        if (c->state != BCONN_CONNECTED)
+            return;
+    }
+    conn_write(c);
+}
+
+/* Hand every complete reply in rbuf to its request. */
+static void
+conn_parse_replies(struct backend_conn *c)
+{
+    int fd = c->fd;
+    while (buf_unread(&c->rbuf) > 0) {
+        const char *p = c->rbuf.data + c->rbuf.pos;
+        int rc = resp_reply_parse(&c->rp, p, buf_unread(&c->rbuf));
+        if (rc == RESP_AGAIN)
+            return;
+        if (rc == RESP_ERROR) {
+            conn_error(c, "sent a malformed reply", 0);
+            return;
+        }
+        size_t len = (size_t)c->rp.len;
+        char type = c->rp.type;
+        struct request *r = TAILQ_FIRST(&c->inflight);
+        if (r == NULL) {
+            conn_error(c, "sent a reply nobody asked for", 0);
+            return;
+        }
+        resp_reply_init(&c->rp);
+        if (r->asking_reply) {
+            /* ASKING's own +OK: the command's reply follows. */
+            r->asking_reply = 0;
+            buf_consume(&c->rbuf, len);
+            continue;
+        }
+        TAILQ_REMOVE(&c->inflight, r, bnext);
+        c->ninflight--;
+        /* r->conn still names this connection for the hook (redirects
+         * resolve an empty host against it); the hook may queue r
+         * elsewhere. p stays valid: nothing appends to rbuf until we
+         * consume. */
+        request_reply(r, p, len, type);
+        request_put(r);
+        if (c->fd != fd || c->state != BCONN_CONNECTED)
+            return; /* closed by a hook */
+        buf_consume(&c->rbuf, len);
+    }
+}
+
+static void
+conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct backend_conn *c = arg;
+    for (int i = 0; i < 4; i++) {
+        size_t want = READ_CHUNK;
+        /* Inside a large bulk, read it in as few calls as possible. */
+        if (c->rp.skip > (long long)want)
+            want = c->rp.skip > (1 << 20) ? (1 << 20) : (size_t)c->rp.skip;
+        buf_reserve(&c->rbuf, want);
+        size_t room = c->rbuf.cap - c->rbuf.len;
+        ssize_t n = read(fd, c->rbuf.data + c->rbuf.len, room);
+        if (n > 0) {
+            c->rbuf.len += (size_t)n;
+            conn_parse_replies(c);
+            if (c->state != BCONN_CONNECTED || (size_t)n < room)
+                return;
+            continue;
+        }
+        if (n == 0) {
+            conn_error(c, "closed the connection", 0);
+            return;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        char msg[200];
+        snprintf(msg, sizeof(msg), "read failed: %s", strerror(errno));
+        conn_error(c, msg, 0);
+        return;
+    }
+}
+
+void
+backend_flush_dirty(struct worker *w)
+{
+    struct backend_conn *c;
+    while ((c = TAILQ_FIRST(&w->dirty_conns)) != NULL) {
+        TAILQ_REMOVE(&w->dirty_conns, c, dnext);
+        c->dirty = 0;
+        if (c->state == BCONN_CONNECTED)
+            conn_write(c);
+    }
+}
+
+static int
+queue_expired(struct request_queue *q, uint64_t now_ms)
+{
+    struct request *r = TAILQ_FIRST(q);
+    return r != NULL && r->deadline_ms != 0 && r->deadline_ms <= now_ms;
+}
+
+void
+backend_check_timeouts(struct worker *w, uint64_t now_ms)
+{
+    for (uint32_t i = 0; i < w->nservers; i++) {
+        struct server *s = w->servers[i];
+        for (uint32_t j = 0; j < s->nconns; j++) {
+            struct backend_conn *c = &s->conns[j];
+            if (c->state == BCONN_CONNECTING &&
+                now_ms >= c->connect_deadline_ms) {
+                conn_error(c, "connect timed out", 1);
+            } else if (c->state == BCONN_CONNECTED &&
+                       (queue_expired(&c->inflight, now_ms) ||
+                        queue_expired(&c->sendq, now_ms))) {
+                /* The FIFO can no longer be trusted: close, and fail
+                 * what may have been sent. */
+                w->stats.timeouts++;
+                conn_error(c, "timed out", 0);
+            }
+        }
+    }
+}
+
+void
+server_free(struct server *s)
+{
+    for (uint32_t i = 0; i < s->nconns; i++) {
+        struct backend_conn *c = &s->conns[i];
+        struct request_queue q;
+        TAILQ_INIT(&q);
+        TAILQ_CONCAT(&q, &c->inflight, bnext);
+        TAILQ_CONCAT(&q, &c->sendq, bnext);
+        conn_close_socket(c);
+        fail_queue(&q, "ERR slotproxy: shutting down");
+    }
+    sp_free(s->conns);
+    sp_free(s->host);
+    sp_free(s);
+}

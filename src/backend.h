@@ -1,1 +1,74 @@
-/* placeholder */
+/* slotproxy - BSD-2-Clause
+ *
+ * Backend connections: for each cluster node (a "server", host:port) a
+ * small fixed number of persistent, multiplexed connections shared by all
+ * clients of the worker. Requests are pipelined: a send queue of requests
+ * not yet fully written, and an in-flight FIFO that pairs each reply with
+ * its request. Reconnect with exponential backoff and jitter.
+ */
+#ifndef SP_BACKEND_H
+#define SP_BACKEND_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "request.h"
+#include "resp.h"
+#include "util.h"
+
+struct worker;
+struct request;
+struct event;
+
+enum bconn_state {
+    BCONN_DISCONNECTED = 0,
+    BCONN_CONNECTING,
+    BCONN_CONNECTED,
+};
+
+struct backend_conn {
+    struct server *srv;             /* node this connects to */
+    int fd;                         /* socket, -1 when disconnected */
+    int state;                      /* enum bconn_state */
+    struct event *rev;              /* read readiness */
+    struct event *wev;              /* write readiness / connect done */
+    struct request_queue sendq;     /* requests not yet fully written */
+    size_t send_off;                /* bytes of sendq's head written */
+    struct request_queue inflight;  /* written, waiting for replies */
+    uint32_t ninflight;             /* length of inflight */
+    struct buf rbuf;                /* reply bytes read, not yet parsed */
+    struct resp_reply rp;           /* reply scanner state */
+    uint64_t connect_deadline_ms;   /* connect timeout */
+    uint64_t retry_at_ms;           /* no reconnect before this */
+    uint32_t failures;              /* consecutive connect failures */
+    int dirty;                      /* on the worker's dirty_conns list */
+    TAILQ_ENTRY(backend_conn) dnext; /* dirty list link */
+};
+
+struct server {
+    struct worker *w;               /* owning worker */
+    char *host;                     /* endpoint (owned) */
+    uint16_t port;
+    char name[300];                 /* "host:port" for logs and errors */
+    struct backend_conn *conns;     /* array of nconns */
+    uint32_t nconns;
+    uint32_t rr;                    /* round robin over conns */
+};
+
+/* Find the server host:port in the worker, creating it if new. */
+struct server *server_get(struct worker *w, const char *host, uint16_t port);
+void server_free(struct server *s);
+
+/*
+ * Queue r on one of s's connections (takes a reference), connecting if
+ * needed. If the node is in reconnect backoff, r fails at once with an
+ * error. The write happens at the end of the loop turn.
+ */
+void server_send(struct server *s, struct request *r);
+
+/* Write every dirty connection's send queue (end-of-turn flush). */
+void backend_flush_dirty(struct worker *w);
+/* Fail requests past their deadline; their connection is closed. */
+void backend_check_timeouts(struct worker *w, uint64_t now_ms);
+
+#endif

@@ -1,3 +1,450 @@
-/* placeholder: being written */
+/* slotproxy - BSD-2-Clause
+ *
+ * Client connections. Input: read into a contiguous buffer, parse requests
+ * in place, turn each into a request object (the client's bytes are
+ * copied untouched when they are already multibulk) and dispatch it.
+ * Output: replies are written from the head of the pipeline only, so they
+ * leave in request order whatever order the backends answered in; all
+ * replies ready in one loop turn go out in one writev.
+ */
 #include "build_config.h"
-extern int sp_placeholder_client;
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "alloc.h"
+#include "client.h"
+#include "command.h"
+#include "config.h"
+#include "keyslot.h"
+#include "log.h"
+#include "router.h"
+#include "worker.h"
+
+#define READ_CHUNK (16 * 1024)
+#define MAX_IOV 256
+#define INLINE_MAX (64 * 1024)
+
+static void client_on_read(evutil_socket_t fd, short what, void *arg);
+static void client_on_write(evutil_socket_t fd, short what, void *arg);
+static void client_process_input(struct client *c);
+
+static void
+client_mark_dirty(struct client *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = 1;
+    TAILQ_INSERT_TAIL(&c->w->dirty_clients, c, dnext);
+    worker_schedule_flush(c->w);
+}
+
+void
+client_accept(struct worker *w, int fd, const char *addr)
+{
+    struct client *c = sp_calloc(1, sizeof(*c));
+    c->w = w;
+    c->fd = fd;
+    c->id = ++w->next_client_id;
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    buf_init(&c->rbuf);
+    resp_req_init(&c->parser);
+    TAILQ_INIT(&c->pipeline);
+    c->created_ms = c->last_ms = sp_msec_now();
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
+    c->wev = event_new(w->base, fd, EV_WRITE, client_on_write, c);
+    event_add(c->rev, NULL);
+    TAILQ_INSERT_TAIL(&w->clients, c, next);
+    w->nclients++;
+    w->stats.connections_total++;
+    log_info("client %llu %s: connected", (unsigned long long)c->id, addr);
+}
+
+static void
+client_free(struct client *c)
+{
+    resp_req_deinit(&c->parser);
+    buf_deinit(&c->rbuf);
+    sp_free(c->name);
+    sp_free(c);
+}
+
+void
+client_close(struct client *c, const char *reason)
+{
+    struct worker *w = c->w;
+    struct request *r;
+
+    if (c->closed)
+        return;
+    log_info("client %llu %s: closed: %s", (unsigned long long)c->id,
+             c->addr, reason);
+    event_free(c->rev);
+    event_free(c->wev);
+    c->rev = c->wev = NULL;
+    close(c->fd);
+    c->fd = -1;
+    c->closed = 1;
+    /* Requests still at a backend are orphaned: the backend drops their
+     * reply and puts the last reference. */
+    while ((r = TAILQ_FIRST(&c->pipeline)) != NULL) {
+        TAILQ_REMOVE(&c->pipeline, r, cnext);
+        r->client = NULL;
+        request_put(r);
+    }
+    c->npipeline = 0;
+    TAILQ_REMOVE(&w->clients, c, next);
+    w->nclients--;
+    /* Freed at the end of the turn: we may be inside c's own callback. */
+    if (!c->dirty) {
+        c->dirty = 1;
+        TAILQ_INSERT_TAIL(&w->dirty_clients, c, dnext);
+    }
+    worker_schedule_flush(w);
+}
+
+static void
+client_request_done(struct request *r)
+{
+    struct client *c = r->client;
+    if (c == NULL)
+        return; /* orphaned */
+    c->out_bytes += buf_unread(&r->rep);
+    if (c->out_bytes > c->w->conf->output_limit) {
+        client_close(c, "output limit reached (slow reader)");
+        return;
+    }
+    if (r == TAILQ_FIRST(&c->pipeline))
+        client_mark_dirty(c);
+}
+
+/* Append a new request to the pipeline, owned by the client. */
+static struct request *
+client_new_request(struct client *c)
+{
+    struct request *r = request_new(c->w);
+    r->client = c;
+    r->on_done = client_request_done;
+    TAILQ_INSERT_TAIL(&c->pipeline, r, cnext);
+    c->npipeline++;
+    return r;
+}
+
+static void
+reply_error(struct request *r, const char *msg)
+{
+    request_fail(r, msg);
+}
+
+/* Copy the request's bytes for the backend: the client's own bytes when
+ * they are multibulk, a multibulk encoding of the args when inline. */
+static void
+request_set_bytes(struct request *r, const struct resp_req *p,
+                  const char *base)
+{
+    if (!p->is_inline) {
+        buf_append(&r->req, base, (size_t)p->len);
+        return;
+    }
+    buf_add_array(&r->req, p->argc);
+    for (uint32_t i = 0; i < p->argc; i++)
+        buf_add_bulk(&r->req, base + p->argv[i].off, p->argv[i].len);
+}
+
+/* Find the slot of a keyed command; -1 with a CROSSSLOT reply sent when
+ * the keys differ, 0 when keyless (or unknowable: let Redis answer). */
+static int
+route_keys(struct client *c, struct request *r, const struct command *cmd,
+           const struct resp_req *p, const char *base)
+{
+    int kbuf[16];
+    int *keys = kbuf;
+    int max = (int)SP_ARRAY_LEN(kbuf);
+
+    if (p->argc > SP_ARRAY_LEN(kbuf)) {
+        max = (int)p->argc;
+        keys = sp_malloc(sizeof(int) * p->argc);
+    }
+    int n = command_get_keys(cmd, p->argc, p->argv, base, keys, max);
+    int rc = 0;
+    if (n > 0) {
+        const struct resp_arg *k = &p->argv[keys[0]];
+        uint16_t slot = keyslot(base + k->off, k->len);
+        for (int i = 1; i < n; i++) {
+            k = &p->argv[keys[i]];
+            if (keyslot(base + k->off, k->len) != slot) {
+                reply_error(r, "CROSSSLOT Keys in request don't hash to the "
+                               "same slot");
+                rc = -1;
+                break;
+            }
+        }
+        r->slot = slot;
+        r->keyed = 1;
+    }
+    if (keys != kbuf)
+        sp_free(keys);
+    return rc;
+}
+
+static void
+client_dispatch(struct client *c, const struct resp_req *p, const char *base)
+{
+    struct worker *w = c->w;
+    struct request *r = client_new_request(c);
+    const struct resp_arg *argv = p->argv;
+
+    w->stats.commands++;
+    const struct command *cmd = command_lookup(base + argv[0].off,
+                                               argv[0].len);
+    if (cmd == NULL) {
+        command_err_unknown(&r->rep, p->argc, argv, base);
+        request_complete(r);
+        return;
+    }
+    if (cmd->nsubcmds > 0 && p->argc >= 2) {
+        const struct command *sub = command_lookup_sub(
+            cmd, base + argv[1].off, argv[1].len);
+        if (sub == NULL) {
+            command_err_unknown_sub(&r->rep, argv, base);
+            request_complete(r);
+            return;
+        }
+        cmd = sub;
+    }
+    if (!command_arity_ok(cmd, p->argc)) {
+        command_err_arity(&r->rep, cmd);
+        request_complete(r);
+        return;
+    }
+    r->cmd = cmd;
+    switch (cmd->route) {
+    case CMD_ROUTE_LOCAL:
+        admin_exec(c, r, cmd, p->argc, argv, base);
+        return;
+    case CMD_ROUTE_REFUSED:
+        command_err_refused(&r->rep, cmd);
+        request_complete(r);
+        return;
+    case CMD_ROUTE_PINNED:
+    case CMD_ROUTE_ALL: {
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "ERR slotproxy: '%s' is not supported by this version of "
+                 "the proxy yet", cmd->fullname);
+        reply_error(r, msg);
+        return;
+    }
+    case CMD_ROUTE_KEYED:
+    case CMD_ROUTE_SPLIT:
+        if (route_keys(c, r, cmd, p, base) != 0)
+            return;
+        break;
+    case CMD_ROUTE_ANY:
+    default:
+        break;
+    }
+    request_set_bytes(r, p, base);
+    router_dispatch(w, r);
+}
+
+static void
+client_protocol_error(struct client *c, const char *err)
+{
+    struct request *r = client_new_request(c);
+    char msg[256];
+    snprintf(msg, sizeof(msg), "ERR %s", err);
+    log_info("client %llu %s: %s", (unsigned long long)c->id, c->addr, err);
+    c->closing = 1;
+    reply_error(r, msg);
+}
+
+static void
+client_pause_reading(struct client *c)
+{
+    if (!c->read_paused) {
+        c->read_paused = 1;
+        event_del(c->rev);
+    }
+}
+
+/* Parse and dispatch every complete request in rbuf, up to the pipeline
+ * limit. */
+static void
+client_process_input(struct client *c)
+{
+    const struct config *conf = c->w->conf;
+    struct resp_limits lim = {
+        .max_request_size = conf->max_request_size,
+        .max_multibulk = conf->max_multibulk,
+        .max_inline = INLINE_MAX,
+    };
+
+    while (buf_unread(&c->rbuf) > 0 && !c->closing && !c->closed) {
+        if (c->npipeline >= conf->max_pipeline) {
+            client_pause_reading(c);
+            return;
+        }
+        char *base = c->rbuf.data + c->rbuf.pos;
+        int rc = resp_req_parse(&c->parser, base, buf_unread(&c->rbuf),
+                                &lim);
+        if (rc == RESP_AGAIN)
+            break;
+        if (rc == RESP_ERROR) {
+            client_protocol_error(c, c->parser.err);
+            client_pause_reading(c);
+            buf_consume(&c->rbuf, buf_unread(&c->rbuf));
+            break;
+        }
+        if (c->parser.argc > 0)
+            client_dispatch(c, &c->parser, base);
+        if (c->closed)
+            return;
+        buf_consume(&c->rbuf, (size_t)c->parser.len);
+        resp_req_reset(&c->parser);
+    }
+    /* An idle client holds no read buffer. */
+    if (buf_unread(&c->rbuf) == 0)
+        buf_release_if_empty(&c->rbuf);
+}
+
+static void
+client_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+
+    buf_reserve(&c->rbuf, READ_CHUNK);
+    ssize_t n = read(fd, c->rbuf.data + c->rbuf.len,
+                     c->rbuf.cap - c->rbuf.len);
+    if (n == 0) {
+        client_close(c, "client closed the connection");
+        return;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        client_close(c, strerror(errno));
+        return;
+    }
+    c->rbuf.len += (size_t)n;
+    c->last_ms = sp_msec_now();
+    client_process_input(c);
+}
+
+/* Release the head request once its reply is fully written. */
+static void
+client_pop_head(struct client *c)
+{
+    struct request *r = TAILQ_FIRST(&c->pipeline);
+    TAILQ_REMOVE(&c->pipeline, r, cnext);
+    c->npipeline--;
+    c->out_bytes -= buf_unread(&r->rep);
+    c->wpos = 0;
+    r->client = NULL;
+    request_put(r);
+}
+
+/* Write ready replies in order. */
+static void
+client_write(struct client *c)
+{
+    struct iovec iov[MAX_IOV];
+
+    for (;;) {
+        int n = 0;
+        size_t skip = c->wpos;
+        struct request *r;
+        TAILQ_FOREACH(r, &c->pipeline, cnext) {
+            if (!r->done || n == MAX_IOV)
+                break;
+            iov[n].iov_base = r->rep.data + r->rep.pos + skip;
+            iov[n++].iov_len = buf_unread(&r->rep) - skip;
+            skip = 0;
+        }
+        if (n == 0)
+            break;
+        ssize_t nw = writev(c->fd, iov, n);
+        if (nw < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                event_add(c->wev, NULL);
+                return;
+            }
+            if (errno == EINTR)
+                continue;
+            client_close(c, strerror(errno));
+            return;
+        }
+        size_t left = (size_t)nw + c->wpos;
+        while ((r = TAILQ_FIRST(&c->pipeline)) != NULL && r->done &&
+               left >= buf_unread(&r->rep)) {
+            left -= buf_unread(&r->rep);
+            client_pop_head(c);
+        }
+        c->wpos = left;
+        if (left > 0) {
+            event_add(c->wev, NULL);
+            return;
+        }
+    }
+    if (c->closing && TAILQ_EMPTY(&c->pipeline)) {
+        client_close(c, "closed after error or QUIT");
+        return;
+    }
+    /* Backpressure released: resume parsing what is buffered, then read. */
+    if (c->read_paused && !c->closing &&
+        c->npipeline < c->w->conf->max_pipeline / 2 + 1) {
+        c->read_paused = 0;
+        event_add(c->rev, NULL);
+        client_process_input(c);
+    }
+}
+
+static void
+client_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    client_write(c);
+}
+
+void
+client_flush_dirty(struct worker *w)
+{
+    struct client *c;
+    while ((c = TAILQ_FIRST(&w->dirty_clients)) != NULL) {
+        TAILQ_REMOVE(&w->dirty_clients, c, dnext);
+        c->dirty = 0;
+        if (c->closed) {
+            client_free(c);
+            continue;
+        }
+        client_write(c);
+    }
+}
+
+void
+client_check_idle(struct worker *w, uint64_t now_ms)
+{
+    uint32_t idle = w->conf->idle_timeout_ms;
+    struct client *c, *next;
+    if (idle == 0)
+        return;
+    for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, next);
+        if (c->npipeline == 0 && now_ms - c->last_ms >= idle)
+            client_close(c, "idle timeout");
+    }
+}
+
+void
+client_close_all(struct worker *w)
+{
+    struct client *c;
+    while ((c = TAILQ_FIRST(&w->clients)) != NULL)
+        client_close(c, "shutting down");
+    client_flush_dirty(w);
+}

@@ -1,1 +1,56 @@
-/* placeholder */
+/* slotproxy - BSD-2-Clause
+ *
+ * A client connection: reads and parses requests, dispatches each one
+ * (locally, or through the router), and writes replies strictly in request
+ * order. Backpressure: reading pauses while too many requests are pending;
+ * a client whose unwritten replies pass the output limit is closed.
+ */
+#ifndef SP_CLIENT_H
+#define SP_CLIENT_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "request.h"
+#include "resp.h"
+#include "util.h"
+
+struct worker;
+struct event;
+
+struct client {
+    TAILQ_ENTRY(client) next;       /* worker's client list */
+    TAILQ_ENTRY(client) dnext;      /* worker's dirty list */
+    struct worker *w;               /* owning worker */
+    int fd;                         /* socket, -1 once closed */
+    uint64_t id;                    /* CLIENT ID */
+    char addr[64];                  /* peer address for logs and CLIENT */
+    char *name;                     /* CLIENT SETNAME (owned) or NULL */
+    struct event *rev;              /* read readiness */
+    struct event *wev;              /* write readiness (only while blocked) */
+    struct buf rbuf;                /* bytes read, not yet parsed */
+    struct resp_req parser;         /* request parser state */
+    struct request_queue pipeline;  /* requests in arrival order */
+    uint32_t npipeline;             /* length of pipeline */
+    uint64_t out_bytes;             /* reply bytes held, not yet written */
+    size_t wpos;                    /* bytes of the head reply written */
+    uint64_t created_ms;            /* connect time */
+    uint64_t last_ms;               /* last read, for idle_timeout */
+    uint8_t dirty;                  /* on the dirty list */
+    uint8_t closing;                /* close once replies are written */
+    uint8_t read_paused;            /* reading paused (backpressure) */
+    uint8_t closed;                 /* closed; freed at end of turn */
+};
+
+/* Take ownership of an accepted socket. */
+void client_accept(struct worker *w, int fd, const char *addr);
+/* Write replies of dirty clients; free clients closed this turn. */
+void client_flush_dirty(struct worker *w);
+/* Close now (deferred free); reason is logged. */
+void client_close(struct client *c, const char *reason);
+/* Close clients idle past idle_timeout. */
+void client_check_idle(struct worker *w, uint64_t now_ms);
+/* Close every client (shutdown). */
+void client_close_all(struct worker *w);
+
+#endif

@@ -1,3 +1,973 @@
-/* placeholder: being written */
+/* slotproxy - BSD-2-Clause
+ *
+ * Configuration: YAML text -> struct config. Every option is one row of
+ * config_directives (section, name, type, field, default, bounds); the
+ * parser loads the YAML document with libyaml, walks its mappings and
+ * dispatches each key to its row, converting the value to a number, a
+ * string or an address list. Bounds and cross-option rules (seeds must
+ * not be empty) are checked in a separate validation pass, so that parsing
+ * answers "is this well-formed?" and validation "is this sensible?".
+ * Every error is "NAME:LINE:COLUMN: message" pointing at the offending
+ * node. No sockets, no libevent: this file is tested in-process.
+ */
 #include "build_config.h"
-extern int sp_placeholder_config;
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+#define CONF_MS_DAY (24LL * 3600 * 1000)
+#define CONF_KB 1024LL
+#define CONF_MB (1024LL * 1024)
+#define CONF_GB (1024LL * 1024 * 1024)
+#define CONF_WORKERS_MAX 1024
+
+/* How a directive's YAML value is read and where it is stored. */
+enum config_type {
+    CONF_T_LISTEN,              /* list of addresses, unix: allowed */
+    CONF_T_SEEDS,               /* list of TCP addresses */
+    CONF_T_WORKERS,             /* int field: integer or "auto" */
+    CONF_T_LOG_LEVEL,           /* int field: enum log_level by name */
+    CONF_T_PATH,                /* char * field: path, "stderr" = NULL */
+    CONF_T_INT,                 /* uint32_t field: plain integer */
+    CONF_T_DURATION,            /* uint32_t field: ms, or 250ms/5s/2m/1h */
+    CONF_T_SIZE,                /* uint64_t field: bytes, or 64kb/512mb/1gb */
+};
+
+/* One configuration option. */
+struct config_directive {
+    const char *section;        /* "log", "cluster", "clients"; NULL = top */
+    const char *name;           /* key inside its section */
+    enum config_type type;      /* parser and validator to use */
+    size_t offset;              /* field in struct config */
+    size_t size;                /* sizeof that field (numbers: 4 or 8) */
+    size_t count_offset;        /* address lists: their size_t count */
+    long long def;              /* default (numeric types only) */
+    long long min;              /* inclusive bounds (numeric types only) */
+    long long max;
+};
+
+#define CONF_FIELD(f) \
+    offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define CONF_NUM(sec, name, type, f, def, min, max) \
+    { sec, name, type, CONF_FIELD(f), 0, def, min, max }
+#define CONF_ADDRS(sec, name, type, f, nf) \
+    { sec, name, type, CONF_FIELD(f), offsetof(struct config, nf), 0, 0, 0 }
+
+/*
+ * The option table. Defaults here are the ones documented in config.h,
+ * conf/slotproxy.yml and slotproxy.yml(5); keep all four in step.
+ */
+static const struct config_directive config_directives[] = {
+    CONF_ADDRS(NULL, "listen", CONF_T_LISTEN, listen, nlisten),
+    CONF_NUM(NULL, "workers", CONF_T_WORKERS, workers,
+             1, 1, CONF_WORKERS_MAX),
+
+    CONF_NUM("log", "level", CONF_T_LOG_LEVEL, log_level,
+             LOG_NOTICE, LOG_ERROR, LOG_DEBUG),
+    CONF_NUM("log", "file", CONF_T_PATH, log_file, 0, 0, 0),
+
+    CONF_ADDRS("cluster", "seeds", CONF_T_SEEDS, seeds, nseeds),
+    CONF_NUM("cluster", "connect_timeout", CONF_T_DURATION,
+             connect_timeout_ms, 1000, 1, CONF_MS_DAY),
+    CONF_NUM("cluster", "request_timeout", CONF_T_DURATION,
+             request_timeout_ms, 5000, 1, CONF_MS_DAY),
+    CONF_NUM("cluster", "redirect_limit", CONF_T_INT,
+             redirect_limit, 5, 0, 100),
+    CONF_NUM("cluster", "refresh_interval", CONF_T_DURATION,
+             refresh_interval_ms, 10000, 100, CONF_MS_DAY),
+    CONF_NUM("cluster", "connections_per_node", CONF_T_INT,
+             node_connections, 1, 1, 64),
+
+    CONF_NUM("clients", "max_clients", CONF_T_INT,
+             max_clients, 10000, 1, 10000000),
+    CONF_NUM("clients", "max_request_size", CONF_T_SIZE,
+             max_request_size, 512 * CONF_MB, CONF_KB, 4 * CONF_GB),
+    CONF_NUM("clients", "max_multibulk_length", CONF_T_INT,
+             max_multibulk, 1048576, 1, INT_MAX),
+    CONF_NUM("clients", "max_pipeline", CONF_T_INT,
+             max_pipeline, 10000, 1, 1000000),
+    CONF_NUM("clients", "output_limit", CONF_T_SIZE,
+             output_limit, 64 * CONF_MB, CONF_KB, 64 * CONF_GB),
+    CONF_NUM("clients", "idle_timeout", CONF_T_DURATION,
+             idle_timeout_ms, 0, 0, CONF_MS_DAY),
+};
+
+#define CONF_NDIRECTIVES SP_ARRAY_LEN(config_directives)
+
+/* What the parse pass saw for one directive, for the validation pass. */
+struct config_seen {
+    int set;                    /* the key appeared in the file */
+    yaml_mark_t mark;           /* where its value starts */
+    long long num;              /* numeric types: value before bounds check */
+};
+
+/* State of one config_parse_string call. */
+struct config_parser {
+    const char *name;           /* file name for messages (borrowed) */
+    yaml_document_t *doc;       /* loaded document (borrowed) */
+    struct config *c;           /* config being filled (owned by caller) */
+    char *err;                  /* caller's error buffer */
+    size_t errlen;
+    struct config_seen seen[CONF_NDIRECTIVES]; /* indexed like the table */
+    int have_cluster;           /* a 'cluster' key exists ... */
+    yaml_mark_t cluster_mark;   /* ... here */
+};
+
+static void
+conf_vformat(char *err, size_t errlen, const char *name, size_t line,
+             size_t col, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+
+static void
+conf_vformat(char *err, size_t errlen, const char *name, size_t line,
+             size_t col, const char *fmt, va_list ap)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    int n = snprintf(err, errlen, "%s:%zu:%zu: ", name, line, col);
+    if (n < 0 || (size_t)n >= errlen)
+        return;
+    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+}
+
+/* Report an error at a libyaml mark (0-based) as NAME:LINE:COLUMN (1-based).
+ * Always returns -1 so callers can "return conf_error(...)". */
+static int
+conf_error(struct config_parser *p, yaml_mark_t mark, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+conf_error(struct config_parser *p, yaml_mark_t mark, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    conf_vformat(p->err, p->errlen, p->name, mark.line + 1, mark.column + 1,
+                 fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void *
+conf_field(struct config *c, const struct config_directive *d)
+{
+    return (char *)c + d->offset;
+}
+
+/* Store a numeric value into its field, whatever the field's width. The
+ * value is already within the row's bounds, so it fits. */
+static void
+conf_store_num(struct config *c, const struct config_directive *d,
+               long long v)
+{
+    if (d->size == sizeof(uint32_t)) {
+        uint32_t v32 = (uint32_t)v;
+        memcpy(conf_field(c, d), &v32, sizeof(v32));
+    } else {
+        SP_ASSERT(d->size == sizeof(uint64_t));
+        uint64_t v64 = (uint64_t)v;
+        memcpy(conf_field(c, d), &v64, sizeof(v64));
+    }
+}
+
+static int
+conf_is_numeric(enum config_type t)
+{
+    return t == CONF_T_WORKERS || t == CONF_T_LOG_LEVEL || t == CONF_T_INT ||
+           t == CONF_T_DURATION || t == CONF_T_SIZE;
+}
+
+/*
+ * Listen and seed addresses are not set here: they need allocation, and
+ * config_parse_string applies the default listen address itself when the
+ * file has none. Everything else gets its default from the table.
+ */
+void
+config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
+        const struct config_directive *d = &config_directives[i];
+        if (conf_is_numeric(d->type))
+            conf_store_num(c, d, d->def);
+    }
+}
+
+void
+config_addr_deinit(struct sp_addr *a)
+{
+    sp_free(a->host);
+    sp_free(a->path);
+    a->host = NULL;
+    a->path = NULL;
+}
+
+static void
+conf_addrs_free(struct sp_addr *addrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        config_addr_deinit(&addrs[i]);
+    sp_free(addrs);
+}
+
+void
+config_free(struct config *c)
+{
+    if (c == NULL)
+        return;
+    conf_addrs_free(c->listen, c->nlisten);
+    conf_addrs_free(c->seeds, c->nseeds);
+    sp_free(c->log_file);
+    sp_free(c->file);
+    sp_free(c);
+}
+
+/* ---- addresses ---------------------------------------------------- */
+
+static int
+conf_addr_fail(char *err, size_t errlen, const char *s, const char *why)
+{
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "bad address '%s': %s", s, why);
+    return -1;
+}
+
+/* Port text: digits only, 1..65535. */
+static int
+conf_parse_port(const char *s, uint16_t *port)
+{
+    long long v;
+    size_t len = strlen(s);
+    if (len == 0 || len > 5 || strspn(s, "0123456789") != len)
+        return -1;
+    if (sp_str2ll(s, len, &v) != 0 || v < 1 || v > 65535)
+        return -1;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+/* A DNS name or dotted IPv4 address. All-numeric names must be valid IPv4,
+ * so "256.1.1.1" is caught here rather than at resolve time. */
+static int
+conf_valid_host(const char *h)
+{
+    size_t len = strlen(h);
+    if (len == 0 || len > 253)
+        return 0;
+    if (strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789-._") != len)
+        return 0;
+    if (strspn(h, "0123456789.") == len) {
+        struct in_addr a4;
+        return inet_pton(AF_INET, h, &a4) == 1;
+    }
+    return 1;
+}
+
+/* IPv6 literal, optionally with a %zone suffix for link-local use. */
+static int
+conf_valid_ipv6(const char *h)
+{
+    struct in6_addr a6;
+    char tmp[INET6_ADDRSTRLEN];
+    const char *zone = strchr(h, '%');
+    size_t len = zone ? (size_t)(zone - h) : strlen(h);
+    if (len == 0 || len >= sizeof(tmp) || (zone != NULL && zone[1] == '\0'))
+        return 0;
+    memcpy(tmp, h, len);
+    tmp[len] = '\0';
+    return inet_pton(AF_INET6, tmp, &a6) == 1;
+}
+
+static int
+conf_parse_unix(const char *s, int allow_unix, struct sp_addr *out,
+                char *err, size_t errlen)
+{
+    const char *path = s + 5;
+    struct sockaddr_un sun;
+    if (!allow_unix)
+        return conf_addr_fail(err, errlen, s,
+                              "unix sockets are not allowed here, expected "
+                              "host:port or [ipv6]:port");
+    if (*path == '\0')
+        return conf_addr_fail(err, errlen, s,
+                              "expected host:port, [ipv6]:port or "
+                              "unix:/path");
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        char why[64];
+        snprintf(why, sizeof(why), "unix socket path is longer than %zu bytes",
+                 sizeof(sun.sun_path) - 1);
+        return conf_addr_fail(err, errlen, s, why);
+    }
+    out->kind = ADDR_UNIX;
+    out->path = sp_strdup(path);
+    return 0;
+}
+
+/*
+ * Split s into host and port text. Bracketed hosts are IPv6 and lose their
+ * brackets; unbracketed hosts must not contain ':'. Returns 0 with a
+ * malloc'd *host and a pointer into s for the port, or -1 with err set.
+ */
+static int
+conf_split_hostport(const char *s, const char *expect, char **host,
+                    const char **port, char *err, size_t errlen)
+{
+    const char *colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return conf_addr_fail(err, errlen, s, expect);
+        *host = sp_strndup(s + 1, (size_t)(close - s - 1));
+        *port = close + 2;
+        if (!conf_valid_ipv6(*host)) {
+            sp_free(*host);
+            return conf_addr_fail(err, errlen, s,
+                                  "not a valid IPv6 address in brackets");
+        }
+        return 0;
+    }
+    colon = strrchr(s, ':');
+    if (colon == NULL || colon == s)
+        return conf_addr_fail(err, errlen, s, expect);
+    if (memchr(s, ':', (size_t)(colon - s)) != NULL)
+        return conf_addr_fail(err, errlen, s,
+                              "IPv6 addresses must be in brackets, as "
+                              "[::1]:6379");
+    *host = sp_strndup(s, (size_t)(colon - s));
+    *port = colon + 1;
+    if (!conf_valid_host(*host)) {
+        sp_free(*host);
+        return conf_addr_fail(err, errlen, s,
+                              "not a valid host name or IPv4 address");
+    }
+    return 0;
+}
+
+/*
+ * Parse "host:port", "[v6]:port" or (with allow_unix) "unix:/path". On
+ * success out owns its strings (free with config_addr_deinit). On error
+ * out holds nothing and err says "bad address '...': why".
+ */
+int
+config_parse_addr(const char *s, int allow_unix, struct sp_addr *out,
+                  char *err, size_t errlen)
+{
+    const char *expect = allow_unix
+        ? "expected host:port, [ipv6]:port or unix:/path"
+        : "expected host:port or [ipv6]:port";
+    char *host;
+    const char *port;
+
+    memset(out, 0, sizeof(*out));
+    if (strncmp(s, "unix:", 5) == 0)
+        return conf_parse_unix(s, allow_unix, out, err, errlen);
+    if (conf_split_hostport(s, expect, &host, &port, err, errlen) != 0)
+        return -1;
+    if (conf_parse_port(port, &out->port) != 0) {
+        sp_free(host);
+        return conf_addr_fail(err, errlen, s,
+                              "port must be a number between 1 and 65535");
+    }
+    out->kind = ADDR_TCP;
+    out->host = host;
+    return 0;
+}
+
+void
+config_addr_format(const struct sp_addr *a, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return;
+    if (a->kind == ADDR_UNIX)
+        snprintf(out, outlen, "unix:%s", a->path ? a->path : "");
+    else if (a->host != NULL && strchr(a->host, ':') != NULL)
+        snprintf(out, outlen, "[%s]:%u", a->host, (unsigned)a->port);
+    else
+        snprintf(out, outlen, "%s:%u", a->host ? a->host : "",
+                 (unsigned)a->port);
+}
+
+/* ---- scalar values ------------------------------------------------- */
+
+/* The scalar's text, or NULL when the node is not a usable string (a list,
+ * a mapping, or a string with an embedded NUL byte). */
+static const char *
+conf_scalar(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE)
+        return NULL;
+    const char *s = (const char *)n->data.scalar.value;
+    if (strlen(s) != n->data.scalar.length)
+        return NULL;
+    return s;
+}
+
+/* A plain empty value, "~" or "null": "log:" with every line commented. */
+static int
+conf_is_null(const yaml_node_t *n)
+{
+    const char *s = conf_scalar(n);
+    if (s == NULL || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    return *s == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+           strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+struct conf_unit {
+    const char *name;           /* suffix, matched case-insensitively */
+    long long mult;             /* multiplier to the base unit */
+};
+
+static const struct conf_unit conf_duration_units[] = {
+    { "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 },
+    { "h", 3600 * 1000 },
+};
+
+static const struct conf_unit conf_size_units[] = {
+    { "", 1 }, { "b", 1 }, { "k", CONF_KB }, { "kb", CONF_KB },
+    { "m", CONF_MB }, { "mb", CONF_MB }, { "g", CONF_GB }, { "gb", CONF_GB },
+};
+
+/*
+ * "<integer><unit>" with unit from the table. Overflow saturates, so an
+ * absurd value is reported as out of range rather than as malformed.
+ */
+static int
+conf_parse_units(const char *s, const struct conf_unit *units,
+                 size_t nunits, long long *out)
+{
+    size_t i = (*s == '-' || *s == '+') ? 1 : 0;
+    long long v;
+    i += strspn(s + i, "0123456789");
+    if (sp_str2ll(s, i, &v) != 0)
+        return -1;
+    const char *unit = s + i;
+    for (size_t u = 0; u < nunits; u++) {
+        if (!sp_strcaseeq(unit, strlen(unit), units[u].name))
+            continue;
+        long long m = units[u].mult;
+        if (v > LLONG_MAX / m)
+            *out = LLONG_MAX;
+        else if (v < LLONG_MIN / m)
+            *out = LLONG_MIN;
+        else
+            *out = v * m;
+        return 0;
+    }
+    return -1;
+}
+
+static int
+conf_nprocs(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > CONF_WORKERS_MAX ? CONF_WORKERS_MAX : (int)n;
+}
+
+/* ---- parse pass ---------------------------------------------------- */
+
+/* Append every entry of a YAML list of addresses to the row's array. */
+static int
+conf_set_addrs(struct config_parser *p, const struct config_directive *d,
+               yaml_node_t *v)
+{
+    int allow_unix = d->type == CONF_T_LISTEN;
+    struct sp_addr **arr = conf_field(p->c, d);
+    size_t *n = (size_t *)((char *)p->c + d->count_offset);
+
+    if (v->type != YAML_SEQUENCE_NODE)
+        return conf_error(p, v->start_mark, "'%s' must be a list of addresses",
+                          d->name);
+    yaml_node_item_t *it = v->data.sequence.items.start;
+    size_t count = (size_t)(v->data.sequence.items.top - it);
+    if (count == 0 && allow_unix)
+        return conf_error(p, v->start_mark,
+                          "'%s' must list at least one address", d->name);
+    /* Seeds may be empty here; validation reports it with the rule's
+     * own message. */
+    *arr = sp_calloc(count, sizeof(**arr));
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *item = yaml_document_get_node(p->doc, it[i]);
+        const char *s = conf_scalar(item);
+        char why[512];
+        if (s == NULL)
+            return conf_error(p, item->start_mark,
+                              "'%s' entries must be address strings "
+                              "(IPv6 addresses must be quoted, as "
+                              "\"[::1]:6380\")", d->name);
+        if (config_parse_addr(s, allow_unix, &(*arr)[*n], why,
+                              sizeof(why)) != 0)
+            return conf_error(p, item->start_mark, "%s", why);
+        (*n)++;
+    }
+    return 0;
+}
+
+static int
+conf_set_path(struct config_parser *p, const struct config_directive *d,
+              yaml_node_t *v)
+{
+    const char *s = conf_scalar(v);
+    if (s == NULL || *s == '\0')
+        return conf_error(p, v->start_mark, "'%s' must be a path or 'stderr'",
+                          d->name);
+    /* NULL is how the rest of slotproxy spells "log to stderr". */
+    *(char **)conf_field(p->c, d) =
+        strcmp(s, "stderr") == 0 ? NULL : sp_strdup(s);
+    return 0;
+}
+
+/* Numeric types: convert the text, keep it for the validation pass. */
+static int
+conf_set_num(struct config_parser *p, const struct config_directive *d,
+             yaml_node_t *v, long long *num)
+{
+    const char *s = conf_scalar(v);
+    int ok = s != NULL;
+
+    switch (d->type) {
+    case CONF_T_WORKERS:
+        if (ok && strcasecmp(s, "auto") == 0) {
+            *num = conf_nprocs();
+            return 0;
+        }
+        if (!ok || sp_str2ll(s, strlen(s), num) != 0)
+            return conf_error(p, v->start_mark,
+                              "'%s' must be an integer or 'auto'", d->name);
+        return 0;
+    case CONF_T_LOG_LEVEL:
+        *num = ok ? log_level_from_name(s) : -1;
+        if (*num < 0)
+            return conf_error(p, v->start_mark,
+                              "'%s' must be one of error, warn, notice, "
+                              "info, debug", d->name);
+        return 0;
+    case CONF_T_INT:
+        if (!ok || sp_str2ll(s, strlen(s), num) != 0)
+            return conf_error(p, v->start_mark, "'%s' must be an integer",
+                              d->name);
+        return 0;
+    case CONF_T_DURATION:
+        if (!ok || conf_parse_units(s, conf_duration_units,
+                                    SP_ARRAY_LEN(conf_duration_units),
+                                    num) != 0)
+            return conf_error(p, v->start_mark,
+                              "'%s' must be a duration: milliseconds, or a "
+                              "number with ms, s, m or h (as 250ms, 5s)",
+                              d->name);
+        return 0;
+    case CONF_T_SIZE:
+        if (!ok || conf_parse_units(s, conf_size_units,
+                                    SP_ARRAY_LEN(conf_size_units),
+                                    num) != 0)
+            return conf_error(p, v->start_mark,
+                              "'%s' must be a size: bytes, or a number with "
+                              "kb, mb or gb (as 64kb, 512mb)", d->name);
+        return 0;
+    default:
+        SP_ASSERT(0);
+        return -1;
+    }
+}
+
+static const struct config_directive *
+conf_find(const char *section, const char *name, size_t *idx)
+{
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
+        const struct config_directive *d = &config_directives[i];
+        int same_section = section == NULL
+            ? d->section == NULL
+            : d->section != NULL && strcmp(d->section, section) == 0;
+        if (same_section && strcmp(d->name, name) == 0) {
+            *idx = i;
+            return d;
+        }
+    }
+    return NULL;
+}
+
+/* A top-level key naming a section rather than an option. */
+static const char *
+conf_find_section(const char *name)
+{
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
+        const char *sec = config_directives[i].section;
+        if (sec != NULL && strcmp(sec, name) == 0)
+            return sec;
+    }
+    return NULL;
+}
+
+static int
+conf_set(struct config_parser *p, size_t idx, yaml_node_t *v)
+{
+    const struct config_directive *d = &config_directives[idx];
+    struct config_seen *seen = &p->seen[idx];
+
+    seen->set = 1;
+    seen->mark = v->start_mark;
+    switch (d->type) {
+    case CONF_T_LISTEN:
+    case CONF_T_SEEDS:
+        return conf_set_addrs(p, d, v);
+    case CONF_T_PATH:
+        return conf_set_path(p, d, v);
+    default:
+        return conf_set_num(p, d, v, &seen->num);
+    }
+}
+
+/* Keys must be unique within a mapping; libyaml leaves that to us. */
+static int
+conf_check_duplicate(struct config_parser *p, yaml_node_t *map,
+                     yaml_node_pair_t *pair, const char *where)
+{
+    yaml_node_t *key = yaml_document_get_node(p->doc, pair->key);
+    for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < pair; q++) {
+        yaml_node_t *k = yaml_document_get_node(p->doc, q->key);
+        if (k->type == YAML_SCALAR_NODE &&
+            strcmp((char *)k->data.scalar.value,
+                   (char *)key->data.scalar.value) == 0)
+            return conf_error(p, key->start_mark, "duplicate key '%s' %s",
+                              (char *)key->data.scalar.value, where);
+    }
+    return 0;
+}
+
+static int conf_walk_mapping(struct config_parser *p, yaml_node_t *map,
+                             const char *section);
+
+/* A top-level section key: its value is a mapping of options, or empty. */
+static int
+conf_walk_section(struct config_parser *p, const char *section,
+                  yaml_node_t *key, yaml_node_t *v)
+{
+    if (strcmp(section, "cluster") == 0) {
+        p->have_cluster = 1;
+        p->cluster_mark = key->start_mark;
+    }
+    if (conf_is_null(v))
+        return 0;
+    if (v->type != YAML_MAPPING_NODE)
+        return conf_error(p, v->start_mark, "'%s' must be a mapping of "
+                          "options", section);
+    return conf_walk_mapping(p, v, section);
+}
+
+/*
+ * Dispatch every key of a mapping (the top level when section is NULL) to
+ * its directive. Stops at the first error.
+ */
+static int
+conf_walk_mapping(struct config_parser *p, yaml_node_t *map,
+                  const char *section)
+{
+    char where[64];
+    if (section == NULL)
+        snprintf(where, sizeof(where), "at top level");
+    else
+        snprintf(where, sizeof(where), "in '%s'", section);
+
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+         pair < map->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = yaml_document_get_node(p->doc, pair->key);
+        yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
+        const char *name = conf_scalar(key);
+        const char *sec;
+        size_t idx;
+
+        if (name == NULL)
+            return conf_error(p, key->start_mark,
+                              "keys must be plain strings");
+        if (conf_check_duplicate(p, map, pair, where) != 0)
+            return -1;
+        if (section == NULL && (sec = conf_find_section(name)) != NULL) {
+            if (conf_walk_section(p, sec, key, v) != 0)
+                return -1;
+            continue;
+        }
+        if (conf_find(section, name, &idx) == NULL)
+            return conf_error(p, key->start_mark, "unknown key '%s' %s",
+                              name, where);
+        if (conf_set(p, idx, v) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- validation pass ----------------------------------------------- */
+
+/* A bound in the unit the user most likely wrote it in: 24h, 1kb, 100. */
+static void
+conf_format_bound(const struct config_directive *d, long long v, char *out,
+                  size_t outlen)
+{
+    static const struct conf_unit dur[] = {
+        { "h", 3600 * 1000 }, { "m", 60 * 1000 }, { "s", 1000 },
+        { "ms", 1 },
+    };
+    static const struct conf_unit size[] = {
+        { "gb", CONF_GB }, { "mb", CONF_MB }, { "kb", CONF_KB },
+    };
+    const struct conf_unit *units = NULL;
+    size_t n = 0;
+
+    if (d->type == CONF_T_DURATION) {
+        units = dur;
+        n = SP_ARRAY_LEN(dur);
+    } else if (d->type == CONF_T_SIZE) {
+        units = size;
+        n = SP_ARRAY_LEN(size);
+    }
+    for (size_t i = 0; i < n && v != 0; i++) {
+        if (v % units[i].mult == 0) {
+            snprintf(out, outlen, "%lld%s", v / units[i].mult, units[i].name);
+            return;
+        }
+    }
+    snprintf(out, outlen, "%lld", v);
+}
+
+static int
+conf_validate_bounds(struct config_parser *p)
+{
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
+        const struct config_directive *d = &config_directives[i];
+        const struct config_seen *s = &p->seen[i];
+        char lo[32], hi[32];
+
+        if (!s->set || !conf_is_numeric(d->type))
+            continue;
+        if (s->num < d->min || s->num > d->max) {
+            conf_format_bound(d, d->min, lo, sizeof(lo));
+            conf_format_bound(d, d->max, hi, sizeof(hi));
+            return conf_error(p, s->mark, "'%s' must be between %s and %s",
+                              d->name, lo, hi);
+        }
+        conf_store_num(p->c, d, s->num);
+    }
+    return 0;
+}
+
+static int
+conf_validate(struct config_parser *p)
+{
+    size_t idx;
+    const struct config_directive *seeds = conf_find("cluster", "seeds", &idx);
+
+    if (conf_validate_bounds(p) != 0)
+        return -1;
+    if (p->c->nseeds == 0) {
+        /* Point at the empty list, else at 'cluster:', else the start. */
+        yaml_mark_t m = { 0, 0, 0 };
+        if (seeds != NULL && p->seen[idx].set)
+            m = p->seen[idx].mark;
+        else if (p->have_cluster)
+            m = p->cluster_mark;
+        return conf_error(p, m, "cluster.seeds must list at least one seed "
+                          "node");
+    }
+    if (p->c->nlisten == 0) {
+        p->c->listen = sp_calloc(1, sizeof(*p->c->listen));
+        p->c->listen[0].kind = ADDR_TCP;
+        p->c->listen[0].host = sp_strdup("127.0.0.1");
+        p->c->listen[0].port = 6380;
+        p->c->nlisten = 1;
+    }
+    return 0;
+}
+
+/* ---- entry points -------------------------------------------------- */
+
+/* libyaml's reader errors carry a byte offset, not a mark. */
+static yaml_mark_t
+conf_offset_mark(const char *text, size_t len, size_t offset)
+{
+    yaml_mark_t m = { offset, 0, 0 };
+    for (size_t i = 0; i < offset && i < len; i++) {
+        if (text[i] == '\n') {
+            m.line++;
+            m.column = 0;
+        } else {
+            m.column++;
+        }
+    }
+    return m;
+}
+
+/*
+ * An unquoted "[::1]:6380" is a YAML flow list followed by junk, so the
+ * user sees a syntax error about flow nodes. Recognise that shape around
+ * the error so the message can say what to do instead.
+ */
+static int
+conf_unquoted_ipv6(const char *text, size_t len, const yaml_mark_t *m)
+{
+    size_t i = m->index;
+    if (i == 0 || i > len || text[i - 1] != '[')
+        return 0;
+    while (i < len && strchr("0123456789abcdefABCDEF:.%", text[i]) != NULL &&
+           text[i] != '\0')
+        i++;
+    return i + 1 < len && text[i] == ']' && text[i + 1] == ':';
+}
+
+static int
+conf_yaml_error(struct config_parser *p, yaml_parser_t *yp, const char *text,
+                size_t len)
+{
+    const char *problem = yp->problem ? yp->problem : "YAML error";
+    yaml_mark_t m = yp->problem_mark;
+
+    if (yp->error == YAML_READER_ERROR)
+        m = conf_offset_mark(text, len, yp->problem_offset);
+    if (yp->context == NULL)
+        return conf_error(p, m, "%s", problem);
+    if (conf_unquoted_ipv6(text, len, &yp->context_mark))
+        return conf_error(p, m, "%s (IPv6 addresses must be quoted, as "
+                          "\"[::1]:6380\")", problem);
+    return conf_error(p, m, "%s (%s at %zu:%zu)", problem, yp->context,
+                      yp->context_mark.line + 1,
+                      yp->context_mark.column + 1);
+}
+
+/* Load one YAML document into doc; a second document is an error. */
+static int
+conf_load_yaml(struct config_parser *p, const char *text, size_t len,
+               yaml_document_t *doc)
+{
+    yaml_parser_t yp;
+    yaml_document_t extra;
+    int rc = -1;
+
+    if (!yaml_parser_initialize(&yp))
+        return conf_error(p, (yaml_mark_t){ 0, 0, 0 }, "out of memory");
+    yaml_parser_set_input_string(&yp, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&yp, doc)) {
+        conf_yaml_error(p, &yp, text, len);
+        goto out;
+    }
+    if (!yaml_parser_load(&yp, &extra)) {
+        conf_yaml_error(p, &yp, text, len);
+        yaml_document_delete(doc);
+        goto out;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&extra);
+    if (root != NULL) {
+        conf_error(p, root->start_mark,
+                   "only one YAML document is allowed");
+        yaml_document_delete(&extra);
+        yaml_document_delete(doc);
+        goto out;
+    }
+    yaml_document_delete(&extra);
+    rc = 0;
+out:
+    yaml_parser_delete(&yp);
+    return rc;
+}
+
+int
+config_parse_string(const char *text, size_t len, const char *name,
+                    struct config **out, char *err, size_t errlen)
+{
+    struct config_parser p;
+    yaml_document_t doc;
+    int rc = -1;
+
+    *out = NULL;
+    memset(&p, 0, sizeof(p));
+    p.name = name;
+    p.err = err;
+    p.errlen = errlen;
+    if (conf_load_yaml(&p, text, len, &doc) != 0)
+        return -1;
+
+    p.doc = &doc;
+    p.c = sp_malloc(sizeof(*p.c));
+    config_defaults(p.c);
+    p.c->file = sp_strdup(name);
+
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root == NULL)
+        conf_error(&p, (yaml_mark_t){ 0, 0, 0 }, "configuration is empty");
+    else if (root->type != YAML_MAPPING_NODE)
+        conf_error(&p, root->start_mark,
+                   "top level must be a mapping of options");
+    else if (conf_walk_mapping(&p, root, NULL) == 0 && conf_validate(&p) == 0)
+        rc = 0;
+
+    yaml_document_delete(&doc);
+    if (rc != 0) {
+        config_free(p.c);
+        return -1;
+    }
+    *out = p.c;
+    return 0;
+}
+
+static int
+conf_read_file(const char *path, char **text, size_t *len, char *err,
+               size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    size_t cap = 4096, n = 0;
+    char *buf;
+
+    if (fp == NULL) {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    buf = sp_malloc(cap);
+    for (;;) {
+        n += fread(buf + n, 1, cap - n, fp);
+        if (n < cap)
+            break;
+        cap *= 2;
+        buf = sp_realloc(buf, cap);
+    }
+    if (ferror(fp)) {
+        int e = errno;
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: %s", path, strerror(e));
+        sp_free(buf);
+        fclose(fp);
+        return -1;
+    }
+    fclose(fp);
+    *text = buf;
+    *len = n;
+    return 0;
+}
+
+int
+config_load_file(const char *path, struct config **out, char *err,
+                 size_t errlen)
+{
+    char *text;
+    size_t len;
+
+    *out = NULL;
+    if (conf_read_file(path, &text, &len, err, errlen) != 0)
+        return -1;
+    int rc = config_parse_string(text, len, path, out, err, errlen);
+    sp_free(text);
+    return rc;
+}

@@ -1,1 +1,17 @@
-/* placeholder */
+/* slotproxy - BSD-2-Clause
+ *
+ * Listening sockets (TCP over IPv4/IPv6, unix) and accept. Each accepted
+ * socket becomes a client of the worker, unless max_clients is reached.
+ */
+#ifndef SP_LISTENER_H
+#define SP_LISTENER_H
+
+struct worker;
+struct sp_addr;
+struct listener;
+
+/* Open and start listening on a; NULL with a message logged on error. */
+struct listener *listener_new(struct worker *w, const struct sp_addr *a);
+void listener_free(struct listener *l);
+
+#endif

@@ -1,3 +1,140 @@
-/* placeholder: being written */
+/* slotproxy - BSD-2-Clause
+ *
+ * Request lifecycle: pooled allocation, reference counting, completion.
+ * Recycled requests keep their buffers (up to a cap) so that the steady
+ * state of the request path does not call malloc.
+ */
 #include "build_config.h"
-extern int sp_placeholder_request;
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "request.h"
+#include "worker.h"
+
+/* Buffers larger than this are released when a request is recycled, so a
+ * burst of big values does not pin memory in the free list. */
+#define REQ_KEEP_BUF 4096
+/* Free-list size cap per worker. */
+#define REQ_POOL_MAX 4096
+
+struct request *
+request_new(struct worker *w)
+{
+    struct request *r = w->free_reqs;
+    if (r != NULL) {
+        w->free_reqs = r->next_free;
+        w->nfree_reqs--;
+        struct buf req = r->req, rep = r->rep;
+        memset(r, 0, sizeof(*r));
+        r->req = req;
+        r->rep = rep;
+        r->req.pos = r->req.len = 0;
+        r->rep.pos = r->rep.len = 0;
+    } else {
+        r = sp_calloc(1, sizeof(*r));
+    }
+    r->w = w;
+    r->refcount = 1;
+    return r;
+}
+
+struct request *
+request_get(struct request *r)
+{
+    r->refcount++;
+    return r;
+}
+
+static void
+request_release_buf(struct buf *b)
+{
+    if (b->cap > REQ_KEEP_BUF)
+        buf_deinit(b);
+}
+
+void
+request_put(struct request *r)
+{
+    SP_ASSERT(r->refcount > 0);
+    if (--r->refcount > 0)
+        return;
+    struct worker *w = r->w;
+    if (w->nfree_reqs >= REQ_POOL_MAX) {
+        buf_deinit(&r->req);
+        buf_deinit(&r->rep);
+        sp_free(r);
+        return;
+    }
+    request_release_buf(&r->req);
+    request_release_buf(&r->rep);
+    r->next_free = w->free_reqs;
+    w->free_reqs = r;
+    w->nfree_reqs++;
+}
+
+void
+request_pool_drain(struct worker *w)
+{
+    while (w->free_reqs != NULL) {
+        struct request *r = w->free_reqs;
+        w->free_reqs = r->next_free;
+        buf_deinit(&r->req);
+        buf_deinit(&r->rep);
+        sp_free(r);
+    }
+    w->nfree_reqs = 0;
+}
+
+void
+request_reply(struct request *r, const char *data, size_t len, char type)
+{
+    if (r->on_reply != NULL)
+        r->on_reply(r, data, len, type);
+    else
+        request_finish(r, data, len);
+}
+
+void
+request_complete(struct request *r)
+{
+    SP_ASSERT(!r->done);
+    r->done = 1;
+    r->conn = NULL;
+    if (r->on_done != NULL)
+        r->on_done(r);
+}
+
+void
+request_finish(struct request *r, const char *data, size_t len)
+{
+    r->rep.pos = r->rep.len = 0;
+    buf_append(&r->rep, data, len);
+    request_complete(r);
+}
+
+void
+request_fail(struct request *r, const char *msg)
+{
+    char line[512];
+    int n = snprintf(line, sizeof(line), "-%s\r\n", msg);
+    if (n < 0 || n >= (int)sizeof(line)) {
+        n = (int)sizeof(line) - 1;
+        line[n - 2] = '\r';
+        line[n - 1] = '\n';
+    }
+    request_finish(r, line, (size_t)n);
+}
+
+void
+request_failf(struct request *r, const char *fmt, ...)
+{
+    char msg[480];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    request_fail(r, msg);
+}

@@ -1,1 +1,79 @@
-/* placeholder */
+/* slotproxy - BSD-2-Clause
+ *
+ * The request object: the bytes to send to a backend, the reply bytes that
+ * came back, where it is routed, and its lifecycle. A request belongs to
+ * one owner (a client's pipeline, or an internal user such as the topology
+ * refresher); a backend queue only holds a reference. It is freed (to the
+ * worker's free list) on the last request_put().
+ */
+#ifndef SP_REQUEST_H
+#define SP_REQUEST_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "util.h"
+
+struct worker;
+struct client;
+struct command;
+struct backend_conn;
+struct request;
+
+/* Called when a backend delivers a complete reply for r; data/len are the
+ * exact reply bytes (valid only during the call), type its first byte.
+ * The router installs this to follow redirects. */
+typedef void (*request_reply_fn)(struct request *r, const char *data,
+                                 size_t len, char type);
+/* Called once when r is finished (reply bytes in r->rep). */
+typedef void (*request_done_fn)(struct request *r);
+
+struct request {
+    TAILQ_ENTRY(request) cnext;     /* owner client's pipeline */
+    TAILQ_ENTRY(request) bnext;     /* backend send queue or in-flight FIFO */
+    struct worker *w;               /* worker this request lives in */
+    struct client *client;          /* owning client; NULL when internal or
+                                     * orphaned (client gone) */
+    int refcount;                   /* owner + backend queue references */
+    struct buf req;                 /* RESP bytes to send (multibulk) */
+    struct buf rep;                 /* reply bytes for the owner */
+    const struct command *cmd;      /* command table entry, or NULL */
+    struct backend_conn *conn;      /* conn it is queued/in flight on */
+    request_reply_fn on_reply;      /* backend reply hook (router) */
+    request_done_fn on_done;        /* completion hook (owner) */
+    void *data;                     /* owner's context for on_done */
+    uint64_t deadline_ms;           /* fail with a timeout after this */
+    uint64_t start_us;              /* when it was parsed */
+    uint16_t slot;                  /* slot of its keys (if keyed) */
+    uint8_t keyed;                  /* 1 when slot is meaningful */
+    uint8_t redirects;              /* MOVED/ASK/TRYAGAIN followed so far */
+    uint8_t asking;                 /* send ASKING before it (ASK redirect) */
+    uint8_t asking_reply;           /* next reply is ASKING's +OK: drop it */
+    uint8_t done;                   /* reply complete in rep */
+    uint8_t sent;                   /* bytes may have reached a backend */
+    struct request *next_free;      /* free list link */
+};
+
+TAILQ_HEAD(request_queue, request);
+
+/* A request from the worker's free list (or new), refcount 1. */
+struct request *request_new(struct worker *w);
+struct request *request_get(struct request *r);
+void request_put(struct request *r);
+/* Drop the worker's free list (at shutdown). */
+void request_pool_drain(struct worker *w);
+
+/* Deliver reply bytes to the request: runs on_reply if set, else
+ * request_finish with a copy of the bytes. */
+void request_reply(struct request *r, const char *data, size_t len,
+                   char type);
+/* Complete with the reply already built in r->rep (local replies). */
+void request_complete(struct request *r);
+/* Store reply bytes and complete. */
+void request_finish(struct request *r, const char *data, size_t len);
+/* Complete with an error reply; msg is the text after '-' without CRLF. */
+void request_fail(struct request *r, const char *msg);
+void request_failf(struct request *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

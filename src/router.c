@@ -1,3 +1,167 @@
-/* placeholder: being written */
+/* slotproxy - BSD-2-Clause
+ *
+ * Slot routing and redirects. MOVED: re-send to the named node and ask
+ * for a topology refresh. ASK: re-send to the named node with ASKING in
+ * front, without touching the map. TRYAGAIN: re-dispatch after a short
+ * delay (the slot is mid-migration). Each follow costs one unit of the
+ * request's budget (cluster.redirect_limit); when it runs out the last
+ * error goes to the client. A redirect means the command did not run, so
+ * re-sending is safe for writes.
+ */
 #include "build_config.h"
-extern int sp_placeholder_router;
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "config.h"
+#include "request.h"
+#include "router.h"
+#include "slotmap.h"
+#include "topology.h"
+#include "util.h"
+#include "worker.h"
+
+#define TRYAGAIN_DELAY_MS 20
+
+static void router_on_reply(struct request *r, const char *data, size_t len,
+                            char type);
+
+static struct server *
+node_server(struct worker *w, int node)
+{
+    return w->map_srv[node];
+}
+
+void
+router_dispatch(struct worker *w, struct request *r)
+{
+    const struct slotmap *m = w->map;
+    int node;
+
+    r->on_reply = router_on_reply;
+    if (r->deadline_ms == 0)
+        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+    if (m->nmasters == 0) {
+        request_fail(r, "CLUSTERDOWN The cluster is down (slotproxy has "
+                        "no slot map yet)");
+        return;
+    }
+    if (r->keyed) {
+        node = slotmap_master_of(m, r->slot);
+        if (node < 0) {
+            request_fail(r, "CLUSTERDOWN Hash slot not served");
+            return;
+        }
+    } else {
+        node = (int)(w->rr++ % m->nmasters);
+    }
+    server_send(node_server(w, node), r);
+}
+
+/* Parse "<slot> <host>:<port>" after MOVED/ASK. The host may be empty
+ * (meaning the node that answered) or an IPv6 address (last ':' splits). */
+static int
+parse_redirect(const char *p, size_t len, char *host, size_t hostlen,
+               uint16_t *port)
+{
+    const char *sp = memchr(p, ' ', len);
+    if (sp == NULL)
+        return -1;
+    const char *addr = sp + 1;
+    size_t alen = len - (size_t)(addr - p);
+    const char *colon = NULL;
+    for (size_t i = alen; i > 0; i--) {
+        if (addr[i - 1] == ':') {
+            colon = addr + i - 1;
+            break;
+        }
+    }
+    if (colon == NULL)
+        return -1;
+    size_t hlen = (size_t)(colon - addr);
+    long long pv;
+    if (sp_str2ll(colon + 1, alen - hlen - 1, &pv) != 0 || pv < 1 ||
+        pv > 65535 || hlen >= hostlen)
+        return -1;
+    memcpy(host, addr, hlen);
+    host[hlen] = '\0';
+    *port = (uint16_t)pv;
+    return 0;
+}
+
+static void
+tryagain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct request *r = arg;
+    if (!r->done)
+        router_dispatch(r->w, r);
+    request_put(r);
+}
+
+/* Follow a MOVED or ASK error (text without '-' and CRLF). 0 if followed,
+ * -1 when it is malformed (the error then goes to the client as is). */
+static int
+follow_redirect(struct request *r, struct server *from, const char *msg,
+                size_t len, int ask)
+{
+    struct worker *w = r->w;
+    char host[256];
+    uint16_t port;
+    size_t skip = ask ? 4 : 6;
+
+    if (parse_redirect(msg + skip, len - skip, host, sizeof(host), &port))
+        return -1;
+    /* An empty endpoint means the node that sent the redirect. */
+    struct server *to = server_get(w, host[0] ? host : from->host, port);
+    if (ask) {
+        w->stats.ask++;
+        r->asking = 1;
+    } else {
+        w->stats.moved++;
+        topology_request_refresh(w);
+    }
+    server_send(to, r);
+    return 0;
+}
+
+/*
+ * Reply hook of every routed request. Errors that mean "not here, not
+ * now" are followed within the budget; everything else, including the
+ * last redirect once the budget is spent, completes the request.
+ */
+static void
+router_on_reply(struct request *r, const char *data, size_t len, char type)
+{
+    struct worker *w = r->w;
+    struct server *from = r->conn != NULL ? r->conn->srv : NULL;
+
+    if (type != '-' || r->redirects >= w->conf->redirect_limit ||
+        len < 8) {
+        request_finish(r, data, len);
+        return;
+    }
+    const char *msg = data + 1;
+    size_t mlen = len - 3; /* without '-' and CRLF */
+    int moved = mlen > 6 && memcmp(msg, "MOVED ", 6) == 0;
+    int ask = !moved && mlen > 4 && memcmp(msg, "ASK ", 4) == 0;
+    int again = !moved && !ask && mlen >= 8 &&
+                memcmp(msg, "TRYAGAIN", 8) == 0;
+    if (!moved && !ask && !again) {
+        request_finish(r, data, len);
+        return;
+    }
+    r->redirects++;
+    r->sent = 0;
+    if (again) {
+        w->stats.tryagain++;
+        struct timeval tv = {0, TRYAGAIN_DELAY_MS * 1000};
+        event_base_once(w->base, -1, EV_TIMEOUT, tryagain_cb,
+                        request_get(r), &tv);
+        return;
+    }
+    if (from == NULL || follow_redirect(r, from, msg, mlen, ask) != 0)
+        request_finish(r, data, len);
+}

@@ -1,1 +1,20 @@
-/* placeholder */
+/* slotproxy - BSD-2-Clause
+ *
+ * Topology discovery: fetches CLUSTER SLOTS from a known node (nodes of
+ * the current map first, then the configured seeds), builds a new slot map
+ * snapshot and installs it in the worker. Refreshes are debounced (at most
+ * one in flight; requests made meanwhile coalesce into one follow-up),
+ * triggered by MOVED, backend errors and a periodic timer, and retried with
+ * backoff while no node answers.
+ */
+#ifndef SP_TOPOLOGY_H
+#define SP_TOPOLOGY_H
+
+struct worker;
+
+void topology_init(struct worker *w);
+void topology_deinit(struct worker *w);
+/* Ask for a refresh soon (debounced). */
+void topology_request_refresh(struct worker *w);
+
+#endif

@@ -1,3 +1,129 @@
-/* placeholder: being written */
+/* slotproxy - BSD-2-Clause
+ *
+ * The worker loop. Writes are batched per loop turn: anything that queues
+ * bytes (a request for a backend, a reply for a client) only marks its
+ * connection dirty and activates flush_ev, a low-priority event that runs
+ * after every ready read in the turn. One writev per connection per turn.
+ */
 #include "build_config.h"
-extern int sp_placeholder_worker;
+
+#include <event2/event.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "backend.h"
+#include "client.h"
+#include "config.h"
+#include "log.h"
+#include "request.h"
+#include "slotmap.h"
+#include "topology.h"
+#include "worker.h"
+
+#define TICK_MS 100
+
+static void
+worker_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    /* Backends first: requests dispatched this turn go out before we
+     * block; then replies to clients. */
+    backend_flush_dirty(w);
+    client_flush_dirty(w);
+    /* Flushing clients can resume paused readers, which can queue more
+     * backend writes. */
+    if (!TAILQ_EMPTY(&w->dirty_conns))
+        backend_flush_dirty(w);
+}
+
+static void
+worker_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t now = sp_msec_now();
+    backend_check_timeouts(w, now);
+    client_check_idle(w, now);
+}
+
+void
+worker_schedule_flush(struct worker *w)
+{
+    /* A no-op when the event is already active this turn. */
+    event_active(w->flush_ev, EV_TIMEOUT, 0);
+}
+
+struct worker *
+worker_new(const struct config *conf)
+{
+    struct worker *w = sp_calloc(1, sizeof(*w));
+    w->conf = conf;
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        sp_free(w);
+        return NULL;
+    }
+    /* Priority 0: I/O and timers; priority 1: the end-of-turn flush. */
+    event_base_priority_init(w->base, 2);
+    w->flush_ev = event_new(w->base, -1, 0, worker_flush_cb, w);
+    event_priority_set(w->flush_ev, 1);
+    w->tick_ev = event_new(w->base, -1, EV_PERSIST, worker_tick_cb, w);
+    struct timeval tv = {0, TICK_MS * 1000};
+    event_add(w->tick_ev, &tv);
+    TAILQ_INIT(&w->clients);
+    TAILQ_INIT(&w->dirty_clients);
+    TAILQ_INIT(&w->dirty_conns);
+    w->map = slotmap_new_empty();
+    w->start_ms = (uint64_t)time(NULL) * 1000;
+    w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^ 0x9e3779b97f4a7c15ull;
+    return w;
+}
+
+void
+worker_set_map(struct worker *w, struct slotmap *m)
+{
+    struct server **srv = sp_calloc(m->nnodes ? m->nnodes : 1,
+                                    sizeof(*srv));
+    for (uint32_t i = 0; i < m->nnodes; i++)
+        srv[i] = server_get(w, m->nodes[i].host, m->nodes[i].port);
+    int changed = !slotmap_same_routes(w->map, m);
+    sp_free(w->map_srv);
+    w->map_srv = srv;
+    slotmap_put(w->map);
+    w->map = m;
+    w->map_epoch++;
+    m->epoch = w->map_epoch;
+    if (changed)
+        log_notice("topology: new slot map (epoch %llu): %u masters, %u "
+                   "nodes, %u/%u slots covered",
+                   (unsigned long long)w->map_epoch, m->nmasters, m->nnodes,
+                   m->covered, SLOT_COUNT);
+}
+
+void
+worker_start(struct worker *w)
+{
+    topology_init(w);
+}
+
+void
+worker_free(struct worker *w)
+{
+    if (w == NULL)
+        return;
+    client_close_all(w);
+    topology_deinit(w);
+    for (uint32_t i = 0; i < w->nservers; i++)
+        server_free(w->servers[i]);
+    /* Completions from failed backend requests may dirty clients. */
+    client_flush_dirty(w);
+    sp_free(w->servers);
+    sp_free(w->map_srv);
+    slotmap_put(w->map);
+    request_pool_drain(w);
+    event_free(w->flush_ev);
+    event_free(w->tick_ev);
+    event_base_free(w->base);
+    sp_free(w);
+}

@@ -1,1 +1,77 @@
-/* placeholder */
+/* slotproxy - BSD-2-Clause
+ *
+ * One worker: an event loop that owns its clients, its backend connections,
+ * its view of the slot map and its request free list. Every piece of
+ * mutable request-path state lives here, so that N workers is a matter of
+ * running N of these (see README, Architecture).
+ */
+#ifndef SP_WORKER_H
+#define SP_WORKER_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct event_base;
+struct event;
+struct config;
+struct slotmap;
+struct server;
+struct client;
+struct backend_conn;
+struct request;
+struct topology;
+struct listener;
+
+TAILQ_HEAD(client_list, client);
+TAILQ_HEAD(conn_list, backend_conn);
+
+struct worker_stats {
+    uint64_t connections_total;     /* clients accepted */
+    uint64_t connections_rejected;  /* refused by max_clients */
+    uint64_t commands;              /* requests parsed */
+    uint64_t moved;                 /* MOVED redirects followed */
+    uint64_t ask;                   /* ASK redirects followed */
+    uint64_t tryagain;              /* TRYAGAIN retries */
+    uint64_t timeouts;              /* requests failed by request_timeout */
+    uint64_t refreshes;             /* topology maps fetched */
+    uint64_t refresh_failures;      /* topology fetch attempts that failed */
+};
+
+struct worker {
+    struct event_base *base;        /* this worker's loop (owned) */
+    const struct config *conf;      /* active config (owned by main) */
+    struct slotmap *map;            /* current snapshot, one ref held */
+    uint64_t map_epoch;             /* epoch of map; bumps per new map */
+    struct server **servers;        /* every node we know, by host:port */
+    uint32_t nservers;
+    uint32_t servers_cap;
+    struct client_list clients;     /* connected clients */
+    uint32_t nclients;
+    struct client_list dirty_clients; /* clients with replies to write */
+    struct conn_list dirty_conns;   /* backend conns with requests to write */
+    struct event *flush_ev;         /* low-priority end-of-turn flush */
+    struct event *tick_ev;          /* 100 ms timer: timeouts, idle */
+    struct request *free_reqs;      /* recycled request objects */
+    uint32_t nfree_reqs;
+    struct server **map_srv;        /* map->nodes[i] -> its server, rebuilt
+                                     * with each new map */
+    struct topology *topo;          /* slot map refresher */
+    /* Hook the topology installs: a backend connection to s failed. */
+    void (*on_node_error)(struct worker *w, struct server *s);
+    uint64_t next_client_id;        /* CLIENT ID source */
+    uint64_t start_ms;              /* wall-clock start, for INFO uptime */
+    uint32_t rr;                    /* round robin for keyless commands */
+    uint64_t rand_state;            /* xorshift state for jitter */
+    struct worker_stats stats;      /* counters */
+};
+
+struct worker *worker_new(const struct config *conf);
+void worker_free(struct worker *w);
+/* Ask for an end-of-turn flush (writes batched per loop turn). */
+void worker_schedule_flush(struct worker *w);
+/* Replace the current slot map (takes ownership of one ref of m). */
+void worker_set_map(struct worker *w, struct slotmap *m);
+/* Called at worker start from main: begins topology discovery. */
+void worker_start(struct worker *w);
+
+#endif

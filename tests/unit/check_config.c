@@ -1,2 +1,674 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * Unit tests for config.c: defaults, every option with its units, every
+ * error message with its line and column, the three address forms, and
+ * the shipped example conf/slotproxy.yml.
+ */
+#include "build_config.h"
+
 #include <check.h>
-int main(void){return 77;}
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+#define MINIMAL \
+    "listen:\n" \
+    "  - 127.0.0.1:6380\n" \
+    "cluster:\n" \
+    "  seeds:\n" \
+    "    - 127.0.0.1:7000\n"
+
+/* A valid cluster section to append cluster options to (line 2 on). */
+#define CLUSTER "cluster:\n  seeds: [127.0.0.1:7000]\n"
+
+#define EXAMPLE SP_TESTDATA "/../../../conf/slotproxy.yml"
+
+static struct config *
+parse_ok(const char *text)
+{
+    struct config *c = NULL;
+    char err[512] = "";
+    int rc = config_parse_string(text, strlen(text), "t.yml", &c, err,
+                                 sizeof(err));
+    ck_assert_msg(rc == 0, "parse failed: %s\n--- input:\n%s", err, text);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
+static uint64_t
+field_value(const struct config *c, size_t offset, size_t size)
+{
+    const char *p = (const char *)c + offset;
+    if (size == sizeof(uint64_t)) {
+        uint64_t v;
+        memcpy(&v, p, sizeof(v));
+        return v;
+    }
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+/* ---- defaults ------------------------------------------------------ */
+
+struct default_case {
+    const char *name;
+    size_t offset;
+    size_t size;
+    uint64_t want;
+};
+
+static const struct default_case default_cases[] = {
+    { "workers", FIELD(workers), 1 },
+    { "log.level", FIELD(log_level), LOG_NOTICE },
+    { "connect_timeout", FIELD(connect_timeout_ms), 1000 },
+    { "request_timeout", FIELD(request_timeout_ms), 5000 },
+    { "redirect_limit", FIELD(redirect_limit), 5 },
+    { "refresh_interval", FIELD(refresh_interval_ms), 10000 },
+    { "connections_per_node", FIELD(node_connections), 1 },
+    { "max_clients", FIELD(max_clients), 10000 },
+    { "max_request_size", FIELD(max_request_size), 512ULL << 20 },
+    { "max_multibulk_length", FIELD(max_multibulk), 1048576 },
+    { "max_pipeline", FIELD(max_pipeline), 10000 },
+    { "output_limit", FIELD(output_limit), 64ULL << 20 },
+    { "idle_timeout", FIELD(idle_timeout_ms), 0 },
+};
+
+START_TEST(test_defaults)
+{
+    const struct default_case *t = &default_cases[_i];
+    struct config *c = parse_ok(MINIMAL);
+    struct config d;
+
+    ck_assert_msg(field_value(c, t->offset, t->size) == t->want,
+                  "%s: got %llu want %llu", t->name,
+                  (unsigned long long)field_value(c, t->offset, t->size),
+                  (unsigned long long)t->want);
+    config_defaults(&d);
+    ck_assert_msg(field_value(&d, t->offset, t->size) == t->want,
+                  "config_defaults %s", t->name);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_minimal_addresses)
+{
+    struct config *c = parse_ok(MINIMAL);
+    ck_assert_str_eq(c->file, "t.yml");
+    ck_assert_ptr_null(c->log_file);
+    ck_assert_uint_eq(c->nlisten, 1);
+    ck_assert_int_eq(c->listen[0].kind, ADDR_TCP);
+    ck_assert_str_eq(c->listen[0].host, "127.0.0.1");
+    ck_assert_uint_eq(c->listen[0].port, 6380);
+    ck_assert_uint_eq(c->nseeds, 1);
+    ck_assert_str_eq(c->seeds[0].host, "127.0.0.1");
+    ck_assert_uint_eq(c->seeds[0].port, 7000);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_default_listen)
+{
+    struct config *c = parse_ok(CLUSTER);
+    ck_assert_uint_eq(c->nlisten, 1);
+    ck_assert_int_eq(c->listen[0].kind, ADDR_TCP);
+    ck_assert_str_eq(c->listen[0].host, "127.0.0.1");
+    ck_assert_uint_eq(c->listen[0].port, 6380);
+    config_free(c);
+}
+END_TEST
+
+/* ---- every option, with units --------------------------------------- */
+
+struct option_case {
+    const char *yaml;
+    size_t offset;
+    size_t size;
+    uint64_t want;
+};
+
+static const struct option_case option_cases[] = {
+    { CLUSTER "workers: 4\n", FIELD(workers), 4 },
+    { CLUSTER "workers: 1024\n", FIELD(workers), 1024 },
+    { CLUSTER "log:\n  level: error\n", FIELD(log_level), LOG_ERROR },
+    { CLUSTER "log:\n  level: warn\n", FIELD(log_level), LOG_WARN },
+    { CLUSTER "log:\n  level: info\n", FIELD(log_level), LOG_INFO },
+    { CLUSTER "log:\n  level: DEBUG\n", FIELD(log_level), LOG_DEBUG },
+    { CLUSTER "log:\n", FIELD(log_level), LOG_NOTICE },
+    { CLUSTER "  connect_timeout: 250\n", FIELD(connect_timeout_ms), 250 },
+    { CLUSTER "  connect_timeout: 250ms\n", FIELD(connect_timeout_ms), 250 },
+    { CLUSTER "  connect_timeout: 5s\n", FIELD(connect_timeout_ms), 5000 },
+    { CLUSTER "  connect_timeout: 2m\n", FIELD(connect_timeout_ms), 120000 },
+    { CLUSTER "  connect_timeout: 1h\n", FIELD(connect_timeout_ms), 3600000 },
+    { CLUSTER "  connect_timeout: 3S\n", FIELD(connect_timeout_ms), 3000 },
+    { CLUSTER "  connect_timeout: 1ms\n", FIELD(connect_timeout_ms), 1 },
+    { CLUSTER "  connect_timeout: 24h\n", FIELD(connect_timeout_ms),
+      86400000 },
+    { CLUSTER "  request_timeout: \"750ms\"\n", FIELD(request_timeout_ms),
+      750 },
+    { CLUSTER "  redirect_limit: 0\n", FIELD(redirect_limit), 0 },
+    { CLUSTER "  redirect_limit: 100\n", FIELD(redirect_limit), 100 },
+    { CLUSTER "  refresh_interval: 30s\n", FIELD(refresh_interval_ms),
+      30000 },
+    { CLUSTER "  connections_per_node: 64\n", FIELD(node_connections), 64 },
+    { CLUSTER "clients:\n  max_clients: 50000\n", FIELD(max_clients),
+      50000 },
+    { CLUSTER "clients:\n  max_request_size: 1kb\n",
+      FIELD(max_request_size), 1024 },
+    { CLUSTER "clients:\n  max_request_size: 64K\n",
+      FIELD(max_request_size), 65536 },
+    { CLUSTER "clients:\n  max_request_size: 2m\n",
+      FIELD(max_request_size), 2ULL << 20 },
+    { CLUSTER "clients:\n  max_request_size: 512MB\n",
+      FIELD(max_request_size), 512ULL << 20 },
+    { CLUSTER "clients:\n  max_request_size: 4gb\n",
+      FIELD(max_request_size), 4ULL << 30 },
+    { CLUSTER "clients:\n  max_request_size: 1g\n",
+      FIELD(max_request_size), 1ULL << 30 },
+    { CLUSTER "clients:\n  max_request_size: 2048\n",
+      FIELD(max_request_size), 2048 },
+    { CLUSTER "clients:\n  max_multibulk_length: 2147483647\n",
+      FIELD(max_multibulk), 2147483647 },
+    { CLUSTER "clients:\n  max_pipeline: 16\n", FIELD(max_pipeline), 16 },
+    { CLUSTER "clients:\n  output_limit: 16gb\n", FIELD(output_limit),
+      16ULL << 30 },
+    { CLUSTER "clients:\n  idle_timeout: 5m\n", FIELD(idle_timeout_ms),
+      300000 },
+    { CLUSTER "clients:\n  idle_timeout: 0\n", FIELD(idle_timeout_ms), 0 },
+    { CLUSTER "clients: {max_pipeline: 7}\n", FIELD(max_pipeline), 7 },
+};
+
+START_TEST(test_option)
+{
+    const struct option_case *t = &option_cases[_i];
+    struct config *c = parse_ok(t->yaml);
+    uint64_t got = field_value(c, t->offset, t->size);
+    ck_assert_msg(got == t->want, "got %llu want %llu for:\n%s",
+                  (unsigned long long)got, (unsigned long long)t->want,
+                  t->yaml);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_workers_auto)
+{
+    struct config *c = parse_ok(CLUSTER "workers: auto\n");
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    ck_assert_int_eq(c->workers, n < 1 ? 1 : (n > 1024 ? 1024 : n));
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_log_file)
+{
+    struct config *c = parse_ok(CLUSTER "log:\n  file: /var/log/sp.log\n");
+    ck_assert_str_eq(c->log_file, "/var/log/sp.log");
+    config_free(c);
+    c = parse_ok(CLUSTER "log:\n  file: stderr\n");
+    ck_assert_ptr_null(c->log_file);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_address_lists)
+{
+    struct config *c = parse_ok(
+        "listen:\n"
+        "  - 0.0.0.0:6380\n"
+        "  - \"[::1]:6381\"\n"
+        "  - unix:/run/slotproxy.sock\n"
+        "cluster:\n"
+        "  seeds:\n"
+        "    - redis-0.example.internal:7000\n"
+        "    - '[fd00::5]:7001'\n"
+        "    - 10.0.0.3:7002\n");
+    char buf[128];
+    ck_assert_uint_eq(c->nlisten, 3);
+    ck_assert_int_eq(c->listen[1].kind, ADDR_TCP);
+    ck_assert_str_eq(c->listen[1].host, "::1");
+    ck_assert_uint_eq(c->listen[1].port, 6381);
+    ck_assert_int_eq(c->listen[2].kind, ADDR_UNIX);
+    ck_assert_str_eq(c->listen[2].path, "/run/slotproxy.sock");
+    ck_assert_uint_eq(c->nseeds, 3);
+    ck_assert_str_eq(c->seeds[0].host, "redis-0.example.internal");
+    config_addr_format(&c->seeds[1], buf, sizeof(buf));
+    ck_assert_str_eq(buf, "[fd00::5]:7001");
+    config_free(c);
+}
+END_TEST
+
+/* ---- errors, with line and column ------------------------------------ */
+
+struct error_case {
+    const char *yaml;
+    const char *want;
+};
+
+static const struct error_case error_cases[] = {
+    /* unknown keys */
+    { "lisen:\n  - 127.0.0.1:6380\n" CLUSTER,
+      "t.yml:1:1: unknown key 'lisen' at top level" },
+    { "cluster:\n  seed: [127.0.0.1:7000]\n",
+      "t.yml:2:3: unknown key 'seed' in 'cluster'" },
+    { CLUSTER "log:\n  levle: info\n",
+      "t.yml:4:3: unknown key 'levle' in 'log'" },
+    { CLUSTER "clients:\n  max_client: 5\n",
+      "t.yml:4:3: unknown key 'max_client' in 'clients'" },
+    { CLUSTER "seeds: [127.0.0.1:7000]\n",
+      "t.yml:3:1: unknown key 'seeds' at top level" },
+    /* duplicates */
+    { CLUSTER "  redirect_limit: 1\n  redirect_limit: 2\n",
+      "t.yml:4:3: duplicate key 'redirect_limit' in 'cluster'" },
+    { CLUSTER "cluster:\n  redirect_limit: 1\n",
+      "t.yml:3:1: duplicate key 'cluster' at top level" },
+    { "workers: 1\nworkers: 2\n" CLUSTER,
+      "t.yml:2:1: duplicate key 'workers' at top level" },
+    /* wrong types */
+    { CLUSTER "  redirect_limit: five\n",
+      "t.yml:3:19: 'redirect_limit' must be an integer" },
+    { CLUSTER "  redirect_limit: [1]\n",
+      "t.yml:3:19: 'redirect_limit' must be an integer" },
+    { CLUSTER "  redirect_limit: 1.5\n",
+      "t.yml:3:19: 'redirect_limit' must be an integer" },
+    { CLUSTER "  redirect_limit:\n",
+      "t.yml:3:18: 'redirect_limit' must be an integer" },
+    { CLUSTER "  connect_timeout: 5x\n",
+      "t.yml:3:20: 'connect_timeout' must be a duration: milliseconds, or "
+      "a number with ms, s, m or h (as 250ms, 5s)" },
+    { CLUSTER "  connect_timeout: 2d\n",
+      "t.yml:3:20: 'connect_timeout' must be a duration: milliseconds, or "
+      "a number with ms, s, m or h (as 250ms, 5s)" },
+    { CLUSTER "  connect_timeout: s\n",
+      "t.yml:3:20: 'connect_timeout' must be a duration: milliseconds, or "
+      "a number with ms, s, m or h (as 250ms, 5s)" },
+    { CLUSTER "clients:\n  max_request_size: 1tb\n",
+      "t.yml:4:21: 'max_request_size' must be a size: bytes, or a number "
+      "with kb, mb or gb (as 64kb, 512mb)" },
+    { CLUSTER "clients:\n  output_limit: 1.5mb\n",
+      "t.yml:4:17: 'output_limit' must be a size: bytes, or a number "
+      "with kb, mb or gb (as 64kb, 512mb)" },
+    { CLUSTER "workers: many\n",
+      "t.yml:3:10: 'workers' must be an integer or 'auto'" },
+    { CLUSTER "log:\n  level: loud\n",
+      "t.yml:4:10: 'level' must be one of error, warn, notice, info, debug" },
+    { CLUSTER "log:\n  file: [a]\n",
+      "t.yml:4:9: 'file' must be a path or 'stderr'" },
+    { CLUSTER "log:\n  file: ''\n",
+      "t.yml:4:9: 'file' must be a path or 'stderr'" },
+    { CLUSTER "log: debug\n",
+      "t.yml:3:6: 'log' must be a mapping of options" },
+    { "cluster: [127.0.0.1:7000]\n",
+      "t.yml:1:10: 'cluster' must be a mapping of options" },
+    { "listen: 127.0.0.1:6380\n" CLUSTER,
+      "t.yml:1:9: 'listen' must be a list of addresses" },
+    { "listen: []\n" CLUSTER,
+      "t.yml:1:9: 'listen' must list at least one address" },
+    { "listen:\n  - {a: 1}\n" CLUSTER,
+      "t.yml:2:5: 'listen' entries must be address strings (IPv6 "
+      "addresses must be quoted, as \"[::1]:6380\")" },
+    { "cluster:\n  seeds: 127.0.0.1:7000\n",
+      "t.yml:2:10: 'seeds' must be a list of addresses" },
+    { "keys:\n  ? [a]\n  : 1\n",
+      "t.yml:1:1: unknown key 'keys' at top level" },
+    { "? [a]\n: 1\n", "t.yml:1:3: keys must be plain strings" },
+    /* out of range */
+    { CLUSTER "  redirect_limit: 101\n",
+      "t.yml:3:19: 'redirect_limit' must be between 0 and 100" },
+    { CLUSTER "  redirect_limit: -1\n",
+      "t.yml:3:19: 'redirect_limit' must be between 0 and 100" },
+    { CLUSTER "  connect_timeout: 0\n",
+      "t.yml:3:20: 'connect_timeout' must be between 1ms and 24h" },
+    { CLUSTER "  request_timeout: 25h\n",
+      "t.yml:3:20: 'request_timeout' must be between 1ms and 24h" },
+    { CLUSTER "  refresh_interval: 50ms\n",
+      "t.yml:3:21: 'refresh_interval' must be between 100ms and 24h" },
+    { CLUSTER "  connect_timeout: 99999999999999999h\n",
+      "t.yml:3:20: 'connect_timeout' must be between 1ms and 24h" },
+    { CLUSTER "  connections_per_node: 0\n",
+      "t.yml:3:25: 'connections_per_node' must be between 1 and 64" },
+    { CLUSTER "  connections_per_node: 65\n",
+      "t.yml:3:25: 'connections_per_node' must be between 1 and 64" },
+    { CLUSTER "clients:\n  max_request_size: 512\n",
+      "t.yml:4:21: 'max_request_size' must be between 1kb and 4gb" },
+    { CLUSTER "clients:\n  max_request_size: 5gb\n",
+      "t.yml:4:21: 'max_request_size' must be between 1kb and 4gb" },
+    { CLUSTER "clients:\n  max_multibulk_length: 0\n",
+      "t.yml:4:25: 'max_multibulk_length' must be between 1 and 2147483647" },
+    { CLUSTER "clients:\n  max_clients: 0\n",
+      "t.yml:4:16: 'max_clients' must be between 1 and 10000000" },
+    { CLUSTER "clients:\n  max_pipeline: 0\n",
+      "t.yml:4:17: 'max_pipeline' must be between 1 and 1000000" },
+    { CLUSTER "clients:\n  output_limit: 100\n",
+      "t.yml:4:17: 'output_limit' must be between 1kb and 64gb" },
+    { CLUSTER "clients:\n  idle_timeout: 2d\n",
+      "t.yml:4:17: 'idle_timeout' must be a duration: milliseconds, or "
+      "a number with ms, s, m or h (as 250ms, 5s)" },
+    { CLUSTER "clients:\n  idle_timeout: 86400001\n",
+      "t.yml:4:17: 'idle_timeout' must be between 0 and 24h" },
+    { CLUSTER "workers: 0\n",
+      "t.yml:3:10: 'workers' must be between 1 and 1024" },
+    /* addresses */
+    { "listen:\n  - 127.0.0.1\n" CLUSTER,
+      "t.yml:2:5: bad address '127.0.0.1': expected host:port, [ipv6]:port "
+      "or unix:/path" },
+    { "listen:\n  - 127.0.0.1:0\n" CLUSTER,
+      "t.yml:2:5: bad address '127.0.0.1:0': port must be a number between "
+      "1 and 65535" },
+    { "listen:\n  - 127.0.0.1:65536\n" CLUSTER,
+      "t.yml:2:5: bad address '127.0.0.1:65536': port must be a number "
+      "between 1 and 65535" },
+    { "cluster:\n  seeds:\n    - unix:/tmp/redis.sock\n",
+      "t.yml:3:7: bad address 'unix:/tmp/redis.sock': unix sockets are not "
+      "allowed here, expected host:port or [ipv6]:port" },
+    { "cluster:\n  seeds: [10.0.0.1:7000, 10.0.0.2]\n",
+      "t.yml:2:26: bad address '10.0.0.2': expected host:port or "
+      "[ipv6]:port" },
+    { "listen: ['::1:6380']\n" CLUSTER,
+      "t.yml:1:10: bad address '::1:6380': IPv6 addresses must be in "
+      "brackets, as [::1]:6379" },
+    /* seeds */
+    { "cluster:\n  seeds: []\n",
+      "t.yml:2:10: cluster.seeds must list at least one seed node" },
+    { "listen: [127.0.0.1:6380]\ncluster:\n  redirect_limit: 3\n",
+      "t.yml:2:1: cluster.seeds must list at least one seed node" },
+    { "listen: [127.0.0.1:6380]\n",
+      "t.yml:1:1: cluster.seeds must list at least one seed node" },
+    { "listen: [127.0.0.1:6380]\ncluster:\n",
+      "t.yml:2:1: cluster.seeds must list at least one seed node" },
+    /* document shape */
+    { "", "t.yml:1:1: configuration is empty" },
+    { "# nothing but a comment\n\n", "t.yml:1:1: configuration is empty" },
+    { "- a\n- b\n", "t.yml:1:1: top level must be a mapping of options" },
+    { "\nslotproxy\n", "t.yml:2:1: top level must be a mapping of options" },
+    { CLUSTER "---\nworkers: 2\n",
+      "t.yml:4:1: only one YAML document is allowed" },
+    /* YAML syntax, with libyaml's own words */
+    { "cluster:\n  seeds: [127.0.0.1:7000\n",
+      "t.yml:3:1: did not find expected ',' or ']' (while parsing a flow "
+      "sequence at 2:10)" },
+    { "cluster:\n\tseeds: [127.0.0.1:7000]\n",
+      "t.yml:2:1: found character that cannot start any token (while "
+      "scanning for the next token at 2:1)" },
+    { "cluster:\n  seeds: [a:1]\n redirect_limit: 3\n",
+      "t.yml:3:2: did not find expected key (while parsing a block mapping "
+      "at 1:1)" },
+    { "workers: \"1\n", "t.yml:2:1: found unexpected end of "
+      "stream (while scanning a quoted scalar at 1:10)" },
+    { "listen:\n  - [::1]:6380\n" CLUSTER,
+      "t.yml:2:6: did not find expected node content (IPv6 addresses must "
+      "be quoted, as \"[::1]:6380\")" },
+    { "listen: [[fd00::1]:6380]\n" CLUSTER,
+      "t.yml:1:10: 'listen' entries must be address strings (IPv6 "
+      "addresses must be quoted, as \"[::1]:6380\")" },
+    { "listen: [[::1]:6380]\n" CLUSTER,
+      "t.yml:1:11: did not find expected node content (IPv6 addresses must "
+      "be quoted, as \"[::1]:6380\")" },
+    { "workers: 1\n\xff\n", "t.yml:2:1: invalid leading UTF-8 octet" },
+};
+
+START_TEST(test_error)
+{
+    const struct error_case *t = &error_cases[_i];
+    struct config *c = (struct config *)1;
+    char err[512] = "";
+    int rc = config_parse_string(t->yaml, strlen(t->yaml), "t.yml", &c, err,
+                                 sizeof(err));
+    ck_assert_msg(rc == -1, "expected failure for:\n%s", t->yaml);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strcmp(err, t->want) == 0,
+                  "\n got: %s\nwant: %s\n--- input:\n%s", err, t->want,
+                  t->yaml);
+}
+END_TEST
+
+/* A tiny error buffer truncates but never overflows; NULL is allowed. */
+START_TEST(test_error_buffer_small)
+{
+    struct config *c;
+    char err[8];
+    memset(err, 'x', sizeof(err));
+    ck_assert_int_eq(config_parse_string("x: 1\n", 5, "t.yml", &c, err,
+                                         sizeof(err)), -1);
+    ck_assert_str_eq(err, "t.yml:1");
+    ck_assert_int_eq(config_parse_string("x: 1\n", 5, "t.yml", &c, NULL, 0),
+                     -1);
+}
+END_TEST
+
+/* ---- addresses ------------------------------------------------------- */
+
+struct addr_case {
+    const char *in;
+    int allow_unix;
+    int kind;                   /* -1: expect an error */
+    const char *host;           /* TCP host, UNIX path, or the error */
+    unsigned port;
+    const char *formatted;      /* config_addr_format, NULL = same as in */
+};
+
+static const struct addr_case addr_cases[] = {
+    { "127.0.0.1:6380", 0, ADDR_TCP, "127.0.0.1", 6380, NULL },
+    { "0.0.0.0:1", 1, ADDR_TCP, "0.0.0.0", 1, NULL },
+    { "localhost:65535", 0, ADDR_TCP, "localhost", 65535, NULL },
+    { "redis-1.svc.cluster.local:7000", 0, ADDR_TCP,
+      "redis-1.svc.cluster.local", 7000, NULL },
+    { "[::1]:6380", 0, ADDR_TCP, "::1", 6380, NULL },
+    { "[fe80::1%eth0]:7000", 0, ADDR_TCP, "fe80::1%eth0", 7000, NULL },
+    { "[2001:db8::7]:7001", 1, ADDR_TCP, "2001:db8::7", 7001, NULL },
+    { "unix:/run/slotproxy.sock", 1, ADDR_UNIX, "/run/slotproxy.sock", 0,
+      NULL },
+    { "unix:relative.sock", 1, ADDR_UNIX, "relative.sock", 0, NULL },
+    { "127.0.0.1", 1, -1,
+      "bad address '127.0.0.1': expected host:port, [ipv6]:port or "
+      "unix:/path", 0, NULL },
+    { "", 0, -1,
+      "bad address '': expected host:port or [ipv6]:port", 0, NULL },
+    { ":6380", 0, -1,
+      "bad address ':6380': expected host:port or [ipv6]:port", 0, NULL },
+    { "host:", 0, -1,
+      "bad address 'host:': port must be a number between 1 and 65535", 0,
+      NULL },
+    { "host:0", 0, -1,
+      "bad address 'host:0': port must be a number between 1 and 65535", 0,
+      NULL },
+    { "host:65536", 0, -1,
+      "bad address 'host:65536': port must be a number between 1 and "
+      "65535", 0, NULL },
+    { "host:+80", 0, -1,
+      "bad address 'host:+80': port must be a number between 1 and 65535",
+      0, NULL },
+    { "host:http", 0, -1,
+      "bad address 'host:http': port must be a number between 1 and 65535",
+      0, NULL },
+    { "::1:6380", 0, -1,
+      "bad address '::1:6380': IPv6 addresses must be in brackets, as "
+      "[::1]:6379", 0, NULL },
+    { "[::1]6380", 0, -1,
+      "bad address '[::1]6380': expected host:port or [ipv6]:port", 0,
+      NULL },
+    { "[::1:6380", 0, -1,
+      "bad address '[::1:6380': expected host:port or [ipv6]:port", 0,
+      NULL },
+    { "[nope]:6380", 0, -1,
+      "bad address '[nope]:6380': not a valid IPv6 address in brackets", 0,
+      NULL },
+    { "[]:6380", 0, -1,
+      "bad address '[]:6380': not a valid IPv6 address in brackets", 0,
+      NULL },
+    { "256.1.1.1:6380", 0, -1,
+      "bad address '256.1.1.1:6380': not a valid host name or IPv4 "
+      "address", 0, NULL },
+    { "bad host:6380", 0, -1,
+      "bad address 'bad host:6380': not a valid host name or IPv4 address",
+      0, NULL },
+    { "unix:/tmp/x.sock", 0, -1,
+      "bad address 'unix:/tmp/x.sock': unix sockets are not allowed here, "
+      "expected host:port or [ipv6]:port", 0, NULL },
+    { "unix:", 1, -1,
+      "bad address 'unix:': expected host:port, [ipv6]:port or unix:/path",
+      0, NULL },
+};
+
+START_TEST(test_addr)
+{
+    const struct addr_case *t = &addr_cases[_i];
+    struct sp_addr a;
+    char err[256] = "";
+    char buf[256];
+    int rc = config_parse_addr(t->in, t->allow_unix, &a, err, sizeof(err));
+
+    if (t->kind < 0) {
+        ck_assert_msg(rc == -1, "expected failure for '%s'", t->in);
+        ck_assert_str_eq(err, t->host);
+        ck_assert_ptr_null(a.host);
+        ck_assert_ptr_null(a.path);
+        return;
+    }
+    ck_assert_msg(rc == 0, "'%s': %s", t->in, err);
+    ck_assert_int_eq(a.kind, t->kind);
+    if (t->kind == ADDR_TCP) {
+        ck_assert_str_eq(a.host, t->host);
+        ck_assert_uint_eq(a.port, t->port);
+    } else {
+        ck_assert_str_eq(a.path, t->host);
+    }
+    config_addr_format(&a, buf, sizeof(buf));
+    ck_assert_str_eq(buf, t->formatted ? t->formatted : t->in);
+    config_addr_deinit(&a);
+}
+END_TEST
+
+/* The long-path limit is sizeof(sun_path) - 1 (107 on Linux). */
+START_TEST(test_addr_unix_too_long)
+{
+    char s[256] = "unix:/";
+    struct sp_addr a;
+    char err[512];
+    memset(s + 6, 'a', 200);
+    s[206] = '\0';
+    ck_assert_int_eq(config_parse_addr(s, 1, &a, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "unix socket path is longer than"));
+}
+END_TEST
+
+/* ---- files ----------------------------------------------------------- */
+
+/* The shipped example sets every option, each to its default. */
+START_TEST(test_example_file)
+{
+    struct config *c = NULL;
+    struct config d;
+    char err[512] = "";
+    int rc = config_load_file(EXAMPLE, &c, err, sizeof(err));
+
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_str_eq(c->file, EXAMPLE);
+    config_defaults(&d);
+    for (size_t i = 0; i < sizeof(default_cases) / sizeof(default_cases[0]);
+         i++) {
+        const struct default_case *t = &default_cases[i];
+        ck_assert_msg(field_value(c, t->offset, t->size) ==
+                      field_value(&d, t->offset, t->size),
+                      "example sets %s to a non-default value", t->name);
+    }
+    ck_assert_ptr_null(c->log_file);
+    ck_assert_uint_eq(c->nlisten, 1);
+    ck_assert_str_eq(c->listen[0].host, "127.0.0.1");
+    ck_assert_uint_eq(c->listen[0].port, 6380);
+    ck_assert_uint_eq(c->nseeds, 3);
+    ck_assert_uint_eq(c->seeds[2].port, 7002);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_file_error_names_path)
+{
+    const char *path = SP_TESTDATA "/config/bad.yml";
+    struct config *c = NULL;
+    char err[1024];
+    char want[1024];
+
+    ck_assert_int_eq(config_load_file(path, &c, err, sizeof(err)), -1);
+    ck_assert_ptr_null(c);
+    snprintf(want, sizeof(want),
+             "%s:4:19: 'redirect_limit' must be an integer", path);
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(test_file_missing)
+{
+    const char *path = SP_TESTDATA "/config/does-not-exist.yml";
+    struct config *c = NULL;
+    char err[1024];
+    char want[1024];
+
+    ck_assert_int_eq(config_load_file(path, &c, err, sizeof(err)), -1);
+    ck_assert_ptr_null(c);
+    snprintf(want, sizeof(want), "%s: No such file or directory", path);
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(test_file_is_directory)
+{
+    struct config *c = NULL;
+    char err[1024] = "";
+    ck_assert_int_eq(config_load_file(SP_TESTDATA "/config", &c, err,
+                                      sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "Is a directory"));
+}
+END_TEST
+
+static Suite *
+config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("parse");
+
+    tcase_add_loop_test(tc, test_defaults, 0,
+                        sizeof(default_cases) / sizeof(default_cases[0]));
+    tcase_add_test(tc, test_minimal_addresses);
+    tcase_add_test(tc, test_default_listen);
+    tcase_add_loop_test(tc, test_option, 0,
+                        sizeof(option_cases) / sizeof(option_cases[0]));
+    tcase_add_test(tc, test_workers_auto);
+    tcase_add_test(tc, test_log_file);
+    tcase_add_test(tc, test_address_lists);
+    tcase_add_loop_test(tc, test_error, 0,
+                        sizeof(error_cases) / sizeof(error_cases[0]));
+    tcase_add_test(tc, test_error_buffer_small);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("addr");
+    tcase_add_loop_test(tc, test_addr, 0,
+                        sizeof(addr_cases) / sizeof(addr_cases[0]));
+    tcase_add_test(tc, test_addr_unix_too_long);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("file");
+    tcase_add_test(tc, test_example_file);
+    tcase_add_test(tc, test_file_error_names_path);
+    tcase_add_test(tc, test_file_missing);
+    tcase_add_test(tc, test_file_is_directory);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,558 @@
+#!/usr/bin/python3
+# slotproxy - BSD-2-Clause
+#
+# Generate src/command.def (and docs/commands.md) from a real redis-server.
+#
+# The command table is data: arity, flags and key specs come from Redis's
+# own COMMAND reply, so a new Redis version is a regeneration, not a hand
+# edit. The only hand-written part is the proxy's route column, kept below
+# as a table (ROUTES) with the reason for each group.
+#
+# Usage: scripts/gen_commands.py [--redis-server PATH] [--out src/command.def]
+#                                [--docs docs/commands.md]
+#
+# Python 3 standard library only: it starts a throwaway redis-server on a
+# free loopback port, speaks RESP over a plain socket, and stops the server
+# by its PID at the end.
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+# ---------------------------------------------------------------------------
+# The proxy's route column.
+#
+# Resolution order for a command (fullname "get" or "config|get"):
+#   1. an explicit entry for the fullname below;
+#   2. for a subcommand, an explicit entry for its container;
+#   3. the Redis "blocking" flag -> PINNED;
+#   4. any key spec -> KEYED, else ANY.
+# A new Redis command therefore lands in KEYED or ANY unless listed here.
+# ---------------------------------------------------------------------------
+
+ROUTES = [
+    # The proxy answers these itself: connection state (auth, db, protocol,
+    # readonly mode, ASKING) belongs to the client's proxy connection, and
+    # topology questions must describe the proxy, not one backend.
+    ("LOCAL", [
+        "ping", "echo", "quit", "select", "hello", "info", "auth", "reset",
+        "readonly", "readwrite", "asking", "role",
+        "client",          # every CLIENT subcommand is about our connection
+        "command",         # the proxy owns its command table
+        "cluster|keyslot", "cluster|info", "cluster|nodes", "cluster|slots",
+        "cluster|shards", "cluster|myid",
+    ]),
+    # Multi-key commands whose keys may span slots: split per slot, merge
+    # the replies in key order.
+    ("SPLIT", ["mget", "mset", "del", "unlink", "exists", "touch"]),
+    # Keyspace-wide or server-wide state that lives on every master: fan
+    # out and merge (sum, concatenate, all-ok).
+    ("ALL", [
+        "dbsize", "keys", "flushall", "flushdb", "randomkey", "scan",
+        "script",          # load/exists/flush/kill must reach every master
+        "function",        # libraries are per node: load/delete/flush/...
+    ]),
+    # State that a multiplexed backend connection cannot carry: a dedicated
+    # connection is pinned for the client while the state lasts. Commands
+    # with Redis's "blocking" flag are added automatically (rule 3).
+    ("PINNED", [
+        "multi", "exec", "discard", "watch", "unwatch",
+        "wait",            # waits on this connection's replication offset
+        "xread", "xreadgroup",  # may carry BLOCK
+        "subscribe", "unsubscribe", "psubscribe", "punsubscribe",
+        "ssubscribe", "sunsubscribe",
+    ]),
+    # Administration and replication of one server: meaningless or
+    # dangerous through a proxy that hides which server it talks to.
+    ("REFUSED", [
+        "config", "debug", "shutdown", "replicaof", "slaveof", "monitor",
+        "sync", "psync", "save", "bgsave", "bgrewriteaof", "acl", "module",
+        "failover", "swapdb", "move", "latency", "slowlog", "pfdebug",
+        "pfselftest", "replconf", "restore-asking",
+        "memory",          # except MEMORY USAGE below
+        "cluster",         # except the read-only subcommands under LOCAL
+        "script|debug",    # needs an interactive session with one server
+    ]),
+    # Keyless commands any master answers alike (explicit for clarity; the
+    # default rule 4 would give the same).
+    ("ANY", [
+        "time", "lastsave", "lolwut", "publish",
+        "pubsub",          # cluster-wide PUBLISH makes any node a witness
+        "script|help", "function|help",
+    ]),
+    # Subcommands with a key under a refused container.
+    ("KEYED", ["memory|usage"]),
+]
+
+# Hand-written key finders in command.c (Redis's getkeys_proc), used when a
+# command's key specs cannot be followed: Redis marks SORT's and MIGRATE's
+# specs unknown/incomplete, and XREAD/XREADGROUP fall back to a parse of
+# their options when the STREAMS keyword search gives an impossible range.
+# The generator fails if a command with incomplete specs has no entry.
+GETKEYS_PROCS = {
+    "sort": "getkeys_sort",
+    "sort_ro": "getkeys_sort_ro",
+    "migrate": "getkeys_migrate",
+    "xread": "getkeys_xread",
+    "xreadgroup": "getkeys_xread",
+}
+
+# Redis flag name -> CMD_F_* (only the flags the proxy uses).
+FLAG_MAP = {
+    "write": "CMD_F_WRITE",
+    "readonly": "CMD_F_READONLY",
+    "denyoom": "CMD_F_DENYOOM",
+    "admin": "CMD_F_ADMIN",
+    "pubsub": "CMD_F_PUBSUB",
+    "noscript": "CMD_F_NOSCRIPT",
+    "blocking": "CMD_F_BLOCKING",
+    "loading": "CMD_F_LOADING",
+    "stale": "CMD_F_STALE",
+    "fast": "CMD_F_FAST",
+    "movablekeys": "CMD_F_MOVABLEKEYS",
+    "no_multi": "CMD_F_NO_MULTI",
+    "no_auth": "CMD_F_NO_AUTH",
+    "allow_busy": "CMD_F_ALLOW_BUSY",
+}
+
+# Must match command_hash() in command.c: FNV-1a over the lower-cased name.
+HASH_SIZE = 1024
+
+
+def name_hash(name):
+    h = 2166136261
+    for ch in name.lower().encode():
+        h ^= ch
+        h = (h * 16777619) & 0xFFFFFFFF
+    return h
+
+
+# ---------------------------------------------------------------------------
+# RESP client
+# ---------------------------------------------------------------------------
+
+class RespError(Exception):
+    pass
+
+
+class Resp:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.rd = self.sock.makefile("rb")
+
+    def close(self):
+        self.rd.close()
+        self.sock.close()
+
+    def call(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a.encode() if isinstance(a, str) else a
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        reply = self._read()
+        if isinstance(reply, RespError):
+            raise reply
+        return reply
+
+    def _read(self):
+        line = self.rd.readline()
+        if not line.endswith(b"\r\n"):
+            raise IOError("connection closed")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            return RespError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            return self.rd.read(n + 2)[:-2].decode()
+        if kind == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self._read() for _ in range(n)]
+        raise IOError("unexpected reply %r" % line)
+
+
+def pairs(flat):
+    """RESP2 renders maps as flat [k, v, k, v ...] arrays."""
+    return dict(zip(flat[0::2], flat[1::2]))
+
+
+# ---------------------------------------------------------------------------
+# Throwaway server
+# ---------------------------------------------------------------------------
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_server(binary):
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--daemonize", "no",
+         "--logfile", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            conn = Resp(port)
+            conn.call("PING")
+            return proc, conn
+        except (OSError, RespError):
+            time.sleep(0.05)
+    proc.kill()
+    sys.exit("gen_commands: redis-server did not start on port %d" % port)
+
+
+def stop_server(proc, conn):
+    conn.close()
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# ---------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------
+
+def parse_keyspec(raw):
+    spec = pairs(raw)
+    bs = pairs(spec["begin_search"])
+    fk = pairs(spec["find_keys"])
+    bsa = pairs(bs["spec"]) if bs["spec"] else {}
+    fka = pairs(fk["spec"]) if fk["spec"] else {}
+    ks = {"flags": spec.get("flags", []), "bs_type": "CMD_BS_UNKNOWN",
+          "fk_type": "CMD_FK_UNKNOWN"}
+    if bs["type"] == "index":
+        ks.update(bs_type="CMD_BS_INDEX", bs_pos=bsa["index"])
+    elif bs["type"] == "keyword":
+        ks.update(bs_type="CMD_BS_KEYWORD", bs_pos=bsa["startfrom"],
+                  bs_keyword=bsa["keyword"].upper())
+    if fk["type"] == "range":
+        ks.update(fk_type="CMD_FK_RANGE", lastkey=fka["lastkey"],
+                  keystep=fka["keystep"], limit=fka["limit"])
+    elif fk["type"] == "keynum":
+        ks.update(fk_type="CMD_FK_KEYNUM", keynumidx=fka["keynumidx"],
+                  firstkey=fka["firstkey"], keystep=fka["keystep"])
+    ks["incomplete"] = int("incomplete" in ks["flags"])
+    return ks
+
+
+def parse_command(raw, docs):
+    fullname = raw[0].lower()
+    cmd = {
+        "fullname": fullname,
+        "name": fullname.split("|")[-1],
+        "arity": raw[1],
+        "flags": raw[2],
+        "keyspecs": [parse_keyspec(k) for k in raw[8]],
+        "subcmds": [],
+        "summary": docs.get(fullname, {}).get("summary", ""),
+        "group": docs.get(fullname, {}).get("group", ""),
+    }
+    subs = [parse_command(s, docs) for s in raw[9]]
+    cmd["subcmds"] = sorted(subs, key=lambda c: c["name"])
+    return cmd
+
+
+def flatten_docs(reply, into):
+    for name, body in pairs(reply).items():
+        body = pairs(body)
+        into[name.lower()] = body
+        if "subcommands" in body:
+            flatten_docs(body["subcommands"], into)
+    return into
+
+
+def fetch_commands(conn):
+    docs = flatten_docs(conn.call("COMMAND", "DOCS"), {})
+    cmds = [parse_command(c, docs) for c in conn.call("COMMAND")]
+    return sorted(cmds, key=lambda c: c["name"])
+
+
+# ---------------------------------------------------------------------------
+# Routes
+# ---------------------------------------------------------------------------
+
+def route_index():
+    index = {}
+    for route, names in ROUTES:
+        for n in names:
+            if n in index:
+                sys.exit("gen_commands: %s listed twice in ROUTES" % n)
+            index[n] = route
+    return index
+
+
+def resolve_route(cmd, parent, index):
+    route = index.get(cmd["fullname"])
+    if route is None and parent is not None:
+        route = index.get(parent["fullname"])
+    if "blocking" in cmd["flags"]:
+        if route not in (None, "PINNED"):
+            sys.exit("gen_commands: blocking %s routed %s"
+                     % (cmd["fullname"], route))
+        route = "PINNED"
+    if route is None:
+        route = "KEYED" if cmd["keyspecs"] else "ANY"
+    return route
+
+
+def assign_routes(cmds):
+    index = route_index()
+    known = set()
+    for c in cmds:
+        c["route"] = resolve_route(c, None, index)
+        known.add(c["fullname"])
+        for s in c["subcmds"]:
+            s["route"] = resolve_route(s, c, index)
+            known.add(s["fullname"])
+    for n in index:
+        if n not in known:
+            sys.exit("gen_commands: ROUTES names unknown command %s" % n)
+
+
+def check_getkeys(cmds):
+    def needs_proc(c):
+        return any(k["incomplete"] or k["bs_type"] == "CMD_BS_UNKNOWN"
+                   or k["fk_type"] == "CMD_FK_UNKNOWN" for k in c["keyspecs"])
+    for c in cmds:
+        if needs_proc(c) and c["fullname"] not in GETKEYS_PROCS:
+            sys.exit("gen_commands: %s has incomplete key specs; add a "
+                     "procedure to command.c and GETKEYS_PROCS" % c["fullname"])
+        for s in c["subcmds"]:
+            if needs_proc(s):
+                sys.exit("gen_commands: subcommand %s has incomplete key "
+                         "specs (unsupported)" % s["fullname"])
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+
+def ident(fullname):
+    return re.sub(r"[^a-z0-9]", "_", fullname)
+
+
+def c_string(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def flags_expr(flags):
+    names = [FLAG_MAP[f] for f in flags if f in FLAG_MAP]
+    return " | ".join(names) if names else "0"
+
+
+def emit_keyspecs(out, cmd):
+    if not cmd["keyspecs"]:
+        return
+    out.append("static const struct cmd_keyspec cmd_ks_%s[] = {"
+               % ident(cmd["fullname"]))
+    for k in cmd["keyspecs"]:
+        fields = [".bs_type = %s" % k["bs_type"],
+                  ".fk_type = %s" % k["fk_type"]]
+        if "bs_pos" in k:
+            fields.append(".bs_pos = %d" % k["bs_pos"])
+        if "bs_keyword" in k:
+            fields.append(".bs_keyword = %s" % c_string(k["bs_keyword"]))
+        for f in ("lastkey", "keystep", "limit", "keynumidx", "firstkey"):
+            if f in k:
+                fields.append(".%s = %d" % (f, k[f]))
+        if k["incomplete"]:
+            fields.append(".incomplete = 1")
+        out.append("    { " + ", ".join(fields) + " },")
+    out.append("};")
+
+
+def command_row(cmd):
+    ks = "cmd_ks_%s" % ident(cmd["fullname"]) if cmd["keyspecs"] else "NULL"
+    subs = ("cmd_sub_%s" % ident(cmd["fullname"])
+            if cmd["subcmds"] else "NULL")
+    return ("    { %s, %s, %d, %s, CMD_ROUTE_%s, %d, %s, %s, %d },"
+            % (c_string(cmd["name"]), c_string(cmd["fullname"]),
+               cmd["arity"], flags_expr(cmd["flags"]), cmd["route"],
+               len(cmd["keyspecs"]), ks, subs, len(cmd["subcmds"])))
+
+
+def build_hash(cmds):
+    slots = [0] * HASH_SIZE
+    for i, c in enumerate(cmds):
+        h = name_hash(c["name"]) & (HASH_SIZE - 1)
+        while slots[h]:
+            h = (h + 1) & (HASH_SIZE - 1)
+        slots[h] = i + 1
+    return slots
+
+
+def emit_def(cmds, version):
+    out = [
+        "/* slotproxy - BSD-2-Clause",
+        " *",
+        " * GENERATED by scripts/gen_commands.py from redis-server %s."
+        % version,
+        " * Do not edit: change the script (ROUTES, GETKEYS_PROCS) and "
+        "regenerate.",
+        " * Included once, by command.c.",
+        " *",
+        " * Command rows: name, fullname, arity, flags, route, nkeyspecs, "
+        "keyspecs,",
+        " * subcmds, nsubcmds. Rows are sorted by name.",
+        " */",
+        "",
+        "#define COMMAND_REDIS_VERSION %s" % c_string(version),
+        "#define COMMAND_HASH_SIZE %d" % HASH_SIZE,
+        "",
+    ]
+    for c in cmds:
+        emit_keyspecs(out, c)
+        for s in c["subcmds"]:
+            emit_keyspecs(out, s)
+    out.append("")
+    for c in cmds:
+        if not c["subcmds"]:
+            continue
+        out.append("static const struct command cmd_sub_%s[] = {"
+                   % ident(c["fullname"]))
+        out.extend(command_row(s) for s in c["subcmds"])
+        out.append("};")
+    out.append("")
+    out.append("static const struct command command_table[] = {")
+    out.extend(command_row(c) for c in cmds)
+    out.append("};")
+    out.append("")
+    out.append("/* Commands whose keys a procedure in command.c finds when "
+               "the specs")
+    out.append(" * cannot be followed. */")
+    out.append("static const struct cmd_getkeys_row command_getkeys_rows[] = {")
+    for i, c in enumerate(cmds):
+        if c["fullname"] in GETKEYS_PROCS:
+            out.append("    { &command_table[%d], %s }, /* %s */"
+                       % (i, GETKEYS_PROCS[c["fullname"]], c["fullname"]))
+    out.append("};")
+    out.append("")
+    out.append("/* Open addressing on command_hash(name) & (size - 1), linear "
+               "probing;")
+    out.append(" * each slot holds a command_table index + 1, 0 = empty. */")
+    out.append("static const uint16_t command_hash_slots[COMMAND_HASH_SIZE] "
+               "= {")
+    slots = build_hash(cmds)
+    for i in range(0, HASH_SIZE, 12):
+        out.append("    " + ", ".join("%d" % v for v in slots[i:i + 12]) + ",")
+    out.append("};")
+    return "\n".join(out) + "\n"
+
+
+def keys_summary(cmd):
+    parts = []
+    for k in cmd["keyspecs"]:
+        if k["bs_type"] == "CMD_BS_INDEX":
+            bs = "index %d" % k["bs_pos"]
+        elif k["bs_type"] == "CMD_BS_KEYWORD":
+            bs = "after %s" % k["bs_keyword"]
+        else:
+            bs = "unknown"
+        if k["fk_type"] == "CMD_FK_RANGE":
+            fk = "range %d/%d" % (k["lastkey"], k["keystep"])
+        elif k["fk_type"] == "CMD_FK_KEYNUM":
+            fk = "numkeys"
+        else:
+            fk = "unknown"
+        flag = " (channel)" if "not_key" in k["flags"] else ""
+        parts.append("%s, %s%s" % (bs, fk, flag))
+    return "; ".join(parts)
+
+
+def emit_docs(cmds, version):
+    out = [
+        "# Command support matrix",
+        "",
+        "Generated by `scripts/gen_commands.py` from redis-server %s; do not "
+        "edit." % version,
+        "",
+        "Routes: **KEYED** forwarded to the master of the keys' slot (one "
+        "slot), **SPLIT** split per slot and merged, **ANY** any master, "
+        "**ALL** every master with merged replies, **LOCAL** answered by "
+        "the proxy, **PINNED** on a dedicated backend connection, "
+        "**REFUSED** not supported through the proxy.",
+        "",
+        "| Command | Route | Arity | Keys | Summary |",
+        "|---|---|---|---|---|",
+    ]
+    rows = []
+    for c in cmds:
+        rows.append(c)
+        rows.extend(c["subcmds"])
+    for c in rows:
+        name = c["fullname"].upper().replace("|", " ")
+        out.append("| %s | %s | %d | %s | %s |"
+                   % (name, c["route"], c["arity"], keys_summary(c),
+                      c["summary"].replace("|", "\\|")))
+    return "\n".join(out) + "\n"
+
+
+def write_if_changed(path, text):
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return
+    except FileNotFoundError:
+        pass
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--redis-server", default="redis-server")
+    ap.add_argument("--out", default=os.path.join(root, "src", "command.def"))
+    ap.add_argument("--docs",
+                    default=os.path.join(root, "docs", "commands.md"))
+    args = ap.parse_args()
+
+    proc, conn = start_server(args.redis_server)
+    try:
+        info = pairs_info(conn.call("INFO", "server"))
+        version = info.get("redis_version", "unknown")
+        cmds = fetch_commands(conn)
+    finally:
+        stop_server(proc, conn)
+
+    assign_routes(cmds)
+    check_getkeys(cmds)
+    write_if_changed(args.out, emit_def(cmds, version))
+    os.makedirs(os.path.dirname(args.docs), exist_ok=True)
+    write_if_changed(args.docs, emit_docs(cmds, version))
+    print("gen_commands: %d commands from redis %s -> %s"
+          % (len(cmds), version, args.out))
+
+
+def pairs_info(text):
+    out = {}
+    for line in text.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out[k] = v
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,864 @@
+#!/usr/bin/python3
+# slotproxy - BSD-2-Clause
+#
+# Integration test harness: starts a real Redis Cluster (redis-server
+# processes on free 127.0.0.1 ports, in a temporary directory) and a
+# slotproxy in front of it, gives tests a small raw RESP client, and runs
+# the registered tests with a per-test timeout.
+#
+# It owns every process it starts and stops each one by PID (SIGTERM, then
+# SIGKILL) at the end of the run, on failure, on SIGINT/SIGTERM, and (through
+# PR_SET_PDEATHSIG) even when the harness itself is killed. Python 3 standard
+# library only.
+#
+# Usage: harness.py [-k NAME]... [-x] [test_file.py ...]
+#   With no files, every test_*.py beside this file is loaded.
+#   -k NAME   run only tests whose name contains NAME (repeatable)
+#   -x        stop at the first failure
+# Environment:
+#   SLOTPROXY_BIN   proxy binary (default <repo>/build/src/slotproxy)
+#   KEEP_TMP=1      keep the temporary directory (logs, nodes.conf)
+#   CI=true         a missing redis-server is a failure, not a skip
+#   SP_TEST_TIMEOUT default per-test timeout in seconds (default 60)
+# Exit: 0 all passed, 1 some failed, 77 skipped (no redis-server, not CI).
+
+import atexit
+import ctypes
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.environ.get("SLOTPROXY_SRCDIR") or os.path.normpath(
+    os.path.join(HERE, "..", ".."))
+HOST = "127.0.0.1"
+EXIT_SKIP = 77
+
+
+def log(msg):
+    sys.stdout.write(msg + "\n")
+    sys.stdout.flush()
+
+
+class Skip(Exception):
+    """Raised by a test (or a fixture) to skip it."""
+
+
+class HarnessError(Exception):
+    """Setup failed: cluster or proxy did not come up in time."""
+
+
+# ---------------------------------------------------------------- processes
+
+_procs_lock = threading.Lock()
+_live_procs = {}          # pid -> (Popen, name)
+
+
+def _pdeathsig():
+    # Runs in the child between fork and exec: die with the parent thread.
+    # Processes are only ever spawned from the main thread, which lives
+    # until the harness exits.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def spawn(argv, logpath, name, cwd=None):
+    """Starts argv with stdout and stderr appended to logpath. The process is
+    recorded and stopped by stop_all() at exit. Returns the Popen."""
+    out = open(logpath, "ab")
+    try:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=subprocess.STDOUT, cwd=cwd,
+                             preexec_fn=_pdeathsig)
+    finally:
+        out.close()
+    with _procs_lock:
+        _live_procs[p.pid] = (p, name)
+    return p
+
+
+def stop_proc(p, grace=3.0):
+    """SIGTERM p by PID, SIGKILL after grace seconds; reaps it. Idempotent."""
+    if p is None:
+        return
+    if p.poll() is None:
+        try:
+            os.kill(p.pid, signal.SIGCONT)   # a SIGSTOPped node can't exit
+            os.kill(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(5)
+    with _procs_lock:
+        _live_procs.pop(p.pid, None)
+
+
+def stop_all():
+    with _procs_lock:
+        procs = [p for p, _ in _live_procs.values()]
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGCONT)
+                os.kill(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.time() + 3
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(5)
+    with _procs_lock:
+        _live_procs.clear()
+
+
+_tmp_root = None
+
+
+def tmp_root():
+    """The run's temporary directory, created on first use."""
+    global _tmp_root
+    if _tmp_root is None:
+        _tmp_root = tempfile.mkdtemp(prefix="slotproxy-it-")
+    return _tmp_root
+
+
+def _cleanup():
+    stop_all()
+    if _tmp_root and os.path.isdir(_tmp_root):
+        if os.environ.get("KEEP_TMP") == "1":
+            log("# KEEP_TMP=1: kept %s" % _tmp_root)
+        else:
+            shutil.rmtree(_tmp_root, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+
+
+def _on_signal(signum, frame):
+    log("# caught signal %d, stopping everything" % signum)
+    _cleanup()
+    os._exit(128 + signum)
+
+
+# ------------------------------------------------------------------- ports
+
+_reserved = set()
+
+
+def _port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port():
+    """A loopback port free right now, never handed out before in this run."""
+    for _ in range(1000):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _reserved:
+            _reserved.add(port)
+            return port
+    raise HarnessError("no free port")
+
+
+def free_cluster_port():
+    """A free port p whose cluster bus port p+10000 is free as well."""
+    for _ in range(1000):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port + 10000 >= 65536 or port in _reserved \
+                or port + 10000 in _reserved:
+            continue
+        if _port_free(port + 10000):
+            _reserved.update((port, port + 10000))
+            return port
+    raise HarnessError("no free port pair for a cluster node")
+
+
+# ------------------------------------------------------------- RESP client
+
+class Error:
+    """A '-' reply. Compares equal to its message text (str)."""
+
+    def __init__(self, msg):
+        self.msg = msg
+
+    def startswith(self, prefix):
+        return self.msg.startswith(prefix)
+
+    def __eq__(self, other):
+        if isinstance(other, Error):
+            return self.msg == other.msg
+        return isinstance(other, str) and self.msg == other
+
+    def __hash__(self):
+        return hash(self.msg)
+
+    def __repr__(self):
+        return "Error(%r)" % self.msg
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+def encode(args):
+    """Encodes one command (a sequence of bytes/str/int) as a RESP multibulk."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        elif isinstance(a, int):
+            a = b"%d" % a
+        elif isinstance(a, float):
+            a = repr(a).encode()
+        out.append(b"$%d\r\n" % len(a))
+        out.append(a)
+        out.append(b"\r\n")
+    return b"".join(out)
+
+
+class Client:
+    """A minimal blocking RESP2 client. Every read has a timeout (default 10s)
+    so no test can hang on a lost reply. Replies: bytes (simple and bulk
+    strings), int, list, None (nil), Error ('-' replies)."""
+
+    def __init__(self, port, host=HOST, timeout=10.0):
+        self.port = port
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.sock.makefile("rb", buffering=1 << 16)
+
+    def close(self):
+        try:
+            self.f.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, *cmds):
+        """Sends commands (each a tuple/list of args) in one write."""
+        self.sock.sendall(b"".join(encode(c) for c in cmds))
+
+    def read(self):
+        """Reads one reply. Raises ConnectionClosed at EOF, socket.timeout
+        when nothing arrives within the timeout."""
+        line = self.f.readline()
+        if not line:
+            raise ConnectionClosed("connection closed by peer")
+        if not line.endswith(b"\r\n"):
+            raise ConnectionClosed("truncated reply line %r" % line)
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest
+        if t == b"-":
+            return Error(rest.decode("utf-8", "replace"))
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)
+            if len(data) != n + 2:
+                raise ConnectionClosed("truncated bulk")
+            return data[:-2]
+        if t == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.read() for _ in range(n)]
+        raise ValueError("bad reply type byte in %r" % line)
+
+    def call(self, *args):
+        """Sends one command and returns its reply."""
+        self.send(args)
+        return self.read()
+
+    def pipeline(self, cmds):
+        """Sends all commands, reads as many replies. Large batches are
+        written from a helper thread while this one reads, as a real client
+        does, so a proxy that stops reading a client whose replies pile up
+        (backpressure) cannot deadlock the test."""
+        data = b"".join(encode(c) for c in cmds)
+        if len(data) < 65536:
+            self.sock.sendall(data)
+            return [self.read() for _ in cmds]
+        err = []
+
+        def writer():
+            try:
+                self.sock.sendall(data)
+            except OSError as e:
+                err.append(e)
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        try:
+            replies = [self.read() for _ in cmds]
+        finally:
+            t.join(30)
+        if err:
+            raise err[0]
+        return replies
+
+    def is_closed(self, wait=2.0):
+        """True when the peer closes the connection within wait seconds."""
+        self.sock.settimeout(wait)
+        try:
+            return self.f.read(1) == b""
+        except (socket.timeout, TimeoutError):
+            return False
+        except OSError:
+            return True
+
+
+def wait_until(pred, timeout, what, interval=0.1):
+    """Polls pred() until true; raises HarnessError naming what on timeout."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            if pred():
+                return
+        except (OSError, ConnectionClosed) as e:
+            last = e
+        time.sleep(interval)
+    raise HarnessError("timed out after %.0fs waiting for %s%s" % (
+        timeout, what, " (last error: %s)" % last if last else ""))
+
+
+# ----------------------------------------------------------------- key slot
+
+def _crc16_table():
+    table = []
+    for i in range(256):
+        crc = i << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        table.append(crc & 0xFFFF)
+    return table
+
+
+_CRC16 = _crc16_table()
+
+
+def crc16(data):
+    crc = 0
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+def keyslot(key):
+    """The Redis Cluster hash slot of key (bytes or str), hash tags included."""
+    if isinstance(key, str):
+        key = key.encode()
+    s = key.find(b"{")
+    if s >= 0:
+        e = key.find(b"}", s + 1)
+        if e > s + 1:
+            key = key[s + 1:e]
+    return crc16(key) % 16384
+
+
+def keys_in_slots(prefix, slots, count):
+    """count distinct keys 'prefix:N' whose slots are all in the set slots."""
+    slots = set(slots)
+    out, i = [], 0
+    while len(out) < count:
+        k = "%s:%d" % (prefix, i)
+        if keyslot(k) in slots:
+            out.append(k)
+        i += 1
+    return out
+
+
+# ------------------------------------------------------------------ cluster
+
+def have_redis():
+    return shutil.which("redis-server") and shutil.which("redis-cli")
+
+
+class Node:
+    def __init__(self, port, dirpath):
+        self.port = port
+        self.dir = dirpath
+        self.log = os.path.join(dirpath, "redis.log")
+        self.proc = None
+        self.id = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = spawn([
+            "redis-server", "--port", str(self.port), "--bind", HOST,
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--dir", self.dir, "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--cluster-node-timeout", "2000",
+            "--loglevel", "warning", "--logfile", "",
+        ], self.log, "redis-%d" % self.port, cwd=self.dir)
+
+    def client(self, timeout=10.0):
+        return Client(self.port, timeout=timeout)
+
+    def call(self, *args):
+        with self.client() as c:
+            return c.call(*args)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        os.kill(self.pid, sig)
+        if sig == signal.SIGKILL:
+            self.proc.wait(5)
+
+    def pause(self):
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.pid, signal.SIGCONT)
+
+    def stop(self):
+        stop_proc(self.proc)
+
+    def __repr__(self):
+        return "Node(%d)" % self.port
+
+
+class Cluster:
+    """masters x (1 + replicas) redis-server cluster nodes on free loopback
+    ports. start() returns only when every node reports cluster_state:ok,
+    every node knows every other and every replica's link is up."""
+
+    def __init__(self, masters=3, replicas=1, name="cluster"):
+        self.dir = os.path.join(tmp_root(), name)
+        self.nodes = [Node(p, os.path.join(self.dir, str(p))) for p in
+                      (free_cluster_port()
+                       for _ in range(masters * (1 + replicas)))]
+        self.nmasters = masters
+        self.replicas = replicas
+        self.slot_owner = [None] * 16384   # slot -> master Node
+
+    def start(self, timeout=30):
+        for n in self.nodes:
+            n.start()
+        for n in self.nodes:
+            wait_until(lambda: n.call("PING") == b"PONG", 10,
+                       "redis-server on port %d (log %s)" % (n.port, n.log))
+        out = subprocess.run(
+            ["redis-cli", "--cluster", "create"] +
+            ["%s:%d" % (HOST, n.port) for n in self.nodes] +
+            ["--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        if out.returncode != 0:
+            raise HarnessError("redis-cli --cluster create failed:\n" +
+                               out.stdout.decode(errors="replace"))
+        self.wait_ok(timeout)
+        return self
+
+    def wait_ok(self, timeout=30):
+        """Waits for a settled cluster: state ok on all live nodes, every
+        node sees all others connected, replicas in sync. Refreshes the
+        slot map."""
+        live = [n for n in self.nodes if n.alive()]
+
+        def settled():
+            for n in live:
+                info = n.call("CLUSTER", "INFO")
+                if b"cluster_state:ok" not in info:
+                    return False
+                nodes = n.call("CLUSTER", "NODES").decode().splitlines()
+                if len(nodes) < len(live):
+                    return False
+                for line in nodes:
+                    f = line.split()
+                    if any(x in f[2] for x in ("fail", "handshake", "noaddr")) \
+                            and int(f[1].split(":")[1].split("@")[0]) in \
+                            [m.port for m in live]:
+                        return False
+                    if f[7] != "connected":
+                        port = int(f[1].split(":")[1].split("@")[0])
+                        if port in [m.port for m in live]:
+                            return False
+                repl = n.call("INFO", "replication").decode()
+                if "role:slave" in repl and \
+                        "master_link_status:up" not in repl:
+                    return False
+            return True
+        wait_until(settled, timeout, "cluster_state:ok on every node with "
+                   "all replicas linked (logs under %s)" % self.dir, 0.2)
+        self.refresh()
+
+    def refresh(self):
+        """Reloads node ids, roles and the slot map from CLUSTER NODES."""
+        by_port = {n.port: n for n in self.nodes}
+        src = next(n for n in self.nodes if n.alive())
+        self.slot_owner = [None] * 16384
+        for line in src.call("CLUSTER", "NODES").decode().splitlines():
+            f = line.split()
+            port = int(f[1].split(":")[1].split("@")[0])
+            n = by_port.get(port)
+            if n is None:
+                continue
+            n.id = f[0]
+            n.role = "master" if "master" in f[2] else "replica"
+            n.master_id = f[3] if f[3] != "-" else None
+            for r in f[8:]:
+                if r.startswith("["):
+                    continue        # migrating/importing marker
+                if "-" in r:
+                    a, b = r.split("-")
+                else:
+                    a = b = r
+                for s in range(int(a), int(b) + 1):
+                    self.slot_owner[s] = n
+
+    def masters(self):
+        return [n for n in self.nodes if n.alive() and
+                getattr(n, "role", None) == "master"]
+
+    def replicas_of(self, master):
+        return [n for n in self.nodes
+                if getattr(n, "master_id", None) == master.id]
+
+    def node_for_slot(self, slot):
+        return self.slot_owner[slot]
+
+    def node_for_key(self, key):
+        return self.slot_owner[keyslot(key)]
+
+    def slots_of(self, master):
+        return [s for s in range(16384) if self.slot_owner[s] is master]
+
+    def direct(self, *args):
+        """Runs a single-key command on the master owning args[1]."""
+        return self.node_for_key(args[1]).call(*args)
+
+    def migrate_slots(self, src, dst, slots, batch=100, pause=0.0):
+        """Moves slots from master src to master dst by hand, keys included:
+        SETSLOT IMPORTING/MIGRATING, MIGRATE in batches, SETSLOT NODE on
+        every master. Live clients see ASK/MOVED during the move; pause
+        (seconds) is slept while each slot is half-migrated, to keep the
+        ASK window open longer."""
+        masters = self.masters()
+        with src.client(30) as cs, dst.client(30) as cd:
+            for slot in slots:
+                r = cd.call("CLUSTER", "SETSLOT", slot, "IMPORTING", src.id)
+                assert r == b"OK", r
+                r = cs.call("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.id)
+                assert r == b"OK", r
+                if pause:
+                    time.sleep(pause)
+                while True:
+                    keys = cs.call("CLUSTER", "GETKEYSINSLOT", slot, batch)
+                    if not keys:
+                        break
+                    r = cs.call("MIGRATE", HOST, dst.port, "", 0, 5000,
+                                "KEYS", *keys)
+                    assert r in (b"OK", b"NOKEY"), r
+                # The target first, so the source's MOVED never points at a
+                # node that still thinks it's importing.
+                assert cd.call("CLUSTER", "SETSLOT", slot, "NODE",
+                               dst.id) == b"OK"
+                assert cs.call("CLUSTER", "SETSLOT", slot, "NODE",
+                               dst.id) == b"OK"
+                for m in masters:
+                    if m is not src and m is not dst:
+                        m.call("CLUSTER", "SETSLOT", slot, "NODE", dst.id)
+                self.slot_owner[slot] = dst
+
+    def flushall(self):
+        for m in self.masters():
+            m.call("FLUSHALL")
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+
+# -------------------------------------------------------------------- proxy
+
+def proxy_bin():
+    return os.environ.get("SLOTPROXY_BIN") or os.path.join(
+        SRCDIR, "build", "src", "slotproxy")
+
+
+class Proxy:
+    """A slotproxy process with a generated YAML config. start() returns
+    once the listen port answers PING."""
+
+    count = 0
+
+    def __init__(self, seeds, extra=None, port=None, request_timeout="5s",
+                 log_level="notice"):
+        Proxy.count += 1
+        self.dir = os.path.join(tmp_root(), "proxy%d" % Proxy.count)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = port or free_port()
+        self.conf = os.path.join(self.dir, "slotproxy.yml")
+        self.log = os.path.join(self.dir, "slotproxy.log")
+        self.proc = None
+        lines = ["listen:", "  - %s:%d" % (HOST, self.port),
+                 "cluster:", "  seeds:"]
+        lines += ["    - %s:%d" % (HOST, p) for p in seeds]
+        lines += ["  request_timeout: %s" % request_timeout,
+                  "log:", "  level: %s" % log_level]
+        if extra:
+            lines.append(extra.rstrip("\n"))
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def start(self, timeout=15):
+        binary = proxy_bin()
+        if not os.access(binary, os.X_OK):
+            raise HarnessError("proxy binary %s not found or not executable "
+                               "(build it, or set SLOTPROXY_BIN)" % binary)
+        self.proc = spawn([binary, "-c", self.conf], self.log,
+                          "slotproxy-%d" % self.port, cwd=self.dir)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise HarnessError("slotproxy exited with status %s before "
+                                   "serving; log:\n%s" %
+                                   (self.proc.returncode, self.log_tail()))
+            with Client(self.port, timeout=2) as c:
+                return c.call("PING") == b"PONG"
+        wait_until(up, timeout, "slotproxy to answer PING on port %d; "
+                   "log:\n%s" % (self.port, self.log))
+        return self
+
+    def client(self, timeout=10.0):
+        return Client(self.port, timeout=timeout)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines=40):
+        try:
+            with open(self.log, "rb") as f:
+                data = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(data[-lines:])
+
+    def stop(self):
+        stop_proc(self.proc)
+
+
+# -------------------------------------------------------------------- env
+
+class Env:
+    """Shared fixtures, started lazily on first use and kept for the run:
+    one 3-master, 1-replica-each cluster and one proxy in front of it."""
+
+    def __init__(self):
+        self._cluster = None
+        self._proxy = None
+        self.proxies = []        # every proxy started, for log dumps
+
+    @property
+    def cluster(self):
+        if self._cluster is None:
+            t = time.time()
+            self._cluster = Cluster(3, 1).start()
+            log("# cluster up in %.1fs: ports %s" % (
+                time.time() - t, " ".join(str(n.port)
+                                        for n in self._cluster.nodes)))
+        return self._cluster
+
+    @property
+    def proxy(self):
+        if self._proxy is None or not self._proxy.alive():
+            self._proxy = self.new_proxy()
+        return self._proxy
+
+    def new_proxy(self, seeds=None, **kw):
+        """Starts an extra proxy (stopped by the harness at exit)."""
+        if seeds is None:
+            seeds = [m.port for m in self.cluster.masters()]
+        p = Proxy(seeds, **kw)
+        self.proxies.append(p)
+        return p.start()
+
+    def client(self, timeout=10.0):
+        """A new raw client connected to the shared proxy."""
+        return self.proxy.client(timeout)
+
+
+# ------------------------------------------------------------------ runner
+
+_tests = []
+
+
+def test(fn=None, *, timeout=None, last=False):
+    """Registers a test function taking one argument, the Env. last=True
+    tests (topology changes) run after all others."""
+    def reg(f):
+        _tests.append((f.__name__, f, timeout, last))
+        return f
+    return reg(fn) if fn is not None else reg
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout("test timed out")
+
+
+def _load(path):
+    name = os.path.splitext(os.path.basename(path))[0]
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if name in sys.modules or (main_file and
+                               os.path.abspath(main_file) == path):
+        return
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sys.modules.setdefault("harness", sys.modules[__name__])
+    patterns, files, failfast = [], [], False
+    while argv:
+        a = argv.pop(0)
+        if a == "-k" and argv:
+            patterns.append(argv.pop(0))
+        elif a == "-x":
+            failfast = True
+        elif a in ("-h", "--help"):
+            log("usage: harness.py [-k NAME]... [-x] [test_file.py ...]")
+            return 0
+        elif a.endswith(".py"):
+            files.append(a)
+        else:
+            log("unknown argument %r" % a)
+            return 2
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+
+    if not have_redis():
+        msg = ("!!! redis-server/redis-cli not found in PATH: integration "
+               "tests need Redis 7 (apt-get install redis-server redis-tools)")
+        if os.environ.get("CI") == "true":
+            log(msg + " -- CI=true, this is a FAILURE")
+            log("0 passed, 1 failed")
+            return 1
+        log(msg + " -- SKIPPING")
+        return EXIT_SKIP
+
+    if not files:
+        files = sorted(os.path.join(HERE, f) for f in os.listdir(HERE)
+                       if f.startswith("test_") and f.endswith(".py"))
+    for f in files:
+        _load(os.path.abspath(f))
+
+    selected = [t for t in _tests
+                if not patterns or any(p in t[0] for p in patterns)]
+    selected = [t for t in selected if not t[3]] + \
+        [t for t in selected if t[3]]
+    default_timeout = int(os.environ.get("SP_TEST_TIMEOUT", "60"))
+    env = Env()
+    passed = failed = skipped = 0
+    start = time.time()
+    signal.signal(signal.SIGALRM, _alarm)
+    log("# slotproxy integration tests: %d selected, proxy %s" %
+        (len(selected), proxy_bin()))
+    for name, fn, tmo, _last in selected:
+        t0 = time.time()
+        signal.alarm(tmo or default_timeout)
+        try:
+            fn(env)
+            signal.alarm(0)
+            passed += 1
+            log("ok   %-40s %6.2fs" % (name, time.time() - t0))
+        except Skip as e:
+            signal.alarm(0)
+            skipped += 1
+            log("skip %-40s %s" % (name, e))
+        except BaseException as e:   # noqa: B902 - report, then go on
+            signal.alarm(0)
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            failed += 1
+            log("FAIL %-40s %6.2fs" % (name, time.time() - t0))
+            for line in traceback.format_exc().rstrip().splitlines():
+                log("    " + line)
+            for p in env.proxies:
+                log("    --- log tail of slotproxy on port %d (%s):" %
+                    (p.port, p.log))
+                for line in p.log_tail(30).splitlines():
+                    log("    | " + line)
+            if env._proxy is not None and not env._proxy.alive():
+                env._proxy = None
+            if failfast:
+                break
+    signal.alarm(0)
+    log("# total %.1fs" % (time.time() - start))
+    summary = "%d passed, %d failed" % (passed, failed)
+    if skipped:
+        summary += ", %d skipped" % skipped
+    log(summary)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
