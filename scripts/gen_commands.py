@@ -521,7 +521,8 @@ def write_if_changed(path, text):
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(
+        description="Generate src/command.def from a real redis-server.")
     ap.add_argument("--redis-server", default="redis-server")
     ap.add_argument("--out", default=os.path.join(root, "src", "command.def"))
     ap.add_argument("--docs",

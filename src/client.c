@@ -21,6 +21,7 @@
 #include "client.h"
 #include "command.h"
 #include "config.h"
+#include "fanout.h"
 #include "keyslot.h"
 #include "log.h"
 #include "router.h"
@@ -156,39 +157,49 @@ request_set_bytes(struct request *r, const struct resp_req *p,
         buf_add_bulk(&r->req, base + p->argv[i].off, p->argv[i].len);
 }
 
-/* Find the slot of a keyed command; -1 with a CROSSSLOT reply sent when
- * the keys differ, 0 when keyless (or unknowable: let Redis answer). */
+/*
+ * Find the slot of a keyed command. Returns 0 when r is ready to route
+ * (r->keyed set if it has keys; keyless or unknowable keys go to any
+ * master, which then answers the syntax error itself), 1 when r has been
+ * answered or handed to the fanout (CROSSSLOT, or a multi-slot split).
+ */
 static int
 route_keys(struct client *c, struct request *r, const struct command *cmd,
            const struct resp_req *p, const char *base)
 {
     int kbuf[16];
+    uint16_t sbuf[16];
     int *keys = kbuf;
+    uint16_t *slots = sbuf;
     int max = (int)SP_ARRAY_LEN(kbuf);
+    int rc = 0, same = 1;
 
     if (p->argc > SP_ARRAY_LEN(kbuf)) {
         max = (int)p->argc;
-        keys = sp_malloc(sizeof(int) * p->argc);
+        keys = sp_malloc(sizeof(*keys) * p->argc);
+        slots = sp_malloc(sizeof(*slots) * p->argc);
     }
     int n = command_get_keys(cmd, p->argc, p->argv, base, keys, max);
-    int rc = 0;
-    if (n > 0) {
-        const struct resp_arg *k = &p->argv[keys[0]];
-        uint16_t slot = keyslot(base + k->off, k->len);
-        for (int i = 1; i < n; i++) {
-            k = &p->argv[keys[i]];
-            if (keyslot(base + k->off, k->len) != slot) {
-                reply_error(r, "CROSSSLOT Keys in request don't hash to the "
-                               "same slot");
-                rc = -1;
-                break;
-            }
-        }
-        r->slot = slot;
-        r->keyed = 1;
+    for (int i = 0; i < n; i++) {
+        const struct resp_arg *k = &p->argv[keys[i]];
+        slots[i] = keyslot(base + k->off, k->len);
+        same = same && slots[i] == slots[0];
     }
-    if (keys != kbuf)
+    if (n > 0 && same) {
+        r->slot = slots[0];
+        r->keyed = 1;
+    } else if (n > 0 && cmd->route == CMD_ROUTE_SPLIT) {
+        fanout_split(c->w, r, cmd, p->argv, base, keys, slots, n);
+        rc = 1;
+    } else if (n > 0) {
+        reply_error(r, "CROSSSLOT Keys in request don't hash to the same "
+                       "slot");
+        rc = 1;
+    }
+    if (keys != kbuf) {
         sp_free(keys);
+        sp_free(slots);
+    }
     return rc;
 }
 

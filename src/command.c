@@ -3,8 +3,9 @@
  * The command table (generated into command.def by scripts/gen_commands.py
  * from a real redis-server) and the logic that reads it: O(1) lookup,
  * arity checks, key extraction with Redis 7's key-spec rules, and the exact
- * Redis error texts for unknown commands and wrong arity. No I/O, no
- * allocation: every table is static const.
+ * Redis error texts for unknown commands and wrong arity. No I/O; every
+ * table is static const, so lookup and key extraction never allocate and
+ * need no initialisation or locking.
  */
 #include "build_config.h"
 

@@ -75,6 +75,7 @@ worker_new(const struct config *conf)
     TAILQ_INIT(&w->dirty_clients);
     TAILQ_INIT(&w->dirty_conns);
     w->map = slotmap_new_empty();
+    w->slot_scratch = sp_calloc(SLOT_COUNT, sizeof(*w->slot_scratch));
     w->start_ms = (uint64_t)time(NULL) * 1000;
     w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^ 0x9e3779b97f4a7c15ull;
     return w;
@@ -120,6 +121,7 @@ worker_free(struct worker *w)
     client_flush_dirty(w);
     sp_free(w->servers);
     sp_free(w->map_srv);
+    sp_free(w->slot_scratch);
     slotmap_put(w->map);
     request_pool_drain(w);
     event_free(w->flush_ev);

@@ -55,6 +55,8 @@ struct worker {
     uint32_t nfree_reqs;
     struct server **map_srv;        /* map->nodes[i] -> its server, rebuilt
                                      * with each new map */
+    uint16_t *slot_scratch;         /* SLOT_COUNT entries, all zero between
+                                     * uses (fanout grouping) */
     struct topology *topo;          /* slot map refresher */
     /* Hook the topology installs: a backend connection to s failed. */
     void (*on_node_error)(struct worker *w, struct server *s);

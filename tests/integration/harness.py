@@ -760,6 +760,26 @@ def _alarm(signum, frame):
     raise _Timeout("test timed out")
 
 
+def _dump_locals(e):
+    """A bare assert says nothing: print the failing test frame's locals."""
+    tb = e.__traceback__
+    frame = None
+    while tb is not None:
+        if os.path.basename(tb.tb_frame.f_code.co_filename).startswith(
+                "test_"):
+            frame = tb.tb_frame
+        tb = tb.tb_next
+    if frame is None:
+        return
+    log("    locals of %s():" % frame.f_code.co_name)
+    for k, v in sorted(frame.f_locals.items()):
+        if k == "env" or callable(v):
+            continue
+        r = repr(v)
+        log("      %s = %s" % (k, r if len(r) <= 300 else
+                               r[:300] + "... (%d chars)" % len(r)))
+
+
 def _load(path):
     name = os.path.splitext(os.path.basename(path))[0]
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
@@ -824,6 +844,7 @@ def main(argv=None):
         (len(selected), proxy_bin()))
     for name, fn, tmo, _last in selected:
         t0 = time.time()
+        nproxies = len(env.proxies)
         signal.alarm(tmo or default_timeout)
         try:
             fn(env)
@@ -842,7 +863,11 @@ def main(argv=None):
             log("FAIL %-40s %6.2fs" % (name, time.time() - t0))
             for line in traceback.format_exc().rstrip().splitlines():
                 log("    " + line)
-            for p in env.proxies:
+            if isinstance(e, AssertionError) and not e.args:
+                _dump_locals(e)
+            shown = [env._proxy] if env._proxy else []
+            shown += [p for p in env.proxies[nproxies:] if p not in shown]
+            for p in shown:
                 log("    --- log tail of slotproxy on port %d (%s):" %
                     (p.port, p.log))
                 for line in p.log_tail(30).splitlines():

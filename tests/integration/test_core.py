@@ -235,7 +235,8 @@ def test_multikey_split_merge(env):
         args = ["MSET"]
         for k in keys:
             args += [k, "val-" + k]
-        assert c.call(*args) == b"OK"
+        r = c.call(*args)
+        assert r == b"OK", r
         got = c.call("MGET", *(keys + ["split:missing"]))
         assert got == [("val-" + k).encode() for k in keys] + [None], got
         assert c.call("EXISTS", *keys) == 50
@@ -284,7 +285,8 @@ def test_large_value(env):
         r = c.pipeline([("PING",), ("GET", "big:1m"), ("ECHO", "x"),
                         ("GET", "big:missing")])
         assert r == [b"PONG", big, b"x", None]
-        assert c.call("DEL", "big:1m", "big:10m") == 2
+        assert c.call("DEL", "big:1m") == 1
+        assert c.call("DEL", "big:10m") == 1
 
 
 @test(timeout=120)

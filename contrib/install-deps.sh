@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the Debian packages slotproxy needs to build and test, if any is
+# missing. Used by contrib/quickstart.sh, contrib/run-tests.sh and .ci/run.
+set -euo pipefail
+
+PKGS=(autoconf automake libtool pkg-config gcc make
+      libevent-dev libyaml-dev libjemalloc-dev check
+      redis-server redis-tools python3 python3-redis
+      clang libclang-rt-14-dev valgrind)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing: ${missing[*]}"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian package starts a redis-server on 6379; the tests start their
+# own servers on free ports and do not need it.

@@ -1,0 +1,29 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * Multi-key commands whose keys span several slots (MGET, MSET, DEL,
+ * UNLINK, EXISTS, TOUCH): split into one fragment per slot, send the
+ * fragments at once (each routed, and redirected, on its own), and merge
+ * their replies into one reply in the client's key order.
+ */
+#ifndef SP_FANOUT_H
+#define SP_FANOUT_H
+
+#include <stdint.h>
+
+struct worker;
+struct request;
+struct command;
+struct resp_arg;
+
+/*
+ * Split parent (a SPLIT-route command with nkeys keys at argv indexes
+ * keys[]) into per-slot fragments and dispatch them. The parent completes
+ * when the last fragment does: the merged reply, or one error naming the
+ * first failure. slots[i] is the slot of key i.
+ */
+void fanout_split(struct worker *w, struct request *parent,
+                  const struct command *cmd, const struct resp_arg *argv,
+                  const char *base, const int *keys, const uint16_t *slots,
+                  int nkeys);
+
+#endif
