@@ -242,8 +242,11 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base)
         command_err_refused(&r->rep, cmd);
         request_complete(r);
         return;
-    case CMD_ROUTE_PINNED:
-    case CMD_ROUTE_ALL: {
+    case CMD_ROUTE_ALL:
+        request_set_bytes(r, p, base);
+        fanout_all(w, r, cmd, argv, p->argc, base);
+        return;
+    case CMD_ROUTE_PINNED: {
         char msg[200];
         snprintf(msg, sizeof(msg),
                  "ERR slotproxy: '%s' is not supported by this version of "

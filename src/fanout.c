@@ -23,10 +23,21 @@
 #include "request.h"
 #include "resp.h"
 #include "router.h"
+#include "slotmap.h"
 #include "util.h"
 #include "worker.h"
 
-enum merge_kind { MERGE_ARRAY, MERGE_OK, MERGE_SUM };
+enum merge_kind {
+    MERGE_ARRAY,        /* MGET: values back in key order */
+    MERGE_OK,           /* MSET: +OK when all fragments said so */
+    MERGE_SUM,          /* integers added (DEL, EXISTS, DBSIZE ...) */
+    MERGE_CONCAT,       /* arrays concatenated (KEYS) */
+    MERGE_SAME,         /* every master answers alike (FLUSHALL, SCRIPT
+                         * LOAD ...): the first reply */
+    MERGE_AND,          /* arrays of 0/1 and-ed (SCRIPT EXISTS) */
+    MERGE_FIRST,        /* the first non-nil reply (RANDOMKEY) */
+    MERGE_SCAN,         /* one master per call; cursor rewritten */
+};
 
 struct fanout {
     struct request *parent;         /* the client's request */
@@ -37,7 +48,12 @@ struct fanout {
     uint32_t *key_frag;             /* key i -> its fragment */
     uint32_t *key_pos;              /* key i -> its index in the fragment */
     int kind;                       /* enum merge_kind */
+    uint32_t scan_master;           /* MERGE_SCAN: master being scanned */
+    uint32_t nmasters;              /* MERGE_SCAN: masters in the map */
 };
+
+#define SCAN_MASTER_BITS 10
+#define SCAN_MASTER_MASK ((1u << SCAN_MASTER_BITS) - 1)
 
 static int
 merge_kind_of(const struct command *cmd)
@@ -60,16 +76,156 @@ fanout_free(struct fanout *f)
     sp_free(f);
 }
 
-/* The first fragment error in key order, or NULL. */
+static int
+is_error(const struct request *fr)
+{
+    return buf_unread(&fr->rep) == 0 || fr->rep.data[fr->rep.pos] == '-';
+}
+
+/* The first fragment error (in key order for a split), or NULL. */
 static const struct request *
 first_error(const struct fanout *f)
 {
     for (uint32_t i = 0; i < f->nkeys; i++) {
         const struct request *fr = f->frags[f->key_frag[i]];
-        if (buf_unread(&fr->rep) == 0 || fr->rep.data[fr->rep.pos] == '-')
+        if (is_error(fr))
             return fr;
     }
+    for (uint32_t i = 0; i < f->nfrags; i++)
+        if (is_error(f->frags[i]))
+            return f->frags[i];
     return NULL;
+}
+
+/* Decode every fragment's reply; NULL entries never escape (-1). */
+static int
+decode_all(struct fanout *f, struct resp_value **vals, char type)
+{
+    for (uint32_t i = 0; i < f->nfrags; i++) {
+        const struct buf *b = &f->frags[i]->rep;
+        if (resp_value_parse(b->data + b->pos, buf_unread(b), &vals[i]) <= 0)
+            return -1;
+        if (type != 0 && vals[i]->type != type)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+free_all(struct fanout *f, struct resp_value **vals)
+{
+    for (uint32_t i = 0; i < f->nfrags; i++)
+        if (vals[i] != NULL)
+            resp_value_free(vals[i]);
+    sp_free(vals);
+}
+
+static void
+add_value_bulk(struct buf *out, const struct resp_value *e)
+{
+    if (e->type == '$' && e->str != NULL)
+        buf_add_bulk(out, e->str, e->len);
+    else if (e->type == ':')
+        buf_add_int(out, e->integer);
+    else
+        buf_add_nil(out);
+}
+
+/* KEYS: every master's array, one after the other. */
+static int
+merge_concat(struct fanout *f, struct buf *out)
+{
+    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
+    int rc = decode_all(f, vals, '*');
+    if (rc == 0) {
+        size_t total = 0;
+        for (uint32_t i = 0; i < f->nfrags; i++)
+            total += vals[i]->nelems;
+        buf_add_array(out, (long long)total);
+        for (uint32_t i = 0; i < f->nfrags; i++)
+            for (size_t j = 0; j < vals[i]->nelems; j++)
+                add_value_bulk(out, &vals[i]->elems[j]);
+    }
+    free_all(f, vals);
+    return rc;
+}
+
+/* SCRIPT EXISTS: 1 only where every master has the script, so that an
+ * EVALSHA works wherever it lands. */
+static int
+merge_and(struct fanout *f, struct buf *out)
+{
+    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
+    int rc = decode_all(f, vals, '*');
+    for (uint32_t i = 1; rc == 0 && i < f->nfrags; i++)
+        if (vals[i]->nelems != vals[0]->nelems)
+            rc = -1;
+    if (rc == 0) {
+        buf_add_array(out, (long long)vals[0]->nelems);
+        for (size_t j = 0; j < vals[0]->nelems; j++) {
+            long long all = 1;
+            for (uint32_t i = 0; i < f->nfrags; i++)
+                all = all && vals[i]->elems[j].integer == 1;
+            buf_add_int(out, all);
+        }
+    }
+    free_all(f, vals);
+    return rc;
+}
+
+/* RANDOMKEY: the first master (in a random rotation) that has a key. */
+static void
+merge_first(struct fanout *f, struct buf *out)
+{
+    for (uint32_t i = 0; i < f->nfrags; i++) {
+        const struct buf *b = &f->frags[i]->rep;
+        if (buf_unread(b) >= 3 && memcmp(b->data + b->pos, "$-1", 3) != 0) {
+            buf_append(out, b->data + b->pos, buf_unread(b));
+            return;
+        }
+    }
+    buf_add_nil(out);
+}
+
+/*
+ * SCAN: the proxy cursor is (node cursor << 10) | master index. When a
+ * master's own cursor returns to 0 the scan moves to the next master, and
+ * ends (cursor 0) after the last one.
+ */
+static int
+merge_scan(struct fanout *f, struct buf *out)
+{
+    struct resp_value *v = NULL;
+    const struct buf *b = &f->frags[0]->rep;
+    long long next;
+    int rc = -1;
+
+    if (resp_value_parse(b->data + b->pos, buf_unread(b), &v) <= 0)
+        return -1;
+    if (v->type == '*' && v->nelems == 2 && v->elems[0].type == '$' &&
+        v->elems[1].type == '*' &&
+        sp_str2ll(v->elems[0].str, v->elems[0].len, &next) == 0 &&
+        next >= 0 && next < (1ll << (63 - SCAN_MASTER_BITS))) {
+        unsigned long long cur;
+        if (next != 0)
+            cur = ((unsigned long long)next << SCAN_MASTER_BITS) |
+                  f->scan_master;
+        else if (f->scan_master + 1 < f->nmasters)
+            cur = f->scan_master + 1;
+        else
+            cur = 0;
+        char num[24];
+        int n = snprintf(num, sizeof(num), "%llu", cur);
+        buf_add_array(out, 2);
+        buf_add_bulk(out, num, (size_t)n);
+        const struct resp_value *keys = &v->elems[1];
+        buf_add_array(out, (long long)keys->nelems);
+        for (size_t j = 0; j < keys->nelems; j++)
+            add_value_bulk(out, &keys->elems[j]);
+        rc = 0;
+    }
+    resp_value_free(v);
+    return rc;
 }
 
 /* Rebuild an MGET reply in key order from the fragments' arrays. */
@@ -139,13 +295,24 @@ fanout_merge(struct fanout *f)
         rc = merge_array(f, &p->rep);
     } else if (f->kind == MERGE_SUM) {
         rc = merge_sum(f, &p->rep);
+    } else if (f->kind == MERGE_CONCAT) {
+        rc = merge_concat(f, &p->rep);
+    } else if (f->kind == MERGE_AND) {
+        rc = merge_and(f, &p->rep);
+    } else if (f->kind == MERGE_FIRST) {
+        merge_first(f, &p->rep);
+    } else if (f->kind == MERGE_SCAN) {
+        rc = merge_scan(f, &p->rep);
+    } else if (f->kind == MERGE_SAME) {
+        const struct buf *b = &f->frags[0]->rep;
+        buf_append(&p->rep, b->data + b->pos, buf_unread(b));
     } else {
         buf_append(&p->rep, "+OK\r\n", 5);
     }
     if (rc != 0) {
         p->rep.pos = p->rep.len = 0;
         buf_append_str(&p->rep, "-ERR slotproxy: unexpected reply from a "
-                                "backend to a multi-key fragment\r\n");
+                                "backend to a fan-out fragment\r\n");
     }
     p->data = NULL;
     fanout_free(f);
@@ -176,6 +343,36 @@ frag_new(struct worker *w, struct fanout *f, const struct command *cmd,
     buf_add_array(&fr->req, nargs);
     buf_add_bulk_str(&fr->req, cmd->name);
     return fr;
+}
+
+/*
+ * Send every fragment. master < 0: route each by its slot; otherwise
+ * fragment i goes to master (master + i) of the map. A fragment may
+ * complete synchronously (uncovered slot, node in backoff), even the
+ * whole fanout, so the loop works on its own references.
+ */
+static void
+fanout_start(struct worker *w, struct fanout *f, int master)
+{
+    uint32_t n = f->nfrags;
+    struct request **frags = sp_malloc(sizeof(*frags) * n);
+
+    f->pending = n;
+    f->parent->data = f;
+    request_get(f->parent);
+    memcpy(frags, f->frags, sizeof(*frags) * n);
+    for (uint32_t i = 0; i < n; i++)
+        request_get(frags[i]);
+    for (uint32_t i = 0; i < n; i++) {
+        if (master < 0)
+            router_dispatch(w, frags[i]);
+        else
+            router_dispatch_master(w, frags[i],
+                                   ((uint32_t)master + i) % w->map->nmasters);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        request_put(frags[i]);
+    sp_free(frags);
 }
 
 void
@@ -220,20 +417,116 @@ fanout_split(struct worker *w, struct request *parent,
     for (int i = 0; i < nkeys; i++)
         slot_frag[slots[i]] = 0;
     sp_free(count);
-    f->pending = f->nfrags;
-    parent->data = f;
-    request_get(parent);
-    /* Dispatch last: a fragment may complete (even the whole fanout)
-     * synchronously, e.g. for an uncovered slot. Hold a local reference
-     * to f's array through the loop via the pending count. */
-    uint32_t n = f->nfrags;
-    struct request **frags = sp_malloc(sizeof(*frags) * n);
-    memcpy(frags, f->frags, sizeof(*frags) * n);
-    for (uint32_t i = 0; i < n; i++)
-        request_get(frags[i]);
-    for (uint32_t i = 0; i < n; i++)
-        router_dispatch(w, frags[i]);
-    for (uint32_t i = 0; i < n; i++)
-        request_put(frags[i]);
-    sp_free(frags);
+    fanout_start(w, f, -1);
+}
+
+/* How a fan-out command's replies combine, by full command name. */
+struct all_rule {
+    const char *fullname;
+    int kind;                       /* enum merge_kind */
+};
+
+static const struct all_rule all_rules[] = {
+    {"dbsize", MERGE_SUM},
+    {"keys", MERGE_CONCAT},
+    {"randomkey", MERGE_FIRST},
+    {"scan", MERGE_SCAN},
+    {"script|exists", MERGE_AND},
+};
+
+static int
+all_kind_of(const struct command *cmd)
+{
+    for (size_t i = 0; i < SP_ARRAY_LEN(all_rules); i++)
+        if (strcmp(all_rules[i].fullname, cmd->fullname) == 0)
+            return all_rules[i].kind;
+    /* FLUSHALL, FLUSHDB, SCRIPT LOAD/FLUSH/KILL, FUNCTION ...: the same
+     * answer from every master, or the first error. */
+    return MERGE_SAME;
+}
+
+static struct fanout *
+fanout_new(struct request *parent, int kind, uint32_t nfrags)
+{
+    struct fanout *f = sp_calloc(1, sizeof(*f));
+    f->parent = parent;
+    f->kind = kind;
+    f->nfrags = nfrags;
+    f->frags = sp_calloc(nfrags, sizeof(*f->frags));
+    return f;
+}
+
+static struct request *
+frag_copy(struct worker *w, struct fanout *f, const struct request *parent)
+{
+    struct request *fr = request_new(w);
+    fr->cmd = parent->cmd;
+    fr->on_done = fanout_frag_done;
+    fr->data = f;
+    buf_append(&fr->req, parent->req.data + parent->req.pos,
+               buf_unread(&parent->req));
+    return fr;
+}
+
+/* SCAN <cursor> ...: one fragment to the master the cursor names, with
+ * that master's own cursor. */
+static void
+fanout_scan(struct worker *w, struct request *parent,
+            const struct resp_arg *argv, uint32_t argc, const char *base)
+{
+    long long cur;
+    uint32_t nmasters = w->map->nmasters;
+    if (sp_str2ll(base + argv[1].off, argv[1].len, &cur) != 0 || cur < 0) {
+        request_fail(parent, "ERR invalid cursor");
+        return;
+    }
+    uint32_t master = (uint32_t)((unsigned long long)cur & SCAN_MASTER_MASK);
+    if (master >= nmasters) {
+        request_fail(parent, "ERR invalid cursor (the cluster has fewer "
+                             "masters than when the scan began)");
+        return;
+    }
+    struct fanout *f = fanout_new(parent, MERGE_SCAN, 1);
+    f->scan_master = master;
+    f->nmasters = nmasters;
+    struct request *fr = request_new(w);
+    fr->cmd = parent->cmd;
+    fr->on_done = fanout_frag_done;
+    fr->data = f;
+    buf_add_array(&fr->req, argc);
+    buf_add_bulk_str(&fr->req, "scan");
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%llu",
+                     (unsigned long long)cur >> SCAN_MASTER_BITS);
+    buf_add_bulk(&fr->req, num, (size_t)n);
+    for (uint32_t i = 2; i < argc; i++)
+        buf_add_bulk(&fr->req, base + argv[i].off, argv[i].len);
+    f->frags[0] = fr;
+    fanout_start(w, f, (int)master);
+}
+
+void
+fanout_all(struct worker *w, struct request *parent,
+           const struct command *cmd, const struct resp_arg *argv,
+           uint32_t argc, const char *base)
+{
+    uint32_t nmasters = w->map->nmasters;
+    int kind = all_kind_of(cmd);
+
+    if (nmasters == 0) {
+        request_fail(parent, "CLUSTERDOWN The cluster is down (slotproxy "
+                             "has no slot map yet)");
+        return;
+    }
+    if (kind == MERGE_SCAN) {
+        fanout_scan(w, parent, argv, argc, base);
+        return;
+    }
+    struct fanout *f = fanout_new(parent, kind, nmasters);
+    for (uint32_t i = 0; i < nmasters; i++)
+        f->frags[i] = frag_copy(w, f, parent);
+    /* RANDOMKEY starts at a random master so that it is random across
+     * the cluster, not only within the first master. */
+    int first = kind == MERGE_FIRST ? (int)(w->rr++ % nmasters) : 0;
+    fanout_start(w, f, first);
 }

@@ -26,4 +26,15 @@ void fanout_split(struct worker *w, struct request *parent,
                   const char *base, const int *keys, const uint16_t *slots,
                   int nkeys);
 
+/*
+ * Send parent (its bytes already in parent->req) to every master and merge
+ * the replies by the command's rule: DBSIZE sums, KEYS concatenates,
+ * SCRIPT EXISTS ands, RANDOMKEY takes the first key found, FLUSHALL and
+ * SCRIPT/FUNCTION LOAD... expect the same reply everywhere. SCAN goes to
+ * one master per call, named by the cursor.
+ */
+void fanout_all(struct worker *w, struct request *parent,
+                const struct command *cmd, const struct resp_arg *argv,
+                uint32_t argc, const char *base);
+
 #endif

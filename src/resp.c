@@ -200,18 +200,25 @@ resp_req_fail(struct resp_req *r, const char *err)
     return RESP_ERROR;
 }
 
+/* Smallest argv allocation: most commands fit without regrowing. */
+#define RESP_ARGV_MIN 8
+
 /*
  * Append argument [off, off + len) to r->argv, doubling the array when
- * full but never past max entries (the caller guarantees argc < max).
+ * full. need is how many arguments the request can have (argc + bulks
+ * still announced, so at most max_multibulk): like Redis, never allocate
+ * past it (beyond RESP_ARGV_MIN), so a large count costs memory only as
+ * its arguments arrive.
  */
 static void
 resp_req_push_arg(struct resp_req *r, uint64_t off, uint64_t len,
-                  uint64_t max)
+                  uint64_t need)
 {
     if (r->argc == r->argv_cap) {
-        uint64_t cap = SP_MAX((uint64_t)r->argv_cap * 2, 8);
+        uint64_t cap = SP_MAX((uint64_t)r->argv_cap * 2, RESP_ARGV_MIN);
 
-        cap = SP_MIN(cap, max);
+        if (cap > need)
+            cap = SP_MAX(need, RESP_ARGV_MIN);
         r->argv = sp_realloc(r->argv, cap * sizeof(*r->argv));
         r->argv_cap = (uint32_t)cap;
     }
@@ -299,7 +306,7 @@ resp_req_multibulk(struct resp_req *r, const char *buf, size_t len,
             return RESP_AGAIN;
         /* Like Redis, the two bytes after the payload are not checked. */
         resp_req_push_arg(r, r->off, (uint64_t)r->bulk_len,
-                          lim->max_multibulk);
+                          (uint64_t)r->argc + (uint64_t)r->multibulk_left);
         r->off += (uint64_t)r->bulk_len + 2;
         r->multibulk_left--;
         r->bulk_len = 0;

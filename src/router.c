@@ -61,6 +61,19 @@ router_dispatch(struct worker *w, struct request *r)
     server_send(node_server(w, node), r);
 }
 
+void
+router_dispatch_master(struct worker *w, struct request *r, uint32_t i)
+{
+    r->on_reply = router_on_reply;
+    if (r->deadline_ms == 0)
+        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+    if (i >= w->map->nmasters) {
+        request_fail(r, "CLUSTERDOWN The cluster is down");
+        return;
+    }
+    server_send(node_server(w, (int)i), r);
+}
+
 /* Parse "<slot> <host>:<port>" after MOVED/ASK. The host may be empty
  * (meaning the node that answered) or an IPv6 address (last ':' splits). */
 static int

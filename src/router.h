@@ -15,4 +15,7 @@ struct request;
  * before this returns, e.g. for an uncovered slot). */
 void router_dispatch(struct worker *w, struct request *r);
 
+/* Send r to master number i (0 <= i < map->nmasters) of the current map. */
+void router_dispatch_master(struct worker *w, struct request *r, uint32_t i);
+
 #endif
