@@ -270,14 +270,17 @@ server_send(struct server *s, struct request *r)
         if (conn_connect(c) != 0) {
             snprintf(msg, sizeof(msg), "connect failed: %s",
                      strerror(errno));
-            TAILQ_INSERT_TAIL(&c->sendq, request_get(r), bnext);
+            /* (TAILQ macros evaluate their element more than once.) */
+            request_get(r);
+            TAILQ_INSERT_TAIL(&c->sendq, r, bnext);
             r->conn = c;
             conn_error(c, msg, 1);
             return;
         }
     }
     r->conn = c;
-    TAILQ_INSERT_TAIL(&c->sendq, request_get(r), bnext);
+    request_get(r);
+    TAILQ_INSERT_TAIL(&c->sendq, r, bnext);
     conn_mark_dirty(c);
 }
 

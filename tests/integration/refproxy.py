@@ -386,10 +386,29 @@ class ClientHandler:
                 port = self.p.slots[slot] or self.p.seeds[0]
             batches.setdefault(port, []).append(enc(args))
             sent.append((i, port, args, slot))
+        dead = set()
         for port, data in batches.items():
-            self.conn(port).sock.sendall(b"".join(data))
+            try:
+                self.conn(port).sock.sendall(b"".join(data))
+            except OSError:
+                dead.add(port)
         for i, port, args, slot in sent:
-            r = self.conn(port).read_raw()
+            try:
+                if port in dead:
+                    raise OSError("down")
+                r = self.conn(port).read_raw()
+            except OSError:
+                dead.add(port)
+                c = self.conns.pop(port, None)
+                if c:
+                    c.close()
+                try:
+                    with self.p.lock:
+                        self.p.refresh()
+                except OSError:
+                    pass
+                out[i] = err("ERR backend 127.0.0.1:%d unreachable" % port)
+                continue
             if slot is not None and (r.startswith(b"-MOVED ") or
                                      r.startswith(b"-ASK ") or
                                      r.startswith(b"-TRYAGAIN")):

@@ -8,6 +8,6 @@
 # and CI is not "true").
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd) || exit 1
 case "$*" in
-*.py*) exec /usr/bin/python3 "$here/harness.py" "$@" ;;
-*) exec /usr/bin/python3 "$here/harness.py" "$@" "$here"/test_*.py ;;
+*.py*) exec /usr/bin/python3 -B "$here/harness.py" "$@" ;;
+*) exec /usr/bin/python3 -B "$here/harness.py" "$@" "$here"/test_*.py ;;
 esac

@@ -25,7 +25,7 @@ KEYS_PER_THREAD = 100
 @test(last=True, timeout=150)
 def test_live_migration(env):
     cl = env.cluster
-    cl.refresh()
+    cl.wait_ok(30)
     src, dst = cl.masters()[0], cl.masters()[1]
     slots = cl.slots_of(src)[:NSLOTS]
     assert len(slots) == NSLOTS
