@@ -218,6 +218,13 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base)
         request_complete(r);
         return;
     }
+    if (w->conf->ndisabled > 0 && config_command_disabled(w->conf, cmd)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "ERR slotproxy: %s is disabled by the "
+                 "proxy configuration", cmd->fullname);
+        reply_error(r, msg);
+        return;
+    }
     if (cmd->nsubcmds > 0 && p->argc >= 2) {
         const struct command *sub = command_lookup_sub(
             cmd, base + argv[1].off, argv[1].len);

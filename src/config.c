@@ -25,6 +25,7 @@
 #include <yaml.h>
 
 #include "alloc.h"
+#include "command.h"
 #include "config.h"
 #include "log.h"
 #include "util.h"
@@ -45,6 +46,7 @@ enum config_type {
     CONF_T_INT,                 /* uint32_t field: plain integer */
     CONF_T_DURATION,            /* uint32_t field: ms, or 250ms/5s/2m/1h */
     CONF_T_SIZE,                /* uint64_t field: bytes, or 64kb/512mb/1gb */
+    CONF_T_COMMANDS,            /* list of command names (disabled_commands) */
 };
 
 /* One configuration option. */
@@ -104,6 +106,10 @@ static const struct config_directive config_directives[] = {
              output_limit, 64 * CONF_MB, CONF_KB, 64 * CONF_GB),
     CONF_NUM("clients", "idle_timeout", CONF_T_DURATION,
              idle_timeout_ms, 0, 0, CONF_MS_DAY),
+    CONF_NUM("clients", "max_fanout_reply", CONF_T_SIZE,
+             max_fanout_reply, 64 * CONF_MB, CONF_KB, 64 * CONF_GB),
+    CONF_ADDRS(NULL, "disabled_commands", CONF_T_COMMANDS, disabled,
+               ndisabled),
 };
 
 #define CONF_NDIRECTIVES SP_ARRAY_LEN(config_directives)
@@ -230,6 +236,7 @@ config_free(struct config *c)
         return;
     conf_addrs_free(c->listen, c->nlisten);
     conf_addrs_free(c->seeds, c->nseeds);
+    sp_free(c->disabled);
     sp_free(c->log_file);
     sp_free(c->file);
     sp_free(c);
@@ -519,6 +526,42 @@ conf_set_addrs(struct config_parser *p, const struct config_directive *d,
     return 0;
 }
 
+/* disabled_commands: a list of known top-level command names. */
+static int
+conf_set_commands(struct config_parser *p, const struct config_directive *d,
+                  yaml_node_t *v)
+{
+    const struct command ***arr = conf_field(p->c, d);
+    size_t *n = (size_t *)((char *)p->c + d->count_offset);
+
+    if (v->type != YAML_SEQUENCE_NODE)
+        return conf_error(p, v->start_mark, "'%s' must be a list of command "
+                          "names", d->name);
+    yaml_node_item_t *it = v->data.sequence.items.start;
+    size_t count = (size_t)(v->data.sequence.items.top - it);
+    *arr = sp_calloc(count, sizeof(**arr));
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *item = yaml_document_get_node(p->doc, it[i]);
+        const char *s = conf_scalar(item);
+        const struct command *cmd =
+            s != NULL ? command_lookup(s, strlen(s)) : NULL;
+        if (cmd == NULL)
+            return conf_error(p, item->start_mark, "unknown command '%s' in "
+                              "'%s'", s != NULL ? s : "?", d->name);
+        (*arr)[(*n)++] = cmd;
+    }
+    return 0;
+}
+
+int
+config_command_disabled(const struct config *c, const struct command *cmd)
+{
+    for (size_t i = 0; i < c->ndisabled; i++)
+        if (c->disabled[i] == cmd)
+            return 1;
+    return 0;
+}
+
 static int
 conf_set_path(struct config_parser *p, const struct config_directive *d,
               yaml_node_t *v)
@@ -628,6 +671,8 @@ conf_set(struct config_parser *p, size_t idx, yaml_node_t *v)
         return conf_set_addrs(p, d, v);
     case CONF_T_PATH:
         return conf_set_path(p, d, v);
+    case CONF_T_COMMANDS:
+        return conf_set_commands(p, d, v);
     default:
         return conf_set_num(p, d, v, &seen->num);
     }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct command;
+
 enum addr_kind { ADDR_TCP = 0, ADDR_UNIX };
 
 /* A listen or seed address: "host:port", "[v6]:port" or "unix:/path". */
@@ -51,7 +53,18 @@ struct config {
     uint64_t output_limit;        /* output_limit: pending reply bytes before
                                    * the client is closed; 64mb */
     uint32_t idle_timeout_ms;     /* idle_timeout: 0 = never */
+    uint64_t max_fanout_reply;    /* max_fanout_reply: bytes a merged
+                                   * fan-out reply (KEYS, MGET ...) may
+                                   * hold; 64mb */
+
+    /* disabled_commands: top-level commands refused by configuration */
+    const struct command **disabled;
+    size_t ndisabled;
 };
+
+/* 1 when cmd (a top-level command) is disabled by the configuration. */
+int config_command_disabled(const struct config *c,
+                            const struct command *cmd);
 
 /* Fill every field with its default (no listen/seed parsing needed). */
 void config_defaults(struct config *c);

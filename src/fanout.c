@@ -19,6 +19,7 @@
 
 #include "alloc.h"
 #include "command.h"
+#include "config.h"
 #include "fanout.h"
 #include "request.h"
 #include "resp.h"
@@ -280,15 +281,33 @@ merge_sum(struct fanout *f, struct buf *out)
     return 0;
 }
 
+/* Bytes the fragments' replies hold: a bound on the merged reply. */
+static uint64_t
+frag_reply_bytes(const struct fanout *f)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < f->nfrags; i++)
+        total += buf_unread(&f->frags[i]->rep);
+    return total;
+}
+
 static void
 fanout_merge(struct fanout *f)
 {
     struct request *p = f->parent;
     const struct request *err = first_error(f);
+    uint64_t limit = p->w->conf->max_fanout_reply;
     int rc = 0;
 
     p->rep.pos = p->rep.len = 0;
-    if (err != NULL) {
+    if (err == NULL && frag_reply_bytes(f) > limit) {
+        /* Refuse rather than build a reply that could exhaust memory
+         * (KEYS * on a big cluster). */
+        buf_printf(&p->rep, "-ERR slotproxy: reply to '%s' exceeds "
+                   "clients.max_fanout_reply (%llu bytes); use SCAN or "
+                   "fewer keys\r\n", p->cmd ? p->cmd->fullname : "?",
+                   (unsigned long long)limit);
+    } else if (err != NULL) {
         buf_append(&p->rep, err->rep.data + err->rep.pos,
                    buf_unread(&err->rep));
     } else if (f->kind == MERGE_ARRAY) {

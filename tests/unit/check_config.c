@@ -68,6 +68,8 @@ struct default_case {
 
 static const struct default_case default_cases[] = {
     { "workers", FIELD(workers), 1 },
+    { "max_fanout_reply", FIELD(max_fanout_reply), 64ull << 20 },
+    { "ndisabled", FIELD(ndisabled), 0 },
     { "log.level", FIELD(log_level), LOG_NOTICE },
     { "connect_timeout", FIELD(connect_timeout_ms), 1000 },
     { "request_timeout", FIELD(request_timeout_ms), 5000 },
@@ -137,6 +139,11 @@ struct option_case {
 
 static const struct option_case option_cases[] = {
     { CLUSTER "workers: 4\n", FIELD(workers), 4 },
+    { CLUSTER "clients:\n  max_fanout_reply: 2mb\n", FIELD(max_fanout_reply),
+      2u << 20 },
+    { CLUSTER "disabled_commands: [KEYS, flushall, Script]\n",
+      FIELD(ndisabled), 3 },
+    { CLUSTER "disabled_commands: []\n", FIELD(ndisabled), 0 },
     { CLUSTER "workers: 1024\n", FIELD(workers), 1024 },
     { CLUSTER "log:\n  level: error\n", FIELD(log_level), LOG_ERROR },
     { CLUSTER "log:\n  level: warn\n", FIELD(log_level), LOG_WARN },
@@ -253,6 +260,11 @@ struct error_case {
 };
 
 static const struct error_case error_cases[] = {
+    /* disabled_commands */
+    { CLUSTER "disabled_commands: [KEYS, NOPE]\n",
+      "t.yml:3:27: unknown command 'NOPE' in 'disabled_commands'" },
+    { CLUSTER "disabled_commands: KEYS\n",
+      "t.yml:3:20: 'disabled_commands' must be a list of command names" },
     /* unknown keys */
     { "lisen:\n  - 127.0.0.1:6380\n" CLUSTER,
       "t.yml:1:1: unknown key 'lisen' at top level" },
