@@ -877,6 +877,25 @@ def main(argv=None):
             if failfast:
                 break
     signal.alarm(0)
+    # Every proxy must shut down cleanly on SIGTERM: exit status 0 and, in
+    # the sanitizer build, no ASan/UBSan/LeakSanitizer report.
+    for p in env.proxies:
+        if p.proc is None:
+            continue
+        stop_proc(p.proc)
+        rc = p.proc.returncode
+        tail = p.log_tail(400)
+        bad = [w for w in ("AddressSanitizer", "LeakSanitizer",
+                           "runtime error:") if w in tail]
+        if rc == 0 and not bad:
+            passed += 1
+            log("ok   %-40s port %d" % ("proxy_clean_shutdown", p.port))
+        else:
+            failed += 1
+            log("FAIL %-40s port %d: exit status %s %s" %
+                ("proxy_clean_shutdown", p.port, rc, " ".join(bad)))
+            for line in tail.splitlines()[-60:]:
+                log("    | " + line)
     log("# total %.1fs" % (time.time() - start))
     summary = "%d passed, %d failed" % (passed, failed)
     if skipped:
