@@ -6,6 +6,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -107,3 +108,32 @@ def test_redis_benchmark(env):
 
 if __name__ == "__main__":
     sys.exit(harness.main([os.path.abspath(__file__)] + sys.argv[1:]))
+
+
+def ioredis_dir():
+    """tests/integration/ioredis with its node_modules installed (once per
+    checkout, by npm from the registry); Skip when node/npm are missing
+    outside CI."""
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ioredis")
+    if os.path.isdir(os.path.join(d, "node_modules", "ioredis")):
+        return d
+    if not shutil.which("node") or not shutil.which("npm"):
+        if os.environ.get("CI") == "true":
+            raise AssertionError("node/npm missing in CI")
+        raise harness.Skip("node or npm not installed")
+    rc, out, err = run(["npm", "install", "--no-audit", "--no-fund",
+                        "--silent", "--prefix", d], timeout=180)
+    if rc != 0:
+        if os.environ.get("CI") == "true":
+            raise AssertionError("npm install ioredis failed: " + err[-2000:])
+        raise harness.Skip("npm install ioredis failed (offline?)")
+    return d
+
+
+@test(timeout=240)
+def test_ioredis_autopipelining(env):
+    d = ioredis_dir()
+    rc, out, err = run(["node", os.path.join(d, "check.js"),
+                        str(env.proxy.port)], timeout=60)
+    assert rc == 0, out + err
+    assert "ioredis ok" in out, out
