@@ -405,9 +405,31 @@ def test_dead_seed_first(env):
         p.stop()
 
 
-@test
+@test(timeout=90)
 def test_proxy_before_cluster(env):
-    raise harness.Skip("proxy started before the cluster exists: later")
+    """No seed answers at start: the proxy serves -CLUSTERDOWN, keeps
+    looking, and serves once the cluster appears, without a restart."""
+    port = harness.free_cluster_port()
+    p = env.new_proxy(seeds=[port])
+    with p.client() as c:
+        r = c.call("GET", "late:k")
+        assert isinstance(r, harness.Error) and r.startswith("CLUSTERDOWN"), r
+        assert c.call("PING") == b"PONG"
+    node = harness.Node(port, os.path.join(harness.tmp_root(), "late"))
+    node.start()
+    try:
+        harness.wait_until(lambda: node.call("PING") == b"PONG", 10,
+                           "late node to start")
+        assert node.call("CLUSTER", "ADDSLOTSRANGE", "0", "16383") == b"OK"
+        harness.wait_until(
+            lambda: b"cluster_state:ok" in node.call("CLUSTER", "INFO"), 20,
+            "one-node cluster to be ok")
+        with p.client() as c:
+            harness.wait_until(lambda: c.call("SET", "late:k", "v") == b"OK",
+                               10, "proxy to find the late cluster")
+            assert c.call("GET", "late:k") == b"v"
+    finally:
+        node.stop()
 
 
 if __name__ == "__main__":
