@@ -17,6 +17,7 @@
 #include "client.h"
 #include "command.h"
 #include "config.h"
+#include "fanout.h"
 #include "keyslot.h"
 #include "request.h"
 #include "resp.h"
@@ -225,24 +226,38 @@ info_section(struct buf *b, struct worker *w, const char *name)
 }
 
 static const char *const info_sections[] = {
-    "server", "clients", "persistence", "stats", "proxy",
+    "server", "clients", "persistence", "stats", "proxy", "keyspace",
 };
 
+/* 1 when INFO's arguments ask for section name. */
+static int
+info_wants(const struct admin_args *a, const char *name)
+{
+    if (a->argc == 1)
+        return 1;
+    for (uint32_t i = 1; i < a->argc; i++) {
+        if (sp_strcaseeq(ARG(a, i), ARGLEN(a, i), name) ||
+            sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "all") ||
+            sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "everything") ||
+            sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "default"))
+            return 1;
+    }
+    return 0;
+}
+
+/* The proxy's own sections; # Keyspace is summed over the masters by a
+ * fan-out (INFO keyspace on each), appended after them. */
 static void
 cmd_info(struct admin_args *a)
 {
     struct buf body;
     buf_init(&body);
-    for (size_t s = 0; s < SP_ARRAY_LEN(info_sections); s++) {
-        int want = a->argc == 1;
-        for (uint32_t i = 1; i < a->argc && !want; i++) {
-            want = sp_strcaseeq(ARG(a, i), ARGLEN(a, i), info_sections[s]) ||
-                   sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "all") ||
-                   sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "everything") ||
-                   sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "default");
-        }
-        if (want)
+    for (size_t s = 0; s + 1 < SP_ARRAY_LEN(info_sections); s++)
+        if (info_wants(a, info_sections[s]))
             info_section(&body, a->c->w, info_sections[s]);
+    if (info_wants(a, "keyspace")) {
+        fanout_info(a->c->w, a->r, &body);
+        return;
     }
     /* Redis ends INFO without the blank line after the last section. */
     if (body.len >= 2)
@@ -255,9 +270,9 @@ cmd_info(struct admin_args *a)
 static void
 client_info_line(struct buf *b, const struct client *c, uint64_t now_ms)
 {
-    buf_printf(b, "id=%llu addr=%s laddr= fd=%d name=%s age=%llu idle=%llu "
-                  "flags=N db=0 cmd=NULL\n",
-               (unsigned long long)c->id, c->addr, c->fd,
+    buf_printf(b, "id=%llu addr=%s laddr=%s:%u fd=%d name=%s age=%llu "
+                  "idle=%llu flags=N db=0 cmd=NULL\n",
+               (unsigned long long)c->id, c->addr, c->lhost, c->lport, c->fd,
                c->name ? c->name : "",
                (unsigned long long)((now_ms - c->created_ms) / 1000),
                (unsigned long long)((now_ms - c->last_ms) / 1000));
@@ -334,6 +349,69 @@ cmd_command(struct admin_args *a)
     router_dispatch(a->c->w, a->r);
 }
 
+/*
+ * The proxy presents itself as a one-node cluster owning every slot, at
+ * the address the client connected to: a cluster-aware client that probes
+ * the topology then keeps sending everything to the proxy.
+ */
+static void
+cluster_slots_reply(struct admin_args *a)
+{
+    struct buf *b = &a->r->rep;
+    buf_add_array(b, 1);
+    buf_add_array(b, 3);
+    buf_add_int(b, 0);
+    buf_add_int(b, SLOT_COUNT - 1);
+    buf_add_array(b, 4);
+    buf_add_bulk_str(b, a->c->lhost);
+    buf_add_int(b, a->c->lport);
+    buf_add_bulk_str(b, a->c->w->proxy_id);
+    buf_add_array(b, 0);
+    reply_done(a);
+}
+
+static void
+cluster_nodes_reply(struct admin_args *a)
+{
+    struct buf line;
+    buf_init(&line);
+    buf_printf(&line, "%s %s:%u@0 myself,master - 0 0 1 connected 0-%d\n",
+               a->c->w->proxy_id, a->c->lhost, a->c->lport, SLOT_COUNT - 1);
+    buf_add_bulk(&a->r->rep, line.data, line.len);
+    buf_deinit(&line);
+    reply_done(a);
+}
+
+static void
+cluster_shards_reply(struct admin_args *a)
+{
+    struct buf *b = &a->r->rep;
+    buf_add_array(b, 1);
+    buf_add_array(b, 4);
+    buf_add_bulk_str(b, "slots");
+    buf_add_array(b, 2);
+    buf_add_int(b, 0);
+    buf_add_int(b, SLOT_COUNT - 1);
+    buf_add_bulk_str(b, "nodes");
+    buf_add_array(b, 1);
+    buf_add_array(b, 14);
+    buf_add_bulk_str(b, "id");
+    buf_add_bulk_str(b, a->c->w->proxy_id);
+    buf_add_bulk_str(b, "port");
+    buf_add_int(b, a->c->lport);
+    buf_add_bulk_str(b, "ip");
+    buf_add_bulk_str(b, a->c->lhost);
+    buf_add_bulk_str(b, "endpoint");
+    buf_add_bulk_str(b, a->c->lhost);
+    buf_add_bulk_str(b, "role");
+    buf_add_bulk_str(b, "master");
+    buf_add_bulk_str(b, "replication-offset");
+    buf_add_int(b, 0);
+    buf_add_bulk_str(b, "health");
+    buf_add_bulk_str(b, "online");
+    reply_done(a);
+}
+
 static void
 cmd_cluster(struct admin_args *a)
 {
@@ -357,6 +435,15 @@ cmd_cluster(struct admin_args *a)
         buf_add_bulk(&a->r->rep, body.data, body.len);
         buf_deinit(&body);
         reply_done(a);
+    } else if (strcmp(sub, "myid") == 0) {
+        buf_add_bulk_str(&a->r->rep, w->proxy_id);
+        reply_done(a);
+    } else if (strcmp(sub, "slots") == 0) {
+        cluster_slots_reply(a);
+    } else if (strcmp(sub, "nodes") == 0) {
+        cluster_nodes_reply(a);
+    } else if (strcmp(sub, "shards") == 0) {
+        cluster_shards_reply(a);
     } else {
         command_err_refused(&a->r->rep, a->r->cmd);
         reply_done(a);

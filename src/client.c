@@ -9,10 +9,12 @@
  */
 #include "build_config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -45,6 +47,29 @@ client_mark_dirty(struct client *c)
     worker_schedule_flush(c->w);
 }
 
+/* Record the address the client connected to: the proxy presents itself
+ * there in CLUSTER SLOTS/NODES/SHARDS. */
+static void
+client_local_addr(struct client *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    snprintf(c->lhost, sizeof(c->lhost), "127.0.0.1");
+    c->lport = 0;
+    if (getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &sin->sin_addr, c->lhost, sizeof(c->lhost));
+        c->lport = ntohs(sin->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, c->lhost, sizeof(c->lhost));
+        c->lport = ntohs(sin6->sin6_port);
+    }
+}
+
 void
 client_accept(struct worker *w, int fd, const char *addr)
 {
@@ -53,6 +78,7 @@ client_accept(struct worker *w, int fd, const char *addr)
     c->fd = fd;
     c->id = ++w->next_client_id;
     snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    client_local_addr(c);
     buf_init(&c->rbuf);
     resp_req_init(&c->parser);
     TAILQ_INIT(&c->pipeline);

@@ -25,6 +25,8 @@ struct client {
     int fd;                         /* socket, -1 once closed */
     uint64_t id;                    /* CLIENT ID */
     char addr[64];                  /* peer address for logs and CLIENT */
+    char lhost[48];                 /* local address the client reached */
+    uint16_t lport;                 /* local port (0 for unix sockets) */
     char *name;                     /* CLIENT SETNAME (owned) or NULL */
     struct event *rev;              /* read readiness */
     struct event *wev;              /* write readiness (only while blocked) */

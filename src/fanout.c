@@ -38,6 +38,7 @@ enum merge_kind {
     MERGE_AND,          /* arrays of 0/1 and-ed (SCRIPT EXISTS) */
     MERGE_FIRST,        /* the first non-nil reply (RANDOMKEY) */
     MERGE_SCAN,         /* one master per call; cursor rewritten */
+    MERGE_INFO,         /* INFO: local sections + keyspace summed */
 };
 
 struct fanout {
@@ -51,6 +52,7 @@ struct fanout {
     int kind;                       /* enum merge_kind */
     uint32_t scan_master;           /* MERGE_SCAN: master being scanned */
     uint32_t nmasters;              /* MERGE_SCAN: masters in the map */
+    struct buf info;                /* MERGE_INFO: the proxy's sections */
 };
 
 #define SCAN_MASTER_BITS 10
@@ -74,6 +76,7 @@ fanout_free(struct fanout *f)
     sp_free(f->frags);
     sp_free(f->key_frag);
     sp_free(f->key_pos);
+    buf_deinit(&f->info);
     sp_free(f);
 }
 
@@ -281,6 +284,65 @@ merge_sum(struct fanout *f, struct buf *out)
     return 0;
 }
 
+#define INFO_MAX_DB 16
+
+struct keyspace_sum {
+    long long keys;                 /* summed over masters */
+    long long expires;
+    long long ttl_weight;           /* sum of avg_ttl * expires */
+};
+
+/* Add "dbN:keys=K,expires=E,avg_ttl=T" lines of one INFO reply to sum. */
+static void
+keyspace_add(struct keyspace_sum *sum, const char *p, size_t len)
+{
+    const char *end = p + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t n = eol ? (size_t)(eol - p) : (size_t)(end - p);
+        int db;
+        long long k, e, t;
+        char line[160];
+        if (n < sizeof(line) && n > 2 && memcmp(p, "db", 2) == 0) {
+            memcpy(line, p, n);
+            line[n] = '\0';
+            if (sscanf(line, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld", &db,
+                       &k, &e, &t) == 4 && db >= 0 && db < INFO_MAX_DB) {
+                sum[db].keys += k;
+                sum[db].expires += e;
+                sum[db].ttl_weight += t * e;
+            }
+        }
+        p += n + 1;
+    }
+}
+
+static int
+merge_info(struct fanout *f, struct buf *out)
+{
+    struct keyspace_sum sum[INFO_MAX_DB];
+    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
+    int rc = decode_all(f, vals, '$');
+
+    memset(sum, 0, sizeof(sum));
+    for (uint32_t i = 0; rc == 0 && i < f->nfrags; i++)
+        keyspace_add(sum, vals[i]->str, vals[i]->len);
+    free_all(f, vals);
+    if (rc != 0)
+        return rc;
+    buf_append_str(&f->info, "# Keyspace\r\n");
+    for (int db = 0; db < INFO_MAX_DB; db++) {
+        if (sum[db].keys == 0)
+            continue;
+        buf_printf(&f->info, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld\r\n",
+                   db, sum[db].keys, sum[db].expires,
+                   sum[db].expires ? sum[db].ttl_weight / sum[db].expires
+                                   : 0);
+    }
+    buf_add_bulk(out, f->info.data + f->info.pos, buf_unread(&f->info));
+    return 0;
+}
+
 /* Bytes the fragments' replies hold: a bound on the merged reply. */
 static uint64_t
 frag_reply_bytes(const struct fanout *f)
@@ -322,6 +384,8 @@ fanout_merge(struct fanout *f)
         merge_first(f, &p->rep);
     } else if (f->kind == MERGE_SCAN) {
         rc = merge_scan(f, &p->rep);
+    } else if (f->kind == MERGE_INFO) {
+        rc = merge_info(f, &p->rep);
     } else if (f->kind == MERGE_SAME) {
         const struct buf *b = &f->frags[0]->rep;
         buf_append(&p->rep, b->data + b->pos, buf_unread(b));
@@ -548,4 +612,32 @@ fanout_all(struct worker *w, struct request *parent,
      * the cluster, not only within the first master. */
     int first = kind == MERGE_FIRST ? (int)(w->rr++ % nmasters) : 0;
     fanout_start(w, f, first);
+}
+
+void
+fanout_info(struct worker *w, struct request *parent, struct buf *body)
+{
+    static const char cmd[] = "*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n";
+    uint32_t nmasters = w->map->nmasters;
+
+    if (nmasters == 0) {
+        /* No cluster yet: the proxy's sections and an empty keyspace. */
+        buf_append_str(body, "# Keyspace\r\n");
+        buf_add_bulk(&parent->rep, body->data, body->len);
+        buf_deinit(body);
+        request_complete(parent);
+        return;
+    }
+    struct fanout *f = fanout_new(parent, MERGE_INFO, nmasters);
+    f->info = *body;
+    buf_init(body);
+    for (uint32_t i = 0; i < nmasters; i++) {
+        struct request *fr = request_new(w);
+        fr->cmd = parent->cmd;
+        fr->on_done = fanout_frag_done;
+        fr->data = f;
+        buf_append(&fr->req, cmd, sizeof(cmd) - 1);
+        f->frags[i] = fr;
+    }
+    fanout_start(w, f, 0);
 }

@@ -37,4 +37,12 @@ void fanout_all(struct worker *w, struct request *parent,
                 const struct command *cmd, const struct resp_arg *argv,
                 uint32_t argc, const char *base);
 
+/*
+ * INFO with a keyspace section: body holds the proxy's own sections
+ * (ownership taken); "# Keyspace" summed over every master's INFO keyspace
+ * is appended and parent completes with the whole as one bulk string.
+ */
+struct buf;
+void fanout_info(struct worker *w, struct request *parent, struct buf *body);
+
 #endif

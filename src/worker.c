@@ -54,6 +54,22 @@ worker_schedule_flush(struct worker *w)
     event_active(w->flush_ev, EV_TIMEOUT, 0);
 }
 
+/* A random 40-hex-digit node id, new at each start (a proxy is stateless;
+ * clients only need it to be stable while they are connected). */
+static void
+worker_make_id(struct worker *w)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t x = w->rand_state;
+    for (int i = 0; i < 40; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        w->proxy_id[i] = hex[x & 15];
+    }
+    w->proxy_id[40] = '\0';
+}
+
 struct worker *
 worker_new(const struct config *conf)
 {
@@ -77,7 +93,9 @@ worker_new(const struct config *conf)
     w->map = slotmap_new_empty();
     w->slot_scratch = sp_calloc(SLOT_COUNT, sizeof(*w->slot_scratch));
     w->start_ms = (uint64_t)time(NULL) * 1000;
-    w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^ 0x9e3779b97f4a7c15ull;
+    w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^
+                    0x9e3779b97f4a7c15ull;
+    worker_make_id(w);
     return w;
 }
 

@@ -64,6 +64,8 @@ struct worker {
     uint64_t start_ms;              /* wall-clock start, for INFO uptime */
     uint32_t rr;                    /* round robin for keyless commands */
     uint64_t rand_state;            /* xorshift state for jitter */
+    char proxy_id[41];              /* node id the proxy presents in
+                                     * CLUSTER NODES/SLOTS/SHARDS/MYID */
     struct worker_stats stats;      /* counters */
 };
 
