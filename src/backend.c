@@ -55,14 +55,9 @@ conn_init(struct backend_conn *c, struct server *s)
     resp_reply_init(&c->rp);
 }
 
-struct server *
-server_get(struct worker *w, const char *host, uint16_t port)
+static struct server *
+server_new(struct worker *w, const char *host, uint16_t port, uint32_t nconns)
 {
-    for (uint32_t i = 0; i < w->nservers; i++) {
-        struct server *s = w->servers[i];
-        if (s->port == port && strcmp(s->host, host) == 0)
-            return s;
-    }
     struct server *s = sp_calloc(1, sizeof(*s));
     s->w = w;
     s->host = sp_strdup(host);
@@ -71,10 +66,32 @@ server_get(struct worker *w, const char *host, uint16_t port)
         snprintf(s->name, sizeof(s->name), "[%s]:%u", host, port);
     else
         snprintf(s->name, sizeof(s->name), "%s:%u", host, port);
-    s->nconns = w->conf->node_connections ? w->conf->node_connections : 1;
+    s->nconns = nconns;
     s->conns = sp_calloc(s->nconns, sizeof(*s->conns));
     for (uint32_t i = 0; i < s->nconns; i++)
         conn_init(&s->conns[i], s);
+    return s;
+}
+
+struct server *
+server_new_private(struct worker *w, const char *host, uint16_t port)
+{
+    struct server *s = server_new(w, host, port, 1);
+    s->private_conn = 1;
+    return s;
+}
+
+struct server *
+server_get(struct worker *w, const char *host, uint16_t port)
+{
+    for (uint32_t i = 0; i < w->nservers; i++) {
+        struct server *s = w->servers[i];
+        if (s->port == port && strcmp(s->host, host) == 0)
+            return s;
+    }
+    struct server *s = server_new(w, host, port,
+                                  w->conf->node_connections
+                                      ? w->conf->node_connections : 1);
     if (w->nservers == w->servers_cap) {
         w->servers_cap = w->servers_cap ? w->servers_cap * 2 : 16;
         w->servers = sp_realloc(w->servers,
@@ -165,6 +182,8 @@ conn_error(struct backend_conn *c, const char *reason, int connect_failed)
     snprintf(msg, sizeof(msg), "ERR slotproxy: backend %s %s", s->name,
              reason);
     fail_queue(&lost, msg);
+    /* A pinned connection failing says nothing new about the node that a
+     * shared one would not; still worth a refresh. */
     if (w->on_node_error != NULL)
         w->on_node_error(w, s);
 }
@@ -403,6 +422,17 @@ conn_parse_replies(struct backend_conn *c)
             buf_consume(&c->rbuf, len);
             continue;
         }
+        if (r->replies_seen + 1 < r->replies) {
+            /* Not the last reply of a multi-reply request (MULTI ...
+             * EXEC sent as one block): hand it over, keep r at the head. */
+            r->replies_seen++;
+            if (r->on_partial != NULL)
+                r->on_partial(r, p, len, type);
+            if (c->fd != fd || c->state != BCONN_CONNECTED)
+                return;
+            buf_consume(&c->rbuf, len);
+            continue;
+        }
         TAILQ_REMOVE(&c->inflight, r, bnext);
         c->ninflight--;
         /* r->conn still names this connection for the hook (redirects
@@ -469,25 +499,39 @@ queue_expired(struct request_queue *q, uint64_t now_ms)
 }
 
 void
-backend_check_timeouts(struct worker *w, uint64_t now_ms)
+server_check_timeouts(struct server *s, uint64_t now_ms)
 {
-    for (uint32_t i = 0; i < w->nservers; i++) {
-        struct server *s = w->servers[i];
-        for (uint32_t j = 0; j < s->nconns; j++) {
-            struct backend_conn *c = &s->conns[j];
-            if (c->state == BCONN_CONNECTING &&
-                now_ms >= c->connect_deadline_ms) {
-                conn_error(c, "connect timed out", 1);
-            } else if (c->state == BCONN_CONNECTED &&
-                       (queue_expired(&c->inflight, now_ms) ||
-                        queue_expired(&c->sendq, now_ms))) {
-                /* The FIFO can no longer be trusted: close, and fail
-                 * what may have been sent. */
-                w->stats.timeouts++;
-                conn_error(c, "timed out", 0);
-            }
+    for (uint32_t j = 0; j < s->nconns; j++) {
+        struct backend_conn *c = &s->conns[j];
+        if (c->state == BCONN_CONNECTING &&
+            now_ms >= c->connect_deadline_ms) {
+            conn_error(c, "connect timed out", 1);
+        } else if (c->state == BCONN_CONNECTED &&
+                   (queue_expired(&c->inflight, now_ms) ||
+                    queue_expired(&c->sendq, now_ms))) {
+            /* The FIFO can no longer be trusted: close, and fail what
+             * may have been sent. */
+            s->w->stats.timeouts++;
+            conn_error(c, "timed out", 0);
         }
     }
+}
+
+void
+backend_check_timeouts(struct worker *w, uint64_t now_ms)
+{
+    for (uint32_t i = 0; i < w->nservers; i++)
+        server_check_timeouts(w->servers[i], now_ms);
+}
+
+int
+server_idle(const struct server *s)
+{
+    for (uint32_t j = 0; j < s->nconns; j++)
+        if (!TAILQ_EMPTY(&s->conns[j].sendq) ||
+            !TAILQ_EMPTY(&s->conns[j].inflight))
+            return 0;
+    return 1;
 }
 
 void

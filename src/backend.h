@@ -53,11 +53,22 @@ struct server {
     struct backend_conn *conns;     /* array of nconns */
     uint32_t nconns;
     uint32_t rr;                    /* round robin over conns */
+    int private_conn;               /* a client's pinned connection, not in
+                                     * the worker's shared list */
 };
 
 /* Find the server host:port in the worker, creating it if new. */
 struct server *server_get(struct worker *w, const char *host, uint16_t port);
 void server_free(struct server *s);
+/* A server with one connection that is not shared: a client's pinned
+ * connection (transactions with WATCH, blocking commands). The caller
+ * frees it with server_free, which fails what is still queued. */
+struct server *server_new_private(struct worker *w, const char *host,
+                                  uint16_t port);
+/* 1 when nothing is queued or in flight on s. */
+int server_idle(const struct server *s);
+/* Timeout sweep of one server (pinned ones are swept by their owner). */
+void server_check_timeouts(struct server *s, uint64_t now_ms);
 
 /*
  * Queue r on one of s's connections (takes a reference), connecting if

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -26,7 +27,9 @@
 #include "fanout.h"
 #include "keyslot.h"
 #include "log.h"
+#include "pin.h"
 #include "router.h"
+#include "txn.h"
 #include "worker.h"
 
 #define READ_CHUNK (16 * 1024)
@@ -125,6 +128,9 @@ client_close(struct client *c, const char *reason)
         request_put(r);
     }
     c->npipeline = 0;
+    /* Closing pinned connections ends their blocks and WATCHes. */
+    pin_release_all(w, &c->pins);
+    txn_free(c);
     TAILQ_REMOVE(&w->clients, c, next);
     w->nclients--;
     /* Freed at the end of the turn: we may be inside c's own callback. */
@@ -168,19 +174,53 @@ reply_error(struct request *r, const char *msg)
     request_fail(r, msg);
 }
 
-/* Copy the request's bytes for the backend: the client's own bytes when
- * they are multibulk, a multibulk encoding of the args when inline. */
+void
+client_encode_request(struct buf *out, const struct resp_req *p,
+                      const char *base)
+{
+    if (!p->is_inline) {
+        buf_append(out, base, (size_t)p->len);
+        return;
+    }
+    buf_add_array(out, p->argc);
+    for (uint32_t i = 0; i < p->argc; i++)
+        buf_add_bulk(out, base + p->argv[i].off, p->argv[i].len);
+}
+
 static void
 request_set_bytes(struct request *r, const struct resp_req *p,
                   const char *base)
 {
-    if (!p->is_inline) {
-        buf_append(&r->req, base, (size_t)p->len);
-        return;
+    client_encode_request(&r->req, p, base);
+}
+
+int
+client_keys_slot(const struct command *cmd, const struct resp_req *p,
+                 const char *base, uint16_t *slot)
+{
+    int kbuf[16];
+    int *keys = kbuf;
+    int max = (int)SP_ARRAY_LEN(kbuf), rc = 0;
+
+    if (p->argc > SP_ARRAY_LEN(kbuf)) {
+        max = (int)p->argc;
+        keys = sp_malloc(sizeof(*keys) * p->argc);
     }
-    buf_add_array(&r->req, p->argc);
-    for (uint32_t i = 0; i < p->argc; i++)
-        buf_add_bulk(&r->req, base + p->argv[i].off, p->argv[i].len);
+    int n = command_get_keys(cmd, p->argc, p->argv, base, keys, max);
+    for (int i = 0; i < n; i++) {
+        const struct resp_arg *k = &p->argv[keys[i]];
+        uint16_t s = keyslot(base + k->off, k->len);
+        if (i == 0) {
+            *slot = s;
+            rc = 1;
+        } else if (s != *slot) {
+            rc = -1;
+            break;
+        }
+    }
+    if (keys != kbuf)
+        sp_free(keys);
+    return rc;
 }
 
 /*
@@ -229,6 +269,109 @@ route_keys(struct client *c, struct request *r, const struct command *cmd,
     return rc;
 }
 
+/* Redirects of a pinned request stay on the client's own connections. */
+static struct server *
+client_pin_target(struct request *r, const char *host, uint16_t port)
+{
+    struct client *c = r->client;
+    if (c == NULL)
+        return NULL;
+    return pin_get(r->w, &c->pins, host, port);
+}
+
+/* The timeout argument of a blocking command, in ms: 0 = forever, -1 =
+ * not found or not a number (Redis will answer the error). */
+static long long
+blocking_timeout_ms(const struct command *cmd, const struct resp_req *p,
+                    const char *base, int *blocks)
+{
+    const char *name = cmd->fullname;
+    const struct resp_arg *a = NULL;
+    int in_ms = 0;
+
+    *blocks = 1;
+    if (strcmp(name, "xread") == 0 || strcmp(name, "xreadgroup") == 0) {
+        *blocks = 0;
+        for (uint32_t i = 1; i + 1 < p->argc; i++) {
+            const struct resp_arg *k = &p->argv[i];
+            if (sp_strcaseeq(base + k->off, k->len, "streams"))
+                break;
+            if (sp_strcaseeq(base + k->off, k->len, "block")) {
+                *blocks = 1;
+                a = &p->argv[i + 1];
+                in_ms = 1;
+                break;
+            }
+        }
+        if (!*blocks)
+            return 0;
+    } else if (strcmp(name, "blmpop") == 0 || strcmp(name, "bzmpop") == 0) {
+        a = &p->argv[1];
+    } else {
+        a = &p->argv[p->argc - 1];
+    }
+    char num[64];
+    if (a == NULL || a->len == 0 || a->len >= sizeof(num))
+        return -1;
+    memcpy(num, base + a->off, a->len);
+    num[a->len] = '\0';
+    char *end;
+    double v = strtod(num, &end);
+    if (*end != '\0' || v < 0)
+        return -1;
+    return (long long)(in_ms ? v : v * 1000.0);
+}
+
+/*
+ * Commands that need a dedicated connection. Returns 0 when r should be
+ * routed normally (XREAD without BLOCK), 1 when it was handled: sent on
+ * the client's pinned connection to the slot's master, or answered.
+ */
+static int
+client_pinned(struct client *c, struct request *r, const struct command *cmd,
+              const struct resp_req *p, const char *base)
+{
+    char msg[200];
+    int blocks;
+
+    if (!(cmd->flags & CMD_F_BLOCKING) && strcmp(cmd->fullname, "xread") &&
+        strcmp(cmd->fullname, "xreadgroup")) {
+        snprintf(msg, sizeof(msg), "ERR slotproxy: '%s' is not supported by "
+                 "this version of the proxy yet", cmd->fullname);
+        reply_error(r, msg);
+        return 1;
+    }
+    if (strcmp(cmd->fullname, "wait") == 0) {
+        /* WAIT counts replicas that acked this connection's writes; the
+         * client's writes went over shared connections. */
+        reply_error(r, "ERR slotproxy: WAIT is not supported through the "
+                       "proxy (writes travel on shared connections)");
+        return 1;
+    }
+    long long tmo = blocking_timeout_ms(cmd, p, base, &blocks);
+    if (!blocks)
+        return 0;
+    uint16_t slot;
+    int k = client_keys_slot(cmd, p, base, &slot);
+    if (k < 0) {
+        reply_error(r, "CROSSSLOT Keys in request don't hash to the same "
+                       "slot");
+        return 1;
+    }
+    r->keyed = k > 0;
+    r->slot = slot;
+    /* The proxy's request timeout must not cut a longer block short. */
+    if (tmo == 0)
+        r->no_deadline = 1;
+    else if (tmo > 0)
+        r->deadline_ms = sp_msec_now() + (uint64_t)tmo +
+                         c->w->conf->request_timeout_ms;
+    r->target = client_pin_target;
+    request_set_bytes(r, p, base);
+    router_send_via(c->w, r);
+    return 1;
+}
+
 static void
 client_dispatch(struct client *c, const struct resp_req *p, const char *base)
 {
@@ -241,6 +384,7 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base)
                                                argv[0].len);
     if (cmd == NULL) {
         command_err_unknown(&r->rep, p->argc, argv, base);
+        txn_queue_error(c);
         request_complete(r);
         return;
     }
@@ -248,6 +392,7 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base)
         char msg[200];
         snprintf(msg, sizeof(msg), "ERR slotproxy: %s is disabled by the "
                  "proxy configuration", cmd->fullname);
+        txn_queue_error(c);
         reply_error(r, msg);
         return;
     }
@@ -256,6 +401,7 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base)
             cmd, base + argv[1].off, argv[1].len);
         if (sub == NULL) {
             command_err_unknown_sub(&r->rep, argv, base);
+            txn_queue_error(c);
             request_complete(r);
             return;
         }
@@ -263,10 +409,15 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base)
     }
     if (!command_arity_ok(cmd, p->argc)) {
         command_err_arity(&r->rep, cmd);
+        txn_queue_error(c);
         request_complete(r);
         return;
     }
     r->cmd = cmd;
+    if (txn_intercepts(c, cmd)) {
+        txn_dispatch(c, r, cmd, p, base);
+        return;
+    }
     switch (cmd->route) {
     case CMD_ROUTE_LOCAL:
         admin_exec(c, r, cmd, p->argc, argv, base);
@@ -279,14 +430,12 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base)
         request_set_bytes(r, p, base);
         fanout_all(w, r, cmd, argv, p->argc, base);
         return;
-    case CMD_ROUTE_PINNED: {
-        char msg[200];
-        snprintf(msg, sizeof(msg),
-                 "ERR slotproxy: '%s' is not supported by this version of "
-                 "the proxy yet", cmd->fullname);
-        reply_error(r, msg);
-        return;
-    }
+
+    case CMD_ROUTE_PINNED:
+        if (client_pinned(c, r, cmd, p, base))
+            return;
+        /* XREAD without BLOCK is a keyed read. */
+        __attribute__((fallthrough));
     case CMD_ROUTE_KEYED:
     case CMD_ROUTE_SPLIT:
         if (route_keys(c, r, cmd, p, base) != 0)

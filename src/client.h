@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "pin.h"
 #include "request.h"
 #include "resp.h"
 #include "util.h"
@@ -42,7 +43,19 @@ struct client {
     uint8_t closing;                /* close once replies are written */
     uint8_t read_paused;            /* reading paused (backpressure) */
     uint8_t closed;                 /* closed; freed at end of turn */
+    struct txn *tx;                 /* MULTI/WATCH state, NULL until used */
+    struct pinset pins;             /* dedicated backend connections */
 };
+
+struct command;
+/* Slot of a request's keys: 1 with *slot set when all keys share one
+ * slot, 0 when it has none, -1 when they span several slots. */
+int client_keys_slot(const struct command *cmd, const struct resp_req *p,
+                     const char *base, uint16_t *slot);
+/* Append the request as RESP multibulk: the client's own bytes when they
+ * were multibulk, a re-encoding of the args when inline. */
+void client_encode_request(struct buf *out, const struct resp_req *p,
+                           const char *base);
 
 /* Take ownership of an accepted socket. */
 void client_accept(struct worker *w, int fd, const char *addr);

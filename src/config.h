@@ -53,6 +53,9 @@ struct config {
     uint64_t output_limit;        /* output_limit: pending reply bytes before
                                    * the client is closed; 64mb */
     uint32_t idle_timeout_ms;     /* idle_timeout: 0 = never */
+    uint32_t max_pinned;          /* max_pinned: pinned backend connections
+                                   * (WATCH, blocking commands) per worker;
+                                   * 1000 */
     uint64_t max_fanout_reply;    /* max_fanout_reply: bytes a merged
                                    * fan-out reply (KEYS, MGET ...) may
                                    * hold; 64mb */

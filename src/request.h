@@ -27,6 +27,12 @@ typedef void (*request_reply_fn)(struct request *r, const char *data,
                                  size_t len, char type);
 /* Called once when r is finished (reply bytes in r->rep). */
 typedef void (*request_done_fn)(struct request *r);
+/* Where a redirect of r to host:port goes: a pinned request must stay on
+ * its client's own connections. NULL means the shared server. */
+struct server;
+typedef struct server *(*request_target_fn)(struct request *r,
+                                            const char *host,
+                                            uint16_t port);
 
 struct request {
     TAILQ_ENTRY(request) cnext;     /* owner client's pipeline */
@@ -41,6 +47,9 @@ struct request {
     struct backend_conn *conn;      /* conn it is queued/in flight on */
     request_reply_fn on_reply;      /* backend reply hook (router) */
     request_done_fn on_done;        /* completion hook (owner) */
+    request_reply_fn on_partial;    /* replies before the last one of a
+                                     * multi-reply request (transactions) */
+    request_target_fn target;       /* redirect target hook, or NULL */
     void *data;                     /* owner's context for on_done */
     uint64_t deadline_ms;           /* fail with a timeout after this */
     uint64_t start_us;              /* when it was parsed */
@@ -51,6 +60,10 @@ struct request {
     uint8_t asking_reply;           /* next reply is ASKING's +OK: drop it */
     uint8_t done;                   /* reply complete in rep */
     uint8_t sent;                   /* bytes may have reached a backend */
+    uint8_t no_deadline;            /* blocking command with timeout 0 */
+    uint32_t replies;               /* replies this request expects (0 and 1
+                                     * both mean one) */
+    uint32_t replies_seen;          /* replies received so far */
     struct request *next_free;      /* free list link */
 };
 

@@ -35,37 +35,74 @@ node_server(struct worker *w, int node)
     return w->map_srv[node];
 }
 
-void
-router_dispatch(struct worker *w, struct request *r)
+/* The master node for r (by slot, or round robin when keyless); -1 with
+ * r failed when there is none. */
+static int
+router_pick(struct worker *w, struct request *r)
 {
     const struct slotmap *m = w->map;
     int node;
 
-    r->on_reply = router_on_reply;
-    if (r->deadline_ms == 0)
-        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
     if (m->nmasters == 0) {
         request_fail(r, "CLUSTERDOWN The cluster is down (slotproxy has "
                         "no slot map yet)");
+        return -1;
+    }
+    if (!r->keyed)
+        return (int)(w->rr++ % m->nmasters);
+    node = slotmap_master_of(m, r->slot);
+    if (node < 0)
+        request_fail(r, "CLUSTERDOWN Hash slot not served");
+    return node;
+}
+
+int
+router_node(struct worker *w, struct request *r)
+{
+    return router_pick(w, r);
+}
+
+struct server *
+router_server(struct worker *w, struct request *r)
+{
+    int node = router_pick(w, r);
+    return node < 0 ? NULL : node_server(w, node);
+}
+
+void
+router_send_via(struct worker *w, struct request *r)
+{
+    r->on_reply = router_on_reply;
+    if (r->deadline_ms == 0 && !r->no_deadline)
+        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+    int node = router_pick(w, r);
+    if (node < 0)
+        return;
+    const struct sm_node *n = &w->map->nodes[node];
+    struct server *s = r->target(r, n->host, n->port);
+    if (s == NULL) {
+        request_fail(r, "ERR slotproxy: too many pinned connections");
         return;
     }
-    if (r->keyed) {
-        node = slotmap_master_of(m, r->slot);
-        if (node < 0) {
-            request_fail(r, "CLUSTERDOWN Hash slot not served");
-            return;
-        }
-    } else {
-        node = (int)(w->rr++ % m->nmasters);
-    }
-    server_send(node_server(w, node), r);
+    server_send(s, r);
+}
+
+void
+router_dispatch(struct worker *w, struct request *r)
+{
+    r->on_reply = router_on_reply;
+    if (r->deadline_ms == 0 && !r->no_deadline)
+        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+    int node = router_pick(w, r);
+    if (node >= 0)
+        server_send(node_server(w, node), r);
 }
 
 void
 router_dispatch_master(struct worker *w, struct request *r, uint32_t i)
 {
     r->on_reply = router_on_reply;
-    if (r->deadline_ms == 0)
+    if (r->deadline_ms == 0 && !r->no_deadline)
         r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
     if (i >= w->map->nmasters) {
         request_fail(r, "CLUSTERDOWN The cluster is down");
@@ -128,7 +165,13 @@ follow_redirect(struct request *r, struct server *from, const char *msg,
     if (parse_redirect(msg + skip, len - skip, host, sizeof(host), &port))
         return -1;
     /* An empty endpoint means the node that sent the redirect. */
-    struct server *to = server_get(w, host[0] ? host : from->host, port);
+    const char *h = host[0] ? host : from->host;
+    struct server *to = r->target != NULL ? r->target(r, h, port)
+                                          : server_get(w, h, port);
+    if (to == NULL) {
+        request_fail(r, "ERR slotproxy: too many pinned connections");
+        return 0;
+    }
     if (ask) {
         w->stats.ask++;
         r->asking = 1;

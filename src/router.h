@@ -18,4 +18,15 @@ void router_dispatch(struct worker *w, struct request *r);
 /* Send r to master number i (0 <= i < map->nmasters) of the current map. */
 void router_dispatch_master(struct worker *w, struct request *r, uint32_t i);
 
+/* Like router_dispatch, but the master is reached through r->target
+ * (a client's pinned connection) rather than the shared connections. */
+void router_send_via(struct worker *w, struct request *r);
+
+/* The map's master node index for r (by slot, or any master when keyless),
+ * or -1 with r failed (no map, slot not served). */
+int router_node(struct worker *w, struct request *r);
+/* The shared server of that master, or NULL with r failed. */
+struct server;
+struct server *router_server(struct worker *w, struct request *r);
+
 #endif

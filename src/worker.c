@@ -17,6 +17,7 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "pin.h"
 #include "request.h"
 #include "slotmap.h"
 #include "topology.h"
@@ -32,6 +33,7 @@ worker_flush_cb(evutil_socket_t fd, short what, void *arg)
      * block; then replies to clients. */
     backend_flush_dirty(w);
     client_flush_dirty(w);
+    pin_reap(w);
     /* Flushing clients can resume paused readers, which can queue more
      * backend writes. */
     if (!TAILQ_EMPTY(&w->dirty_conns))
@@ -44,6 +46,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     uint64_t now = sp_msec_now();
     backend_check_timeouts(w, now);
+    pin_check_timeouts(w, now);
     client_check_idle(w, now);
 }
 
@@ -133,6 +136,7 @@ worker_free(struct worker *w)
         return;
     client_close_all(w);
     topology_deinit(w);
+    pin_free_all(w);
     for (uint32_t i = 0; i < w->nservers; i++)
         server_free(w->servers[i]);
     /* Completions from failed backend requests may dirty clients. */

@@ -57,6 +57,12 @@ struct worker {
                                      * with each new map */
     uint16_t *slot_scratch;         /* SLOT_COUNT entries, all zero between
                                      * uses (fanout grouping) */
+    struct server **pins;           /* live pinned (private) servers */
+    uint32_t npins;
+    uint32_t pins_cap;
+    struct server **dead_pins;      /* released this turn, freed at flush */
+    uint32_t ndead_pins;
+    uint32_t dead_pins_cap;
     struct topology *topo;          /* slot map refresher */
     /* Hook the topology installs: a backend connection to s failed. */
     void (*on_node_error)(struct worker *w, struct server *s);

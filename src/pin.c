@@ -1,0 +1,97 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * Pinned connections. Each is a private server object (one connection,
+ * not in the worker's shared list), registered in the worker's list of
+ * live pins for the timeout sweep and the per-worker cap.
+ */
+#include "build_config.h"
+
+#include <string.h>
+
+#include "alloc.h"
+#include "backend.h"
+#include "config.h"
+#include "pin.h"
+#include "worker.h"
+
+static void
+list_add(struct server ***arr, uint32_t *n, uint32_t *cap, struct server *s)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *arr = sp_realloc(*arr, *cap * sizeof(**arr));
+    }
+    (*arr)[(*n)++] = s;
+}
+
+static void
+list_remove(struct server **arr, uint32_t *n, struct server *s)
+{
+    for (uint32_t i = 0; i < *n; i++) {
+        if (arr[i] == s) {
+            arr[i] = arr[--*n];
+            return;
+        }
+    }
+}
+
+struct server *
+pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port)
+{
+    for (uint32_t i = 0; i < ps->n; i++) {
+        struct server *s = ps->srv[i];
+        if (s->port == port && strcmp(s->host, host) == 0)
+            return s;
+    }
+    if (w->npins >= w->conf->max_pinned)
+        return NULL;
+    struct server *s = server_new_private(w, host, port);
+    uint32_t cap = ps->n;
+    ps->srv = sp_realloc(ps->srv, (cap + 1) * sizeof(*ps->srv));
+    ps->srv[ps->n++] = s;
+    list_add(&w->pins, &w->npins, &w->pins_cap, s);
+    return s;
+}
+
+void
+pin_release_all(struct worker *w, struct pinset *ps)
+{
+    for (uint32_t i = 0; i < ps->n; i++) {
+        list_remove(w->pins, &w->npins, ps->srv[i]);
+        list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap,
+                 ps->srv[i]);
+    }
+    sp_free(ps->srv);
+    ps->srv = NULL;
+    ps->n = 0;
+    if (w->ndead_pins > 0)
+        worker_schedule_flush(w);
+}
+
+void
+pin_reap(struct worker *w)
+{
+    while (w->ndead_pins > 0)
+        server_free(w->dead_pins[--w->ndead_pins]);
+}
+
+void
+pin_check_timeouts(struct worker *w, uint64_t now_ms)
+{
+    /* A sweep may fail requests whose owners then close and release
+     * pins; the list only shrinks from the end we have not reached. */
+    for (uint32_t i = 0; i < w->npins; i++)
+        server_check_timeouts(w->pins[i], now_ms);
+}
+
+void
+pin_free_all(struct worker *w)
+{
+    pin_reap(w);
+    while (w->npins > 0)
+        server_free(w->pins[--w->npins]);
+    sp_free(w->pins);
+    sp_free(w->dead_pins);
+    w->pins = w->dead_pins = NULL;
+    w->pins_cap = w->dead_pins_cap = 0;
+}

@@ -1,0 +1,417 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * Transactions. The queue lives in the proxy; nothing reaches a backend
+ * before EXEC, so a transaction that fails while queuing never runs, and a
+ * block that comes back EXECABORT because its slot moved (MOVED/ASK on the
+ * queued commands) ran nothing and is re-sent whole to the new owner
+ * (ASKING first for ASK), within the redirect budget. Under WATCH the
+ * block cannot move (the watched state stays behind on the old node), so
+ * the client gets EXECABORT with the reason instead. A redirect never
+ * reaches the client and a transaction is never split.
+ */
+#include "build_config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "backend.h"
+#include "client.h"
+#include "command.h"
+#include "config.h"
+#include "pin.h"
+#include "request.h"
+#include "router.h"
+#include "slotmap.h"
+#include "topology.h"
+#include "txn.h"
+#include "worker.h"
+
+static const char multi_cmd[] = "*1\r\n$5\r\nMULTI\r\n";
+static const char exec_cmd[] = "*1\r\n$4\r\nEXEC\r\n";
+static const char unwatch_cmd[] = "*1\r\n$7\r\nUNWATCH\r\n";
+
+struct txn {
+    uint8_t in_multi;               /* between MULTI and EXEC/DISCARD */
+    uint8_t dirty;                  /* a queuing error: EXEC aborts */
+    uint8_t has_slot;               /* slot below is fixed */
+    uint8_t watching;               /* WATCH state on watch_srv */
+    uint16_t slot;                  /* the transaction's slot */
+    uint32_t ncmds;                 /* commands queued */
+    struct buf cmds;                /* their RESP bytes */
+    struct server *watch_srv;       /* pinned server holding the WATCH */
+};
+
+static int
+is_named(const struct command *cmd, const char *name)
+{
+    return strcmp(cmd->fullname, name) == 0;
+}
+
+int
+txn_intercepts(const struct client *c, const struct command *cmd)
+{
+    if (c->tx != NULL && c->tx->in_multi)
+        return !is_named(cmd, "quit");
+    return is_named(cmd, "multi") || is_named(cmd, "exec") ||
+           is_named(cmd, "discard") || is_named(cmd, "watch") ||
+           is_named(cmd, "unwatch") ||
+           (c->tx != NULL && is_named(cmd, "reset"));
+}
+
+static struct txn *
+txn_get(struct client *c)
+{
+    if (c->tx == NULL)
+        c->tx = sp_calloc(1, sizeof(*c->tx));
+    return c->tx;
+}
+
+static void
+txn_reset_queue(struct txn *t)
+{
+    t->in_multi = 0;
+    t->dirty = 0;
+    t->ncmds = 0;
+    buf_deinit(&t->cmds);
+    /* A WATCH fixes the slot beyond the transaction. */
+    t->has_slot = t->watching;
+}
+
+void
+txn_queue_error(struct client *c)
+{
+    if (c->tx != NULL && c->tx->in_multi)
+        c->tx->dirty = 1;
+}
+
+void
+txn_free(struct client *c)
+{
+    if (c->tx == NULL)
+        return;
+    buf_deinit(&c->tx->cmds);
+    sp_free(c->tx);
+    c->tx = NULL;
+}
+
+static void
+reply_err(struct request *r, const char *msg)
+{
+    request_fail(r, msg);
+}
+
+static void
+reply_raw(struct request *r, const char *s)
+{
+    request_finish(r, s, strlen(s));
+}
+
+/* Fire-and-forget UNWATCH on the pinned connection (its reply is dropped). */
+static void
+txn_send_unwatch(struct client *c)
+{
+    struct request *u = request_new(c->w);
+    buf_append(&u->req, unwatch_cmd, sizeof(unwatch_cmd) - 1);
+    u->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
+    server_send(c->tx->watch_srv, u);
+    request_put(u);
+    c->tx->watching = 0;
+}
+
+/* Queue one command after MULTI, or reject it (flagging the transaction)
+ * when it cannot run inside one transaction on one node. */
+static void
+txn_queue(struct client *c, struct request *r, const struct command *cmd,
+          const struct resp_req *p, const char *base)
+{
+    struct txn *t = c->tx;
+    char msg[200];
+    int route = cmd->route;
+
+    if (route == CMD_ROUTE_REFUSED) {
+        command_err_refused(&r->rep, cmd);
+        request_complete(r);
+        t->dirty = 1;
+        return;
+    }
+    /* Redis answers PING and ECHO inside EXEC's array; a blocking command
+     * inside MULTI does not block. Anything else that is not a plain data
+     * command has no meaning inside a transaction on one node. */
+    int ok = route == CMD_ROUTE_KEYED || route == CMD_ROUTE_SPLIT ||
+             route == CMD_ROUTE_ANY || is_named(cmd, "ping") ||
+             is_named(cmd, "echo") || is_named(cmd, "unwatch") ||
+             (route == CMD_ROUTE_PINNED && (cmd->flags & CMD_F_BLOCKING));
+    if (!ok || (cmd->flags & CMD_F_PUBSUB)) {
+        snprintf(msg, sizeof(msg), "ERR slotproxy: '%s' cannot be used "
+                 "inside MULTI through the proxy", cmd->fullname);
+        reply_err(r, msg);
+        t->dirty = 1;
+        return;
+    }
+    uint16_t slot;
+    int k = client_keys_slot(cmd, p, base, &slot);
+    if (k < 0 || (k > 0 && t->has_slot && slot != t->slot)) {
+        reply_err(r, "CROSSSLOT Keys in request don't hash to the same "
+                     "slot");
+        t->dirty = 1;
+        return;
+    }
+    if (k > 0 && !t->has_slot) {
+        t->has_slot = 1;
+        t->slot = slot;
+    }
+    client_encode_request(&t->cmds, p, base);
+    t->ncmds++;
+    reply_raw(r, "+QUEUED\r\n");
+}
+
+/* Remember the first error among the replies to MULTI and the queued
+ * commands: it says why EXEC will abort. */
+static void
+txn_on_partial(struct request *r, const char *data, size_t len, char type)
+{
+    if (type == '-' && buf_unread(&r->rep) == 0)
+        buf_append(&r->rep, data, len);
+}
+
+/* "MOVED <slot> <host>:<port>" or "ASK ..." in the stashed error: 1 and
+ * the target when it is a redirect. */
+static int
+stashed_redirect(const struct request *r, int *ask, char *host,
+                 size_t hostlen, uint16_t *port)
+{
+    const char *e = r->rep.data + r->rep.pos;
+    size_t n = buf_unread(&r->rep);
+    char line[400];
+
+    if (n < 8 || n >= sizeof(line))
+        return 0;
+    memcpy(line, e + 1, n - 3); /* without '-' and CRLF */
+    line[n - 3] = '\0';
+    *ask = strncmp(line, "ASK ", 4) == 0;
+    if (!*ask && strncmp(line, "MOVED ", 6) != 0)
+        return 0;
+    char *sp = strchr(line, ' ');
+    sp = sp ? strchr(sp + 1, ' ') : NULL;
+    char *colon = sp ? strrchr(sp, ':') : NULL;
+    if (colon == NULL || (size_t)(colon - sp - 1) >= hostlen)
+        return 0;
+    memcpy(host, sp + 1, (size_t)(colon - sp - 1));
+    host[colon - sp - 1] = '\0';
+    long long pv;
+    if (sp_str2ll(colon + 1, strlen(colon + 1), &pv) != 0 || pv < 1 ||
+        pv > 65535)
+        return 0;
+    *port = (uint16_t)pv;
+    return 1;
+}
+
+/* EXEC's own reply: the transaction's result, unless the block must be
+ * re-sent because its slot moved. */
+static void
+txn_on_reply(struct request *r, const char *data, size_t len, char type)
+{
+    struct worker *w = r->w;
+    struct server *from = r->conn != NULL ? r->conn->srv : NULL;
+    char host[256];
+    uint16_t port;
+    int ask;
+
+    if (type == '-' && from != NULL &&
+        stashed_redirect(r, &ask, host, sizeof(host), &port)) {
+        if (from->private_conn) {
+            request_fail(r, "EXECABORT Transaction discarded because its "
+                            "slot moved after WATCH (slotproxy); retry the "
+                            "transaction");
+            return;
+        }
+        if (r->redirects < w->conf->redirect_limit) {
+            r->redirects++;
+            r->replies_seen = 0;
+            r->rep.pos = r->rep.len = 0;
+            if (ask) {
+                w->stats.ask++;
+                r->asking = 1;
+            } else {
+                w->stats.moved++;
+                topology_request_refresh(w);
+            }
+            server_send(server_get(w, host[0] ? host : from->host, port), r);
+            return;
+        }
+    }
+    request_finish(r, data, len);
+}
+
+static void
+txn_exec(struct client *c, struct request *r)
+{
+    struct txn *t = c->tx;
+
+    if (t == NULL || !t->in_multi) {
+        reply_err(r, "ERR EXEC without MULTI");
+        return;
+    }
+    if (t->dirty) {
+        reply_err(r, "EXECABORT Transaction discarded because of previous "
+                     "errors.");
+        if (t->watching)
+            txn_send_unwatch(c);
+        txn_reset_queue(t);
+        return;
+    }
+    buf_append(&r->req, multi_cmd, sizeof(multi_cmd) - 1);
+    buf_append(&r->req, t->cmds.data, t->cmds.len);
+    buf_append(&r->req, exec_cmd, sizeof(exec_cmd) - 1);
+    r->replies = t->ncmds + 2;
+    r->on_partial = txn_on_partial;
+    r->on_reply = txn_on_reply;
+    r->keyed = t->has_slot;
+    r->slot = t->slot;
+    r->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
+    struct server *s = t->watching ? t->watch_srv : NULL;
+    /* EXEC ends the WATCH; the pinned connection stays for reuse. */
+    t->watching = 0;
+    txn_reset_queue(t);
+    if (s == NULL)
+        s = router_server(c->w, r);
+    if (s != NULL)
+        server_send(s, r);
+}
+
+static void
+txn_discard(struct client *c, struct request *r)
+{
+    struct txn *t = c->tx;
+    if (t == NULL || !t->in_multi) {
+        reply_err(r, "ERR DISCARD without MULTI");
+        return;
+    }
+    if (t->watching)
+        txn_send_unwatch(c);
+    txn_reset_queue(t);
+    reply_raw(r, "+OK\r\n");
+}
+
+/* WATCH's reply: a redirect moves the WATCH to the new owner's pinned
+ * connection (nothing was watched on the old one). */
+static void
+txn_watch_reply(struct request *r, const char *data, size_t len, char type)
+{
+    struct client *c = r->client;
+    struct worker *w = r->w;
+    struct server *from = r->conn != NULL ? r->conn->srv : NULL;
+    char host[256];
+    uint16_t port;
+    int ask;
+
+    r->rep.pos = r->rep.len = 0;
+    if (type == '-' && len < 300)
+        buf_append(&r->rep, data, len);
+    if (c != NULL && c->tx != NULL && from != NULL &&
+        r->redirects < w->conf->redirect_limit &&
+        stashed_redirect(r, &ask, host, sizeof(host), &port) && !ask) {
+        struct server *to = pin_get(w, &c->pins, host[0] ? host : from->host,
+                                    port);
+        if (to != NULL) {
+            r->redirects++;
+            r->rep.pos = r->rep.len = 0;
+            c->tx->watch_srv = to;
+            topology_request_refresh(w);
+            server_send(to, r);
+            return;
+        }
+    }
+    if (c != NULL && c->tx != NULL && type == '-')
+        c->tx->watching = 0;
+    request_finish(r, data, len);
+}
+
+static void
+txn_watch(struct client *c, struct request *r, const struct command *cmd,
+          const struct resp_req *p, const char *base)
+{
+    struct txn *t = txn_get(c);
+    uint16_t slot;
+
+    if (t->in_multi) {
+        reply_err(r, "ERR WATCH inside MULTI is not allowed");
+        return;
+    }
+    int k = client_keys_slot(cmd, p, base, &slot);
+    if (k < 0 || (t->watching && slot != t->slot)) {
+        reply_err(r, "CROSSSLOT Keys in request don't hash to the same "
+                     "slot");
+        return;
+    }
+    r->keyed = 1;
+    r->slot = slot;
+    int node = router_node(c->w, r);
+    if (node < 0)
+        return;
+    const struct sm_node *n = &c->w->map->nodes[node];
+    struct server *s = t->watching ? t->watch_srv
+                                   : pin_get(c->w, &c->pins, n->host, n->port);
+    if (s == NULL) {
+        reply_err(r, "ERR slotproxy: too many pinned connections "
+                     "(clients.max_pinned)");
+        return;
+    }
+    t->watching = 1;
+    t->watch_srv = s;
+    t->slot = slot;
+    t->has_slot = 1;
+    client_encode_request(&r->req, p, base);
+    r->on_reply = txn_watch_reply;
+    r->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
+    server_send(s, r);
+}
+
+static void
+txn_unwatch(struct client *c, struct request *r)
+{
+    struct txn *t = c->tx;
+    if (t != NULL && t->watching) {
+        /* UNWATCH's +OK from the pinned connection is the reply. */
+        buf_append(&r->req, unwatch_cmd, sizeof(unwatch_cmd) - 1);
+        r->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
+        server_send(t->watch_srv, r);
+        t->watching = 0;
+        t->has_slot = t->in_multi && t->has_slot;
+        return;
+    }
+    reply_raw(r, "+OK\r\n");
+}
+
+void
+txn_dispatch(struct client *c, struct request *r, const struct command *cmd,
+             const struct resp_req *p, const char *base)
+{
+    struct txn *t = c->tx;
+
+    if (is_named(cmd, "exec")) {
+        txn_exec(c, r);
+    } else if (is_named(cmd, "discard")) {
+        txn_discard(c, r);
+    } else if (is_named(cmd, "multi")) {
+        t = txn_get(c);
+        if (t->in_multi) {
+            reply_err(r, "ERR MULTI calls can not be nested");
+            return;
+        }
+        t->in_multi = 1;
+        reply_raw(r, "+OK\r\n");
+    } else if (is_named(cmd, "watch")) {
+        txn_watch(c, r, cmd, p, base);
+    } else if (is_named(cmd, "unwatch") && !(t && t->in_multi)) {
+        txn_unwatch(c, r);
+    } else if (is_named(cmd, "reset")) {
+        if (t->watching)
+            txn_send_unwatch(c);
+        txn_reset_queue(t);
+        reply_raw(r, "+RESET\r\n");
+    } else {
+        txn_queue(c, r, cmd, p, base);
+    }
+}
