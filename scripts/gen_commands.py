@@ -55,6 +55,10 @@ ROUTES = [
         "dbsize", "keys", "flushall", "flushdb", "randomkey", "scan",
         "script",          # load/exists/flush/kill must reach every master
         "function",        # libraries are per node: load/delete/flush/...
+        # Subscribers are spread over the masters (each client's pub/sub
+        # connection goes to one of them): ask them all and merge.
+        "pubsub|channels", "pubsub|numsub", "pubsub|numpat",
+        "pubsub|shardchannels", "pubsub|shardnumsub",
     ]),
     # State that a multiplexed backend connection cannot carry: a dedicated
     # connection is pinned for the client while the state lasts. Commands
@@ -81,7 +85,7 @@ ROUTES = [
     # default rule 4 would give the same).
     ("ANY", [
         "time", "lastsave", "lolwut", "publish",
-        "pubsub",          # cluster-wide PUBLISH makes any node a witness
+        "pubsub|help",
         "script|help", "function|help",
     ]),
     # Subcommands with a key under a refused container.

@@ -450,6 +450,17 @@ cmd_cluster(struct admin_args *a)
     }
 }
 
+/* ROLE: the proxy is a master to its clients. */
+static void
+cmd_role(struct admin_args *a)
+{
+    buf_add_array(&a->r->rep, 3);
+    buf_add_bulk_str(&a->r->rep, "master");
+    buf_add_int(&a->r->rep, 0);
+    buf_add_array(&a->r->rep, 0);
+    reply_done(a);
+}
+
 struct admin_cmd {
     const char *name;               /* top-level command name */
     admin_fn fn;
@@ -462,7 +473,7 @@ static const struct admin_cmd admin_table[] = {
     {"client", cmd_client},   {"command", cmd_command},
     {"cluster", cmd_cluster}, {"auth", cmd_auth},
     {"readonly", cmd_ok},     {"readwrite", cmd_ok},
-    {"asking", cmd_ok},
+    {"asking", cmd_ok},       {"role", cmd_role},
 };
 
 void

@@ -182,8 +182,8 @@ conn_error(struct backend_conn *c, const char *reason, int connect_failed)
     snprintf(msg, sizeof(msg), "ERR slotproxy: backend %s %s", s->name,
              reason);
     fail_queue(&lost, msg);
-    /* A pinned connection failing says nothing new about the node that a
-     * shared one would not; still worth a refresh. */
+    if (s->on_push_lost != NULL)
+        s->on_push_lost(s);
     if (w->on_node_error != NULL)
         w->on_node_error(w, s);
 }
@@ -352,6 +352,11 @@ conn_write(struct backend_conn *c)
             TAILQ_REMOVE(&c->sendq, r, bnext);
             r->asking_reply = r->asking;
             r->asking = 0;
+            if (c->srv->on_push != NULL) {
+                /* Replies come as pushes; nothing waits for them. */
+                request_put(r);
+                continue;
+            }
             TAILQ_INSERT_TAIL(&c->inflight, r, bnext);
             c->ninflight++;
         }
@@ -410,6 +415,14 @@ conn_parse_replies(struct backend_conn *c)
         }
         size_t len = (size_t)c->rp.len;
         char type = c->rp.type;
+        if (c->srv->on_push != NULL && TAILQ_EMPTY(&c->inflight)) {
+            resp_reply_init(&c->rp);
+            c->srv->on_push(c->srv, p, len, type);
+            if (c->fd != fd || c->state != BCONN_CONNECTED)
+                return;
+            buf_consume(&c->rbuf, len);
+            continue;
+        }
         struct request *r = TAILQ_FIRST(&c->inflight);
         if (r == NULL) {
             conn_error(c, "sent a reply nobody asked for", 0);

@@ -55,6 +55,13 @@ struct server {
     uint32_t rr;                    /* round robin over conns */
     int private_conn;               /* a client's pinned connection, not in
                                      * the worker's shared list */
+    /* Push mode (pub/sub): every reply goes to on_push, unpaired; written
+     * requests are not kept in flight. NULL for request/reply mode. */
+    void (*on_push)(struct server *s, const char *data, size_t len,
+                    char type);
+    void *push_ctx;                 /* on_push's context (the client) */
+    /* Push mode: the connection dropped (called from its error path). */
+    void (*on_push_lost)(struct server *s);
 };
 
 /* Find the server host:port in the worker, creating it if new. */

@@ -28,6 +28,7 @@
 #include "keyslot.h"
 #include "log.h"
 #include "pin.h"
+#include "pubsub.h"
 #include "router.h"
 #include "txn.h"
 #include "worker.h"
@@ -131,6 +132,7 @@ client_close(struct client *c, const char *reason)
     /* Closing pinned connections ends their blocks and WATCHes. */
     pin_release_all(w, &c->pins);
     txn_free(c);
+    pubsub_free(c);
     TAILQ_REMOVE(&w->clients, c, next);
     w->nclients--;
     /* Freed at the end of the turn: we may be inside c's own callback. */
@@ -166,6 +168,15 @@ client_new_request(struct client *c)
     TAILQ_INSERT_TAIL(&c->pipeline, r, cnext);
     c->npipeline++;
     return r;
+}
+
+void
+client_push(struct client *c, const char *data, size_t len)
+{
+    if (c->closed)
+        return;
+    struct request *r = client_new_request(c);
+    request_finish(r, data, len);
 }
 
 static void
@@ -255,7 +266,7 @@ route_keys(struct client *c, struct request *r, const struct command *cmd,
         r->slot = slots[0];
         r->keyed = 1;
     } else if (n > 0 && cmd->route == CMD_ROUTE_SPLIT) {
-        fanout_split(c->w, r, cmd, p->argv, base, keys, slots, n);
+        fanout_split(c->w, r, cmd, p->argv, p->argc, base, keys, slots, n);
         rc = 1;
     } else if (n > 0) {
         reply_error(r, "CROSSSLOT Keys in request don't hash to the same "
@@ -414,6 +425,11 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base)
         return;
     }
     r->cmd = cmd;
+    if ((c->ps != NULL || (cmd->flags & CMD_F_PUBSUB)) &&
+        pubsub_intercepts(c, cmd)) {
+        pubsub_dispatch(c, r, cmd, p, base);
+        return;
+    }
     if (txn_intercepts(c, cmd)) {
         txn_dispatch(c, r, cmd, p, base);
         return;

@@ -44,8 +44,13 @@ struct client {
     uint8_t read_paused;            /* reading paused (backpressure) */
     uint8_t closed;                 /* closed; freed at end of turn */
     struct txn *tx;                 /* MULTI/WATCH state, NULL until used */
+    struct pubsub *ps;              /* pub/sub state, NULL until used */
     struct pinset pins;             /* dedicated backend connections */
 };
+
+/* Append an unsolicited reply (a pub/sub push) to the client's output,
+ * after everything already in its pipeline. */
+void client_push(struct client *c, const char *data, size_t len);
 
 struct command;
 /* Slot of a request's keys: 1 with *slot set when all keys share one

@@ -14,7 +14,9 @@
  */
 #include "build_config.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -39,6 +41,8 @@ enum merge_kind {
     MERGE_FIRST,        /* the first non-nil reply (RANDOMKEY) */
     MERGE_SCAN,         /* one master per call; cursor rewritten */
     MERGE_INFO,         /* INFO: local sections + keyspace summed */
+    MERGE_UNION,        /* arrays merged without duplicates */
+    MERGE_PAIRSUM,      /* [name, n, name, n ...]: n summed per name */
 };
 
 struct fanout {
@@ -149,6 +153,74 @@ merge_concat(struct fanout *f, struct buf *out)
         for (uint32_t i = 0; i < f->nfrags; i++)
             for (size_t j = 0; j < vals[i]->nelems; j++)
                 add_value_bulk(out, &vals[i]->elems[j]);
+    }
+    free_all(f, vals);
+    return rc;
+}
+
+static int
+value_eq(const struct resp_value *a, const struct resp_value *b)
+{
+    return a->len == b->len && a->str != NULL && b->str != NULL &&
+           memcmp(a->str, b->str, a->len) == 0;
+}
+
+/* PUBSUB CHANNELS / SHARDCHANNELS: each channel once. Quadratic in the
+ * number of channels, which the fan-out reply cap bounds. */
+static int
+merge_union(struct fanout *f, struct buf *out)
+{
+    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
+    int rc = decode_all(f, vals, '*');
+    if (rc == 0) {
+        struct buf body;
+        size_t n = 0;
+        buf_init(&body);
+        for (uint32_t i = 0; i < f->nfrags; i++) {
+            for (size_t j = 0; j < vals[i]->nelems; j++) {
+                const struct resp_value *e = &vals[i]->elems[j];
+                int dup = 0;
+                for (uint32_t pi = 0; pi <= i && !dup; pi++) {
+                    size_t lim = pi == i ? j : vals[pi]->nelems;
+                    for (size_t pj = 0; pj < lim && !dup; pj++)
+                        dup = value_eq(e, &vals[pi]->elems[pj]);
+                }
+                if (!dup) {
+                    add_value_bulk(&body, e);
+                    n++;
+                }
+            }
+        }
+        buf_add_array(out, (long long)n);
+        if (body.len > 0)
+            buf_append(out, body.data, body.len);
+        buf_deinit(&body);
+    }
+    free_all(f, vals);
+    return rc;
+}
+
+/* PUBSUB NUMSUB / SHARDNUMSUB: every master lists the same names in the
+ * same order; the counts add up. */
+static int
+merge_pairsum(struct fanout *f, struct buf *out)
+{
+    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
+    int rc = decode_all(f, vals, '*');
+    for (uint32_t i = 1; rc == 0 && i < f->nfrags; i++)
+        if (vals[i]->nelems != vals[0]->nelems)
+            rc = -1;
+    if (rc == 0 && vals[0]->nelems % 2 != 0)
+        rc = -1;
+    if (rc == 0) {
+        buf_add_array(out, (long long)vals[0]->nelems);
+        for (size_t j = 0; j + 1 < vals[0]->nelems; j += 2) {
+            long long sum = 0;
+            for (uint32_t i = 0; i < f->nfrags; i++)
+                sum += vals[i]->elems[j + 1].integer;
+            add_value_bulk(out, &vals[0]->elems[j]);
+            buf_add_int(out, sum);
+        }
     }
     free_all(f, vals);
     return rc;
@@ -384,6 +456,10 @@ fanout_merge(struct fanout *f)
         merge_first(f, &p->rep);
     } else if (f->kind == MERGE_SCAN) {
         rc = merge_scan(f, &p->rep);
+    } else if (f->kind == MERGE_UNION) {
+        rc = merge_union(f, &p->rep);
+    } else if (f->kind == MERGE_PAIRSUM) {
+        rc = merge_pairsum(f, &p->rep);
     } else if (f->kind == MERGE_INFO) {
         rc = merge_info(f, &p->rep);
     } else if (f->kind == MERGE_SAME) {
@@ -461,9 +537,19 @@ fanout_start(struct worker *w, struct fanout *f, int master)
 void
 fanout_split(struct worker *w, struct request *parent,
              const struct command *cmd, const struct resp_arg *argv,
-             const char *base, const int *keys, const uint16_t *slots,
-             int nkeys)
+             uint32_t argc, const char *base, const int *keys,
+             const uint16_t *slots, int nkeys)
 {
+    int step0 = cmd->nkeyspecs > 0 && cmd->keyspecs[0].keystep > 0
+                    ? cmd->keyspecs[0].keystep
+                    : 1;
+    /* MSET a v b: the last key has no value. Redis answers the arity
+     * error; so do we, before reading past the arguments. */
+    if (nkeys > 0 && (uint32_t)(keys[nkeys - 1] + step0) > argc) {
+        command_err_arity(&parent->rep, cmd);
+        request_complete(parent);
+        return;
+    }
     int step = cmd->nkeyspecs > 0 && cmd->keyspecs[0].keystep > 0
                    ? cmd->keyspecs[0].keystep
                    : 1;
@@ -515,6 +601,11 @@ static const struct all_rule all_rules[] = {
     {"randomkey", MERGE_FIRST},
     {"scan", MERGE_SCAN},
     {"script|exists", MERGE_AND},
+    {"pubsub|channels", MERGE_UNION},
+    {"pubsub|shardchannels", MERGE_UNION},
+    {"pubsub|numpat", MERGE_SUM},
+    {"pubsub|numsub", MERGE_PAIRSUM},
+    {"pubsub|shardnumsub", MERGE_PAIRSUM},
 };
 
 static int
@@ -551,22 +642,39 @@ frag_copy(struct worker *w, struct fanout *f, const struct request *parent)
     return fr;
 }
 
+/* A cursor as Redis reads it (strtoul: "-1" wraps around); -1 when it is
+ * not a number. */
+static int
+parse_cursor(const char *s, size_t len, unsigned long long *out)
+{
+    char num[32];
+    char *end;
+    if (len == 0 || len >= sizeof(num))
+        return -1;
+    memcpy(num, s, len);
+    num[len] = '\0';
+    errno = 0;
+    *out = strtoull(num, &end, 10);
+    return *end != '\0' || errno == ERANGE ? -1 : 0;
+}
+
 /* SCAN <cursor> ...: one fragment to the master the cursor names, with
  * that master's own cursor. */
 static void
 fanout_scan(struct worker *w, struct request *parent,
             const struct resp_arg *argv, uint32_t argc, const char *base)
 {
-    long long cur;
+    unsigned long long cur;
     uint32_t nmasters = w->map->nmasters;
-    if (sp_str2ll(base + argv[1].off, argv[1].len, &cur) != 0 || cur < 0) {
+    if (parse_cursor(base + argv[1].off, argv[1].len, &cur) != 0) {
         request_fail(parent, "ERR invalid cursor");
         return;
     }
-    uint32_t master = (uint32_t)((unsigned long long)cur & SCAN_MASTER_MASK);
+    uint32_t master = (uint32_t)(cur & SCAN_MASTER_MASK);
     if (master >= nmasters) {
-        request_fail(parent, "ERR invalid cursor (the cluster has fewer "
-                             "masters than when the scan began)");
+        /* Not a cursor we made (or the cluster shrank): Redis answers an
+         * unknown cursor with an empty, finished page. */
+        request_finish(parent, "*2\r\n$1\r\n0\r\n*0\r\n", 15);
         return;
     }
     struct fanout *f = fanout_new(parent, MERGE_SCAN, 1);
@@ -580,7 +688,7 @@ fanout_scan(struct worker *w, struct request *parent,
     buf_add_bulk_str(&fr->req, "scan");
     char num[24];
     int n = snprintf(num, sizeof(num), "%llu",
-                     (unsigned long long)cur >> SCAN_MASTER_BITS);
+                     cur >> SCAN_MASTER_BITS);
     buf_add_bulk(&fr->req, num, (size_t)n);
     for (uint32_t i = 2; i < argc; i++)
         buf_add_bulk(&fr->req, base + argv[i].off, argv[i].len);

@@ -23,8 +23,8 @@ struct resp_arg;
  */
 void fanout_split(struct worker *w, struct request *parent,
                   const struct command *cmd, const struct resp_arg *argv,
-                  const char *base, const int *keys, const uint16_t *slots,
-                  int nkeys);
+                  uint32_t argc, const char *base, const int *keys,
+                  const uint16_t *slots, int nkeys);
 
 /*
  * Send parent (its bytes already in parent->req) to every master and merge

@@ -74,6 +74,14 @@ def role(node):
         return None
 
 
+def set_no_failover(nodes, yesno):
+    # (Cluster.wait_ok takes the "nofailover" flag for "fail": turn it off
+    # again before waiting.)
+    for n in nodes:
+        assert n.call("CONFIG", "SET", "cluster-replica-no-failover",
+                      yesno) == b"OK"
+
+
 def start_proxy(env, seeds, request_timeout="1s", extra=None):
     return env.new_proxy(seeds=seeds, request_timeout=request_timeout,
                          extra=extra)
@@ -170,7 +178,7 @@ class Workload:
             acked, _, maybe = st[k]
             if r == acked or r in maybe:
                 return
-            wrong.append((k, r, acked))
+            wrong.append((k, r, acked, "%.3f" % time.time()))
 
         try:
             c = connect()
@@ -204,12 +212,12 @@ class Workload:
                     cmd += [k, v]
             else:
                 cmd = [op] + ks
-            victim = any(keyslot(k) in self.victim for k in ks)
             t0 = time.time()
             try:
                 r = c.call(*cmd)
             except (OSError, ConnectionClosed, ValueError) as e:
                 t1 = time.time()
+                victim = any(keyslot(k) in self.victim for k in ks)
                 kind = "conn " + type(e).__name__
                 errors.append((t1, kind, repr(e), victim, t1 - t0))
                 ops.append((t0, t1, victim, kind))
@@ -231,6 +239,8 @@ class Workload:
                         break
                 continue
             t1 = time.time()
+            # (classified after the call: the fault may start meanwhile)
+            victim = any(keyslot(k) in self.victim for k in ks)
             if isinstance(r, Error):
                 kind = err_kind(r.msg)
                 errors.append((t1, kind, r.msg, victim, t1 - t0))
@@ -239,6 +249,7 @@ class Workload:
                     st[k][2].add(v)      # may or may not have run
                 if op == "INCR":
                     cst[ks[0]][2] += 1
+                time.sleep(0.002)    # a real client does not spin on errors
                 continue
             ops.append((t0, t1, victim, None))
             if op in ("SET", "MSET"):
@@ -363,6 +374,46 @@ class Workload:
                 self.errors[:5]
         assert not self.wrong, "wrong replies: %r" % self.wrong[:5]
         assert not self.lost, "lost acknowledged writes: %r" % self.lost[:5]
+
+
+class Probe:
+    """One connection sending batches (pipelines) of GETs over keys and
+    recording each batch's latency: (t_start, t_end, errors)."""
+
+    def __init__(self, port, batch_keys, value_of):
+        self.port, self.batch_keys, self.value_of = port, batch_keys, value_of
+        self.samples, self.bad, self.exc = [], [], []
+        self.stop_ev = threading.Event()
+        self.th = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            with harness.Client(self.port, timeout=10) as c:
+                while not self.stop_ev.is_set():
+                    t0 = time.time()
+                    rs = c.pipeline([("GET", k) for k in self.batch_keys])
+                    t1 = time.time()
+                    nerr = 0
+                    for k, r in zip(self.batch_keys, rs):
+                        if isinstance(r, Error):
+                            nerr += 1
+                        elif r != self.value_of(k):
+                            self.bad.append((k, r))
+                    self.samples.append((t0, t1, nerr))
+                    time.sleep(0.005)
+        except Exception as e:      # noqa: B902
+            self.exc.append(repr(e))
+
+    def start(self):
+        self.th.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        self.th.join(15)
+
+    def latencies(self, t_from, t_to):
+        return [b - a for a, b, e in self.samples if a >= t_from and b <= t_to]
 
 
 def run_load(wl, seconds):
@@ -525,8 +576,26 @@ def test_fault_shard_stopped(env):
         victim = m[1]
         shard = [victim] + cl.replicas_of(victim)
         vslots = set(cl.slots_of(victim))
+        # When the shard comes back its replica must not win an election
+        # against its own master (that would be an unplanned failover,
+        # with Redis's async-replication losses): the shard returns as it
+        # was.
+        set_no_failover(shard[1:], "yes")
         p = start_proxy(env, [n.port for n in m], request_timeout="1s")
-        wl = Workload(p.port, "shard", nthreads=4).start()
+        hk = harness.keys_in_slots("hp", [s for s in range(16384)
+                                          if s not in vslots], 3)
+        vk = harness.keys_in_slots("vp", vslots, 1)
+        with harness.Client(p.port) as c:
+            for k in hk + vk:
+                assert c.call("SET", k, "v" + k) == b"OK"
+        wl = Workload(p.port, "shard", nthreads=3).start()
+
+        def val(k):
+            return ("v" + k).encode()
+        # Healthy-only requests, and a client pipelining a healthy GET
+        # behind a stopped-shard GET on the same connection.
+        healthy = Probe(p.port, hk, val).start()
+        mixed = Probe(p.port, vk + hk[:1], val).start()
         run_load(wl, 1.5)
         wl.victim = vslots
         for n in shard:
@@ -540,12 +609,21 @@ def test_fault_shard_stopped(env):
         stopped = []
         run_load(wl, 5.0)
         wl.stop()
-        cl.wait_ok(40)
+        healthy.stop()
+        mixed.stop()
         wl.verify()
         stall = [o for o in wl.ops if t_stop + 0.5 <= o[0] and
                  o[1] <= t_cont]
-        healthy_lat = [o[1] - o[0] for o in stall if not o[2]]
+        healthy_lat = [o[1] - o[0] for o in stall if not o[2]] + \
+            healthy.latencies(t_stop, t_cont)
         victim_lat = [o[1] - o[0] for o in stall if o[2]]
+        # Circuit breaker (issue 4): once the shard is known down (first
+        # timeout + 1.5 s), its requests fail at once and a healthy
+        # request pipelined behind one is not held back.
+        t_first = min([e[0] for e in wl.errors if e[3]], default=t_cont)
+        later = [b - a for a, b, e in mixed.samples
+                 if a >= t_first + 1.5 and b <= t_cont]
+        mixed_p50 = pct(later, 50)
         p99 = pct(healthy_lat, 99)
         vmax = max(victim_lat, default=0.0)
         verr = [e for e in wl.errors if e[3]]
@@ -556,7 +634,10 @@ def test_fault_shard_stopped(env):
                   "%.2fs; victim errors after resume+3s %d" % (
                       len(healthy_lat), pct(healthy_lat, 50) * 1e3,
                       p99 * 1e3, max(healthy_lat, default=0) * 1e3,
-                      len(victim_lat), vmax, len(late)))
+                      len(victim_lat), vmax, len(late)) +
+                  "; healthy GET pipelined behind a stopped-shard GET, "
+                  "once the shard is known down: %d batches, p50 %.0fms" %
+                  (len(later), mixed_p50 * 1e3))
         if late or vmax > 1.6 or p99 > 0.3:
             show_log(p)
         assert verr, "no errors at all for the stopped shard?"
@@ -566,7 +647,15 @@ def test_fault_shard_stopped(env):
             p99 * 1e3)
         assert not late, "stopped shard not served again 3s after it " \
             "resumed: %r" % late[-3:]
+        assert not healthy.exc and not mixed.exc, healthy.exc + mixed.exc
+        assert not healthy.bad and not mixed.bad, healthy.bad + mixed.bad
+        assert not [x for x in healthy.samples if x[2]], "healthy probe " \
+            "errors"
         wl.assert_clean(allow_victim_errors=True)
+        assert later and mixed_p50 <= 0.2, "no circuit breaker: with the " \
+            "shard known down, a pipeline [stopped-shard GET, healthy GET] " \
+            "still takes %.0fms (p50 of %d) instead of failing fast" % (
+                mixed_p50 * 1e3, len(later))
     finally:
         for n in stopped:
             n.resume()
@@ -587,8 +676,7 @@ def test_fault_stall_no_misdelivery(env):
         victim = m[0]
         # The stall must outlast request_timeout but not trigger a
         # failover: this replica may not take over.
-        for r in cl.replicas_of(victim):
-            r.call("CONFIG", "SET", "cluster-replica-no-failover", "yes")
+        set_no_failover(cl.replicas_of(victim), "yes")
         vslots = set(cl.slots_of(victim))
         p = start_proxy(env, [n.port for n in m], request_timeout="1s")
         wl = Workload(p.port, "stall", nthreads=3).start()
@@ -631,7 +719,6 @@ def test_fault_stall_no_misdelivery(env):
         pstop.set()
         pt.join(20)
         wl.stop()
-        cl.wait_ok(40)
         wl.verify()
         stall_victim = [o for o in wl.ops if o[2] and o[0] >= t_stop and
                         o[1] <= t_cont + 0.2]

@@ -265,7 +265,7 @@ def test_mk_del_exists_touch_unlink_sums(env):
     assert rp[1:6] == [1, 60, 5, 0, 120], rp[1:6]
     assert rp[6:8] == [30, 3], rp[6:8]
     assert rp[8:11] == [10, 2, 48], rp[8:11]
-    assert rp[11:16] == [20, 2, 16, 0, 0], rp[11:16]
+    assert rp[11:16] == [20, 2, 26, 0, 0], rp[11:16]
 
 
 @test(timeout=90)
@@ -325,6 +325,102 @@ def test_mk_binary_keys(env):
     assert rp[1] == [b"val\x00" + x + b"%d" % i for i, x in enumerate(keys)]
     for x in keys[:5]:
         assert env.cluster.node_for_key(x).call("EXISTS", x) == 0
+
+
+@test
+def test_mk_split_bad_arity(env):
+    """MSET with a missing last value and keys in several slots: one Redis
+    answers the arity error and writes nothing. Runs on its own proxy,
+    since a wrong split can crash it."""
+    cl = env.cluster
+    a, b, c3 = k("ar-a"), k("ar-b"), k("ar-c")
+    assert len({keyslot(a), keyslot(b), keyslot(c3)}) == 3
+    want = Error("ERR wrong number of arguments for 'mset' command")
+    p = env.new_proxy()
+    problems = []
+    try:
+        for cmd in (("MSET", a, "v", b), ("MSET", a, "v", b, "w", c3),
+                    ("MSET", "{%s}x" % PFX, "v", "{%s}y" % PFX),
+                    ("MSETNX", a, "v", b)):
+            try:
+                with p.client(5) as c:
+                    r = c.call(*cmd)
+                    after = c.call("PING")
+            except (harness.ConnectionClosed, OSError) as e:
+                r, after = "connection lost: %r" % e, None
+                try:
+                    p.proc.wait(2)      # crashed, or just hung up?
+                except Exception:
+                    pass
+            exp = CROSSSLOT if cmd[0] == "MSETNX" else want
+            if r != exp:
+                problems.append("%s -> %r, want %r" % (_fmt(cmd), r, exp))
+            if after != b"PONG":
+                problems.append("%s: proxy %s (exit status %s)" % (
+                    _fmt(cmd), "died" if not p.alive() else "hung up",
+                    p.proc.poll()))
+                if not p.alive():
+                    p = env.new_proxy()
+            for x in (a, b, c3):
+                if exists_anywhere(env, x):
+                    problems.append("%s wrote %s = %r" % (
+                        _fmt(cmd), x, cl.direct("GET", x)))
+                    cl.direct("DEL", x)
+    finally:
+        p.stop()
+    assert not problems, "\n".join(problems)
+
+
+@test
+def test_mk_inline_split(env):
+    """Inline (telnet-style) MSET/MGET/DEL across slots are split too."""
+    a, b, c3 = k("in-a"), k("in-b"), k("in-c")
+    with env.client() as c:
+        c.send_raw(("MSET %s 1 %s 2 %s 3\r\nMGET %s %s %s %s\r\n"
+                    "EXISTS %s %s %s %s\r\nDEL %s %s %s\r\n" % (
+                        a, b, c3, c3, a, k("in-none"), b, a, a, b, c3,
+                        a, b, c3)).encode())
+        r = [c.read() for _ in range(4)]
+    assert r == [b"OK", [b"3", b"1", None, b"2"], 4, 3], r
+
+
+@test
+def test_mk_errors_vs_standalone(env):
+    """Error replies of split, fan-out and scripting commands are Redis's
+    own (same text as one Redis)."""
+    a, b = k("er-a"), k("er-b")
+    cmds = [
+        ("MGET",), ("EXISTS",), ("DEL",), ("MSET", a), ("TOUCH",),
+        ("KEYS",), ("KEYS", "a", "b"), ("DBSIZE", "x"), ("RANDOMKEY", "x"),
+        ("SCAN", "0", "MATCH"), ("SCAN", "0", "BOGUS", "1"),
+        ("SCAN", "0", "COUNT", "x"), ("SCAN", "1x"),
+        ("FLUSHALL", "BAD"), ("FLUSHDB", "BAD"),
+        ("SCRIPT", "LOAD", "return +"), ("SCRIPT", "KILL"),
+        ("SCRIPT", "EXISTS"), ("SCRIPT", "FLUSH", "BAD"),
+        ("FUNCTION", "KILL"), ("FUNCTION", "LOAD", "bad code"),
+        ("FUNCTION", "DELETE", PFX + "nolib"),
+        ("FUNCTION", "RESTORE", "garbage"),
+        ("EVAL", "return 1", "-1"), ("EVAL", "return 1", "x"),
+        ("EVAL", "return 1", "2", a), ("EVALSHA", "0" * 40, "1", a),
+        ("EVALSHA", "0" * 40, "0"), ("FCALL", "nofn", "0"),
+        ("FCALL", "nofn", "1", a), ("FCALL_RO", "nofn", "-1"),
+        ("SET", a, "1"), ("RPUSH", b, "x"),
+        ("EVAL", "return redis.call('incr', KEYS[1])", "1", b),
+        ("EVAL", "return redis.call('get', KEYS[1])", "1", a),
+        ("EVAL", "return redis.error_reply('MY error')", "0"),
+        ("EVAL", "return redis.status_reply('FINE')", "0"),
+        ("EVAL", "return {1, 2.5, 'x', false, {3}}", "0"),
+        ("MGET", a, b, a), ("DEL", a, b),
+    ]
+    diff(env, cmds)
+
+
+@test
+def test_mk_scan_cursor_like_redis(env):
+    """Redis parses the SCAN cursor with strtoul: '-1' is accepted (it
+    wraps) and any cursor gives a reply, never 'invalid cursor'."""
+    diff(env, [("SCAN", "-1", "MATCH", k("nomatch", "*")),
+               ("SCAN", "18446744073709551615", "MATCH", k("nomatch", "*"))])
 
 
 @test
@@ -838,7 +934,21 @@ def test_mk_functions(env):
         assert r == Error("ERR Function not found"), r
         r = c.call("FUNCTION", "DELETE", lib)
         assert r == Error("ERR Library not found"), r
+        # DUMP from the proxy, FLUSH, RESTORE through the proxy: every
+        # master has the library again.
         assert c.call("FUNCTION", "LOAD", code) == lib.encode()
+        payload = c.call("FUNCTION", "DUMP")
+        assert isinstance(payload, bytes), payload
+        assert c.call("FUNCTION", "FLUSH", "SYNC") == b"OK"
+        assert c.call("FUNCTION", "RESTORE", payload) == b"OK"
+        for m in cl.masters():
+            assert len(m.call("FUNCTION", "LIST", "LIBRARYNAME", lib)) == 1
+        r = c.call("FUNCTION", "RESTORE", payload)
+        assert is_err(r, "ERR Library %s already exists" % lib) or \
+            is_err(r, "ERR Library '%s' already exists" % lib), r
+        for t in tags:
+            assert c.call("FCALL", fset, "1", "{%s}r" % t, "r") == b"OK"
+            c.call("DEL", "{%s}r" % t)
         assert c.call("FUNCTION", "FLUSH") == b"OK"
         for m in cl.masters():
             assert m.call("FUNCTION", "LIST") == [], m
@@ -970,6 +1080,10 @@ def test_mk_info_sections(env):
             assert info_headers(b) == [header], (sec, info_headers(b))
         b = c.call("INFO", "server", "proxy")
         assert info_headers(b) == ["# Server", "# Proxy"], info_headers(b)
+        # Plain INFO has the summed keyspace too, as Redis's default does.
+        assert "# Keyspace" in h, h
+        assert info_headers(c.call("INFO", "everything"))[-1] == \
+            "# Keyspace"
         b = c.call("INFO", "nosuchsection")
         assert b == b"", b
         text = c.call("INFO", "proxy").decode()
@@ -1139,6 +1253,7 @@ def test_mk_flushall_flushdb_last(env):
             if cur == b"0":
                 break
         assert seen == []
+        assert c.call("INFO", "keyspace") == b"# Keyspace\r\n"
         r = c.call("FLUSHALL", "BADARG")
         assert is_err(r, "ERR"), r
     # The cluster is whole afterwards and the proxy serves.
