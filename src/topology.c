@@ -5,8 +5,9 @@
  * Candidates are the nodes of the current map, then the seeds, tried in
  * turn; a round that finds no answer backs off (100 ms doubling to 1 s),
  * so a proxy started before its cluster keeps looking and answers
- * CLUSTERDOWN meanwhile. While some slot has no master the map is polled
- * every 500 ms so that a replica promotion is followed quickly.
+ * CLUSTERDOWN meanwhile. While some slot has no master, or a master
+ * cannot be reached, the map is polled every 200 ms so that a replica
+ * promotion is followed quickly.
  */
 #include "build_config.h"
 
@@ -26,7 +27,7 @@
 
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 1000
-#define UNCOVERED_POLL_MS 500
+#define UNCOVERED_POLL_MS 200
 #define MIN_SPACING_MS 20
 
 static const char cluster_slots_cmd[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
@@ -96,6 +97,22 @@ topo_candidate(const struct topology *t, uint32_t i, const char **host,
     }
 }
 
+/* 1 when a master of the current map cannot be reached (its connections
+ * keep failing): a failover is probably under way, and the new owner must
+ * be found as soon as the cluster promotes a replica, not at the next
+ * periodic refresh. */
+static int
+topo_master_unreachable(const struct worker *w)
+{
+    for (uint32_t i = 0; i < w->map->nmasters; i++) {
+        const struct server *s = w->map_srv[i];
+        for (uint32_t j = 0; j < s->nconns; j++)
+            if (s->conns[j].failures > 0)
+                return 1;
+    }
+    return 0;
+}
+
 static void
 topo_round_end(struct topology *t, int ok)
 {
@@ -105,8 +122,9 @@ topo_round_end(struct topology *t, int ok)
     t->last_ms = sp_msec_now();
     if (ok) {
         t->failed_rounds = 0;
-        delay = w->map->covered < SLOT_COUNT ? UNCOVERED_POLL_MS
-                                             : w->conf->refresh_interval_ms;
+        delay = w->map->covered < SLOT_COUNT || topo_master_unreachable(w)
+                    ? UNCOVERED_POLL_MS
+                    : w->conf->refresh_interval_ms;
     } else {
         t->failed_rounds++;
         delay = RETRY_MIN_MS;

@@ -131,6 +131,11 @@ def test_multi_exec_same_slot(env):
         ("watch_inside_multi", [
             ("MULTI",), ("WATCH", "{tx}a"), ("SET", "{tx}a", "7"),
             ("EXEC",), ("GET", "{tx}a")]),
+        ("unwatch_inside_multi", [
+            ("MULTI",), ("UNWATCH",), ("SET", "{tx}a", "u"), ("EXEC",)]),
+        ("reset_inside_multi", [
+            ("MULTI",), ("SET", "{tx}a", "r"), ("RESET",), ("EXEC",),
+            ("GET", "{tx}a")]),
         ("after_exec_reset", [
             ("MULTI",), ("SET", "{tx}a", "1"), ("EXEC",), ("EXEC",),
             ("MULTI",), ("INCR", "{tx}a"), ("EXEC",)]),
@@ -737,6 +742,68 @@ def test_other_blocking_commands(env):
         r = c.call("BLMOVE", "{ob}src", "{zz}dst", "LEFT", "RIGHT", "1")
         assert r == CROSSSLOT, r
         c.call("DEL", *ks)
+
+
+@test
+def test_commands_after_blocking_run_after_it(env):
+    """Redis runs a client's commands one after the other: what a client
+    pipelines behind a blocking command executes only once that command
+    has returned, not merely is answered in order."""
+    with env.client() as a, env.client() as b, Standalone() as sa, \
+            sa.client() as da, sa.client() as db:
+        for name, (x, y) in (("proxy", (a, b)), ("redis", (da, db))):
+            x.call("DEL", "{pe}k", "{pe}k2")
+            assert x.call("SET", "{pe}x", "old") == b"OK"
+            # A read pipelined behind BLPOP sees the state after the pop.
+            x.send(("BLPOP", "{pe}k", "0"), ("GET", "{pe}x"))
+            time.sleep(0.3)
+            assert y.call("SET", "{pe}x", "new") == b"OK"
+            assert y.call("RPUSH", "{pe}k", "v") == 1
+            r = [x.read(), x.read()]
+            assert r == [[b"{pe}k", b"v"], b"new"], \
+                "%s: GET pipelined after BLPOP read %r, expected the " \
+                "value written while BLPOP was blocked (b'new')" % (name, r)
+        for name, x in (("proxy", a), ("redis", da)):
+            # The client's own push behind its BLPOP cannot wake it: the
+            # BLPOP times out first, then the push runs.
+            t0 = time.time()
+            x.send(("BLPOP", "{pe}k2", "1"), ("RPUSH", "{pe}k2", "self"))
+            r = [x.read(), x.read()]
+            dt = time.time() - t0
+            assert r == [None, 1], \
+                "%s: BLPOP k 1; RPUSH k self pipelined -> %r after %.2fs " \
+                "(Redis: [None, 1] after 1s)" % (name, r, dt)
+            assert dt >= 0.9, (name, dt)
+            x.call("DEL", "{pe}k", "{pe}k2", "{pe}x")
+
+
+@test
+def test_watch_pipelined_own_write(env):
+    """WATCH k; SET k ...; MULTI; INCR k; EXEC in one write: the client's
+    own write after WATCH touches the key, so EXEC is nil (as Redis), and
+    the write is never reordered after the transaction."""
+    k = "{wpo}k"
+    seq = [("WATCH", k), ("SET", k, "2"), ("MULTI",), ("INCR", k),
+           ("EXEC",), ("GET", k)]
+    with Standalone() as sa, sa.client() as d:
+        d.call("SET", k, "1")
+        want = d.pipeline(seq)
+    assert want == [b"OK", b"OK", b"OK", b"QUEUED", None, b"2"], want
+    bad = []
+    with env.client() as c:
+        for i in range(20):
+            c.call("SET", k, "1")
+            r = c.pipeline(seq)
+            if r != want:
+                bad.append(r)
+        # Reads after WATCH, then the transaction: no conflict.
+        c.call("SET", k, "1")
+        r = c.pipeline([("WATCH", k), ("GET", k), ("MULTI",), ("INCR", k),
+                        ("EXEC",)])
+        assert r == [b"OK", b"1", b"OK", b"QUEUED", [2]], r
+        c.call("DEL", k)
+    assert not bad, "%d/20 pipelined runs differ from Redis %r, e.g. %r" % (
+        len(bad), want, bad[:3])
 
 
 @test
