@@ -208,13 +208,15 @@ info_section(struct buf *b, struct worker *w, const char *name)
                    (unsigned long long)w->stats.commands);
     } else if (strcmp(name, "proxy") == 0) {
         buf_printf(b,
-                   "# Proxy\r\nslotproxy_version:%s\r\nworkers:1\r\n"
+                   "# Proxy\r\nslotproxy_version:%s\r\nworkers:%d\r\n"
+                   "worker_id:%d\r\npinned_connections:%u\r\n"
                    "topology_epoch:%llu\r\ncluster_nodes:%u\r\n"
                    "cluster_masters:%u\r\nslots_covered:%u\r\n"
                    "moved:%llu\r\nask:%llu\r\ntryagain:%llu\r\n"
                    "request_timeouts:%llu\r\ntopology_refreshes:%llu\r\n"
                    "topology_refresh_failures:%llu\r\n\r\n",
-                   PACKAGE_VERSION, (unsigned long long)w->map_epoch,
+                   PACKAGE_VERSION, w->conf->workers, w->id, w->npins,
+                   (unsigned long long)w->map_epoch,
                    w->map->nnodes, w->map->nmasters, w->map->covered,
                    (unsigned long long)w->stats.moved,
                    (unsigned long long)w->stats.ask,

@@ -36,6 +36,8 @@
 #define READ_CHUNK (16 * 1024)
 #define MAX_IOV 256
 #define INLINE_MAX (64 * 1024)
+/* Input buffered behind an exclusive request before reading pauses. */
+#define HELD_MAX (1024 * 1024)
 
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
@@ -149,6 +151,12 @@ client_request_done(struct request *r)
     struct client *c = r->client;
     if (c == NULL)
         return; /* orphaned */
+    c->nundone--;
+    if (r == c->barrier || (c->held && c->nundone == 0)) {
+        /* Input held back for this request can go on (at the flush). */
+        c->barrier = NULL;
+        client_mark_dirty(c);
+    }
     c->out_bytes += buf_unread(&r->rep);
     if (c->out_bytes > c->w->conf->output_limit) {
         client_close(c, "output limit reached (slow reader)");
@@ -167,6 +175,7 @@ client_new_request(struct client *c)
     r->on_done = client_request_done;
     TAILQ_INSERT_TAIL(&c->pipeline, r, cnext);
     c->npipeline++;
+    c->nundone++;
     return r;
 }
 
@@ -345,18 +354,18 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
     char msg[200];
     int blocks;
 
-    if (!(cmd->flags & CMD_F_BLOCKING) && strcmp(cmd->fullname, "xread") &&
-        strcmp(cmd->fullname, "xreadgroup")) {
-        snprintf(msg, sizeof(msg), "ERR slotproxy: '%s' is not supported by "
-                 "this version of the proxy yet", cmd->fullname);
-        reply_error(r, msg);
-        return 1;
-    }
     if (strcmp(cmd->fullname, "wait") == 0) {
         /* WAIT counts replicas that acked this connection's writes; the
          * client's writes went over shared connections. */
         reply_error(r, "ERR slotproxy: WAIT is not supported through the "
                        "proxy (writes travel on shared connections)");
+        return 1;
+    }
+    if (!(cmd->flags & CMD_F_BLOCKING) && strcmp(cmd->fullname, "xread") &&
+        strcmp(cmd->fullname, "xreadgroup")) {
+        snprintf(msg, sizeof(msg), "ERR slotproxy: '%s' is not supported by "
+                 "this version of the proxy yet", cmd->fullname);
+        reply_error(r, msg);
         return 1;
     }
     long long tmo = blocking_timeout_ms(cmd, p, base, &blocks);
@@ -485,8 +494,40 @@ client_pause_reading(struct client *c)
     }
 }
 
+/*
+ * 1 when a request must run alone, in order with the client's other
+ * requests although it travels on another connection: a blocking command
+ * (on a pinned connection; later commands must not overtake it), WATCH
+ * and everything while a WATCH is active (the WATCH lives on a pinned
+ * connection, the client's other commands on shared ones). Such a request
+ * is sent only once every earlier request is answered, and nothing after
+ * it is sent before it is answered.
+ */
+static int
+client_exclusive(const struct client *c, const struct resp_req *p,
+                 const char *base)
+{
+    const struct command *cmd = command_lookup(base + p->argv[0].off,
+                                               p->argv[0].len);
+    if (cmd == NULL)
+        return 0;
+    if (c->tx != NULL && txn_watching(c))
+        return 1;
+    if (strcmp(cmd->fullname, "watch") == 0)
+        return 1;
+    if (cmd->flags & CMD_F_BLOCKING)
+        return !(c->tx != NULL && txn_in_multi(c));
+    if (strcmp(cmd->fullname, "xread") == 0 ||
+        strcmp(cmd->fullname, "xreadgroup") == 0) {
+        for (uint32_t i = 1; i < p->argc; i++)
+            if (sp_strcaseeq(base + p->argv[i].off, p->argv[i].len, "block"))
+                return !(c->tx != NULL && txn_in_multi(c));
+    }
+    return 0;
+}
+
 /* Parse and dispatch every complete request in rbuf, up to the pipeline
- * limit. */
+ * limit, holding back at exclusive requests (see client_exclusive). */
 static void
 client_process_input(struct client *c)
 {
@@ -497,31 +538,47 @@ client_process_input(struct client *c)
         .max_inline = INLINE_MAX,
     };
 
-    while (buf_unread(&c->rbuf) > 0 && !c->closing && !c->closed) {
-        if (c->npipeline >= conf->max_pipeline) {
-            client_pause_reading(c);
-            return;
-        }
+    while (!c->closing && !c->closed && c->barrier == NULL) {
         char *base = c->rbuf.data + c->rbuf.pos;
-        int rc = resp_req_parse(&c->parser, base, buf_unread(&c->rbuf),
-                                &lim);
-        if (rc == RESP_AGAIN)
-            break;
-        if (rc == RESP_ERROR) {
-            client_protocol_error(c, c->parser.err);
-            client_pause_reading(c);
-            buf_consume(&c->rbuf, buf_unread(&c->rbuf));
-            break;
+        if (!c->held) {
+            if (buf_unread(&c->rbuf) == 0)
+                break;
+            if (c->npipeline >= conf->max_pipeline) {
+                client_pause_reading(c);
+                return;
+            }
+            int rc = resp_req_parse(&c->parser, base, buf_unread(&c->rbuf),
+                                    &lim);
+            if (rc == RESP_AGAIN)
+                break;
+            if (rc == RESP_ERROR) {
+                client_protocol_error(c, c->parser.err);
+                client_pause_reading(c);
+                buf_consume(&c->rbuf, buf_unread(&c->rbuf));
+                break;
+            }
+            /* Parsed once: inline arguments were unquoted in place, so
+             * a held request is dispatched from this state, never
+             * parsed again. */
+            c->held = c->parser.argc > 0;
         }
-        if (c->parser.argc > 0)
+        int excl = c->held && client_exclusive(c, &c->parser, base);
+        if (excl && c->nundone > 0)
+            break; /* wait until every earlier request is answered */
+        if (c->held) {
+            c->held = 0;
             client_dispatch(c, &c->parser, base);
-        if (c->closed)
-            return;
+            if (c->closed)
+                return;
+            struct request *last = TAILQ_LAST(&c->pipeline, request_queue);
+            if (excl && last != NULL && !last->done)
+                c->barrier = last;
+        }
         buf_consume(&c->rbuf, (size_t)c->parser.len);
         resp_req_reset(&c->parser);
     }
     /* An idle client holds no read buffer. */
-    if (buf_unread(&c->rbuf) == 0)
+    if (buf_unread(&c->rbuf) == 0 && !c->held)
         buf_release_if_empty(&c->rbuf);
 }
 
@@ -546,6 +603,10 @@ client_on_read(evutil_socket_t fd, short what, void *arg)
     c->rbuf.len += (size_t)n;
     c->last_ms = sp_msec_now();
     client_process_input(c);
+    /* Waiting on a blocking command: keep reading (to see the client
+     * leave) but not without bound. */
+    if ((c->barrier != NULL || c->held) && buf_unread(&c->rbuf) > HELD_MAX)
+        client_pause_reading(c);
 }
 
 /* Release the head request once its reply is fully written. */
@@ -612,6 +673,10 @@ client_write(struct client *c)
         c->npipeline < c->w->conf->max_pipeline / 2 + 1) {
         c->read_paused = 0;
         event_add(c->rev, NULL);
+        client_process_input(c);
+    } else if (!c->closing && c->barrier == NULL &&
+               (c->held || buf_unread(&c->rbuf) > 0)) {
+        /* A barrier or a held exclusive request was released. */
         client_process_input(c);
     }
 }

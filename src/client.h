@@ -43,6 +43,11 @@ struct client {
     uint8_t closing;                /* close once replies are written */
     uint8_t read_paused;            /* reading paused (backpressure) */
     uint8_t closed;                 /* closed; freed at end of turn */
+    uint8_t held;                   /* parser holds a request waiting for
+                                     * earlier ones (exclusive request) */
+    uint32_t nundone;               /* requests not yet answered */
+    struct request *barrier;        /* exclusive request in flight: nothing
+                                     * after it is sent before its reply */
     struct txn *tx;                 /* MULTI/WATCH state, NULL until used */
     struct pubsub *ps;              /* pub/sub state, NULL until used */
     struct pinset pins;             /* dedicated backend connections */

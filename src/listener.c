@@ -112,6 +112,10 @@ open_tcp(const struct sp_addr *a, char *err, size_t errlen)
         goto fail;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* Every worker binds its own socket to the address; the kernel
+     * spreads new connections over them (no shared accept queue, no
+     * lock between workers). */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 511) != 0)
@@ -156,7 +160,7 @@ open_unix(const struct sp_addr *a, char *err, size_t errlen)
 }
 
 struct listener *
-listener_new(struct worker *w, const struct sp_addr *a)
+listener_new(struct worker *w, const struct sp_addr *a, int announce)
 {
     char err[256];
     struct listener *l = sp_calloc(1, sizeof(*l));
@@ -177,7 +181,8 @@ listener_new(struct worker *w, const struct sp_addr *a)
     l->ev = event_new(w->base, l->fd, EV_READ | EV_PERSIST,
                       listener_on_accept, l);
     event_add(l->ev, NULL);
-    log_notice("listening on %s", l->name);
+    if (announce)
+        log_notice("listening on %s", l->name);
     return l;
 }
 

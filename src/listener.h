@@ -10,8 +10,10 @@ struct worker;
 struct sp_addr;
 struct listener;
 
-/* Open and start listening on a; NULL with a message logged on error. */
-struct listener *listener_new(struct worker *w, const struct sp_addr *a);
+/* Open and start listening on a; NULL with a message logged on error.
+ * announce: log the address (once per address, not per worker). */
+struct listener *listener_new(struct worker *w, const struct sp_addr *a,
+                              int announce);
 void listener_free(struct listener *l);
 
 #endif

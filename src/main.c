@@ -7,6 +7,8 @@
 #include "build_config.h"
 
 #include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,13 +41,22 @@ usage(FILE *out)
             "Runs in the foreground; SIGINT or SIGTERM stops it.\n");
 }
 
+/* Shared by the signal handler and run(): the workers to stop. */
+struct proc {
+    struct event_base *base;        /* main thread's loop (signals) */
+    struct worker **workers;
+    int nworkers;
+};
+
 static void
 on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
-    struct event_base *base = arg;
+    struct proc *pr = arg;
     log_notice("received %s, shutting down",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
-    event_base_loopbreak(base);
+    for (int i = 0; i < pr->nworkers; i++)
+        event_base_loopbreak(pr->workers[i]->base);
+    event_base_loopbreak(pr->base);
 }
 
 /* Raise the open-file limit to what max_clients needs, as far as the hard
@@ -64,39 +75,91 @@ raise_nofile(const struct config *conf)
                  (unsigned long long)rl.rlim_cur, conf->max_clients);
 }
 
+static void *
+worker_thread(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+/*
+ * Start the workers, each with its own listeners (SO_REUSEPORT for TCP;
+ * a unix socket can only be bound once, so worker 0 alone listens there),
+ * then wait for a stop signal in the main thread. Workers share nothing
+ * but the read-only config.
+ */
 static int
 run(struct config *conf)
 {
-    struct worker *w = worker_new(conf);
-    if (w == NULL) {
-        log_error("cannot create the event loop");
-        return 1;
-    }
-    struct listener **ls = sp_calloc(conf->nlisten, sizeof(*ls));
-    int rc = 0;
-    for (size_t i = 0; i < conf->nlisten; i++) {
-        ls[i] = listener_new(w, &conf->listen[i]);
-        if (ls[i] == NULL)
+    int n = conf->workers > 0 ? conf->workers : 1;
+    struct proc pr = {event_base_new(), sp_calloc((size_t)n, sizeof(void *)),
+                      0};
+    struct listener **ls = sp_calloc((size_t)n * conf->nlisten, sizeof(*ls));
+    pthread_t *tids = sp_calloc((size_t)n, sizeof(*tids));
+    int rc = pr.base == NULL;
+
+    for (int i = 0; i < n && rc == 0; i++) {
+        struct worker *w = worker_new(conf, i);
+        if (w == NULL) {
+            log_error("cannot create the event loop");
             rc = 1;
+            break;
+        }
+        pr.workers[pr.nworkers++] = w;
+        for (size_t j = 0; j < conf->nlisten; j++) {
+            if (i > 0 && conf->listen[j].kind == ADDR_UNIX)
+                continue;
+            ls[(size_t)i * conf->nlisten + j] =
+                listener_new(w, &conf->listen[j], i == 0);
+            if (ls[(size_t)i * conf->nlisten + j] == NULL)
+                rc = 1;
+        }
     }
-    struct event *sigint = evsignal_new(w->base, SIGINT, on_stop_signal,
-                                        w->base);
-    struct event *sigterm = evsignal_new(w->base, SIGTERM, on_stop_signal,
-                                         w->base);
+    /* One identity for the whole process (CLUSTER MYID/NODES). */
+    for (int i = 1; i < pr.nworkers; i++)
+        memcpy(pr.workers[i]->proxy_id, pr.workers[0]->proxy_id,
+               sizeof(pr.workers[0]->proxy_id));
+    struct event *sigint = NULL, *sigterm = NULL;
+    int started = 0;
     if (rc == 0) {
+        sigint = evsignal_new(pr.base, SIGINT, on_stop_signal, &pr);
+        sigterm = evsignal_new(pr.base, SIGTERM, on_stop_signal, &pr);
         event_add(sigint, NULL);
         event_add(sigterm, NULL);
-        worker_start(w);
-        log_notice("slotproxy %s started (pid %ld)", PACKAGE_VERSION,
-                   (long)getpid());
-        event_base_dispatch(w->base);
+        for (int i = 0; i < pr.nworkers; i++) {
+            worker_start(pr.workers[i]);
+            if (pthread_create(&tids[i], NULL, worker_thread,
+                               pr.workers[i]) != 0) {
+                log_error("cannot start worker thread %d", i);
+                rc = 1;
+                break;
+            }
+            started++;
+        }
+        if (rc == 0) {
+            log_notice("slotproxy %s started (pid %ld, %d worker%s)",
+                       PACKAGE_VERSION, (long)getpid(), n, n > 1 ? "s" : "");
+            event_base_dispatch(pr.base);
+        } else {
+            on_stop_signal(SIGTERM, 0, &pr);
+        }
     }
-    for (size_t i = 0; i < conf->nlisten; i++)
-        listener_free(ls[i]);
+    for (int i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    for (size_t k = 0; k < (size_t)n * conf->nlisten; k++)
+        listener_free(ls[k]);
+    for (int i = 0; i < pr.nworkers; i++)
+        worker_free(pr.workers[i]);
+    if (sigint != NULL)
+        event_free(sigint);
+    if (sigterm != NULL)
+        event_free(sigterm);
+    if (pr.base != NULL)
+        event_base_free(pr.base);
     sp_free(ls);
-    event_free(sigint);
-    event_free(sigterm);
-    worker_free(w);
+    sp_free(tids);
+    sp_free(pr.workers);
     if (rc == 0)
         log_notice("slotproxy stopped");
     return rc;
@@ -156,6 +219,8 @@ main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Workers are woken from the main thread (loopbreak on stop). */
+    evthread_use_pthreads();
     raise_nofile(conf);
     int rc = run(conf);
     config_free(conf);

@@ -78,6 +78,18 @@ txn_reset_queue(struct txn *t)
     t->has_slot = t->watching;
 }
 
+int
+txn_watching(const struct client *c)
+{
+    return c->tx != NULL && c->tx->watching;
+}
+
+int
+txn_in_multi(const struct client *c)
+{
+    return c->tx != NULL && c->tx->in_multi;
+}
+
 void
 txn_queue_error(struct client *c)
 {

@@ -26,6 +26,9 @@ void txn_dispatch(struct client *c, struct request *r,
 /* A command was rejected while queuing (unknown, wrong arity ...): the
  * transaction is flagged and EXEC will answer EXECABORT. */
 void txn_queue_error(struct client *c);
+/* 1 while the client has a WATCH active / is between MULTI and EXEC. */
+int txn_watching(const struct client *c);
+int txn_in_multi(const struct client *c);
 /* Free a client's transaction state (client close). */
 void txn_free(struct client *c);
 

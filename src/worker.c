@@ -74,9 +74,10 @@ worker_make_id(struct worker *w)
 }
 
 struct worker *
-worker_new(const struct config *conf)
+worker_new(const struct config *conf, int id)
 {
     struct worker *w = sp_calloc(1, sizeof(*w));
+    w->id = id;
     w->conf = conf;
     w->base = event_base_new();
     if (w->base == NULL) {
@@ -97,7 +98,7 @@ worker_new(const struct config *conf)
     w->slot_scratch = sp_calloc(SLOT_COUNT, sizeof(*w->slot_scratch));
     w->start_ms = (uint64_t)time(NULL) * 1000;
     w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^
-                    0x9e3779b97f4a7c15ull;
+                    (0x9e3779b97f4a7c15ull * (uint64_t)(id + 1));
     worker_make_id(w);
     return w;
 }

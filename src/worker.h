@@ -38,6 +38,7 @@ struct worker_stats {
 };
 
 struct worker {
+    int id;                         /* 0-based worker number */
     struct event_base *base;        /* this worker's loop (owned) */
     const struct config *conf;      /* active config (owned by main) */
     struct slotmap *map;            /* current snapshot, one ref held */
@@ -75,7 +76,8 @@ struct worker {
     struct worker_stats stats;      /* counters */
 };
 
-struct worker *worker_new(const struct config *conf);
+/* Worker number id (0-based) of the process. */
+struct worker *worker_new(const struct config *conf, int id);
 void worker_free(struct worker *w);
 /* Ask for an end-of-turn flush (writes batched per loop turn). */
 void worker_schedule_flush(struct worker *w);

@@ -652,6 +652,10 @@ class Proxy:
         lines += ["    - %s:%d" % (HOST, p) for p in seeds]
         lines += ["  request_timeout: %s" % request_timeout,
                   "log:", "  level: %s" % log_level]
+        # SP_WORKERS=N runs every proxy of the suite with N workers.
+        if os.environ.get("SP_WORKERS") and not (
+                extra and "workers:" in extra):
+            lines.append("workers: %d" % int(os.environ["SP_WORKERS"]))
         if extra:
             lines.append(extra.rstrip("\n"))
         with open(self.conf, "w") as f:

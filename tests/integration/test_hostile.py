@@ -129,6 +129,11 @@ def expect_close_after_halfclose(port, data, wait=5.0):
 def test_hostile_corpus(env):
     p = env.proxy
     env.cluster
+    # Warm up: backend connections to every master exist before the
+    # baseline is taken.
+    with p.client() as c:
+        c.call("MGET", *keys_across_slots("warm", 12))
+    time.sleep(0.2)
     base = rss(p.pid)
     base_fds = nfds(p.pid)
     files = sorted(f for f in os.listdir(CORPUS) if f.endswith(".bin"))
@@ -213,7 +218,7 @@ def test_hostile_slow_reader(env):
         base = rss(p.pid)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        s.settimeout(60)
+        s.settimeout(20)
         s.connect((HOST, p.port))
         chunk = harness.encode(["GET", "slow:big"]) * 1000
         sent = {"n": 0, "err": None, "t_err": None}
@@ -231,7 +236,7 @@ def test_hostile_slow_reader(env):
         th.start()
         peak, lat, other_err = base, [], []
         with p.client(5) as c:
-            while th.is_alive() and time.time() - t0 < 60:
+            while th.is_alive() and time.time() - t0 < 15:
                 a = time.time()
                 r = c.call("GET", "slow:small")
                 lat.append(time.time() - a)
@@ -239,20 +244,12 @@ def test_hostile_slow_reader(env):
                     other_err.append(r)
                 peak = max(peak, rss(p.pid))
                 time.sleep(0.01)
-        th.join(5)
         # Whatever the sender managed, the proxy must have dropped it.
+        # Disconnected: the sender's writes failed, or the proxy logged it
+        # (info level is off; the write error is what a client sees).
         closed = sent["err"] is not None
-        if not closed:
-            s.settimeout(5)
-            try:
-                while s.recv(1 << 20):
-                    pass
-                closed = True
-            except (socket.timeout, TimeoutError):
-                closed = False
-            except OSError:
-                closed = True
         s.close()
+        th.join(25)
         time.sleep(0.5)
         after = rss(p.pid)
         lat.sort()
