@@ -35,6 +35,9 @@
 static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
 #define ASKING_LEN (sizeof(asking_cmd) - 1)
 
+/* Consecutive request timeouts after which a node is marked down. */
+#define DOWN_AFTER_TIMEOUTS 2
+#define PROBE_TIMEOUT_MS 1000
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define READ_CHUNK (16 * 1024)
@@ -270,12 +273,57 @@ conn_mark_dirty(struct backend_conn *c)
     worker_schedule_flush(c->srv->w);
 }
 
+static void
+probe_done(struct request *r)
+{
+    struct server *s = r->data;
+    s->probing = 0;
+    s->down = !(buf_unread(&r->rep) >= 5 &&
+                memcmp(r->rep.data + r->rep.pos, "+PONG", 5) == 0);
+    if (!s->down) {
+        s->timeouts = 0;
+        log_notice("backend %s: answers again, marked up", s->name);
+    }
+}
+
+/* While a node is down, one PING at a time (after the reconnect backoff)
+ * tells when it answers again. */
+static void
+server_probe(struct server *s)
+{
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    struct backend_conn *c = &s->conns[0];
+
+    if (s->probing || sp_msec_now() < c->retry_at_ms)
+        return;
+    struct request *p = request_new(s->w);
+    buf_append(&p->req, ping, sizeof(ping) - 1);
+    p->on_done = probe_done;
+    p->data = s;
+    p->deadline_ms = sp_msec_now() + PROBE_TIMEOUT_MS;
+    s->probing = 1;
+    s->down = 0; /* let the probe itself through */
+    server_send(s, p);
+    if (s->probing)
+        s->down = 1;
+    request_put(p);
+}
+
 void
 server_send(struct server *s, struct request *r)
 {
     /* ASKING and its command must share a connection: use the first. */
     struct backend_conn *c = r->asking ? &s->conns[0]
                                        : &s->conns[s->rr++ % s->nconns];
+
+    if (s->down) {
+        char msg[400];
+        server_probe(s);
+        snprintf(msg, sizeof(msg), "ERR slotproxy: backend %s is down (not "
+                 "answering within cluster.request_timeout)", s->name);
+        request_fail(r, msg);
+        return;
+    }
 
     if (c->state == BCONN_DISCONNECTED) {
         char msg[400];
@@ -415,6 +463,7 @@ conn_parse_replies(struct backend_conn *c)
         }
         size_t len = (size_t)c->rp.len;
         char type = c->rp.type;
+        c->srv->timeouts = 0;
         if (c->srv->on_push != NULL && TAILQ_EMPTY(&c->inflight)) {
             resp_reply_init(&c->rp);
             c->srv->on_push(c->srv, p, len, type);
@@ -523,9 +572,18 @@ server_check_timeouts(struct server *s, uint64_t now_ms)
                    (queue_expired(&c->inflight, now_ms) ||
                     queue_expired(&c->sendq, now_ms))) {
             /* The FIFO can no longer be trusted: close, and fail what
-             * may have been sent. */
+             * may have been sent. A node that keeps timing out is marked
+             * down (circuit breaker): its requests then fail at once
+             * instead of each waiting the full timeout, until a probe
+             * shows it answers again. */
             s->w->stats.timeouts++;
-            conn_error(c, "timed out", 0);
+            s->timeouts++;
+            if (s->timeouts >= DOWN_AFTER_TIMEOUTS && !s->down) {
+                s->down = 1;
+                log_warn("backend %s: marked down after %u timeouts",
+                         s->name, s->timeouts);
+            }
+            conn_error(c, "timed out", 1);
         }
     }
 }

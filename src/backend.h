@@ -53,6 +53,10 @@ struct server {
     struct backend_conn *conns;     /* array of nconns */
     uint32_t nconns;
     uint32_t rr;                    /* round robin over conns */
+    uint32_t timeouts;              /* consecutive request timeouts */
+    uint8_t down;                   /* circuit open: requests fail fast
+                                     * until a probe PING is answered */
+    uint8_t probing;                /* a probe PING is in flight */
     int private_conn;               /* a client's pinned connection, not in
                                      * the worker's shared list */
     /* Push mode (pub/sub): every reply goes to on_push, unpaired; written

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -158,7 +160,7 @@ client_request_done(struct request *r)
         client_mark_dirty(c);
     }
     c->out_bytes += buf_unread(&r->rep);
-    if (c->out_bytes > c->w->conf->output_limit) {
+    if (c->out_bytes + c->kernel_queued > c->w->conf->output_limit) {
         client_close(c, "output limit reached (slow reader)");
         return;
     }
@@ -622,6 +624,30 @@ client_pop_head(struct client *c)
     request_put(r);
 }
 
+/*
+ * The client's socket is full. Replies it has not read count against the
+ * output limit wherever they wait: in the proxy (out_bytes) or in the
+ * kernel's send queue. The stall timer closes a client that reads nothing
+ * at all for clients.output_stall_timeout, however little it holds.
+ */
+static void
+client_write_blocked(struct client *c)
+{
+    int queued = 0;
+    if (ioctl(c->fd, SIOCOUTQ, &queued) != 0 || queued < 0)
+        queued = 0;
+    /* Remembered until the socket takes bytes again: replies completing
+     * meanwhile are checked against it (client_request_done). */
+    c->kernel_queued = (uint64_t)queued;
+    if (c->out_bytes + c->kernel_queued > c->w->conf->output_limit) {
+        client_close(c, "output limit reached (slow reader)");
+        return;
+    }
+    if (c->stalled_ms == 0)
+        c->stalled_ms = sp_msec_now();
+    event_add(c->wev, NULL);
+}
+
 /* Write ready replies in order. */
 static void
 client_write(struct client *c)
@@ -644,7 +670,7 @@ client_write(struct client *c)
         ssize_t nw = writev(c->fd, iov, n);
         if (nw < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                event_add(c->wev, NULL);
+                client_write_blocked(c);
                 return;
             }
             if (errno == EINTR)
@@ -652,6 +678,8 @@ client_write(struct client *c)
             client_close(c, strerror(errno));
             return;
         }
+        c->stalled_ms = 0;
+        c->kernel_queued = 0;
         size_t left = (size_t)nw + c->wpos;
         while ((r = TAILQ_FIRST(&c->pipeline)) != NULL && r->done &&
                left >= buf_unread(&r->rep)) {
@@ -660,7 +688,8 @@ client_write(struct client *c)
         }
         c->wpos = left;
         if (left > 0) {
-            event_add(c->wev, NULL);
+            /* A short write: the socket is full. */
+            client_write_blocked(c);
             return;
         }
     }
@@ -707,12 +736,15 @@ void
 client_check_idle(struct worker *w, uint64_t now_ms)
 {
     uint32_t idle = w->conf->idle_timeout_ms;
+    uint32_t stall = w->conf->output_stall_timeout_ms;
     struct client *c, *next;
-    if (idle == 0)
+    if (idle == 0 && stall == 0)
         return;
     for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, next);
-        if (c->npipeline == 0 && now_ms - c->last_ms >= idle)
+        if (stall != 0 && c->stalled_ms != 0 && now_ms - c->stalled_ms >= stall)
+            client_close(c, "output stalled (client reads nothing)");
+        else if (idle != 0 && c->npipeline == 0 && now_ms - c->last_ms >= idle)
             client_close(c, "idle timeout");
     }
 }

@@ -36,9 +36,13 @@ struct client {
     struct request_queue pipeline;  /* requests in arrival order */
     uint32_t npipeline;             /* length of pipeline */
     uint64_t out_bytes;             /* reply bytes held, not yet written */
+    uint64_t kernel_queued;         /* bytes in the socket's send queue at
+                                     * the last EAGAIN (0 once it drains) */
     size_t wpos;                    /* bytes of the head reply written */
     uint64_t created_ms;            /* connect time */
     uint64_t last_ms;               /* last read, for idle_timeout */
+    uint64_t stalled_ms;            /* since when its socket takes nothing
+                                     * (0: not stalled) */
     uint8_t dirty;                  /* on the dirty list */
     uint8_t closing;                /* close once replies are written */
     uint8_t read_paused;            /* reading paused (backpressure) */

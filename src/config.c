@@ -106,6 +106,8 @@ static const struct config_directive config_directives[] = {
              output_limit, 64 * CONF_MB, CONF_KB, 64 * CONF_GB),
     CONF_NUM("clients", "idle_timeout", CONF_T_DURATION,
              idle_timeout_ms, 0, 0, CONF_MS_DAY),
+    CONF_NUM("clients", "output_stall_timeout", CONF_T_DURATION,
+             output_stall_timeout_ms, 60000, 0, CONF_MS_DAY),
     CONF_NUM("clients", "max_pinned", CONF_T_INT,
              max_pinned, 1000, 1, 1000000),
     CONF_NUM("clients", "max_fanout_reply", CONF_T_SIZE,

@@ -53,6 +53,9 @@ struct config {
     uint64_t output_limit;        /* output_limit: pending reply bytes before
                                    * the client is closed; 64mb */
     uint32_t idle_timeout_ms;     /* idle_timeout: 0 = never */
+    uint32_t output_stall_timeout_ms; /* output_stall_timeout: close a
+                                   * client whose socket accepts no reply
+                                   * byte for this long; 60s, 0 = never */
     uint32_t max_pinned;          /* max_pinned: pinned backend connections
                                    * (WATCH, blocking commands) per worker;
                                    * 1000 */

@@ -137,6 +137,7 @@ done
 
 bench_init bench
 cp "$bin" "$bench_tmp/slotproxy"
+load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 
 # ------------------------------------------------------------- targets
 t_name=()
@@ -254,7 +255,7 @@ run_bench() {
         "${cmd[@]}" 2>>"$bench_tmp/redis-benchmark.err" | tail -n 1) || true
     # "test","rps","avg","min","p50","p95","p99","max"
     printf '%s\n' "$line" | awk -F'","' '
-        NF >= 8 && $2 + 0 > 0 { print $2 + 0, $5 + 0, $7 + 0; ok = 1 }
+        NF >= 8 && $2 + 0 > 0 { printf "%.0f %s %s\n", $2, $5, $7; ok = 1 }
         END { if (!ok) print "fail" }'
 }
 
@@ -355,6 +356,9 @@ for w in "${wl_list[@]}"; do
     }' "$results"
 done
 echo
+echo "load average (1/5/15 min) at start: $load_start;" \
+    "at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')" \
+    "on $(nproc) CPUs; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "requests per run: $(for w in "${wl_list[@]}"; do printf '%s=%s ' "$w" "${wl_n[$w]}"; done)"
 if [ -s "$bench_tmp/redis-benchmark.err" ]; then
     sort -u "$bench_tmp/redis-benchmark.err" | head -n 3 |
