@@ -193,7 +193,8 @@ info_section(struct buf *b, struct worker *w, const char *name)
                    (unsigned long long)(up / 86400));
     } else if (strcmp(name, "clients") == 0) {
         buf_printf(b, "# Clients\r\nconnected_clients:%u\r\n"
-                      "maxclients:%u\r\n\r\n",
+                      "worker_clients:%u\r\nmaxclients:%u\r\n\r\n",
+                   __atomic_load_n(&w->shared->nclients, __ATOMIC_RELAXED),
                    w->nclients, w->conf->max_clients);
     } else if (strcmp(name, "persistence") == 0) {
         /* ioredis waits for loading:0 before it reports ready. */

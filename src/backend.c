@@ -273,6 +273,17 @@ conn_mark_dirty(struct backend_conn *c)
     worker_schedule_flush(c->srv->w);
 }
 
+void
+server_warm(struct server *s)
+{
+    for (uint32_t i = 0; i < s->nconns; i++) {
+        struct backend_conn *c = &s->conns[i];
+        if (c->state == BCONN_DISCONNECTED && !s->down &&
+            sp_msec_now() >= c->retry_at_ms && conn_connect(c) != 0)
+            conn_error(c, "connect failed", 1);
+    }
+}
+
 static void
 probe_done(struct request *r)
 {

@@ -76,6 +76,8 @@ void server_free(struct server *s);
  * frees it with server_free, which fails what is still queued. */
 struct server *server_new_private(struct worker *w, const char *host,
                                   uint16_t port);
+/* Open s's connections now rather than at the first request. */
+void server_warm(struct server *s);
 /* 1 when nothing is queued or in flight on s. */
 int server_idle(const struct server *s);
 /* Timeout sweep of one server (pinned ones are swept by their owner). */

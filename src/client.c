@@ -96,6 +96,7 @@ client_accept(struct worker *w, int fd, const char *addr)
     event_add(c->rev, NULL);
     TAILQ_INSERT_TAIL(&w->clients, c, next);
     w->nclients++;
+    __atomic_add_fetch(&w->shared->nclients, 1, __ATOMIC_RELAXED);
     w->stats.connections_total++;
     log_info("client %llu %s: connected", (unsigned long long)c->id, addr);
 }
@@ -139,6 +140,7 @@ client_close(struct client *c, const char *reason)
     pubsub_free(c);
     TAILQ_REMOVE(&w->clients, c, next);
     w->nclients--;
+    __atomic_sub_fetch(&w->shared->nclients, 1, __ATOMIC_RELAXED);
     /* Freed at the end of the turn: we may be inside c's own callback. */
     if (!c->dirty) {
         c->dirty = 1;

@@ -73,7 +73,9 @@ listener_on_accept(evutil_socket_t fd, short what, void *arg)
                 log_warn("listener %s: accept: %s", l->name, strerror(errno));
             return;
         }
-        if (w->nclients >= w->conf->max_clients) {
+        /* max_clients counts every worker's clients. */
+        if (__atomic_load_n(&w->shared->nclients, __ATOMIC_RELAXED) >=
+            w->conf->max_clients) {
             /* Best effort, as Redis does: tell the client why. */
             ssize_t n = write(cfd, max_clients_err,
                               sizeof(max_clients_err) - 1);

@@ -98,9 +98,11 @@ run(struct config *conf)
     struct listener **ls = sp_calloc((size_t)n * conf->nlisten, sizeof(*ls));
     pthread_t *tids = sp_calloc((size_t)n, sizeof(*tids));
     int rc = pr.base == NULL;
+    struct shared shared;
+    shared_init(&shared);
 
     for (int i = 0; i < n && rc == 0; i++) {
-        struct worker *w = worker_new(conf, i);
+        struct worker *w = worker_new(conf, i, &shared);
         if (w == NULL) {
             log_error("cannot create the event loop");
             rc = 1;
@@ -160,6 +162,7 @@ run(struct config *conf)
     sp_free(ls);
     sp_free(tids);
     sp_free(pr.workers);
+    shared_deinit(&shared);
     if (rc == 0)
         log_notice("slotproxy stopped");
     return rc;

@@ -25,6 +25,8 @@
 
 #define TICK_MS 100
 
+static void worker_adopt_map(struct worker *w);
+
 static void
 worker_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -45,6 +47,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     uint64_t now = sp_msec_now();
+    worker_adopt_map(w);
     backend_check_timeouts(w, now);
     pin_check_timeouts(w, now);
     client_check_idle(w, now);
@@ -74,10 +77,11 @@ worker_make_id(struct worker *w)
 }
 
 struct worker *
-worker_new(const struct config *conf, int id)
+worker_new(const struct config *conf, int id, struct shared *shared)
 {
     struct worker *w = sp_calloc(1, sizeof(*w));
     w->id = id;
+    w->shared = shared;
     w->conf = conf;
     w->base = event_base_new();
     if (w->base == NULL) {
@@ -104,20 +108,68 @@ worker_new(const struct config *conf, int id)
 }
 
 void
+shared_init(struct shared *sh)
+{
+    memset(sh, 0, sizeof(*sh));
+    pthread_mutex_init(&sh->map_lock, NULL);
+}
+
+void
+shared_deinit(struct shared *sh)
+{
+    if (sh->map != NULL)
+        slotmap_put(sh->map);
+    pthread_mutex_destroy(&sh->map_lock);
+}
+
+static void worker_install_map(struct worker *w, struct slotmap *m);
+
+void
 worker_set_map(struct worker *w, struct slotmap *m)
+{
+    struct shared *sh = w->shared;
+    pthread_mutex_lock(&sh->map_lock);
+    if (sh->map != NULL)
+        slotmap_put(sh->map);
+    sh->map = slotmap_get(m);
+    w->map_seq = __atomic_add_fetch(&sh->map_seq, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&sh->map_lock);
+    worker_install_map(w, m);
+}
+
+/* Adopt a map another worker published since our last look. */
+static void
+worker_adopt_map(struct worker *w)
+{
+    struct shared *sh = w->shared;
+    if (__atomic_load_n(&sh->map_seq, __ATOMIC_ACQUIRE) == w->map_seq)
+        return;
+    pthread_mutex_lock(&sh->map_lock);
+    struct slotmap *m = sh->map != NULL ? slotmap_get(sh->map) : NULL;
+    w->map_seq = sh->map_seq;
+    pthread_mutex_unlock(&sh->map_lock);
+    if (m != NULL)
+        worker_install_map(w, m);
+}
+
+static void
+worker_install_map(struct worker *w, struct slotmap *m)
 {
     struct server **srv = sp_calloc(m->nnodes ? m->nnodes : 1,
                                     sizeof(*srv));
     for (uint32_t i = 0; i < m->nnodes; i++)
         srv[i] = server_get(w, m->nodes[i].host, m->nodes[i].port);
+    /* Connect to every master now: the first requests do not wait for a
+     * handshake, and the connection count does not creep up later. */
+    for (uint32_t i = 0; i < m->nmasters; i++)
+        server_warm(srv[i]);
     int changed = !slotmap_same_routes(w->map, m);
     sp_free(w->map_srv);
     w->map_srv = srv;
     slotmap_put(w->map);
     w->map = m;
     w->map_epoch++;
-    m->epoch = w->map_epoch;
-    if (changed)
+    if (changed && w->id == 0)
         log_notice("topology: new slot map (epoch %llu): %u masters, %u "
                    "nodes, %u/%u slots covered",
                    (unsigned long long)w->map_epoch, m->nmasters, m->nnodes,

@@ -25,6 +25,22 @@ struct listener;
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(conn_list, backend_conn);
 
+#include <pthread.h>
+
+/* The little the workers share, never touched on the per-request path:
+ * a client count (atomic) and the latest slot map any worker fetched, so
+ * that a topology change one worker sees (MOVED, a dead node) reaches the
+ * others at their next tick. */
+struct shared {
+    unsigned int nclients;          /* clients of all workers (atomic) */
+    pthread_mutex_t map_lock;       /* guards map and map_seq updates */
+    struct slotmap *map;            /* latest published map (a ref) */
+    uint64_t map_seq;               /* bumps per publish (atomic reads) */
+};
+
+void shared_init(struct shared *sh);
+void shared_deinit(struct shared *sh);
+
 struct worker_stats {
     uint64_t connections_total;     /* clients accepted */
     uint64_t connections_rejected;  /* refused by max_clients */
@@ -41,8 +57,10 @@ struct worker {
     int id;                         /* 0-based worker number */
     struct event_base *base;        /* this worker's loop (owned) */
     const struct config *conf;      /* active config (owned by main) */
+    struct shared *shared;          /* process-wide counters (main's) */
     struct slotmap *map;            /* current snapshot, one ref held */
     uint64_t map_epoch;             /* epoch of map; bumps per new map */
+    uint64_t map_seq;               /* shared->map_seq last adopted */
     struct server **servers;        /* every node we know, by host:port */
     uint32_t nservers;
     uint32_t servers_cap;
@@ -77,11 +95,13 @@ struct worker {
 };
 
 /* Worker number id (0-based) of the process. */
-struct worker *worker_new(const struct config *conf, int id);
+struct worker *worker_new(const struct config *conf, int id,
+                          struct shared *shared);
 void worker_free(struct worker *w);
 /* Ask for an end-of-turn flush (writes batched per loop turn). */
 void worker_schedule_flush(struct worker *w);
-/* Replace the current slot map (takes ownership of one ref of m). */
+/* Replace the current slot map (takes ownership of one ref of m) and
+ * publish it to the other workers. */
 void worker_set_map(struct worker *w, struct slotmap *m);
 /* Called at worker start from main: begins topology discovery. */
 void worker_start(struct worker *w);
