@@ -2,7 +2,8 @@
 # The whole test suite, as the README and CI run it:
 #   1. a -Werror build and `make check` (Check unit tests + integration
 #      tests against real redis-server clusters on free loopback ports);
-#   2. the same tests in an ASan+UBSan build (--enable-sanitizers);
+#   2. the same tests in an ASan+UBSan build (--enable-sanitizers), with
+#      every proxy running 2 worker threads (SP_WORKERS=2);
 #   3. a short libFuzzer run of the RESP parsers over the checked-in corpus.
 # Ends with one line "N passed, N failed".
 # Options: --no-install (skip apt), --quick (skip the sanitizer build and
@@ -58,7 +59,7 @@ build_and_check() {
 [ -x configure ] || autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; exit 1; }
 build_and_check build --enable-werror
 if [ $quick -eq 0 ]; then
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    SP_WORKERS=2 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         build_and_check build-asan --enable-werror --enable-sanitizers --enable-debug
     if [ -x tests/fuzz/run.sh ]; then
