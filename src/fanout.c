@@ -304,38 +304,61 @@ merge_scan(struct fanout *f, struct buf *out)
     return rc;
 }
 
+/* Byte spans of the elements of an array reply, found with the reply
+ * scanner: the exact bytes are copied into the merged reply, nothing is
+ * decoded. -1 when the reply is not an array of n elements. */
+static int
+array_spans(const struct buf *b, uint32_t n, uint32_t *off, uint32_t *len)
+{
+    const char *p = b->data + b->pos;
+    size_t avail = buf_unread(b);
+    const char *nl = memchr(p, '\n', avail);
+    long long count;
+    struct resp_reply rp;
+
+    if (avail < 4 || p[0] != '*' || nl == NULL || nl < p + 2 ||
+        sp_str2ll(p + 1, (size_t)(nl - p - 2), &count) != 0 || count != n)
+        return -1;
+    size_t at = (size_t)(nl - p) + 1;
+    for (uint32_t i = 0; i < n; i++) {
+        resp_reply_init(&rp);
+        if (resp_reply_parse(&rp, p + at, avail - at) != RESP_DONE)
+            return -1;
+        off[i] = (uint32_t)at;
+        len[i] = (uint32_t)rp.len;
+        at += rp.len;
+    }
+    return 0;
+}
+
 /* Rebuild an MGET reply in key order from the fragments' arrays. */
 static int
 merge_array(struct fanout *f, struct buf *out)
 {
-    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
+    uint32_t *off = sp_malloc(sizeof(uint32_t) * f->nkeys);
+    uint32_t *len = sp_malloc(sizeof(uint32_t) * f->nkeys);
+    uint32_t *first = sp_malloc(sizeof(uint32_t) * f->nfrags);
+    uint32_t at = 0;
     int rc = 0;
 
+    /* Fragment i's elements go to spans [first[i], first[i] + its keys). */
     for (uint32_t i = 0; i < f->nfrags && rc == 0; i++) {
-        const struct buf *b = &f->frags[i]->rep;
-        if (resp_value_parse(b->data + b->pos, buf_unread(b), &vals[i]) <= 0
-            || vals[i]->type != '*')
-            rc = -1;
+        uint32_t n = (uint32_t)(f->frags[i]->req_nkeys);
+        first[i] = at;
+        rc = array_spans(&f->frags[i]->rep, n, off + at, len + at);
+        at += n;
     }
     if (rc == 0) {
         buf_add_array(out, f->nkeys);
-        for (uint32_t i = 0; i < f->nkeys && rc == 0; i++) {
-            const struct resp_value *a = vals[f->key_frag[i]];
-            if (f->key_pos[i] >= a->nelems) {
-                rc = -1;
-                break;
-            }
-            const struct resp_value *e = &a->elems[f->key_pos[i]];
-            if (e->type == '$' && e->str != NULL)
-                buf_add_bulk(out, e->str, e->len);
-            else
-                buf_add_nil(out);
+        for (uint32_t k = 0; k < f->nkeys; k++) {
+            uint32_t fi = f->key_frag[k], e = first[fi] + f->key_pos[k];
+            const struct buf *b = &f->frags[fi]->rep;
+            buf_append(out, b->data + b->pos + off[e], len[e]);
         }
     }
-    for (uint32_t i = 0; i < f->nfrags; i++)
-        if (vals[i] != NULL)
-            resp_value_free(vals[i]);
-    sp_free(vals);
+    sp_free(off);
+    sp_free(len);
+    sp_free(first);
     return rc;
 }
 
@@ -487,6 +510,35 @@ fanout_frag_done(struct request *fr)
         fanout_merge(f);
 }
 
+/* 1 when the digits at p spell v. */
+static int
+header_is(const char *p, uint32_t digits, uint32_t v)
+{
+    for (uint32_t i = digits; i > 0; i--, v /= 10)
+        if (p[i - 1] != (char)('0' + v % 10))
+            return 0;
+    return 1;
+}
+
+/* Append one argument: the client's own "$<len>\r\n<bytes>\r\n" when it
+ * is there in front of the bytes (a multibulk request), else encoded. */
+static void
+frag_add_arg(struct buf *out, const char *base, const struct resp_arg *a)
+{
+    uint32_t digits = 1;
+    for (uint32_t v = a->len; v >= 10; v /= 10)
+        digits++;
+    uint32_t hdr = digits + 3;
+    if (a->off >= hdr && base[a->off - hdr] == '$' &&
+        base[a->off - 2] == '\r' && base[a->off - 1] == '\n' &&
+        base[a->off + a->len] == '\r' && header_is(base + a->off - hdr + 1,
+                                                  digits, a->len)) {
+        buf_append(out, base + a->off - hdr, hdr + a->len + 2);
+        return;
+    }
+    buf_add_bulk(out, base + a->off, a->len);
+}
+
 /* Start a fragment's bytes: "*<argc>\r\n" and the command name. */
 static struct request *
 frag_new(struct worker *w, struct fanout *f, const struct command *cmd,
@@ -578,10 +630,9 @@ fanout_split(struct worker *w, struct request *parent,
         if (f->frags[fi] == NULL)
             f->frags[fi] = frag_new(w, f, cmd, slots[i],
                                     1 + count[fi] * (uint32_t)step);
-        for (int s = 0; s < step; s++) {
-            const struct resp_arg *a = &argv[keys[i] + s];
-            buf_add_bulk(&f->frags[fi]->req, base + a->off, a->len);
-        }
+        f->frags[fi]->req_nkeys++;
+        for (int s = 0; s < step; s++)
+            frag_add_arg(&f->frags[fi]->req, base, &argv[keys[i] + s]);
     }
     for (int i = 0; i < nkeys; i++)
         slot_frag[slots[i]] = 0;

@@ -7,7 +7,6 @@
 #include "build_config.h"
 
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <pthread.h>
 #include <getopt.h>
 #include <signal.h>
@@ -55,7 +54,7 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
     log_notice("received %s, shutting down",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
     for (int i = 0; i < pr->nworkers; i++)
-        event_base_loopbreak(pr->workers[i]->base);
+        worker_stop(pr->workers[i]);
     event_base_loopbreak(pr->base);
 }
 
@@ -222,8 +221,6 @@ main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    /* Workers are woken from the main thread (loopbreak on stop). */
-    evthread_use_pthreads();
     raise_nofile(conf);
     int rc = run(conf);
     config_free(conf);

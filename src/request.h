@@ -64,6 +64,7 @@ struct request {
     uint32_t replies;               /* replies this request expects (0 and 1
                                      * both mean one) */
     uint32_t replies_seen;          /* replies received so far */
+    uint32_t req_nkeys;             /* fan-out fragment: keys it carries */
     struct request *next_free;      /* free list link */
 };
 

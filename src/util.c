@@ -156,12 +156,40 @@ buf_printf(struct buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* "<prefix><v>\r\n" without printf: the encoders run per fragment and
+ * per merged element on the multi-key path. */
+static void
+buf_add_line_ll(struct buf *b, char prefix, long long v)
+{
+    char tmp[24];
+    char *e = tmp + sizeof(tmp), *p = e;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v
+                                 : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    size_t n = (size_t)(e - p);
+    buf_reserve(b, n + 3);
+    char *d = b->data + b->len;
+    d[0] = prefix;
+    memcpy(d + 1, p, n);
+    d[n + 1] = '\r';
+    d[n + 2] = '\n';
+    b->len += n + 3;
+}
+
 void
 buf_add_bulk(struct buf *b, const void *p, size_t n)
 {
-    buf_printf(b, "$%zu\r\n", n);
-    buf_append(b, p, n);
-    buf_append(b, "\r\n", 2);
+    buf_add_line_ll(b, '$', (long long)n);
+    buf_reserve(b, n + 2);
+    memcpy(b->data + b->len, p, n);
+    b->data[b->len + n] = '\r';
+    b->data[b->len + n + 1] = '\n';
+    b->len += n + 2;
 }
 
 void
@@ -173,13 +201,13 @@ buf_add_bulk_str(struct buf *b, const char *s)
 void
 buf_add_int(struct buf *b, long long v)
 {
-    buf_printf(b, ":%lld\r\n", v);
+    buf_add_line_ll(b, ':', v);
 }
 
 void
 buf_add_array(struct buf *b, long long n)
 {
-    buf_printf(b, "*%lld\r\n", n);
+    buf_add_line_ll(b, '*', n);
 }
 
 void

@@ -8,6 +8,7 @@
 #include "build_config.h"
 
 #include <event2/event.h>
+#include <fcntl.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ static void
 worker_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
+    w->flush_pending = 0;
     /* Backends first: requests dispatched this turn go out before we
      * block; then replies to clients. */
     backend_flush_dirty(w);
@@ -53,11 +55,27 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     client_check_idle(w, now);
 }
 
+static void
+worker_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    event_base_loopbreak(w->base);
+}
+
+void
+worker_stop(struct worker *w)
+{
+    ssize_t n = write(w->stop_pipe[1], "x", 1);
+    (void)n;
+}
+
 void
 worker_schedule_flush(struct worker *w)
 {
-    /* A no-op when the event is already active this turn. */
-    event_active(w->flush_ev, EV_TIMEOUT, 0);
+    if (!w->flush_pending) {
+        w->flush_pending = 1;
+        event_active(w->flush_ev, EV_TIMEOUT, 0);
+    }
 }
 
 /* A random 40-hex-digit node id, new at each start (a proxy is stateless;
@@ -83,11 +101,21 @@ worker_new(const struct config *conf, int id, struct shared *shared)
     w->id = id;
     w->shared = shared;
     w->conf = conf;
-    w->base = event_base_new();
-    if (w->base == NULL) {
+    /* No locks in the loop: only this worker's thread touches it; the
+     * main thread stops it through a pipe. */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (w->base == NULL || pipe2(w->stop_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        if (w->base != NULL)
+            event_base_free(w->base);
         sp_free(w);
         return NULL;
     }
+    w->stop_ev = event_new(w->base, w->stop_pipe[0], EV_READ, worker_stop_cb,
+                           w);
+    event_add(w->stop_ev, NULL);
     /* Priority 0: I/O and timers; priority 1: the end-of-turn flush. */
     event_base_priority_init(w->base, 2);
     w->flush_ev = event_new(w->base, -1, 0, worker_flush_cb, w);
@@ -201,6 +229,9 @@ worker_free(struct worker *w)
     request_pool_drain(w);
     event_free(w->flush_ev);
     event_free(w->tick_ev);
+    event_free(w->stop_ev);
+    close(w->stop_pipe[0]);
+    close(w->stop_pipe[1]);
     event_base_free(w->base);
     sp_free(w);
 }

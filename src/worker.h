@@ -70,6 +70,9 @@ struct worker {
     struct conn_list dirty_conns;   /* backend conns with requests to write */
     struct event *flush_ev;         /* low-priority end-of-turn flush */
     struct event *tick_ev;          /* 100 ms timer: timeouts, idle */
+    int stop_pipe[2];               /* main thread writes here to stop us */
+    struct event *stop_ev;          /* reads stop_pipe */
+    int flush_pending;              /* flush_ev activated this turn */
     struct request *free_reqs;      /* recycled request objects */
     uint32_t nfree_reqs;
     struct server **map_srv;        /* map->nodes[i] -> its server, rebuilt
@@ -103,6 +106,9 @@ void worker_schedule_flush(struct worker *w);
 /* Replace the current slot map (takes ownership of one ref of m) and
  * publish it to the other workers. */
 void worker_set_map(struct worker *w, struct slotmap *m);
+/* Ask the worker's loop to exit; safe from another thread (the loops
+ * take no locks: each is only ever touched by its own thread). */
+void worker_stop(struct worker *w);
 /* Called at worker start from main: begins topology discovery. */
 void worker_start(struct worker *w);
 
