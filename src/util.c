@@ -244,6 +244,19 @@ sp_str2ll(const char *s, size_t len, long long *out)
 
     if (len == 0 || len > 20)
         return -1;
+    /* Fast path: up to 18 digits cannot overflow (RESP lengths and
+     * counts, parsed several times per request). */
+    if (len <= 18 && s[0] >= '1' && s[0] <= '9') {
+        long long acc = 0;
+        for (i = 0; i < len; i++) {
+            unsigned d = (unsigned)(unsigned char)s[i] - '0';
+            if (d > 9)
+                return -1;
+            acc = acc * 10 + (long long)d;
+        }
+        *out = acc;
+        return 0;
+    }
     if (s[0] == '-') {
         neg = 1;
         i = 1;
