@@ -108,12 +108,81 @@ cmd_select(struct admin_args *a)
     reply_simple(a, "OK");
 }
 
+/* Equal without a timing side channel: every byte of the longer string
+ * is looked at whatever matches. */
+static int
+secret_eq(const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen(b), n = alen > blen ? alen : blen;
+    unsigned char diff = alen != blen;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = i < alen ? (unsigned char)a[i] : 0;
+        unsigned char y = i < blen ? (unsigned char)b[i] : 0;
+        diff |= x ^ y;
+    }
+    return diff == 0;
+}
+
+/* Check user/password against the config; the user's role or -1. */
+static int
+auth_check(const struct config *conf, const char *user, size_t ulen,
+           const char *pass, size_t plen)
+{
+    if (conf->auth_password != NULL)
+        return sp_strcaseeq(user, ulen, "default") &&
+                       secret_eq(pass, plen, conf->auth_password)
+                   ? ROLE_ADMIN
+                   : -1;
+    int role = -1;
+    for (size_t i = 0; i < conf->nusers; i++) {
+        const struct sp_user *u = &conf->users[i];
+        if (strlen(u->name) == ulen && memcmp(u->name, user, ulen) == 0 &&
+            secret_eq(pass, plen, u->password))
+            role = u->role;
+    }
+    return role;
+}
+
+static int
+auth_configured(const struct config *conf)
+{
+    return conf->auth_password != NULL || conf->nusers > 0;
+}
+
+/* Authenticate the client with argv[ui] (user, or -1 for "default") and
+ * argv[pi]; 0 on success, else the WRONGPASS reply is sent. */
+static int
+auth_login(struct admin_args *a, int ui, uint32_t pi)
+{
+    const char *user = ui < 0 ? "default" : ARG(a, ui);
+    size_t ulen = ui < 0 ? 7 : ARGLEN(a, ui);
+    int role = auth_check(a->c->w->conf, user, ulen, ARG(a, pi),
+                          ARGLEN(a, pi));
+    if (role < 0) {
+        reply_err(a, "WRONGPASS invalid username-password pair or user is "
+                     "disabled.");
+        return -1;
+    }
+    a->c->authed = 1;
+    a->c->role = (uint8_t)role;
+    return 0;
+}
+
 static void
 cmd_auth(struct admin_args *a)
 {
-    reply_err(a, "ERR AUTH <password> called without any password "
-                 "configured for the default user. Are you sure your "
-                 "configuration is correct?");
+    if (!auth_configured(a->c->w->conf)) {
+        reply_err(a, "ERR AUTH <password> called without any password "
+                     "configured for the default user. Are you sure your "
+                     "configuration is correct?");
+        return;
+    }
+    if (a->argc > 3) {
+        reply_err(a, "ERR syntax error");
+        return;
+    }
+    if (auth_login(a, a->argc == 3 ? 1 : -1, a->argc - 1) == 0)
+        reply_simple(a, "OK");
 }
 
 static void
@@ -159,8 +228,14 @@ cmd_hello(struct admin_args *a)
     for (; i < a->argc; i++) {
         uint32_t left = a->argc - i - 1;
         if (sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "auth") && left >= 2) {
-            cmd_auth(a);
-            return;
+            if (!auth_configured(a->c->w->conf)) {
+                cmd_auth(a);
+                return;
+            }
+            if (auth_login(a, (int)i + 1, i + 2) != 0)
+                return;
+            i += 2;
+            continue;
         }
         if (sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "setname") && left >= 1) {
             sp_free(a->c->name);
@@ -171,6 +246,13 @@ cmd_hello(struct admin_args *a)
         buf_printf(&a->r->rep, "-ERR Syntax error in HELLO option '%.*s'\r\n",
                    (int)SP_MIN(ARGLEN(a, i), 128), ARG(a, i));
         reply_done(a);
+        return;
+    }
+    if (!a->c->authed) {
+        reply_err(a, "NOAUTH HELLO must be called with the client already "
+                     "authenticated, otherwise the HELLO <proto> AUTH <user> "
+                     "<pass> option can be used to authenticate the client "
+                     "and select the RESP protocol version at the same time");
         return;
     }
     hello_reply(a);

@@ -135,6 +135,7 @@ conn_close_socket(struct backend_conn *c)
     }
     c->state = BCONN_DISCONNECTED;
     c->send_off = 0;
+    c->auth_req = NULL;
     c->ninflight = 0;
     buf_deinit(&c->rbuf);
     resp_reply_init(&c->rp);
@@ -427,6 +428,53 @@ conn_write(struct backend_conn *c)
     }
 }
 
+/* The reply to the AUTH sent first on a connection: a refusal makes the
+ * connection useless, so it is dropped (and its queue fails with the
+ * server's reason). */
+static void
+auth_done(struct request *r)
+{
+    struct backend_conn *c = r->data;
+    const char *rep = r->rep.data + r->rep.pos;
+    size_t n = buf_unread(&r->rep);
+    if (n >= 3 && memcmp(rep, "+OK", 3) == 0)
+        return;
+    if (c->state == BCONN_CONNECTED && c->auth_req == r) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "authentication failed: %.*s",
+                 (int)(n > 2 && rep[0] == '-' ? SP_MIN(n - 3, 200) : 0),
+                 rep + 1);
+        c->auth_req = NULL;
+        conn_error(c, msg, 1);
+    }
+}
+
+/* cluster.username/password: AUTH goes first on every connection, in
+ * front of whatever is already queued. */
+static void
+conn_queue_auth(struct backend_conn *c)
+{
+    const struct config *conf = c->srv->w->conf;
+    if (conf->cluster_password == NULL)
+        return;
+    struct request *r = request_new(c->srv->w);
+    if (conf->cluster_username != NULL) {
+        buf_add_array(&r->req, 3);
+        buf_add_bulk_str(&r->req, "AUTH");
+        buf_add_bulk_str(&r->req, conf->cluster_username);
+    } else {
+        buf_add_array(&r->req, 2);
+        buf_add_bulk_str(&r->req, "AUTH");
+    }
+    buf_add_bulk_str(&r->req, conf->cluster_password);
+    r->on_done = auth_done;
+    r->data = c;
+    r->conn = c;
+    r->deadline_ms = sp_msec_now() + conf->request_timeout_ms;
+    c->auth_req = r;
+    TAILQ_INSERT_HEAD(&c->sendq, r, bnext); /* the queue's reference */
+}
+
 static void
 conn_on_connected(struct backend_conn *c)
 {
@@ -442,6 +490,7 @@ conn_on_connected(struct backend_conn *c)
     }
     c->state = BCONN_CONNECTED;
     c->failures = 0;
+    conn_queue_auth(c);
     event_add(c->rev, NULL);
     log_info("backend %s: connected", c->srv->name);
 }

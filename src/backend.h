@@ -41,6 +41,7 @@ struct backend_conn {
     uint64_t connect_deadline_ms;   /* connect timeout */
     uint64_t retry_at_ms;           /* no reconnect before this */
     uint32_t failures;              /* consecutive connect failures */
+    struct request *auth_req;       /* AUTH sent first, until answered */
     int dirty;                      /* on the worker's dirty_conns list */
     TAILQ_ENTRY(backend_conn) dnext; /* dirty list link */
 };

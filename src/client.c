@@ -93,6 +93,8 @@ client_accept(struct worker *w, int fd, const char *addr)
     resp_req_init(&c->parser);
     TAILQ_INIT(&c->pipeline);
     c->created_ms = c->last_ms = sp_msec_now();
+    c->authed = w->conf->auth_password == NULL && w->conf->nusers == 0;
+    c->role = ROLE_ADMIN;
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
     c->wev = event_new(w->base, fd, EV_WRITE, client_on_write, c);
     event_add(c->rev, NULL);
@@ -398,6 +400,35 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
     return 1;
 }
 
+/* Authentication and roles: before AUTH only AUTH, HELLO, PING and QUIT
+ * run; a read-only user may not run commands Redis flags as writes. */
+static int
+client_denied(struct client *c, struct request *r, const struct command *cmd)
+{
+    char msg[200];
+    const char *name = cmd->fullname;
+    size_t n = strcspn(name, "|");
+
+    if (!c->authed) {
+        if ((n == 4 && strncmp(name, "auth", 4) == 0) ||
+            (n == 5 && strncmp(name, "hello", 5) == 0) ||
+            (n == 4 && strncmp(name, "ping", 4) == 0) ||
+            (n == 4 && strncmp(name, "quit", 4) == 0))
+            return 0;
+        txn_queue_error(c);
+        reply_error(r, "NOAUTH Authentication required.");
+        return 1;
+    }
+    if (c->role == ROLE_READ_ONLY && (cmd->flags & CMD_F_WRITE)) {
+        snprintf(msg, sizeof(msg), "NOPERM this user has no permissions to "
+                 "run the '%s' command", name);
+        txn_queue_error(c);
+        reply_error(r, msg);
+        return 1;
+    }
+    return 0;
+}
+
 /* cmd: the table entry for argv[0] (looked up once by the caller), or
  * NULL when unknown. */
 static void
@@ -441,6 +472,10 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
         return;
     }
     r->cmd = cmd;
+    if (!c->authed || c->role == ROLE_READ_ONLY) {
+        if (client_denied(c, r, cmd))
+            return;
+    }
     /* Cheap tests first: most commands are neither. */
     if ((c->ps != NULL || (cmd->flags & CMD_F_PUBSUB)) &&
         pubsub_intercepts(c, cmd)) {

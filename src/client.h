@@ -52,6 +52,8 @@ struct client {
     uint32_t nundone;               /* requests not yet answered */
     struct request *barrier;        /* exclusive request in flight: nothing
                                      * after it is sent before its reply */
+    uint8_t authed;                 /* AUTH done (or no auth configured) */
+    uint8_t role;                   /* enum user_role once authed */
     struct txn *tx;                 /* MULTI/WATCH state, NULL until used */
     struct pubsub *ps;              /* pub/sub state, NULL until used */
     struct pinset pins;             /* dedicated backend connections */

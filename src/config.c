@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -47,6 +48,8 @@ enum config_type {
     CONF_T_DURATION,            /* uint32_t field: ms, or 250ms/5s/2m/1h */
     CONF_T_SIZE,                /* uint64_t field: bytes, or 64kb/512mb/1gb */
     CONF_T_COMMANDS,            /* list of command names (disabled_commands) */
+    CONF_T_SECRET,              /* char * field: string, ${ENV} expanded */
+    CONF_T_USERS,               /* auth.users: list of {name, password, role} */
 };
 
 /* One configuration option. */
@@ -114,6 +117,14 @@ static const struct config_directive config_directives[] = {
              max_fanout_reply, 64 * CONF_MB, CONF_KB, 64 * CONF_GB),
     CONF_ADDRS(NULL, "disabled_commands", CONF_T_COMMANDS, disabled,
                ndisabled),
+    CONF_NUM(NULL, "shutdown_grace", CONF_T_DURATION,
+             shutdown_grace_ms, 5000, 0, CONF_MS_DAY),
+    CONF_NUM("auth", "password", CONF_T_SECRET, auth_password, 0, 0, 0),
+    CONF_ADDRS("auth", "users", CONF_T_USERS, users, nusers),
+    CONF_NUM("cluster", "username", CONF_T_SECRET, cluster_username,
+             0, 0, 0),
+    CONF_NUM("cluster", "password", CONF_T_SECRET, cluster_password,
+             0, 0, 0),
 };
 
 #define CONF_NDIRECTIVES SP_ARRAY_LEN(config_directives)
@@ -233,6 +244,18 @@ conf_addrs_free(struct sp_addr *addrs, size_t n)
     sp_free(addrs);
 }
 
+/* Secrets are zeroed before their memory is given back. */
+static void
+conf_wipe_free(char *s)
+{
+    if (s == NULL)
+        return;
+    volatile char *v = s;
+    while (*v != '\0')
+        *v++ = '\0';
+    sp_free(s);
+}
+
 void
 config_free(struct config *c)
 {
@@ -241,6 +264,14 @@ config_free(struct config *c)
     conf_addrs_free(c->listen, c->nlisten);
     conf_addrs_free(c->seeds, c->nseeds);
     sp_free(c->disabled);
+    for (size_t i = 0; i < c->nusers; i++) {
+        sp_free(c->users[i].name);
+        conf_wipe_free(c->users[i].password);
+    }
+    sp_free(c->users);
+    conf_wipe_free(c->auth_password);
+    sp_free(c->cluster_username);
+    conf_wipe_free(c->cluster_password);
     sp_free(c->log_file);
     sp_free(c->file);
     sp_free(c);
@@ -530,6 +561,144 @@ conf_set_addrs(struct config_parser *p, const struct config_directive *d,
     return 0;
 }
 
+/*
+ * A string with ${NAME} replaced by the environment variable NAME (so a
+ * Kubernetes Secret can provide passwords). NULL with a message in why
+ * when a variable is not set or a ${ is not closed.
+ */
+static char *
+conf_expand_env(const char *s, char *why, size_t whylen)
+{
+    struct buf b;
+    buf_init(&b);
+    while (*s != '\0') {
+        const char *open = strstr(s, "${");
+        if (open == NULL) {
+            buf_append_str(&b, s);
+            break;
+        }
+        buf_append(&b, s, (size_t)(open - s));
+        const char *close = strchr(open + 2, '}');
+        if (close == NULL || close == open + 2) {
+            snprintf(why, whylen, "unterminated or empty ${...}");
+            buf_deinit(&b);
+            return NULL;
+        }
+        char name[128];
+        size_t n = (size_t)(close - open - 2);
+        if (n >= sizeof(name))
+            n = sizeof(name) - 1;
+        memcpy(name, open + 2, n);
+        name[n] = '\0';
+        const char *val = getenv(name);
+        if (val == NULL) {
+            snprintf(why, whylen, "environment variable '%s' is not set",
+                     name);
+            buf_deinit(&b);
+            return NULL;
+        }
+        buf_append_str(&b, val);
+        s = close + 1;
+    }
+    buf_append(&b, "", 1);
+    char *out = sp_strdup(b.data);
+    buf_deinit(&b);
+    return out;
+}
+
+static int
+conf_set_secret(struct config_parser *p, const struct config_directive *d,
+                yaml_node_t *v)
+{
+    char why[200];
+    const char *s = conf_scalar(v);
+    if (s == NULL || *s == '\0')
+        return conf_error(p, v->start_mark, "'%s' must be a non-empty "
+                          "string", d->name);
+    char *val = conf_expand_env(s, why, sizeof(why));
+    if (val == NULL)
+        return conf_error(p, v->start_mark, "'%s': %s", d->name, why);
+    char **field = conf_field(p->c, d);
+    conf_wipe_free(*field);
+    *field = val;
+    return 0;
+}
+
+static int
+conf_role(const char *s)
+{
+    if (strcmp(s, "read-only") == 0)
+        return ROLE_READ_ONLY;
+    if (strcmp(s, "read-write") == 0)
+        return ROLE_READ_WRITE;
+    if (strcmp(s, "admin") == 0)
+        return ROLE_ADMIN;
+    return -1;
+}
+
+/* One entry of auth.users: {name, password, role}. */
+static int
+conf_set_user(struct config_parser *p, yaml_node_t *item, struct sp_user *u)
+{
+    char why[200];
+    u->role = ROLE_READ_WRITE;
+    if (item->type != YAML_MAPPING_NODE)
+        return conf_error(p, item->start_mark, "'users' entries must be "
+                          "mappings with name, password and role");
+    for (yaml_node_pair_t *pair = item->data.mapping.pairs.start;
+         pair < item->data.mapping.pairs.top; pair++) {
+        yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
+        yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
+        const char *key = conf_scalar(k), *val = conf_scalar(v);
+        if (key == NULL || val == NULL || *val == '\0')
+            return conf_error(p, v->start_mark, "user fields must be "
+                              "non-empty strings");
+        if (strcmp(key, "name") == 0) {
+            sp_free(u->name);
+            u->name = sp_strdup(val);
+        } else if (strcmp(key, "password") == 0) {
+            conf_wipe_free(u->password);
+            u->password = conf_expand_env(val, why, sizeof(why));
+            if (u->password == NULL)
+                return conf_error(p, v->start_mark, "'password': %s", why);
+        } else if (strcmp(key, "role") == 0) {
+            u->role = conf_role(val);
+            if (u->role < 0)
+                return conf_error(p, v->start_mark, "role must be read-only, "
+                                  "read-write or admin");
+        } else {
+            return conf_error(p, k->start_mark, "unknown key '%s' in a user",
+                              key);
+        }
+    }
+    if (u->name == NULL || u->password == NULL)
+        return conf_error(p, item->start_mark, "a user needs a name and a "
+                          "password");
+    return 0;
+}
+
+static int
+conf_set_users(struct config_parser *p, const struct config_directive *d,
+               yaml_node_t *v)
+{
+    if (v->type != YAML_SEQUENCE_NODE)
+        return conf_error(p, v->start_mark, "'users' must be a list");
+    yaml_node_item_t *it = v->data.sequence.items.start;
+    size_t count = (size_t)(v->data.sequence.items.top - it);
+    p->c->users = sp_calloc(count ? count : 1, sizeof(*p->c->users));
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *item = yaml_document_get_node(p->doc, it[i]);
+        p->c->nusers++;
+        if (conf_set_user(p, item, &p->c->users[i]) != 0)
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->c->users[j].name, p->c->users[i].name) == 0)
+                return conf_error(p, item->start_mark, "user '%s' is listed "
+                                  "twice", p->c->users[i].name);
+    }
+    return 0;
+}
+
 /* disabled_commands: a list of known top-level command names. */
 static int
 conf_set_commands(struct config_parser *p, const struct config_directive *d,
@@ -677,6 +846,10 @@ conf_set(struct config_parser *p, size_t idx, yaml_node_t *v)
         return conf_set_path(p, d, v);
     case CONF_T_COMMANDS:
         return conf_set_commands(p, d, v);
+    case CONF_T_SECRET:
+        return conf_set_secret(p, d, v);
+    case CONF_T_USERS:
+        return conf_set_users(p, d, v);
     default:
         return conf_set_num(p, d, v, &seen->num);
     }
@@ -822,6 +995,12 @@ conf_validate(struct config_parser *p)
 
     if (conf_validate_bounds(p) != 0)
         return -1;
+    if (p->c->auth_password != NULL && p->c->nusers > 0) {
+        size_t i2;
+        conf_find("auth", "users", &i2);
+        return conf_error(p, p->seen[i2].mark, "auth: set either 'password' "
+                          "or 'users', not both");
+    }
     if (p->c->nseeds == 0) {
         /* Point at the empty list, else at 'cluster:', else the start. */
         yaml_mark_t m = { 0, 0, 0 };
@@ -1018,5 +1197,11 @@ config_load_file(const char *path, struct config **out, char *err,
         return -1;
     int rc = config_parse_string(text, len, path, out, err, errlen);
     sp_free(text);
+    struct stat st;
+    if (rc == 0 && stat(path, &st) == 0 && (st.st_mode & S_IROTH) &&
+        ((*out)->auth_password != NULL || (*out)->nusers > 0 ||
+         (*out)->cluster_password != NULL))
+        log_warn("%s holds passwords and is readable by every user "
+                 "(chmod o-r, or use ${ENV} variables)", path);
     return rc;
 }

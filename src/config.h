@@ -22,6 +22,15 @@ struct sp_addr {
     char *path;                 /* UNIX: socket path (owned) */
 };
 
+enum user_role { ROLE_READ_ONLY = 0, ROLE_READ_WRITE, ROLE_ADMIN };
+
+/* A client user (auth.users). */
+struct sp_user {
+    char *name;                 /* user name (owned) */
+    char *password;             /* password (owned; never logged) */
+    int role;                   /* enum user_role */
+};
+
 struct config {
     char *file;                 /* path the config came from (owned) */
 
@@ -62,6 +71,18 @@ struct config {
     uint64_t max_fanout_reply;    /* max_fanout_reply: bytes a merged
                                    * fan-out reply (KEYS, MGET ...) may
                                    * hold; 64mb */
+
+    uint32_t shutdown_grace_ms;   /* shutdown_grace: on SIGTERM, time given
+                                   * to in-flight requests; 5s */
+
+    /* auth: client authentication (none when both are empty) */
+    char *auth_password;          /* password: of the "default" user */
+    struct sp_user *users;        /* users: named users with roles */
+    size_t nusers;
+
+    /* cluster: credentials sent on every backend connection */
+    char *cluster_username;       /* username: NULL = "default" */
+    char *cluster_password;       /* password: NULL = no AUTH */
 
     /* disabled_commands: top-level commands refused by configuration */
     const struct command **disabled;

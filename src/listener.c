@@ -189,12 +189,22 @@ listener_new(struct worker *w, const struct sp_addr *a, int announce)
 }
 
 void
+listener_close(struct listener *l)
+{
+    if (l == NULL || l->fd < 0)
+        return;
+    event_del(l->ev);
+    close(l->fd);
+    l->fd = -1;
+}
+
+void
 listener_free(struct listener *l)
 {
     if (l == NULL)
         return;
+    listener_close(l);
     event_free(l->ev);
-    close(l->fd);
     if (l->path != NULL) {
         unlink(l->path);
         sp_free(l->path);

@@ -15,5 +15,7 @@ struct listener;
 struct listener *listener_new(struct worker *w, const struct sp_addr *a,
                               int announce);
 void listener_free(struct listener *l);
+/* Stop accepting and close the socket now (drain); listener_free later. */
+void listener_close(struct listener *l);
 
 #endif

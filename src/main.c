@@ -8,6 +8,8 @@
 
 #include <event2/event.h>
 #include <pthread.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,7 +28,7 @@ static void
 usage(FILE *out)
 {
     fprintf(out,
-            "Usage: slotproxy -c FILE [-t]\n"
+            "Usage: slotproxy -c FILE [-t] [-d] [-p PIDFILE]\n"
             "       slotproxy -v | -h\n"
             "\n"
             "A Redis Cluster proxy: plain RESP clients connect to one\n"
@@ -34,10 +36,13 @@ usage(FILE *out)
             "\n"
             "  -c, --config FILE  YAML configuration (see slotproxy.yml(5))\n"
             "  -t, --test         check the configuration and exit (0 = ok)\n"
+            "  -d, --daemonize    run in the background (default: foreground)\n"
+            "  -p, --pidfile FILE write the process id to FILE\n"
             "  -v, --version      print the version and exit\n"
             "  -h, --help         this help\n"
             "\n"
-            "Runs in the foreground; SIGINT or SIGTERM stops it.\n");
+            "SIGTERM or SIGINT: stop accepting, let requests in flight finish\n"
+            "(up to shutdown_grace), exit 0.\n");
 }
 
 /* Shared by the signal handler and run(): the workers to stop. */
@@ -51,11 +56,49 @@ static void
 on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct proc *pr = arg;
-    log_notice("received %s, shutting down",
-               sig == SIGINT ? "SIGINT" : "SIGTERM");
+    log_notice("received %s, draining (up to shutdown_grace) and shutting "
+               "down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     for (int i = 0; i < pr->nworkers; i++)
-        worker_stop(pr->workers[i]);
+        worker_stop(pr->workers[i], 1);
     event_base_loopbreak(pr->base);
+}
+
+/* Fork into the background: the parent exits 0 once the child runs in a
+ * new session with its standard streams on /dev/null. */
+static int
+daemonize_self(const struct config *conf)
+{
+    if (conf->log_file == NULL)
+        log_warn("daemonizing with the log on stderr: the log is lost "
+                 "(set log.file)");
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -1;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    return 0;
+}
+
+static int
+write_pidfile(const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    if (fp == NULL)
+        return -1;
+    fprintf(fp, "%ld\n", (long)getpid());
+    return fclose(fp) == 0 ? 0 : -1;
 }
 
 /* Raise the open-file limit to what max_clients needs, as far as the hard
@@ -111,10 +154,12 @@ run(struct config *conf)
         for (size_t j = 0; j < conf->nlisten; j++) {
             if (i > 0 && conf->listen[j].kind == ADDR_UNIX)
                 continue;
-            ls[(size_t)i * conf->nlisten + j] =
-                listener_new(w, &conf->listen[j], i == 0);
-            if (ls[(size_t)i * conf->nlisten + j] == NULL)
+            struct listener *l = listener_new(w, &conf->listen[j], i == 0);
+            ls[(size_t)i * conf->nlisten + j] = l;
+            if (l == NULL)
                 rc = 1;
+            else
+                worker_add_listener(w, l);
         }
     }
     /* One identity for the whole process (CLUSTER MYID/NODES). */
@@ -143,7 +188,8 @@ run(struct config *conf)
                        PACKAGE_VERSION, (long)getpid(), n, n > 1 ? "s" : "");
             event_base_dispatch(pr.base);
         } else {
-            on_stop_signal(SIGTERM, 0, &pr);
+            for (int i = 0; i < started; i++)
+                worker_stop(pr.workers[i], 0);
         }
     }
     for (int i = 0; i < started; i++)
@@ -173,20 +219,28 @@ main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"test", no_argument, NULL, 't'},
+        {"daemonize", no_argument, NULL, 'd'},
+        {"pidfile", required_argument, NULL, 'p'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *file = NULL;
-    int test_only = 0, opt;
+    const char *file = NULL, *pidfile = NULL;
+    int test_only = 0, daemonize = 0, opt;
 
-    while ((opt = getopt_long(argc, argv, "c:tvh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tdp:vh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             file = optarg;
             break;
         case 't':
             test_only = 1;
+            break;
+        case 'd':
+            daemonize = 1;
+            break;
+        case 'p':
+            pidfile = optarg;
             break;
         case 'v':
             printf("slotproxy %s\n", PACKAGE_VERSION);
@@ -222,7 +276,18 @@ main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(conf);
+    if (daemonize && daemonize_self(conf) != 0) {
+        config_free(conf);
+        return 1;
+    }
+    if (pidfile != NULL && write_pidfile(pidfile) != 0) {
+        log_error("cannot write pid file %s: %s", pidfile, strerror(errno));
+        config_free(conf);
+        return 1;
+    }
     int rc = run(conf);
+    if (pidfile != NULL)
+        unlink(pidfile);
     config_free(conf);
     log_open(NULL);
     return rc;

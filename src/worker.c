@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "client.h"
 #include "config.h"
+#include "listener.h"
 #include "log.h"
 #include "pin.h"
 #include "request.h"
@@ -27,6 +28,7 @@
 #define TICK_MS 100
 
 static void worker_adopt_map(struct worker *w);
+static int worker_idle(const struct worker *w);
 
 static void
 worker_flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -50,23 +52,63 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     uint64_t now = sp_msec_now();
     worker_adopt_map(w);
+    if (w->drain_deadline_ms != 0 &&
+        (now >= w->drain_deadline_ms || worker_idle(w))) {
+        if (!worker_idle(w))
+            log_warn("shutdown grace over: closing clients with requests "
+                     "in flight");
+        event_base_loopbreak(w->base);
+    }
     backend_check_timeouts(w, now);
     pin_check_timeouts(w, now);
     client_check_idle(w, now);
+}
+
+/* 1 when no client waits for a reply. */
+static int
+worker_idle(const struct worker *w)
+{
+    const struct client *c;
+    TAILQ_FOREACH(c, &w->clients, next)
+        if (c->nundone > 0)
+            return 0;
+    return 1;
 }
 
 static void
 worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    event_base_loopbreak(w->base);
+    char how = 'x';
+    if (read(fd, &how, 1) != 1 || how != 'd' ||
+        w->conf->shutdown_grace_ms == 0) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    /* Drain: refuse new clients (a load balancer sees the port close),
+     * finish what is in flight, then stop (worker_tick_cb). */
+    for (uint32_t i = 0; i < w->nlisteners; i++)
+        listener_close(w->listeners[i]);
+    w->drain_deadline_ms = sp_msec_now() + w->conf->shutdown_grace_ms;
+    if (worker_idle(w))
+        event_base_loopbreak(w->base);
+    else
+        event_add(w->stop_ev, NULL);
 }
 
 void
-worker_stop(struct worker *w)
+worker_stop(struct worker *w, int drain)
 {
-    ssize_t n = write(w->stop_pipe[1], "x", 1);
+    ssize_t n = write(w->stop_pipe[1], drain ? "d" : "x", 1);
     (void)n;
+}
+
+void
+worker_add_listener(struct worker *w, struct listener *l)
+{
+    w->listeners = sp_realloc(w->listeners,
+                              (w->nlisteners + 1) * sizeof(*w->listeners));
+    w->listeners[w->nlisteners++] = l;
 }
 
 void
@@ -230,6 +272,7 @@ worker_free(struct worker *w)
     event_free(w->flush_ev);
     event_free(w->tick_ev);
     event_free(w->stop_ev);
+    sp_free(w->listeners);
     close(w->stop_pipe[0]);
     close(w->stop_pipe[1]);
     event_base_free(w->base);

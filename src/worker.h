@@ -73,6 +73,10 @@ struct worker {
     int stop_pipe[2];               /* main thread writes here to stop us */
     struct event *stop_ev;          /* reads stop_pipe */
     int flush_pending;              /* flush_ev activated this turn */
+    struct listener **listeners;    /* this worker's listening sockets */
+    uint32_t nlisteners;
+    uint64_t drain_deadline_ms;     /* draining (SIGTERM) until then; 0 =
+                                     * not draining */
     struct request *free_reqs;      /* recycled request objects */
     uint32_t nfree_reqs;
     struct server **map_srv;        /* map->nodes[i] -> its server, rebuilt
@@ -107,8 +111,12 @@ void worker_schedule_flush(struct worker *w);
  * publish it to the other workers. */
 void worker_set_map(struct worker *w, struct slotmap *m);
 /* Ask the worker's loop to exit; safe from another thread (the loops
- * take no locks: each is only ever touched by its own thread). */
-void worker_stop(struct worker *w);
+ * take no locks: each is only ever touched by its own thread). With
+ * drain, the worker first stops accepting and lets in-flight requests
+ * finish, for up to shutdown_grace. */
+void worker_stop(struct worker *w, int drain);
+/* Register a listener the worker closes when it drains. */
+void worker_add_listener(struct worker *w, struct listener *l);
 /* Called at worker start from main: begins topology discovery. */
 void worker_start(struct worker *w);
 

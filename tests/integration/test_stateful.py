@@ -456,7 +456,8 @@ def test_multi_slot_migrated(env):
                 _setslot_all(cl, slot, dst)
                 cl.slot_owner[slot] = dst
                 home = dst
-            assert c.call("GET", ky) == b"hello!"
+            got = c.call("GET", ky)
+            assert got == b"hello!", got
             c.call("DEL", kx, ky)
     finally:
         # Restore the layout redis-cli --cluster create made.
