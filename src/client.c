@@ -627,27 +627,68 @@ client_process_input(struct client *c)
     }
 }
 
+/*
+ * Read into the worker's scratch buffer when the client has nothing
+ * buffered (the common case: whole requests arrive together): requests
+ * are parsed and dispatched from there, and only a leftover partial (or
+ * held) request is copied into a buffer of the client's own. An idle or
+ * request/reply client thus owns no read buffer at all.
+ */
+static void
+client_read_scratch(struct client *c)
+{
+    struct worker *w = c->w;
+    ssize_t n = read(c->fd, w->rscratch, RSCRATCH_SIZE);
+    if (n <= 0) {
+        if (n == 0)
+            client_close(c, "client closed the connection");
+        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            client_close(c, strerror(errno));
+        return;
+    }
+    c->last_ms = sp_msec_now();
+    c->rbuf.data = w->rscratch;
+    c->rbuf.pos = 0;
+    c->rbuf.len = (size_t)n;
+    c->rbuf.cap = RSCRATCH_SIZE;
+    client_process_input(c);
+    /* Hand the scratch back, keeping what is left (offsets in the parser
+     * are relative to the request start, so a copy keeps them valid). */
+    size_t left = buf_unread(&c->rbuf);
+    const char *rest = c->rbuf.data + c->rbuf.pos;
+    c->rbuf.data = NULL;
+    c->rbuf.pos = c->rbuf.len = c->rbuf.cap = 0;
+    if (left > 0 && !c->closed)
+        buf_append(&c->rbuf, rest, left);
+}
+
 static void
 client_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
 
-    buf_reserve(&c->rbuf, READ_CHUNK);
-    ssize_t n = read(fd, c->rbuf.data + c->rbuf.len,
-                     c->rbuf.cap - c->rbuf.len);
-    if (n == 0) {
-        client_close(c, "client closed the connection");
-        return;
-    }
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    if (c->rbuf.data == NULL) {
+        client_read_scratch(c);
+    } else {
+        buf_reserve(&c->rbuf, READ_CHUNK);
+        ssize_t n = read(fd, c->rbuf.data + c->rbuf.len,
+                         c->rbuf.cap - c->rbuf.len);
+        if (n == 0) {
+            client_close(c, "client closed the connection");
             return;
-        client_close(c, strerror(errno));
-        return;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            client_close(c, strerror(errno));
+            return;
+        }
+        c->rbuf.len += (size_t)n;
+        c->last_ms = sp_msec_now();
+        client_process_input(c);
     }
-    c->rbuf.len += (size_t)n;
-    c->last_ms = sp_msec_now();
-    client_process_input(c);
+    if (c->closed)
+        return;
     /* Waiting on a blocking command: keep reading (to see the client
      * leave) but not without bound. */
     if ((c->barrier != NULL || c->held) && buf_unread(&c->rbuf) > HELD_MAX)
@@ -788,9 +829,7 @@ client_check_idle(struct worker *w, uint64_t now_ms)
         else if (idle != 0 && c->npipeline == 0 && now_ms - c->last_ms >= idle)
             client_close(c, "idle timeout");
         else if (now_ms - c->last_ms >= IDLE_RELEASE_MS && !c->held)
-            /* A quiet client holds no read buffer (10,000 idle clients
-             * cost little); an active one keeps it, saving a malloc and
-             * a free per request. */
+            /* A quiet client holds no read buffer. */
             buf_release_if_empty(&c->rbuf);
     }
 }

@@ -170,6 +170,7 @@ worker_new(const struct config *conf, int id, struct shared *shared)
     TAILQ_INIT(&w->dirty_conns);
     w->map = slotmap_new_empty();
     w->slot_scratch = sp_calloc(SLOT_COUNT, sizeof(*w->slot_scratch));
+    w->rscratch = sp_malloc(RSCRATCH_SIZE);
     w->start_ms = (uint64_t)time(NULL) * 1000;
     w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^
                     (0x9e3779b97f4a7c15ull * (uint64_t)(id + 1));
@@ -267,6 +268,7 @@ worker_free(struct worker *w)
     sp_free(w->servers);
     sp_free(w->map_srv);
     sp_free(w->slot_scratch);
+    sp_free(w->rscratch);
     slotmap_put(w->map);
     request_pool_drain(w);
     event_free(w->flush_ev);

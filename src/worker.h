@@ -41,6 +41,8 @@ struct shared {
 void shared_init(struct shared *sh);
 void shared_deinit(struct shared *sh);
 
+#define RSCRATCH_SIZE (16 * 1024)
+
 struct worker_stats {
     uint64_t connections_total;     /* clients accepted */
     uint64_t connections_rejected;  /* refused by max_clients */
@@ -73,6 +75,8 @@ struct worker {
     int stop_pipe[2];               /* main thread writes here to stop us */
     struct event *stop_ev;          /* reads stop_pipe */
     int flush_pending;              /* flush_ev activated this turn */
+    char *rscratch;                 /* RSCRATCH_SIZE bytes: clients read
+                                     * here when they hold no buffer */
     struct listener **listeners;    /* this worker's listening sockets */
     uint32_t nlisteners;
     uint64_t drain_deadline_ms;     /* draining (SIGTERM) until then; 0 =

@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+# slotproxy - BSD-2-Clause
+#
+# Client authentication (one password, users with roles, HELLO AUTH,
+# ${ENV} secrets), backend authentication with an ACL user, and the
+# process lifecycle: drain on SIGTERM, --daemonize and --pidfile.
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Error, HOST, test, wait_until, log  # noqa: E402
+
+NOAUTH = "NOAUTH Authentication required."
+WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
+
+
+@test
+def test_auth_password(env):
+    env.cluster
+    p = env.new_proxy(extra="auth:\n  password: s3cret")
+    with p.client() as c:
+        assert c.call("GET", "sec:k") == NOAUTH
+        assert c.call("SET", "sec:k", "v") == NOAUTH
+        assert c.call("PING") == b"PONG"
+        assert c.call("AUTH", "wrong") == WRONGPASS
+        assert c.call("AUTH", "default", "wrong") == WRONGPASS
+        assert c.call("GET", "sec:k") == NOAUTH
+        assert c.call("AUTH", "s3cret") == b"OK"
+        assert c.call("SET", "sec:k", "v") == b"OK"
+        assert c.call("GET", "sec:k") == b"v"
+    with p.client() as c:
+        assert c.call("AUTH", "default", "s3cret") == b"OK"
+        assert c.call("DEL", "sec:k") == 1
+    with p.client() as c:
+        r = c.call("HELLO", "2")
+        assert isinstance(r, Error) and r.startswith("NOAUTH HELLO must"), r
+        r = c.call("HELLO", "2", "AUTH", "default", "nope")
+        assert r == WRONGPASS, r
+        r = c.call("HELLO", "2", "AUTH", "default", "s3cret")
+        assert isinstance(r, list) and r[:2] == [b"server", b"redis"], r
+        assert c.call("PING") == b"PONG"
+    # Commands queued in MULTI before AUTH are refused, and the
+    # transaction aborts, as with Redis.
+    with p.client() as c:
+        assert c.call("MULTI") == NOAUTH
+    # The password never reaches the log.
+    assert "s3cret" not in open(p.log, errors="replace").read()
+
+
+@test
+def test_auth_users_roles_env(env):
+    env.cluster
+    os.environ["SP_TEST_APP_PW"] = "from-env"
+    try:
+        p = env.new_proxy(extra=(
+            "auth:\n  users:\n"
+            "    - {name: app, password: \"${SP_TEST_APP_PW}\", "
+            "role: read-write}\n"
+            "    - {name: ro, password: ropw, role: read-only}\n"))
+    finally:
+        del os.environ["SP_TEST_APP_PW"]
+    with p.client() as c:
+        assert c.call("AUTH", "app", "${SP_TEST_APP_PW}") == WRONGPASS
+        assert c.call("AUTH", "app", "from-env") == b"OK"
+        assert c.call("SET", "sec:r", "1") == b"OK"
+        assert c.call("AUTH", "ro", "ropw") == b"OK"
+        assert c.call("GET", "sec:r") == b"1"
+        assert c.call("SET", "sec:r", "2") == \
+            "NOPERM this user has no permissions to run the 'set' command"
+        assert c.call("DEL", "sec:r") == \
+            "NOPERM this user has no permissions to run the 'del' command"
+        assert c.call("GET", "sec:r") == b"1"
+        # A password-only AUTH means the "default" user, who is not listed.
+        assert c.call("AUTH", "ropw") == WRONGPASS
+        assert c.call("AUTH", "app", "from-env") == b"OK"
+        assert c.call("DEL", "sec:r") == 1
+
+
+@test
+def test_auth_config_errors(env):
+    d = os.path.join(harness.tmp_root(), "authconf")
+    os.makedirs(d, exist_ok=True)
+    cases = [
+        ("auth:\n  password: \"${SP_SURELY_UNSET_VAR}\"\n",
+         "environment variable 'SP_SURELY_UNSET_VAR' is not set"),
+        ("auth:\n  password: a\n  users:\n    - {name: u, password: p}\n",
+         "set either 'password' or 'users', not both"),
+        ("auth:\n  users:\n    - {name: u, password: p, role: root}\n",
+         "role must be read-only, read-write or admin"),
+    ]
+    for i, (extra, want) in enumerate(cases):
+        path = os.path.join(d, "c%d.yml" % i)
+        with open(path, "w") as f:
+            f.write("cluster:\n  seeds: [127.0.0.1:7000]\n" + extra)
+        r = subprocess.run([harness.proxy_bin(), "-t", "-c", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=10)
+        assert r.returncode == 1, (extra, r.returncode)
+        assert want in r.stderr.decode(), r.stderr
+
+
+def proxy_with(cl, after, lines):
+    """A Proxy (not started) whose config has lines inserted after the
+    line `after` (e.g. "cluster:" or "log:")."""
+    p = harness.Proxy([m.port for m in cl.masters()])
+    with open(p.conf) as f:
+        conf = f.read()
+    conf = conf.replace(after + "\n", after + "\n" + lines, 1)
+    with open(p.conf, "w") as f:
+        f.write(conf)
+    return p
+
+
+def acl_on_all(cl, *args):
+    for n in cl.nodes:
+        assert n.call("ACL", *args) in (b"OK", 1, 0), args
+
+
+@test(timeout=60)
+def test_backend_acl_user(env):
+    """cluster.username/password: AUTH on every backend connection,
+    including those opened after MOVED and pinned ones (BLPOP)."""
+    cl = env.cluster
+    acl_on_all(cl, "SETUSER", "spproxy", "on", ">proxypw", "~*", "&*",
+               "+@all")
+    try:
+        p = proxy_with(cl, "cluster:",
+                       "  username: spproxy\n  password: proxypw\n")
+        env.proxies.append(p)
+        p.start()
+        with p.client() as c:
+            for i in range(50):
+                assert c.call("SET", "acl:%d" % i, i) == b"OK"
+            assert c.call("MGET", *["acl:%d" % i for i in range(50)]) == \
+                [str(i).encode() for i in range(50)]
+            assert c.call("RPUSH", "acl:q", "x") == 1
+            assert c.call("BLPOP", "acl:q", "1") == [b"acl:q", b"x"]
+            assert c.call("DEL", *["acl:%d" % i for i in range(50)]) == 50
+        # Every backend connection of this proxy runs as spproxy.
+        users = []
+        for n in cl.masters():
+            for line in n.call("CLIENT", "LIST").decode().splitlines():
+                if "user=spproxy" in line:
+                    users.append(line)
+        assert users, "no backend connection authenticated as spproxy"
+
+        # A wrong password: the backend refuses, the client gets an error
+        # naming the cause (no hang, no silent success).
+        q = proxy_with(cl, "cluster:",
+                       "  username: spproxy\n  password: wrongpw\n")
+        env.proxies.append(q)
+        q.start()
+        with q.client() as c:
+            r = c.call("GET", "acl:0")
+            assert isinstance(r, Error), r
+            log("    backend auth refused: client sees %r" % r.msg)
+            assert "CLUSTERDOWN" in r.msg or "authentication" in r.msg, r
+    finally:
+        acl_on_all(cl, "DELUSER", "spproxy")
+
+
+@test(timeout=60)
+def test_drain_on_sigterm(env):
+    env.cluster
+    p = env.new_proxy(extra="shutdown_grace: 5s")
+    with p.client(10) as c:
+        c.send(("BLPOP", "drain:q", "1.5"), ("PING",))
+        time.sleep(0.2)
+        t = time.time()
+        os.kill(p.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        # No new clients while draining.
+        s = socket.socket()
+        s.settimeout(1)
+        try:
+            refused = s.connect_ex((HOST, p.port)) != 0
+        finally:
+            s.close()
+        assert refused, "a new connection was accepted while draining"
+        # The request in flight completes, and the one behind it.
+        assert c.read() is None
+        assert c.read() == b"PONG"
+        waited = time.time() - t
+    p.proc.wait(10)
+    assert p.proc.returncode == 0, p.proc.returncode
+    log("    drain: in-flight BLPOP answered %.2fs after SIGTERM; exit 0" %
+        waited)
+
+
+@test(timeout=30)
+def test_daemonize_pidfile(env):
+    env.cluster
+    # log.file: a daemon's stderr goes to /dev/null.
+    p = proxy_with(env.cluster, "log:", "  file: %s\n" % os.path.join(
+        harness.tmp_root(), "daemon.log"))
+    pidfile = os.path.join(p.dir, "slotproxy.pid")
+    r = subprocess.run([harness.proxy_bin(), "-c", p.conf, "-d", "-p",
+                        pidfile], timeout=10)
+    assert r.returncode == 0
+    wait_until(lambda: os.path.exists(pidfile) and
+               open(pidfile).read().strip().isdigit(), 5, "pid file")
+    pid = int(open(pidfile).read())
+    try:
+        def up():
+            with harness.Client(p.port, timeout=2) as c:
+                return c.call("PING") == b"PONG"
+        wait_until(up, 10, "daemon to answer PING")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+
+    def gone():
+        try:
+            os.kill(pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+    wait_until(gone, 10, "daemon to exit")
+    assert not os.path.exists(pidfile), "pid file left behind"
+
+
+if __name__ == "__main__":
+    sys.exit(harness.main([os.path.abspath(__file__)] + sys.argv[1:]))
