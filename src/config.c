@@ -618,6 +618,8 @@ conf_set_secret(struct config_parser *p, const struct config_directive *d,
     char *val = conf_expand_env(s, why, sizeof(why));
     if (val == NULL)
         return conf_error(p, v->start_mark, "'%s': %s", d->name, why);
+    if (strcmp(d->name, "password") == 0 && strstr(s, "${") == NULL)
+        p->c->literal_secret = 1;
     char **field = conf_field(p->c, d);
     conf_wipe_free(*field);
     *field = val;
@@ -661,6 +663,8 @@ conf_set_user(struct config_parser *p, yaml_node_t *item, struct sp_user *u)
             u->password = conf_expand_env(val, why, sizeof(why));
             if (u->password == NULL)
                 return conf_error(p, v->start_mark, "'password': %s", why);
+            if (strstr(val, "${") == NULL)
+                p->c->literal_secret = 1;
         } else if (strcmp(key, "role") == 0) {
             u->role = conf_role(val);
             if (u->role < 0)
@@ -1198,9 +1202,8 @@ config_load_file(const char *path, struct config **out, char *err,
     int rc = config_parse_string(text, len, path, out, err, errlen);
     sp_free(text);
     struct stat st;
-    if (rc == 0 && stat(path, &st) == 0 && (st.st_mode & S_IROTH) &&
-        ((*out)->auth_password != NULL || (*out)->nusers > 0 ||
-         (*out)->cluster_password != NULL))
+    if (rc == 0 && (*out)->literal_secret && stat(path, &st) == 0 &&
+        (st.st_mode & S_IROTH))
         log_warn("%s holds passwords and is readable by every user "
                  "(chmod o-r, or use ${ENV} variables)", path);
     return rc;

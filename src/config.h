@@ -83,6 +83,8 @@ struct config {
     /* cluster: credentials sent on every backend connection */
     char *cluster_username;       /* username: NULL = "default" */
     char *cluster_password;       /* password: NULL = no AUTH */
+    int literal_secret;           /* a password is written in the file
+                                   * itself (not as ${ENV}) */
 
     /* disabled_commands: top-level commands refused by configuration */
     const struct command **disabled;

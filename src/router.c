@@ -44,8 +44,13 @@ router_pick(struct worker *w, struct request *r)
     int node;
 
     if (m->nmasters == 0) {
-        request_fail(r, "CLUSTERDOWN The cluster is down (slotproxy has "
-                        "no slot map yet)");
+        if (w->topo_err[0] != '\0')
+            request_failf(r, "CLUSTERDOWN The cluster is down (slotproxy "
+                          "has no slot map yet; last answer from %s)",
+                          w->topo_err);
+        else
+            request_fail(r, "CLUSTERDOWN The cluster is down (slotproxy has "
+                            "no slot map yet)");
         return -1;
     }
     if (!r->keyed)

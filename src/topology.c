@@ -155,6 +155,10 @@ topo_install(struct topology *t, const struct request *r)
 
     if (len == 0 || data[0] != '*' ||
         resp_value_parse(data, len, &v) <= 0) {
+        /* Kept for the CLUSTERDOWN reply while there is no map. */
+        size_t n = len > 3 && data[0] == '-' ? len - 3 : 0;
+        snprintf(t->w->topo_err, sizeof(t->w->topo_err), "%.30s: %.*s",
+                 t->asked_host, (int)SP_MIN(n, 120), data + 1);
         log_info("topology: %s answered CLUSTER SLOTS with %.*s",
                  t->asked_host, (int)SP_MIN(len, 80), data);
         return -1;

@@ -93,6 +93,7 @@ struct worker {
     struct server **dead_pins;      /* released this turn, freed at flush */
     uint32_t ndead_pins;
     uint32_t dead_pins_cap;
+    char topo_err[160];             /* why the last map fetch failed */
     struct topology *topo;          /* slot map refresher */
     /* Hook the topology installs: a backend connection to s failed. */
     void (*on_node_error)(struct worker *w, struct server *s);
