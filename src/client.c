@@ -32,6 +32,7 @@
 #include "pin.h"
 #include "pubsub.h"
 #include "router.h"
+#include "slotmap.h"
 #include "txn.h"
 #include "worker.h"
 
@@ -610,6 +611,13 @@ client_process_input(struct client *c)
         if (c->held)
             cmd = command_lookup(base + c->parser.argv[0].off,
                                  c->parser.argv[0].len);
+        if (c->held && c->w->map->nmasters == 0 && c->w->hold_until_ms != 0 &&
+            sp_msec_now() < c->w->hold_until_ms) {
+            /* Just started, no slot map yet: wait a moment rather than
+             * answer CLUSTERDOWN to a client that connected early. */
+            c->waiting_map = 1;
+            break;
+        }
         int excl = c->held && client_exclusive(c, &c->parser, base, cmd);
         if (excl && c->nundone > 0)
             break; /* wait until every earlier request is answered */
@@ -831,6 +839,18 @@ client_check_idle(struct worker *w, uint64_t now_ms)
         else if (now_ms - c->last_ms >= IDLE_RELEASE_MS && !c->held)
             /* A quiet client holds no read buffer. */
             buf_release_if_empty(&c->rbuf);
+    }
+}
+
+void
+client_wake_waiting(struct worker *w)
+{
+    struct client *c;
+    TAILQ_FOREACH(c, &w->clients, next) {
+        if (c->waiting_map) {
+            c->waiting_map = 0;
+            client_mark_dirty(c);
+        }
     }
 }
 

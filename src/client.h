@@ -47,6 +47,8 @@ struct client {
     uint8_t closing;                /* close once replies are written */
     uint8_t read_paused;            /* reading paused (backpressure) */
     uint8_t closed;                 /* closed; freed at end of turn */
+    uint8_t waiting_map;            /* input held until the first slot map
+                                     * (startup) */
     uint8_t held;                   /* parser holds a request waiting for
                                      * earlier ones (exclusive request) */
     uint32_t nundone;               /* requests not yet answered */
@@ -81,6 +83,9 @@ void client_flush_dirty(struct worker *w);
 void client_close(struct client *c, const char *reason);
 /* Close clients idle past idle_timeout. */
 void client_check_idle(struct worker *w, uint64_t now_ms);
+/* Resume clients whose input waits for the first slot map (it arrived,
+ * or the startup wait is over). */
+void client_wake_waiting(struct worker *w);
 /* Close every client (shutdown). */
 void client_close_all(struct worker *w);
 

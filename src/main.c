@@ -243,7 +243,11 @@ main(int argc, char **argv)
             pidfile = optarg;
             break;
         case 'v':
+#ifdef SP_SANITIZERS
+            printf("slotproxy %s (ASan+UBSan build)\n", PACKAGE_VERSION);
+#else
             printf("slotproxy %s\n", PACKAGE_VERSION);
+#endif
             return 0;
         case 'h':
             usage(stdout);

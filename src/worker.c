@@ -26,6 +26,8 @@
 #include "worker.h"
 
 #define TICK_MS 100
+/* How long requests that arrive before the first slot map wait for it. */
+#define STARTUP_HOLD_MS 1000
 
 static void worker_adopt_map(struct worker *w);
 static int worker_idle(const struct worker *w);
@@ -52,6 +54,10 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     uint64_t now = sp_msec_now();
     worker_adopt_map(w);
+    if (w->hold_until_ms != 0 && now >= w->hold_until_ms) {
+        w->hold_until_ms = 0;
+        client_wake_waiting(w);
+    }
     if (w->drain_deadline_ms != 0 &&
         (now >= w->drain_deadline_ms || worker_idle(w))) {
         if (!worker_idle(w))
@@ -235,6 +241,10 @@ worker_install_map(struct worker *w, struct slotmap *m)
     for (uint32_t i = 0; i < m->nmasters; i++)
         server_warm(srv[i]);
     int changed = !slotmap_same_routes(w->map, m);
+    if (w->hold_until_ms != 0 && m->nmasters > 0) {
+        w->hold_until_ms = 0;
+        client_wake_waiting(w);
+    }
     sp_free(w->map_srv);
     w->map_srv = srv;
     slotmap_put(w->map);
@@ -250,6 +260,7 @@ worker_install_map(struct worker *w, struct slotmap *m)
 void
 worker_start(struct worker *w)
 {
+    w->hold_until_ms = sp_msec_now() + STARTUP_HOLD_MS;
     topology_init(w);
 }
 

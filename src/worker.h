@@ -94,6 +94,9 @@ struct worker {
     uint32_t ndead_pins;
     uint32_t dead_pins_cap;
     char topo_err[160];             /* why the last map fetch failed */
+    uint64_t hold_until_ms;         /* until then (startup, no map yet)
+                                     * client input waits for a map; 0 once
+                                     * a map came or the wait ended */
     struct topology *topo;          /* slot map refresher */
     /* Hook the topology installs: a backend connection to s failed. */
     void (*on_node_error)(struct worker *w, struct server *s);

@@ -179,6 +179,20 @@ def _port_free(port):
         s.close()
 
 
+_sanitized = None
+
+
+def sanitized():
+    """True when the proxy under test is an ASan+UBSan build: its memory
+    figures (RSS) mean nothing then, and tests skip their RSS bounds."""
+    global _sanitized
+    if _sanitized is None:
+        out = subprocess.run([proxy_bin(), "-v"], stdout=subprocess.PIPE,
+                             timeout=10).stdout
+        _sanitized = b"ASan" in out
+    return _sanitized
+
+
 def free_port():
     """A loopback port free right now, never handed out before in this run."""
     for _ in range(1000):

@@ -200,7 +200,8 @@ def test_hostile_corpus(env):
                                                       results.values())))),
             base / MB, end / MB, base_fds, nfds(p.pid), failures or "none"))
     assert not failures, failures
-    assert end <= base + 8 * MB, "RSS %.1f MB, baseline %.1f MB" % (
+    assert harness.sanitized() or end <= base + 8 * MB, \
+        "RSS %.1f MB, baseline %.1f MB" % (
         end / MB, base / MB)
 
 
@@ -267,7 +268,8 @@ def test_hostile_slow_reader(env):
                 limit_lines[-1].strip() if limit_lines else "no output "
                 "limit line"))
         assert closed, "the slow reader was never disconnected"
-        assert peak - base <= 32 * MB, "proxy RSS grew by %.1f MB with an " \
+        assert harness.sanitized() or peak - base <= 32 * MB, \
+            "proxy RSS grew by %.1f MB with an " \
             "8 MB output limit" % ((peak - base) / MB)
         assert not other_err, other_err[:3]
         assert p99 <= 0.1, "other client p99 %.0fms" % (p99 * 1e3)
@@ -333,7 +335,7 @@ def test_hostile_10k_idle(env):
         assert n >= want, "only %d connections possible (fd limit %d)" % (
             n, soft)
         assert bad == 0, "%d of %d connections did not PING" % (bad, n)
-        assert max(idle_rss, busy_rss) < 40 * MB, \
+        assert harness.sanitized() or max(idle_rss, busy_rss) < 40 * MB, \
             "proxy RSS %.1f MB with %d clients" % (
                 max(idle_rss, busy_rss) / MB, n)
     finally:
@@ -382,7 +384,8 @@ def test_hostile_churn(env):
                             end_rss / MB))
         assert ping_ok(p.port)
         assert end_fds <= base_fds
-        assert end_rss <= base_rss + 4 * MB, "RSS grew %.1f MB" % (
+        assert harness.sanitized() or end_rss <= base_rss + 4 * MB, \
+            "RSS grew %.1f MB" % (
             (end_rss - base_rss) / MB)
         with p.client() as c:
             c.call("DEL", *ks)
