@@ -71,6 +71,12 @@ log_open(const char *path)
     return 0;
 }
 
+int
+log_fd(void)
+{
+    return log_fp != NULL ? fileno(log_fp) : STDERR_FILENO;
+}
+
 void
 log_write(int level, const char *fmt, ...)
 {

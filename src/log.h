@@ -21,6 +21,9 @@ void log_set_level(int level);
 int log_get_level(void);
 /* Open a log file (append); NULL or "stderr" logs to stderr. 0 / -1. */
 int log_open(const char *path);
+/* The log's file descriptor, for the crash handler (async-signal-safe
+ * writes only). */
+int log_fd(void);
 void log_write(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <pthread.h>
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -63,6 +64,54 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(pr->base);
 }
 
+#ifndef SP_SANITIZERS
+/*
+ * On a fatal signal, write the signal and a stack trace to the log before
+ * dying (with the default action, so a core dump or a Kubernetes restart
+ * still happens): a crash then leaves something to diagnose. Only
+ * async-signal-safe calls; backtrace() was primed at startup so that it
+ * does not load libgcc (and malloc) inside the handler.
+ */
+static void
+on_crash(int sig)
+{
+    char msg[96];
+    int fd = log_fd();
+    int n = snprintf(msg, sizeof(msg), "slotproxy %s crashed: signal %d "
+                     "(%s); stack trace:\n", PACKAGE_VERSION, sig,
+                     sig == SIGSEGV ? "SIGSEGV" : sig == SIGABRT ? "SIGABRT"
+                     : sig == SIGBUS ? "SIGBUS" : sig == SIGFPE ? "SIGFPE"
+                     : "SIGILL");
+    ssize_t w = write(fd, msg, (size_t)n);
+    void *frames[64];
+    int nf = backtrace(frames, 64);
+    backtrace_symbols_fd(frames, nf, fd);
+    (void)w;
+    raise(sig); /* SA_RESETHAND restored the default action */
+}
+
+static void
+install_crash_handler(void)
+{
+    void *prime[1];
+    backtrace(prime, 1);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_crash;
+    sa.sa_flags = (int)SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+#else
+/* ASan and UBSan report crashes themselves. */
+static void
+install_crash_handler(void)
+{
+}
+#endif
+
 /* Fork into the background: the parent exits 0 once the child runs in a
  * new session with its standard streams on /dev/null. */
 static int
@@ -108,13 +157,21 @@ raise_nofile(const struct config *conf)
 {
     struct rlimit rl;
     rlim_t want = (rlim_t)conf->max_clients + 1024;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;
+    if (rl.rlim_cur >= want) {
+        log_notice("open file limit %llu (max_clients %u)",
+                   (unsigned long long)rl.rlim_cur, conf->max_clients);
+        return;
+    }
     rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
         log_warn("open file limit is %llu: fewer than max_clients (%u) "
                  "connections may be possible",
                  (unsigned long long)rl.rlim_cur, conf->max_clients);
+    else
+        log_notice("open file limit raised to %llu (max_clients %u)",
+                   (unsigned long long)rl.rlim_cur, conf->max_clients);
 }
 
 static void *
@@ -279,6 +336,7 @@ main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    install_crash_handler();
     raise_nofile(conf);
     if (daemonize && daemonize_self(conf) != 0) {
         config_free(conf);

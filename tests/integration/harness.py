@@ -661,6 +661,7 @@ class Proxy:
         self.conf = os.path.join(self.dir, "slotproxy.yml")
         self.log = os.path.join(self.dir, "slotproxy.log")
         self.proc = None
+        self.wrapper = []        # e.g. ["valgrind", ...] in front
         lines = ["listen:", "  - %s:%d" % (HOST, self.port),
                  "cluster:", "  seeds:"]
         lines += ["    - %s:%d" % (HOST, p) for p in seeds]
@@ -684,7 +685,7 @@ class Proxy:
         if not os.access(binary, os.X_OK):
             raise HarnessError("proxy binary %s not found or not executable "
                                "(build it, or set SLOTPROXY_BIN)" % binary)
-        self.proc = spawn([binary, "-c", self.conf], self.log,
+        self.proc = spawn(self.wrapper + [binary, "-c", self.conf], self.log,
                           "slotproxy-%d" % self.port, cwd=self.dir)
 
         def up():
