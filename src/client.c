@@ -154,6 +154,20 @@ client_close(struct client *c, const char *reason)
     worker_schedule_flush(w);
 }
 
+/* Latency histogram and error count for a finished request. */
+static void
+client_observe(struct worker *w, const struct request *r)
+{
+    uint64_t us = worker_now_us(w) - r->start_us;
+    int b = 0;
+    while (b < LAT_BUCKETS && us > lat_bucket_us[b])
+        b++;
+    w->stats.lat_count[b]++;
+    w->stats.lat_sum_us += us;
+    if (buf_unread(&r->rep) > 0 && r->rep.data[r->rep.pos] == '-')
+        w->stats.errors++;
+}
+
 static void
 client_request_done(struct request *r)
 {
@@ -161,6 +175,7 @@ client_request_done(struct request *r)
     if (c == NULL)
         return; /* orphaned */
     c->nundone--;
+    client_observe(c->w, r);
     if (r == c->barrier || (c->held && c->nundone == 0)) {
         /* Input held back for this request can go on (at the flush). */
         c->barrier = NULL;
@@ -182,6 +197,7 @@ client_new_request(struct client *c)
     struct request *r = request_new(c->w);
     r->client = c;
     r->on_done = client_request_done;
+    r->start_us = worker_now_us(c->w);
     TAILQ_INSERT_TAIL(&c->pipeline, r, cnext);
     c->npipeline++;
     c->nundone++;
@@ -441,6 +457,8 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
     const struct resp_arg *argv = p->argv;
 
     w->stats.commands++;
+    if (cmd != NULL)
+        w->cmd_calls[command_index(cmd)]++;
     if (cmd == NULL) {
         command_err_unknown(&r->rep, p->argc, argv, base);
         txn_queue_error(c);

@@ -143,6 +143,12 @@ command_count(void)
     return SP_ARRAY_LEN(command_table);
 }
 
+size_t
+command_index(const struct command *top)
+{
+    return (size_t)(top - command_table);
+}
+
 const struct command *
 command_at(size_t i)
 {

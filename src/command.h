@@ -98,6 +98,8 @@ int command_get_keys(const struct command *c, uint32_t argc,
 /* Number of top-level commands, and iteration over them. */
 size_t command_count(void);
 const struct command *command_at(size_t i);
+/* Index of a top-level command (from command_lookup) in that order. */
+size_t command_index(const struct command *top);
 
 /* Append Redis's exact error replies (with "-ERR " and CRLF) to out. */
 void command_err_unknown(struct buf *out, uint32_t argc,

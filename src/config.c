@@ -117,6 +117,7 @@ static const struct config_directive config_directives[] = {
              max_fanout_reply, 64 * CONF_MB, CONF_KB, 64 * CONF_GB),
     CONF_ADDRS(NULL, "disabled_commands", CONF_T_COMMANDS, disabled,
                ndisabled),
+    CONF_ADDRS("metrics", "listen", CONF_T_SEEDS, metrics, nmetrics),
     CONF_NUM(NULL, "shutdown_grace", CONF_T_DURATION,
              shutdown_grace_ms, 5000, 0, CONF_MS_DAY),
     CONF_NUM("auth", "password", CONF_T_SECRET, auth_password, 0, 0, 0),
@@ -263,6 +264,7 @@ config_free(struct config *c)
         return;
     conf_addrs_free(c->listen, c->nlisten);
     conf_addrs_free(c->seeds, c->nseeds);
+    conf_addrs_free(c->metrics, c->nmetrics);
     sp_free(c->disabled);
     for (size_t i = 0; i < c->nusers; i++) {
         sp_free(c->users[i].name);

@@ -86,6 +86,10 @@ struct config {
     int literal_secret;           /* a password is written in the file
                                    * itself (not as ${ENV}) */
 
+    /* metrics: HTTP endpoint (/metrics, /healthz, /readyz); none if empty */
+    struct sp_addr *metrics;      /* listen: TCP addresses */
+    size_t nmetrics;
+
     /* disabled_commands: top-level commands refused by configuration */
     const struct command **disabled;
     size_t ndisabled;

@@ -21,6 +21,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "http.h"
 #include "listener.h"
 #include "log.h"
 #include "worker.h"
@@ -224,7 +225,13 @@ run(struct config *conf)
         memcpy(pr.workers[i]->proxy_id, pr.workers[0]->proxy_id,
                sizeof(pr.workers[0]->proxy_id));
     struct event *sigint = NULL, *sigterm = NULL;
+    struct http *http = NULL;
     int started = 0;
+    if (rc == 0 && conf->nmetrics > 0) {
+        http = http_new(pr.base, conf->metrics, conf->nmetrics, pr.workers,
+                        pr.nworkers);
+        rc = http == NULL;
+    }
     if (rc == 0) {
         sigint = evsignal_new(pr.base, SIGINT, on_stop_signal, &pr);
         sigterm = evsignal_new(pr.base, SIGTERM, on_stop_signal, &pr);
@@ -251,6 +258,7 @@ run(struct config *conf)
     }
     for (int i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
+    http_free(http);
     for (size_t k = 0; k < (size_t)n * conf->nlisten; k++)
         listener_free(ls[k]);
     for (int i = 0; i < pr.nworkers; i++)

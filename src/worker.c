@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "backend.h"
 #include "client.h"
+#include "command.h"
 #include "config.h"
 #include "listener.h"
 #include "log.h"
@@ -24,6 +25,11 @@
 #include "slotmap.h"
 #include "topology.h"
 #include "worker.h"
+
+const uint32_t lat_bucket_us[LAT_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 500000,
+    1000000,
+};
 
 #define TICK_MS 100
 /* How long requests that arrive before the first slot map wait for it. */
@@ -48,11 +54,52 @@ worker_flush_cb(evutil_socket_t fd, short what, void *arg)
         backend_flush_dirty(w);
 }
 
+/* Publish a copy of the counters (and current gauges) for the metrics
+ * endpoint: one short lock per tick. */
+static void
+worker_publish_stats(struct worker *w)
+{
+    uint32_t down = 0;
+    for (uint32_t i = 0; i < w->map->nmasters; i++)
+        down += w->map_srv[i]->down;
+    w->stats.clients = w->nclients;
+    w->stats.pinned = w->npins;
+    w->stats.covered = w->map->covered;
+    w->stats.masters = w->map->nmasters;
+    w->stats.nodes_down = down;
+    w->stats.map_epoch = w->map_epoch;
+    pthread_mutex_lock(&w->pub_lock);
+    w->pub = w->stats;
+    memcpy(w->pub_cmd_calls, w->cmd_calls,
+           command_count() * sizeof(*w->cmd_calls));
+    pthread_mutex_unlock(&w->pub_lock);
+}
+
+uint64_t
+worker_now_us(struct worker *w)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(w->base, &tv);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+void
+worker_read_stats(struct worker *w, struct worker_stats *out,
+                  uint64_t *cmd_calls)
+{
+    pthread_mutex_lock(&w->pub_lock);
+    *out = w->pub;
+    for (size_t i = 0; i < command_count(); i++)
+        cmd_calls[i] += w->pub_cmd_calls[i];
+    pthread_mutex_unlock(&w->pub_lock);
+}
+
 static void
 worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     uint64_t now = sp_msec_now();
+    worker_publish_stats(w);
     worker_adopt_map(w);
     if (w->hold_until_ms != 0 && now >= w->hold_until_ms) {
         w->hold_until_ms = 0;
@@ -177,6 +224,9 @@ worker_new(const struct config *conf, int id, struct shared *shared)
     w->map = slotmap_new_empty();
     w->slot_scratch = sp_calloc(SLOT_COUNT, sizeof(*w->slot_scratch));
     w->rscratch = sp_malloc(RSCRATCH_SIZE);
+    w->cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
+    w->pub_cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
+    pthread_mutex_init(&w->pub_lock, NULL);
     w->start_ms = (uint64_t)time(NULL) * 1000;
     w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^
                     (0x9e3779b97f4a7c15ull * (uint64_t)(id + 1));
@@ -280,6 +330,9 @@ worker_free(struct worker *w)
     sp_free(w->map_srv);
     sp_free(w->slot_scratch);
     sp_free(w->rscratch);
+    sp_free(w->cmd_calls);
+    sp_free(w->pub_cmd_calls);
+    pthread_mutex_destroy(&w->pub_lock);
     slotmap_put(w->map);
     request_pool_drain(w);
     event_free(w->flush_ev);

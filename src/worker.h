@@ -43,6 +43,10 @@ void shared_deinit(struct shared *sh);
 
 #define RSCRATCH_SIZE (16 * 1024)
 
+/* Request latency histogram bucket bounds, in microseconds. */
+#define LAT_BUCKETS 12
+extern const uint32_t lat_bucket_us[LAT_BUCKETS];
+
 struct worker_stats {
     uint64_t connections_total;     /* clients accepted */
     uint64_t connections_rejected;  /* refused by max_clients */
@@ -53,6 +57,16 @@ struct worker_stats {
     uint64_t timeouts;              /* requests failed by request_timeout */
     uint64_t refreshes;             /* topology maps fetched */
     uint64_t refresh_failures;      /* topology fetch attempts that failed */
+    uint64_t errors;                /* error replies sent to clients */
+    uint64_t lat_count[LAT_BUCKETS + 1]; /* requests by latency bucket */
+    uint64_t lat_sum_us;            /* total latency */
+    /* Gauges, filled when the stats are published. */
+    uint32_t clients;
+    uint32_t pinned;
+    uint32_t covered;
+    uint32_t masters;
+    uint32_t nodes_down;
+    uint64_t map_epoch;
 };
 
 struct worker {
@@ -106,7 +120,13 @@ struct worker {
     uint64_t rand_state;            /* xorshift state for jitter */
     char proxy_id[41];              /* node id the proxy presents in
                                      * CLUSTER NODES/SLOTS/SHARDS/MYID */
-    struct worker_stats stats;      /* counters */
+    struct worker_stats stats;      /* counters (this thread only) */
+    uint64_t *cmd_calls;            /* calls per top-level command */
+    /* A copy published every tick for the metrics endpoint (main
+     * thread), under pub_lock: the request path never takes a lock. */
+    pthread_mutex_t pub_lock;
+    struct worker_stats pub;
+    uint64_t *pub_cmd_calls;
 };
 
 /* Worker number id (0-based) of the process. */
@@ -123,6 +143,13 @@ void worker_set_map(struct worker *w, struct slotmap *m);
  * drain, the worker first stops accepting and lets in-flight requests
  * finish, for up to shutdown_grace. */
 void worker_stop(struct worker *w, int drain);
+/* Wall-clock microseconds as of this loop turn (cached by libevent: no
+ * system call per request). */
+uint64_t worker_now_us(struct worker *w);
+/* Copy the published stats of w (any thread). cmd_calls: command_count()
+ * entries, added to. */
+void worker_read_stats(struct worker *w, struct worker_stats *out,
+                       uint64_t *cmd_calls);
 /* Register a listener the worker closes when it drains. */
 void worker_add_listener(struct worker *w, struct listener *l);
 /* Called at worker start from main: begins topology discovery. */

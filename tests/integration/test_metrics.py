@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+# slotproxy - BSD-2-Clause
+#
+# The metrics endpoint: /metrics in Prometheus text format with the
+# counters of a known workload, /healthz, and /readyz flipping with the
+# slot map's coverage.
+
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import HOST, test, wait_until  # noqa: E402
+
+
+def get(port, path):
+    """(status, body) of GET http://127.0.0.1:port/path."""
+    try:
+        with urllib.request.urlopen("http://%s:%d%s" % (HOST, port, path),
+                                    timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def parse(text):
+    """Prometheus text -> {name{labels}: float}; checks every sample has
+    HELP and TYPE lines."""
+    out, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if not line or line.startswith("#"):
+            continue
+        key, val = line.rsplit(" ", 1)
+        base = key.split("{")[0]
+        for suffix in ("_bucket", "_sum", "_count"):
+            if base.endswith(suffix) and base[:-len(suffix)] in typed:
+                base = base[:-len(suffix)]
+        assert base in typed, "no TYPE for %s" % key
+        out[key] = float(val)
+    return out
+
+
+@test(timeout=60)
+def test_metrics_endpoint(env):
+    env.cluster
+    mport = harness.free_port()
+    p = env.new_proxy(extra="metrics:\n  listen: [%s:%d]" % (HOST, mport))
+    assert get(mport, "/healthz") == (200, "ok\n")
+    wait_until(lambda: get(mport, "/readyz")[0] == 200, 5, "readyz 200")
+    with p.client() as c:
+        for i in range(10):
+            assert c.call("SET", "met:%d" % i, i) == b"OK"
+        for i in range(5):
+            assert c.call("GET", "met:%d" % i) == str(i).encode()
+        assert c.call("MGET", *["met:%d" % i for i in range(10)]) == \
+            [str(i).encode() for i in range(10)]
+        assert isinstance(c.call("NOSUCHCOMMAND"), harness.Error)
+        assert c.call("DEL", *["met:%d" % i for i in range(10)]) == 10
+    time.sleep(0.4)  # stats are published every 100 ms
+    status, text = get(mport, "/metrics")
+    assert status == 200
+    m = parse(text)
+    assert m['slotproxy_command_calls_total{command="set"}'] == 10
+    assert m['slotproxy_command_calls_total{command="get"}'] == 5
+    assert m['slotproxy_command_calls_total{command="mget"}'] == 1
+    assert m["slotproxy_commands_total"] >= 18
+    assert m["slotproxy_errors_total"] >= 1
+    assert m["slotproxy_connections_total"] >= 2
+    assert m["slotproxy_slots_covered"] == 16384
+    assert m["slotproxy_cluster_masters"] == 3
+    assert m["slotproxy_request_duration_seconds_count"] == \
+        m["slotproxy_commands_total"]
+    assert m['slotproxy_request_duration_seconds_bucket{le="+Inf"}'] == \
+        m["slotproxy_commands_total"]
+    assert m["slotproxy_topology_refreshes_total"] >= 1
+
+
+@test(timeout=60)
+def test_readyz_without_cluster(env):
+    mport = harness.free_port()
+    dead = harness.free_port()
+    p = env.new_proxy(seeds=[dead],
+                      extra="metrics:\n  listen: [%s:%d]" % (HOST, mport))
+    assert get(mport, "/healthz")[0] == 200
+    status, body = get(mport, "/readyz")
+    assert status == 503, (status, body)
+    assert "0/16384" in body, body
+    assert p.alive()
+
+
+if __name__ == "__main__":
+    sys.exit(harness.main([os.path.abspath(__file__)] + sys.argv[1:]))
