@@ -57,6 +57,8 @@ struct fanout {
     uint32_t scan_master;           /* MERGE_SCAN: master being scanned */
     uint32_t nmasters;              /* MERGE_SCAN: masters in the map */
     struct buf info;                /* MERGE_INFO: the proxy's sections */
+    char name_hdr[40];              /* the command name as a RESP bulk */
+    uint8_t name_hdr_len;
 };
 
 #define SCAN_MASTER_BITS 10
@@ -316,10 +318,18 @@ array_spans(const struct buf *b, uint32_t n, uint32_t *off, uint32_t *len)
     long long count;
     struct resp_reply rp;
 
-    if (avail < 4 || p[0] != '*' || nl == NULL || nl < p + 2 ||
-        sp_str2ll(p + 1, (size_t)(nl - p - 2), &count) != 0 || count != n)
+    if (avail < 4 || p[0] != '*' || nl == NULL || nl < p + 2)
         return -1;
     size_t at = (size_t)(nl - p) + 1;
+    if (n == 1 && nl == p + 3 && p[1] == '1') {
+        /* One key (the usual fragment): its element is all that follows
+         * "*1\r\n"; the backend scanner already checked it is whole. */
+        off[0] = (uint32_t)at;
+        len[0] = (uint32_t)(avail - at);
+        return 0;
+    }
+    if (sp_str2ll(p + 1, (size_t)(nl - p - 2), &count) != 0 || count != n)
+        return -1;
     for (uint32_t i = 0; i < n; i++) {
         resp_reply_init(&rp);
         if (resp_reply_parse(&rp, p + at, avail - at) != RESP_DONE)
@@ -552,7 +562,13 @@ frag_new(struct worker *w, struct fanout *f, const struct command *cmd,
     fr->data = f;
     fr->deadline_ms = f->parent->deadline_ms;
     buf_add_array(&fr->req, nargs);
-    buf_add_bulk_str(&fr->req, cmd->name);
+    /* "$<len>\r\n<name>\r\n", formatted once per command. */
+    if (f->name_hdr_len == 0) {
+        size_t n = strlen(cmd->name);
+        f->name_hdr_len = (uint8_t)snprintf(f->name_hdr, sizeof(f->name_hdr),
+                                            "$%zu\r\n%s\r\n", n, cmd->name);
+    }
+    buf_append(&fr->req, f->name_hdr, f->name_hdr_len);
     return fr;
 }
 

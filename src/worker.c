@@ -43,6 +43,8 @@ worker_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     w->flush_pending = 0;
+    /* One clock read per loop turn serves every request of the next. */
+    w->now_us = sp_usec_now();
     /* Backends first: requests dispatched this turn go out before we
      * block; then replies to clients. */
     backend_flush_dirty(w);
@@ -78,9 +80,7 @@ worker_publish_stats(struct worker *w)
 uint64_t
 worker_now_us(struct worker *w)
 {
-    struct timeval tv;
-    event_base_gettimeofday_cached(w->base, &tv);
-    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    return w->now_us;
 }
 
 void
@@ -99,6 +99,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     uint64_t now = sp_msec_now();
+    w->now_us = sp_usec_now();
     worker_publish_stats(w);
     worker_adopt_map(w);
     if (w->hold_until_ms != 0 && now >= w->hold_until_ms) {

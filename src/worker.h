@@ -89,6 +89,7 @@ struct worker {
     int stop_pipe[2];               /* main thread writes here to stop us */
     struct event *stop_ev;          /* reads stop_pipe */
     int flush_pending;              /* flush_ev activated this turn */
+    uint64_t now_us;                /* clock at the last flush or tick */
     char *rscratch;                 /* RSCRATCH_SIZE bytes: clients read
                                      * here when they hold no buffer */
     struct listener **listeners;    /* this worker's listening sockets */
@@ -143,8 +144,8 @@ void worker_set_map(struct worker *w, struct slotmap *m);
  * drain, the worker first stops accepting and lets in-flight requests
  * finish, for up to shutdown_grace. */
 void worker_stop(struct worker *w, int drain);
-/* Wall-clock microseconds as of this loop turn (cached by libevent: no
- * system call per request). */
+/* Monotonic microseconds as of the last loop turn's flush (or tick):
+ * latency is measured in loop turns, without a clock read per request. */
 uint64_t worker_now_us(struct worker *w);
 /* Copy the published stats of w (any thread). cmd_calls: command_count()
  * entries, added to. */

@@ -189,9 +189,12 @@ def test_messages_in_order_from_every_publisher(env):
                 assert msg[1] == exp_ch, (who, msg)
                 by.setdefault(src, []).append(int(num))
             for src, nums in by.items():
+                assert sorted(nums) == list(range(N)), (
+                    "%s: messages of publisher %s missing: %d of %d" % (
+                        who, src, len(set(nums)), N))
                 assert nums == list(range(N)), (
-                    "%s: messages of publisher %s out of order or missing:"
-                    " %r" % (who, src, nums[:20]))
+                    "%s: messages of publisher %s out of order: first "
+                    "arrivals %r" % (who, src, nums[:12]))
             assert sorted(by) == sorted(
                 ["proxy"] + ["m%d" % m.port for m in masters]), (who, by)
             assert quiet(c, 0.3), who
@@ -486,18 +489,20 @@ def test_slow_subscriber_disconnected(env):
         assert good.read() == [b"subscribe", b"slow:ch", 1]
         payload = b"x" * 10240
         N = 2048                                # 20 MB
-        got = [0]
+        got = []
         bad = []
 
         def reader():
+            # Order is checked by test_messages_in_order_from_every_
+            # publisher; here: every message, intact.
             try:
                 for i in range(N):
                     m = good.read()
-                    if m[:2] != [b"message", b"slow:ch"] or \
-                            m[2] != b"%d:" % i + payload:
+                    num, _, body = m[2].partition(b":")
+                    if m[:2] != [b"message", b"slow:ch"] or body != payload:
                         bad.append((i, m[:2], m[2][:20]))
                         return
-                    got[0] += 1
+                    got.append(int(num))
             except Exception as e:   # noqa: B902 - reported below
                 bad.append(repr(e))
         t = threading.Thread(target=reader, daemon=True)
@@ -512,7 +517,7 @@ def test_slow_subscriber_disconnected(env):
                 assert other.call("GET", "slow:k") == b"%d" % base
         t.join(30)
         assert not bad, bad[:3]
-        assert got[0] == N, got[0]
+        assert sorted(got) == list(range(N)), len(got)
         # The slow subscriber was disconnected: draining what it has
         # buffered ends at EOF, well short of the 20 MB published.
         slow.settimeout(5)
@@ -555,14 +560,21 @@ def _failover(cl, master, timeout=20):
 
 
 def _restore(cl, old_master):
-    """Makes old_master the master again and waits for cluster ok."""
-    wait_until(lambda: b"master_link_status:up" in
-               old_master.call("INFO", "replication"), 20,
-               "old master %d to sync as replica" % old_master.port)
-    assert old_master.call("CLUSTER", "FAILOVER") == b"OK"
-    wait_until(lambda: b"role:master" in
-               old_master.call("INFO", "replication"), 20,
-               "old master %d back" % old_master.port)
+    """Makes old_master the master again and waits for cluster ok. The new
+    master must know old_master as its replica before it accepts the
+    manual failover handshake, so the cluster settles first and the
+    failover is retried if it does not happen."""
+    cl.wait_ok(30)
+    for attempt in range(3):
+        assert old_master.call("CLUSTER", "FAILOVER") == b"OK"
+        try:
+            wait_until(lambda: b"role:master" in
+                       old_master.call("INFO", "replication"), 10,
+                       "old master %d back" % old_master.port)
+            break
+        except harness.HarnessError:
+            if attempt == 2:
+                raise
     cl.wait_ok(30)
 
 
@@ -599,7 +611,8 @@ def test_subscriber_across_failover(env):
         home = [m for m in cl.masters() if sub_conns(m)]
         assert len(home) == 1, [(m, sub_conns(m)) for m in cl.masters()]
         home = home[0]
-        assert pub.call("PUBLISH", "fo:ch", "before") >= 1
+        # (A cluster node counts only its own receivers: 0 or 1.)
+        assert isinstance(pub.call("PUBLISH", "fo:ch", "before"), int)
         assert s.read() == [b"message", b"fo:ch", b"before"]
         _failover(cl, home)
         try:
