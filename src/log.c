@@ -5,6 +5,7 @@
  */
 #include "build_config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,9 @@
  * reload by the main thread only. */
 static int log_level = LOG_NOTICE;
 static FILE *log_fp;
+/* Log lines are rare (never per request): a lock lets SIGHUP/SIGUSR1
+ * reopen the file while workers log. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {
     "error", "warn", "notice", "info", "debug",
@@ -43,31 +47,31 @@ log_level_name(int level)
 void
 log_set_level(int level)
 {
-    log_level = level;
+    __atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 }
 
 int
 log_get_level(void)
 {
-    return log_level;
+    return __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
 int
 log_open(const char *path)
 {
-    if (path == NULL || strcmp(path, "stderr") == 0) {
-        if (log_fp != NULL)
-            fclose(log_fp);
-        log_fp = NULL;
-        return 0;
+    FILE *fp = NULL;
+    if (path != NULL && strcmp(path, "stderr") != 0) {
+        fp = fopen(path, "a");
+        if (fp == NULL)
+            return -1;
+        setvbuf(fp, NULL, _IOLBF, 0);
     }
-    FILE *fp = fopen(path, "a");
-    if (fp == NULL)
-        return -1;
-    setvbuf(fp, NULL, _IOLBF, 0);
-    if (log_fp != NULL)
-        fclose(log_fp);
+    pthread_mutex_lock(&log_lock);
+    FILE *old = log_fp;
     log_fp = fp;
+    pthread_mutex_unlock(&log_lock);
+    if (old != NULL)
+        fclose(old);
     return 0;
 }
 
@@ -80,7 +84,7 @@ log_fd(void)
 void
 log_write(int level, const char *fmt, ...)
 {
-    if (level > log_level)
+    if (level > log_get_level())
         return;
     char line[1024];
     struct timeval tv;
@@ -101,5 +105,7 @@ log_write(int level, const char *fmt, ...)
     if (n > (int)sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
     line[n++] = '\n';
+    pthread_mutex_lock(&log_lock);
     fwrite(line, 1, (size_t)n, log_fp ? log_fp : stderr);
+    pthread_mutex_unlock(&log_lock);
 }

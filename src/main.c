@@ -47,11 +47,16 @@ usage(FILE *out)
             "(up to shutdown_grace), exit 0.\n");
 }
 
-/* Shared by the signal handler and run(): the workers to stop. */
+/* Shared by the signal handlers and run(). */
 struct proc {
     struct event_base *base;        /* main thread's loop (signals) */
     struct worker **workers;
     int nworkers;
+    const char *file;               /* the config file, for SIGHUP */
+    struct config *conf;            /* the config in force */
+    struct config **retired;        /* replaced configs: a worker may still
+                                     * read one; freed at exit */
+    size_t nretired;
 };
 
 static void
@@ -175,6 +180,64 @@ raise_nofile(const struct config *conf)
                    (unsigned long long)rl.rlim_cur, conf->max_clients);
 }
 
+/* Options that only a restart can change: say so rather than half-apply. */
+static void
+reload_warn_restart(const struct config *old, const struct config *neu)
+{
+    int same_listen = old->nlisten == neu->nlisten;
+    for (size_t i = 0; same_listen && i < old->nlisten; i++) {
+        char a[300], b[300];
+        config_addr_format(&old->listen[i], a, sizeof(a));
+        config_addr_format(&neu->listen[i], b, sizeof(b));
+        same_listen = strcmp(a, b) == 0;
+    }
+    if (!same_listen || old->workers != neu->workers ||
+        old->nmetrics != neu->nmetrics ||
+        old->node_connections != neu->node_connections)
+        log_warn("reload: listen, workers, metrics and "
+                 "connections_per_node keep their values until a restart");
+}
+
+/*
+ * SIGHUP: read the file again; if it is valid, apply it to every worker
+ * (timeouts, limits, auth, disabled commands, log level and file) without
+ * dropping a client; if not, log why and keep the running config.
+ */
+static void
+on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct proc *pr = arg;
+    char err[512];
+    struct config *neu = NULL;
+
+    if (config_load_file(pr->file, &neu, err, sizeof(err)) != 0) {
+        log_error("reload: %s; keeping the running configuration", err);
+        return;
+    }
+    reload_warn_restart(pr->conf, neu);
+    log_set_level(neu->log_level);
+    if (log_open(neu->log_file) != 0)
+        log_error("reload: cannot open log file %s", neu->log_file);
+    pr->retired = sp_realloc(pr->retired,
+                             (pr->nretired + 1) * sizeof(*pr->retired));
+    pr->retired[pr->nretired++] = pr->conf;
+    pr->conf = neu;
+    for (int i = 0; i < pr->nworkers; i++)
+        worker_reload(pr->workers[i], neu);
+    log_notice("reload: configuration from %s applied", pr->file);
+}
+
+/* SIGUSR1: reopen the log file (after logrotate moved it). */
+static void
+on_reopen_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct proc *pr = arg;
+    if (log_open(pr->conf->log_file) != 0)
+        log_error("cannot reopen log file %s", pr->conf->log_file);
+    else
+        log_notice("log file reopened");
+}
+
 static void *
 worker_thread(void *arg)
 {
@@ -190,11 +253,12 @@ worker_thread(void *arg)
  * but the read-only config.
  */
 static int
-run(struct config *conf)
+run(struct config **confp, const char *file)
 {
+    struct config *conf = *confp;
     int n = conf->workers > 0 ? conf->workers : 1;
     struct proc pr = {event_base_new(), sp_calloc((size_t)n, sizeof(void *)),
-                      0};
+                      0, file, conf, NULL, 0};
     struct listener **ls = sp_calloc((size_t)n * conf->nlisten, sizeof(*ls));
     pthread_t *tids = sp_calloc((size_t)n, sizeof(*tids));
     int rc = pr.base == NULL;
@@ -224,7 +288,8 @@ run(struct config *conf)
     for (int i = 1; i < pr.nworkers; i++)
         memcpy(pr.workers[i]->proxy_id, pr.workers[0]->proxy_id,
                sizeof(pr.workers[0]->proxy_id));
-    struct event *sigint = NULL, *sigterm = NULL;
+    struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
+    struct event *sigusr1 = NULL;
     struct http *http = NULL;
     int started = 0;
     if (rc == 0 && conf->nmetrics > 0) {
@@ -235,8 +300,12 @@ run(struct config *conf)
     if (rc == 0) {
         sigint = evsignal_new(pr.base, SIGINT, on_stop_signal, &pr);
         sigterm = evsignal_new(pr.base, SIGTERM, on_stop_signal, &pr);
+        sighup = evsignal_new(pr.base, SIGHUP, on_reload_signal, &pr);
+        sigusr1 = evsignal_new(pr.base, SIGUSR1, on_reopen_signal, &pr);
         event_add(sigint, NULL);
         event_add(sigterm, NULL);
+        event_add(sighup, NULL);
+        event_add(sigusr1, NULL);
         for (int i = 0; i < pr.nworkers; i++) {
             worker_start(pr.workers[i]);
             if (pthread_create(&tids[i], NULL, worker_thread,
@@ -267,6 +336,16 @@ run(struct config *conf)
         event_free(sigint);
     if (sigterm != NULL)
         event_free(sigterm);
+    if (sighup != NULL)
+        event_free(sighup);
+    if (sigusr1 != NULL)
+        event_free(sigusr1);
+    /* Workers are gone: the configs they read can go too (the one in
+     * force is freed by main). */
+    for (size_t i = 0; i < pr.nretired; i++)
+        config_free(pr.retired[i]);
+    sp_free(pr.retired);
+    *confp = pr.conf;
     if (pr.base != NULL)
         event_base_free(pr.base);
     sp_free(ls);
@@ -355,7 +434,8 @@ main(int argc, char **argv)
         config_free(conf);
         return 1;
     }
-    int rc = run(conf);
+    /* run() may replace conf (SIGHUP); the one in force comes back. */
+    int rc = run(&conf, file);
     if (pidfile != NULL)
         unlink(pidfile);
     config_free(conf);

@@ -134,8 +134,14 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     char how = 'x';
-    if (read(fd, &how, 1) != 1 || how != 'd' ||
-        w->conf->shutdown_grace_ms == 0) {
+    if (read(fd, &how, 1) == 1 && how == 'r') {
+        pthread_mutex_lock(&w->pub_lock);
+        w->conf = w->next_conf;
+        pthread_mutex_unlock(&w->pub_lock);
+        event_add(w->stop_ev, NULL);
+        return;
+    }
+    if (how != 'd' || w->conf->shutdown_grace_ms == 0) {
         event_base_loopbreak(w->base);
         return;
     }
@@ -154,6 +160,16 @@ void
 worker_stop(struct worker *w, int drain)
 {
     ssize_t n = write(w->stop_pipe[1], drain ? "d" : "x", 1);
+    (void)n;
+}
+
+void
+worker_reload(struct worker *w, const struct config *conf)
+{
+    pthread_mutex_lock(&w->pub_lock);
+    w->next_conf = conf;
+    pthread_mutex_unlock(&w->pub_lock);
+    ssize_t n = write(w->stop_pipe[1], "r", 1);
     (void)n;
 }
 

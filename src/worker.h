@@ -86,7 +86,9 @@ struct worker {
     struct conn_list dirty_conns;   /* backend conns with requests to write */
     struct event *flush_ev;         /* low-priority end-of-turn flush */
     struct event *tick_ev;          /* 100 ms timer: timeouts, idle */
-    int stop_pipe[2];               /* main thread writes here to stop us */
+    int stop_pipe[2];               /* main thread's commands: x = stop,
+                                     * d = drain, r = take next_conf */
+    const struct config *next_conf; /* set by main under pub_lock */
     struct event *stop_ev;          /* reads stop_pipe */
     int flush_pending;              /* flush_ev activated this turn */
     uint64_t now_us;                /* clock at the last flush or tick */
@@ -151,6 +153,9 @@ uint64_t worker_now_us(struct worker *w);
  * entries, added to. */
 void worker_read_stats(struct worker *w, struct worker_stats *out,
                        uint64_t *cmd_calls);
+/* Hand the worker a new configuration (SIGHUP); it switches at its next
+ * loop turn. The caller keeps conf alive until the process exits. */
+void worker_reload(struct worker *w, const struct config *conf);
 /* Register a listener the worker closes when it drains. */
 void worker_add_listener(struct worker *w, struct listener *l);
 /* Called at worker start from main: begins topology discovery. */

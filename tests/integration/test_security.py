@@ -226,3 +226,56 @@ def test_daemonize_pidfile(env):
 
 if __name__ == "__main__":
     sys.exit(harness.main([os.path.abspath(__file__)] + sys.argv[1:]))
+
+
+@test(timeout=60)
+def test_reload_sighup(env):
+    """SIGHUP applies a valid new config to running workers without
+    dropping a client; an invalid one is logged and ignored. SIGUSR1
+    reopens the log file."""
+    env.cluster
+    p = env.new_proxy()
+    base = open(p.conf).read()
+    with p.client() as c:
+        assert isinstance(c.call("KEYS", "rl:*"), list)
+        with open(p.conf, "w") as f:
+            f.write(base + "disabled_commands: [KEYS]\n"
+                    "auth:\n  password: newpw\n")
+        os.kill(p.pid, signal.SIGHUP)
+        wait_until(lambda: "configuration from" in open(p.log).read(), 5,
+                   "reload applied")
+        time.sleep(0.2)
+        # The same connection is still served; it authenticated under the
+        # old config (none), so it stays authenticated.
+        r = c.call("KEYS", "rl:*")
+        assert isinstance(r, Error) and "disabled" in r.msg, r
+        with p.client() as c2:
+            assert c2.call("GET", "rl:k") == NOAUTH
+            assert c2.call("AUTH", "newpw") == b"OK"
+        # An invalid file: logged, the running config stays.
+        with open(p.conf, "w") as f:
+            f.write(base + "disabled_commands: [NOSUCH]\n")
+        os.kill(p.pid, signal.SIGHUP)
+        wait_until(lambda: "keeping the running configuration" in
+                   open(p.log).read(), 5, "bad reload refused")
+        r = c.call("KEYS", "rl:*")
+        assert isinstance(r, Error) and "disabled" in r.msg, r
+        assert c.call("SET", "rl:k", "v") == b"OK"
+        assert c.call("DEL", "rl:k") == 1
+    with open(p.conf, "w") as f:
+        f.write(base)
+
+
+@test(timeout=30)
+def test_sigusr1_reopens_log(env):
+    env.cluster
+    logfile = os.path.join(harness.tmp_root(), "rotate.log")
+    p = proxy_with(env.cluster, "log:", "  file: %s\n" % logfile)
+    env.proxies.append(p)
+    p.start()
+    wait_until(lambda: os.path.exists(logfile), 5, "log file")
+    os.rename(logfile, logfile + ".1")
+    os.kill(p.pid, signal.SIGUSR1)
+    wait_until(lambda: os.path.exists(logfile) and
+               "log file reopened" in open(logfile).read(), 5,
+               "log reopened at the old path")
