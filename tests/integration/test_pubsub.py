@@ -96,10 +96,12 @@ def owner_channels(env, prefix, count=1):
     (checked with CLUSTER KEYSLOT on the node) that master owns."""
     cl = env.cluster
     cl.refresh()
-    masters = cl.masters()
+    masters = [m for m in cl.masters() if cl.slots_of(m)]
+    assert len(masters) == 3, cl.masters()[0].call("CLUSTER", "NODES")
     out = {m: [] for m in masters}
     i = 0
     while any(len(v) < count for v in out.values()):
+        assert i < 100000, out
         name = "%s:%d" % (prefix, i)
         i += 1
         m = cl.node_for_key(name)
@@ -325,6 +327,34 @@ def test_unsubscribe_nothing_subscribed(env):
         assert quiet(p, 0.3)
 
 
+@test
+def test_pinned_commands_after_unsubscribe(env):
+    """After leaving subscribed mode the client's connection to the node
+    that carried its subscriptions serves transactions and blocking
+    commands as usual, replies in order."""
+    cl = env.cluster
+    with env.client() as c:
+        c.send(("SUBSCRIBE", "pa:ch"))
+        assert c.read() == [b"subscribe", b"pa:ch", 1]
+        home = [m for m in cl.masters() if sub_conns(m)]
+        assert len(home) == 1, home
+        c.send(("UNSUBSCRIBE",))
+        assert c.read() == [b"unsubscribe", b"pa:ch", 0]
+        assert c.call("PING") == b"PONG"
+        k = harness.keys_in_slots("pa", cl.slots_of(home[0]), 1)[0]
+        c.call("DEL", k)
+        c.send(("MULTI",), ("SET", k, "v"), ("GET", k), ("EXEC",),
+               ("ECHO", "after-exec"))
+        r = read_n(c, 5)
+        assert r == [b"OK", b"QUEUED", b"QUEUED", [b"OK", b"v"],
+                     b"after-exec"], r
+        c.send(("BLPOP", k + ":list", "0.3"), ("ECHO", "after-blpop"))
+        r = read_n(c, 2)
+        assert r == [None, b"after-blpop"], r
+        assert quiet(c, 0.3)
+        c.call("DEL", k)
+
+
 # ---------------------------------------------------------------- sharded
 
 @test
@@ -532,6 +562,9 @@ def test_slow_subscriber_disconnected(env):
                 drained += len(b)
         except (socket.timeout, TimeoutError, OSError):
             pass
+        log("# slow subscriber: %s after %d bytes delivered of %d "
+            "published" % ("closed" if closed else "NOT closed", drained,
+                           N * len(payload)))
         assert closed, "slow subscriber not disconnected (drained %d bytes)" \
             % drained
         assert drained < 10 * 1024 * 1024, drained
@@ -551,8 +584,10 @@ def test_slow_subscriber_disconnected(env):
 def _failover(cl, master, timeout=20):
     """CLUSTER FAILOVER on master's replica; waits until it is master.
     Returns the replica (the new master)."""
-    cl.refresh()
-    rep = cl.replicas_of(master)[0]
+    info = master.call("INFO", "replication").decode()
+    m = re.search(r"slave0:ip=[^,]+,port=(\d+)", info)
+    assert m, info
+    rep = next(n for n in cl.nodes if n.port == int(m.group(1)))
     assert rep.call("CLUSTER", "FAILOVER") == b"OK"
     wait_until(lambda: b"role:master" in rep.call("INFO", "replication"),
                timeout, "replica %d to take over" % rep.port)
@@ -577,27 +612,47 @@ def _restore(cl, old_master):
                 raise
     cl.wait_ok(30)
 
+    def agree():
+        views = set()
+        for n in cl.nodes:
+            lines = n.call("CLUSTER", "NODES").decode().splitlines()
+            views.add(tuple(sorted((f[0], "master" in f[2], f[3])
+                                   for f in (x.split() for x in lines))))
+        return len(views) == 1
+    wait_until(agree, 20, "every node to agree on the roles")
+    cl.refresh()
+
 
 def _arrives_or_closed(sub, publish, expect, window=5.0):
-    """Within window seconds after the failover, a publication must reach
-    sub or sub must be closed. Returns ('message'|'closed', details)."""
-    deadline = time.time() + window
+    """After a failover: publishes every 0.25 s for window seconds, then a
+    last time; that last publication must reach sub within 2 s, or sub
+    must have been closed. Returns (outcome, what sub saw), outcome one of
+    'message', 'closed', 'stuck'."""
     seen = []
+
+    def drain(wait):
+        got = False
+        while has_data(sub, wait):
+            m = sub.read()
+            seen.append(m)
+            got = got or expect(m, "final")
+            wait = 0
+        return got
+    t_end = time.time() + window
     i = 0
-    while time.time() < deadline:
-        try:
-            publish(i)
-        except (OSError, ConnectionClosed) as e:
-            seen.append(("publish failed", repr(e)))
-        i += 1
-        try:
-            while has_data(sub, 0.3):
-                m = sub.read()
-                seen.append(m)
-                if expect(m):
-                    return "message", seen
-        except (ConnectionClosed, ConnectionResetError):
-            return "closed", seen
+    try:
+        while time.time() < t_end:
+            publish("after%d" % i)
+            i += 1
+            drain(0.25)
+            time.sleep(0.2)
+        publish("final")
+        deadline = time.time() + 2
+        while time.time() < deadline:
+            if drain(0.1):
+                return "message", seen
+    except (ConnectionClosed, ConnectionResetError):
+        return "closed", seen
     return "stuck", seen
 
 
@@ -617,13 +672,13 @@ def test_subscriber_across_failover(env):
         _failover(cl, home)
         try:
             outcome, seen = _arrives_or_closed(
-                s, lambda i: pub.call("PUBLISH", "fo:ch", "after%d" % i),
-                lambda m: isinstance(m, list) and m[:2] == [b"message",
-                                                            b"fo:ch"])
-            log("# subscriber after failover of its node: %s (%r)" % (
-                outcome, seen[:3]))
+                s, lambda msg: pub.call("PUBLISH", "fo:ch", msg),
+                lambda m, msg: m == [b"message", b"fo:ch", msg.encode()])
+            log("# subscriber after failover of its node: %s (%d "
+                "received, last %r)" % (outcome, len(seen), seen[-2:]))
             assert outcome in ("message", "closed"), (
-                "subscriber silently stuck after failover: %r" % seen[:10])
+                "subscriber silently stuck after failover: saw %r ... %r" % (
+                    seen[:3], seen[-3:]))
         finally:
             _restore(cl, home)
 
@@ -643,13 +698,13 @@ def test_sharded_subscriber_across_failover(env):
         _failover(cl, master)
         try:
             outcome, seen = _arrives_or_closed(
-                s, lambda i: pub.call("SPUBLISH", ch, "after%d" % i),
-                lambda m: isinstance(m, list) and m[:2] == [
-                    b"smessage", ch.encode()])
-            log("# sharded subscriber after failover of its shard: %s (%r)"
-                % (outcome, seen[:3]))
+                s, lambda msg: pub.call("SPUBLISH", ch, msg),
+                lambda m, msg: m == [b"smessage", ch.encode(), msg.encode()])
+            log("# sharded subscriber after failover of its shard: %s (%d "
+                "received, first %r, last %r)" % (outcome, len(seen),
+                                                 seen[:2], seen[-2:]))
             assert outcome in ("message", "closed"), (
                 "sharded subscriber silently stuck after failover of its "
-                "shard; it saw %r" % seen[:10])
+                "shard; it saw %r ... %r" % (seen[:3], seen[-3:]))
         finally:
             _restore(cl, master)
