@@ -850,6 +850,10 @@ client_check_idle(struct worker *w, uint64_t now_ms)
     struct client *c, *next;
     for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, next);
+        if (c->ps != NULL)
+            pubsub_tick(c, now_ms);
+        if (c->closed)
+            continue;
         if (stall != 0 && c->stalled_ms != 0 && now_ms - c->stalled_ms >= stall)
             client_close(c, "output stalled (client reads nothing)");
         else if (idle != 0 && c->npipeline == 0 && now_ms - c->last_ms >= idle)

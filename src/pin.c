@@ -69,6 +69,20 @@ pin_release_all(struct worker *w, struct pinset *ps)
 }
 
 void
+pin_release(struct worker *w, struct pinset *ps, struct server *s)
+{
+    for (uint32_t i = 0; i < ps->n; i++) {
+        if (ps->srv[i] == s) {
+            ps->srv[i] = ps->srv[--ps->n];
+            list_remove(w->pins, &w->npins, s);
+            list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap, s);
+            worker_schedule_flush(w);
+            return;
+        }
+    }
+}
+
+void
 pin_reap(struct worker *w)
 {
     while (w->ndead_pins > 0)

@@ -27,6 +27,8 @@ struct server *pin_get(struct worker *w, struct pinset *ps, const char *host,
 /* Close all of a client's pinned connections (freed at the end of the
  * loop turn: we may be inside one of their callbacks). */
 void pin_release_all(struct worker *w, struct pinset *ps);
+/* Close one pinned connection (freed at the end of the turn). */
+void pin_release(struct worker *w, struct pinset *ps, struct server *s);
 /* Free pinned servers released this turn (worker's flush). */
 void pin_reap(struct worker *w);
 /* Timeout sweep over every live pinned server. */

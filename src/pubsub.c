@@ -24,21 +24,83 @@
 #include "request.h"
 #include "resp.h"
 #include "router.h"
+#include "keyslot.h"
 #include "slotmap.h"
 #include "worker.h"
+
+/* A set of channel (or pattern) names, as the server confirmed them. */
+struct chanlist {
+    struct buf *v;                  /* names (each buf holds one) */
+    uint32_t n;
+};
 
 struct shard_sub {
     struct server *srv;             /* pinned push connection of a shard */
     long long count;                /* its last reported count */
+    struct chanlist chans;          /* shard channels subscribed there */
+    uint32_t suppress;              /* confirmations of a re-subscription
+                                     * still to swallow */
 };
 
 struct pubsub {
     struct server *conn;            /* SUBSCRIBE/PSUBSCRIBE connection */
     long long count;                /* its last reported count */
+    uint32_t suppress;              /* as in shard_sub, for conn */
+    struct chanlist channels;       /* SUBSCRIBEd channels */
+    struct chanlist patterns;       /* PSUBSCRIBEd patterns */
     struct shard_sub *shards;       /* SSUBSCRIBE connections */
     uint32_t nshards;
     uint8_t active;                 /* in subscribed mode */
+    uint8_t resub_main;             /* conn was lost: subscribe again */
+    struct chanlist resub_shard;    /* shard channels to subscribe again */
+    struct chanlist sunsub_asked;   /* shard channels the client asked to
+                                     * SUNSUBSCRIBE (others are the
+                                     * server's doing: slot moved) */
+    uint64_t lost_ms;               /* when a connection was lost */
 };
+
+/* Give up re-subscribing (and close the client) after this long. */
+#define RESUB_GIVE_UP_MS 15000
+
+static int
+chan_find(const struct chanlist *l, const char *s, size_t n)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        if (l->v[i].len == n && memcmp(l->v[i].data, s, n) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void
+chan_add(struct chanlist *l, const char *s, size_t n)
+{
+    if (chan_find(l, s, n) >= 0)
+        return;
+    l->v = sp_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+    buf_init(&l->v[l->n]);
+    buf_append(&l->v[l->n], s, n);
+    l->n++;
+}
+
+static void
+chan_del(struct chanlist *l, const char *s, size_t n)
+{
+    int i = chan_find(l, s, n);
+    if (i < 0)
+        return;
+    buf_deinit(&l->v[i]);
+    l->v[i] = l->v[--l->n];
+}
+
+static void
+chan_free(struct chanlist *l)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        buf_deinit(&l->v[i]);
+    sp_free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
 
 static int
 is_named(const struct command *cmd, const char *name)
@@ -130,33 +192,100 @@ pubsub_on_push(struct server *s, const char *data, size_t len, char type)
         return;
     }
     const struct resp_value *kind = &v->elems[0];
+    const struct resp_value *name = &v->elems[1];
     long long count = v->elems[2].integer;
     if (elem_is(kind, "ssubscribe") || elem_is(kind, "sunsubscribe")) {
         struct shard_sub *sh = shard_of(ps, s);
-        if (sh != NULL)
+        int sub = elem_is(kind, "ssubscribe");
+        if (sh != NULL) {
             sh->count = count;
-        push_rewritten(c, v, shard_total(ps));
+            if (name->str != NULL && sub)
+                chan_add(&sh->chans, name->str, name->len);
+            else if (name->str != NULL)
+                chan_del(&sh->chans, name->str, name->len);
+        }
+        if (sh != NULL && sub && sh->suppress > 0) {
+            sh->suppress--; /* a re-subscription the client never asked */
+        } else if (!sub && name->str != NULL &&
+                   chan_find(&ps->sunsub_asked, name->str, name->len) < 0) {
+            /* The server dropped the channel (its slot moved, or the node
+             * became a replica): subscribe again where the slot is now. */
+            chan_add(&ps->resub_shard, name->str, name->len);
+            if (ps->lost_ms == 0)
+                ps->lost_ms = sp_msec_now();
+        } else {
+            if (!sub && name->str != NULL)
+                chan_del(&ps->sunsub_asked, name->str, name->len);
+            push_rewritten(c, v, shard_total(ps));
+        }
     } else {
-        if (s == ps->conn && (elem_is(kind, "subscribe") ||
-                              elem_is(kind, "unsubscribe") ||
-                              elem_is(kind, "psubscribe") ||
-                              elem_is(kind, "punsubscribe")))
-            ps->count = count;
-        client_push(c, data, len);
+        int swallow = 0;
+        if (s == ps->conn) {
+            struct chanlist *l = NULL;
+            int sub = elem_is(kind, "subscribe") ||
+                      elem_is(kind, "psubscribe");
+            if (elem_is(kind, "subscribe") || elem_is(kind, "unsubscribe"))
+                l = &ps->channels;
+            else if (elem_is(kind, "psubscribe") ||
+                     elem_is(kind, "punsubscribe"))
+                l = &ps->patterns;
+            if (l != NULL) {
+                ps->count = count;
+                if (name->str != NULL && sub)
+                    chan_add(l, name->str, name->len);
+                else if (name->str != NULL)
+                    chan_del(l, name->str, name->len);
+                if (sub && ps->suppress > 0) {
+                    ps->suppress--;
+                    swallow = 1;
+                }
+            }
+        }
+        if (!swallow)
+            client_push(c, data, len);
     }
     resp_value_free(v);
     if (ps->count == 0 && shard_total(ps) == 0)
         pubsub_leave(ps);
 }
 
-/* The connection carrying subscriptions dropped: the client cannot know
- * what it missed, so it is disconnected (it reconnects and subscribes
- * again, as it would after a server restart). */
+/*
+ * A connection carrying subscriptions dropped (failover, node restart):
+ * its subscriptions are made again on the slot map's current owner at the
+ * next tick (pubsub_tick), their confirmations swallowed, so the client
+ * keeps its subscriptions without doing anything. Messages published
+ * while no connection was up are lost, as with Redis itself.
+ */
 static void
 pubsub_on_lost(struct server *s)
 {
     struct client *c = s->push_ctx;
-    client_close(c, "pub/sub backend connection lost");
+    struct pubsub *ps = c->ps;
+
+    s->on_push = NULL;
+    s->on_push_lost = NULL;
+    if (ps == NULL)
+        return;
+    if (s == ps->conn) {
+        ps->conn = NULL;
+        ps->suppress = 0;
+        ps->count = 0;
+        ps->resub_main = ps->channels.n + ps->patterns.n > 0;
+    }
+    for (uint32_t i = 0; i < ps->nshards; i++) {
+        struct shard_sub *sh = &ps->shards[i];
+        if (sh->srv != s)
+            continue;
+        for (uint32_t j = 0; j < sh->chans.n; j++)
+            chan_add(&ps->resub_shard, sh->chans.v[j].data,
+                     sh->chans.v[j].len);
+        chan_free(&sh->chans);
+        ps->shards[i] = ps->shards[--ps->nshards];
+        break;
+    }
+    if (ps->lost_ms == 0)
+        ps->lost_ms = sp_msec_now();
+    pin_release(c->w, &c->pins, s);
 }
 
 static struct pubsub *
@@ -243,8 +372,8 @@ pubsub_ssubscribe(struct client *c, struct request *r,
     if (shard_of(ps, s) == NULL) {
         ps->shards = sp_realloc(ps->shards,
                                 (ps->nshards + 1) * sizeof(*ps->shards));
-        ps->shards[ps->nshards].srv = s;
-        ps->shards[ps->nshards++].count = 0;
+        memset(&ps->shards[ps->nshards], 0, sizeof(ps->shards[0]));
+        ps->shards[ps->nshards++].srv = s;
     }
     set_push_mode(c, s);
     ps->active = 1;
@@ -262,6 +391,10 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
         return;
     }
     if (p->argc == 1) {
+        for (uint32_t i = 0; i < ps->nshards; i++)
+            for (uint32_t j = 0; j < ps->shards[i].chans.n; j++)
+                chan_add(&ps->sunsub_asked, ps->shards[i].chans.v[j].data,
+                         ps->shards[i].chans.v[j].len);
         /* From every shard: each confirms its own channels. */
         for (uint32_t i = 0; i + 1 < ps->nshards; i++) {
             struct request *extra = request_new(c->w);
@@ -278,6 +411,8 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
                         "slot");
         return;
     }
+    for (uint32_t i = 1; i < p->argc; i++)
+        chan_add(&ps->sunsub_asked, base + p->argv[i].off, p->argv[i].len);
     r->keyed = 1;
     r->slot = slot;
     int node = router_node(c->w, r);
@@ -347,9 +482,107 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
 void
 pubsub_free(struct client *c)
 {
-    if (c->ps == NULL)
+    struct pubsub *ps = c->ps;
+    if (ps == NULL)
         return;
-    sp_free(c->ps->shards);
-    sp_free(c->ps);
+    for (uint32_t i = 0; i < ps->nshards; i++)
+        chan_free(&ps->shards[i].chans);
+    chan_free(&ps->channels);
+    chan_free(&ps->patterns);
+    chan_free(&ps->resub_shard);
+    chan_free(&ps->sunsub_asked);
+    sp_free(ps->shards);
+    sp_free(ps);
     c->ps = NULL;
+}
+
+/* An internal (no client) command on a push connection. */
+static void
+send_internal(struct worker *w, struct server *s, const char *cmd,
+              const struct chanlist *l)
+{
+    struct request *r = request_new(w);
+    buf_add_array(&r->req, 1 + l->n);
+    buf_add_bulk_str(&r->req, cmd);
+    for (uint32_t i = 0; i < l->n; i++)
+        buf_add_bulk(&r->req, l->v[i].data, l->v[i].len);
+    r->no_deadline = 1;
+    server_send(s, r);
+    request_put(r);
+}
+
+static struct server *
+resub_server(struct client *c, const struct sm_node *n)
+{
+    struct server *s = pin_get(c->w, &c->pins, n->host, n->port);
+    if (s != NULL)
+        set_push_mode(c, s);
+    return s;
+}
+
+/* Re-subscribe what a lost connection carried; 0 when done. */
+static int
+resub_main(struct client *c, struct pubsub *ps)
+{
+    const struct slotmap *m = c->w->map;
+    if (m->nmasters == 0)
+        return -1;
+    struct server *s = resub_server(c, &m->nodes[c->w->rr++ % m->nmasters]);
+    if (s == NULL)
+        return -1;
+    ps->conn = s;
+    ps->suppress = ps->channels.n + ps->patterns.n;
+    if (ps->channels.n > 0)
+        send_internal(c->w, s, "SUBSCRIBE", &ps->channels);
+    if (ps->patterns.n > 0)
+        send_internal(c->w, s, "PSUBSCRIBE", &ps->patterns);
+    ps->resub_main = 0;
+    return 0;
+}
+
+static int
+resub_shards(struct client *c, struct pubsub *ps)
+{
+    const struct slotmap *m = c->w->map;
+    while (ps->resub_shard.n > 0) {
+        struct buf *ch = &ps->resub_shard.v[ps->resub_shard.n - 1];
+        int node = slotmap_master_of(m, keyslot(ch->data, ch->len));
+        if (node < 0)
+            return -1;
+        struct server *s = resub_server(c, &m->nodes[node]);
+        if (s == NULL)
+            return -1;
+        struct shard_sub *sh = shard_of(ps, s);
+        if (sh == NULL) {
+            ps->shards = sp_realloc(ps->shards,
+                                    (ps->nshards + 1) * sizeof(*ps->shards));
+            sh = &ps->shards[ps->nshards++];
+            memset(sh, 0, sizeof(*sh));
+            sh->srv = s;
+        }
+        struct chanlist one = {ch, 1};
+        sh->suppress++;
+        send_internal(c->w, s, "SSUBSCRIBE", &one);
+        chan_del(&ps->resub_shard, ch->data, ch->len);
+    }
+    return 0;
+}
+
+void
+pubsub_tick(struct client *c, uint64_t now_ms)
+{
+    struct pubsub *ps = c->ps;
+    if (ps == NULL || ps->lost_ms == 0)
+        return;
+    int pending = 0;
+    if (ps->resub_main && resub_main(c, ps) != 0)
+        pending = 1;
+    if (ps->resub_shard.n > 0 && resub_shards(c, ps) != 0)
+        pending = 1;
+    if (!pending) {
+        ps->lost_ms = 0;
+        return;
+    }
+    if (now_ms - ps->lost_ms > RESUB_GIVE_UP_MS)
+        client_close(c, "pub/sub subscriptions could not be re-established");
 }

@@ -21,5 +21,8 @@ void pubsub_dispatch(struct client *c, struct request *r,
                      const struct command *cmd, const struct resp_req *p,
                      const char *base);
 void pubsub_free(struct client *c);
+/* Every tick: re-subscribe what a lost connection carried. */
+#include <stdint.h>
+void pubsub_tick(struct client *c, uint64_t now_ms);
 
 #endif
