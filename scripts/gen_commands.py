@@ -43,6 +43,7 @@ ROUTES = [
         "readonly", "readwrite", "asking", "role",
         "client",          # every CLIENT subcommand is about our connection
         "command",         # the proxy owns its command table
+        "slowlog",         # the proxy's own slow requests (node, duration)
         "cluster|keyslot", "cluster|info", "cluster|nodes", "cluster|slots",
         "cluster|shards", "cluster|myid",
     ]),
@@ -75,7 +76,7 @@ ROUTES = [
     ("REFUSED", [
         "config", "debug", "shutdown", "replicaof", "slaveof", "monitor",
         "sync", "psync", "save", "bgsave", "bgrewriteaof", "acl", "module",
-        "failover", "swapdb", "move", "latency", "slowlog", "pfdebug",
+        "failover", "swapdb", "move", "latency", "pfdebug",
         "pfselftest", "replconf", "restore-asking",
         "memory",          # except MEMORY USAGE below
         "cluster",         # except the read-only subcommands under LOCAL

@@ -23,6 +23,7 @@
 #include "resp.h"
 #include "router.h"
 #include "slotmap.h"
+#include "slowlog.h"
 #include "util.h"
 #include "worker.h"
 
@@ -535,6 +536,35 @@ cmd_cluster(struct admin_args *a)
     }
 }
 
+/* SLOWLOG GET [n] | LEN | RESET: this worker's slow requests, with the
+ * backend node as a 7th field of each entry. */
+static void
+cmd_slowlog(struct admin_args *a)
+{
+    const char *sub = a->r->cmd->name;
+    struct slowlog *sl = a->c->w->slowlog;
+    if (strcmp(sub, "get") == 0) {
+        long long n = -1;
+        if (a->argc > 2 && (sp_str2ll(ARG(a, 2), ARGLEN(a, 2), &n) != 0 ||
+                            n < -1)) {
+            reply_err(a, "ERR count should be greater than or equal to -1");
+            return;
+        }
+        if (n == -1)
+            n = sl->len;
+        slowlog_reply(sl, &a->r->rep, a->argc > 2 ? n : -1);
+    } else if (strcmp(sub, "len") == 0) {
+        buf_add_int(&a->r->rep, sl->len);
+    } else if (strcmp(sub, "reset") == 0) {
+        slowlog_reset(sl);
+        reply_simple(a, "OK");
+        return;
+    } else {
+        command_err_refused(&a->r->rep, a->r->cmd);
+    }
+    reply_done(a);
+}
+
 /* ROLE: the proxy is a master to its clients. */
 static void
 cmd_role(struct admin_args *a)
@@ -544,6 +574,125 @@ cmd_role(struct admin_args *a)
     buf_add_int(&a->r->rep, 0);
     buf_add_array(&a->r->rep, 0);
     reply_done(a);
+}
+
+/* PROXY TOPOLOGY: [start, end, "host:port"] per slot range of the map. */
+static void
+proxy_topology(struct admin_args *a)
+{
+    const struct slotmap *m = a->c->w->map;
+    struct buf body;
+    long long n = 0;
+    buf_init(&body);
+    for (int slot = 0; slot < SLOT_COUNT;) {
+        int node = slotmap_master_of(m, (uint16_t)slot), end = slot;
+        while (end + 1 < SLOT_COUNT &&
+               slotmap_master_of(m, (uint16_t)(end + 1)) == node)
+            end++;
+        buf_add_array(&body, 3);
+        buf_add_int(&body, slot);
+        buf_add_int(&body, end);
+        if (node < 0) {
+            buf_add_nil(&body);
+        } else {
+            char name[300];
+            snprintf(name, sizeof(name), "%s:%u", m->nodes[node].host,
+                     m->nodes[node].port);
+            buf_add_bulk_str(&body, name);
+        }
+        n++;
+        slot = end + 1;
+    }
+    buf_add_array(&a->r->rep, n);
+    buf_append(&a->r->rep, body.data, body.len);
+    buf_deinit(&body);
+    reply_done(a);
+}
+
+/* PROXY CONFIG GET name: the value in force (a few operational knobs;
+ * secrets are never shown). */
+static void
+proxy_config_get(struct admin_args *a)
+{
+    const struct config *cf = a->c->w->conf;
+    const struct { const char *name; unsigned long long v; } rows[] = {
+        {"workers", (unsigned long long)cf->workers},
+        {"cluster.connect_timeout", cf->connect_timeout_ms},
+        {"cluster.request_timeout", cf->request_timeout_ms},
+        {"cluster.redirect_limit", cf->redirect_limit},
+        {"cluster.refresh_interval", cf->refresh_interval_ms},
+        {"cluster.connections_per_node", cf->node_connections},
+        {"clients.max_clients", cf->max_clients},
+        {"clients.max_pipeline", cf->max_pipeline},
+        {"clients.output_limit", (unsigned long long)cf->output_limit},
+        {"clients.idle_timeout", cf->idle_timeout_ms},
+        {"clients.max_pinned", cf->max_pinned},
+        {"shutdown_grace", cf->shutdown_grace_ms},
+        {"slowlog.threshold", cf->slowlog_threshold_ms},
+        {"slowlog.max_len", cf->slowlog_max_len},
+    };
+    struct buf body;
+    long long n = 0;
+    buf_init(&body);
+    for (size_t i = 0; i < SP_ARRAY_LEN(rows); i++) {
+        if (a->argc > 3 && !sp_strcaseeq(ARG(a, 3), ARGLEN(a, 3),
+                                         rows[i].name))
+            continue;
+        char v[32];
+        snprintf(v, sizeof(v), "%llu", rows[i].v);
+        buf_add_bulk_str(&body, rows[i].name);
+        buf_add_bulk_str(&body, v);
+        n += 2;
+    }
+    buf_add_array(&a->r->rep, n);
+    if (body.len)
+        buf_append(&a->r->rep, body.data, body.len);
+    buf_deinit(&body);
+    reply_done(a);
+}
+
+/* PROXY INFO | STATS | TOPOLOGY | CONFIG GET [name]: admin users only. */
+static void
+cmd_proxy(struct admin_args *a)
+{
+    if (a->c->role != ROLE_ADMIN) {
+        reply_err(a, "NOPERM this user has no permissions to run the "
+                     "'proxy' command");
+        return;
+    }
+    const char *sub = a->argc > 1 ? ARG(a, 1) : "";
+    size_t sl = a->argc > 1 ? ARGLEN(a, 1) : 0;
+    if (sp_strcaseeq(sub, sl, "info") || sp_strcaseeq(sub, sl, "stats")) {
+        struct buf body;
+        buf_init(&body);
+        info_section(&body, a->c->w, "proxy");
+        if (sp_strcaseeq(sub, sl, "stats")) {
+            info_section(&body, a->c->w, "stats");
+            info_section(&body, a->c->w, "clients");
+        }
+        buf_add_bulk(&a->r->rep, body.data, body.len);
+        buf_deinit(&body);
+        reply_done(a);
+    } else if (sp_strcaseeq(sub, sl, "topology")) {
+        proxy_topology(a);
+    } else if (sp_strcaseeq(sub, sl, "config") && a->argc >= 3 &&
+               sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "get")) {
+        proxy_config_get(a);
+    } else {
+        reply_err(a, "ERR PROXY subcommands: INFO, STATS, TOPOLOGY, "
+                     "CONFIG GET [name]");
+    }
+}
+
+int
+admin_proxy(struct client *c, struct request *r, uint32_t argc,
+            const struct resp_arg *argv, const char *base)
+{
+    if (!sp_strcaseeq(base + argv[0].off, argv[0].len, "proxy"))
+        return 0;
+    struct admin_args a = {c, r, argc, argv, base};
+    cmd_proxy(&a);
+    return 1;
 }
 
 struct admin_cmd {
@@ -559,6 +708,7 @@ static const struct admin_cmd admin_table[] = {
     {"cluster", cmd_cluster}, {"auth", cmd_auth},
     {"readonly", cmd_ok},     {"readwrite", cmd_ok},
     {"asking", cmd_ok},       {"role", cmd_role},
+    {"slowlog", cmd_slowlog},
 };
 
 void

@@ -22,4 +22,9 @@ void admin_exec(struct client *c, struct request *r,
                 const struct command *cmd, uint32_t argc,
                 const struct resp_arg *argv, const char *base);
 
+/* The proxy's own PROXY command (not a Redis command, so not in the
+ * table): 1 when argv[0] is PROXY and r was answered. */
+int admin_proxy(struct client *c, struct request *r, uint32_t argc,
+                const struct resp_arg *argv, const char *base);
+
 #endif

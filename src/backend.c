@@ -358,6 +358,7 @@ server_send(struct server *s, struct request *r)
         }
     }
     r->conn = c;
+    r->node = s->name;
     request_get(r);
     TAILQ_INSERT_TAIL(&c->sendq, r, bnext);
     conn_mark_dirty(c);

@@ -33,6 +33,7 @@
 #include "pubsub.h"
 #include "router.h"
 #include "slotmap.h"
+#include "slowlog.h"
 #include "txn.h"
 #include "worker.h"
 
@@ -164,6 +165,10 @@ client_observe(struct worker *w, const struct request *r)
         b++;
     w->stats.lat_count[b]++;
     w->stats.lat_sum_us += us;
+    if (us >= (uint64_t)w->conf->slowlog_threshold_ms * 1000u &&
+        r->node != NULL && r->client != NULL)
+        slowlog_add(w->slowlog, r, us, r->client->addr, r->client->name,
+                    r->node);
     if (buf_unread(&r->rep) > 0 && r->rep.data[r->rep.pos] == '-')
         w->stats.errors++;
 }
@@ -459,6 +464,8 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
     w->stats.commands++;
     if (cmd != NULL)
         w->cmd_calls[command_index(cmd)]++;
+    if (cmd == NULL && c->authed && admin_proxy(c, r, p->argc, argv, base))
+        return;
     if (cmd == NULL) {
         command_err_unknown(&r->rep, p->argc, argv, base);
         txn_queue_error(c);

@@ -86,6 +86,10 @@ struct config {
     int literal_secret;           /* a password is written in the file
                                    * itself (not as ${ENV}) */
 
+    /* slowlog: requests slower than threshold, kept per worker */
+    uint32_t slowlog_threshold_ms; /* threshold: 10ms */
+    uint32_t slowlog_max_len;     /* max_len: 128 entries per worker */
+
     /* metrics: HTTP endpoint (/metrics, /healthz, /readyz); none if empty */
     struct sp_addr *metrics;      /* listen: TCP addresses */
     size_t nmetrics;

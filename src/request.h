@@ -45,6 +45,8 @@ struct request {
     struct buf rep;                 /* reply bytes for the owner */
     const struct command *cmd;      /* command table entry, or NULL */
     struct backend_conn *conn;      /* conn it is queued/in flight on */
+    const char *node;               /* name of the last server it was sent
+                                     * to (for the slow log) */
     request_reply_fn on_reply;      /* backend reply hook (router) */
     request_done_fn on_done;        /* completion hook (owner) */
     request_reply_fn on_partial;    /* replies before the last one of a

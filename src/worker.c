@@ -23,6 +23,7 @@
 #include "pin.h"
 #include "request.h"
 #include "slotmap.h"
+#include "slowlog.h"
 #include "topology.h"
 #include "worker.h"
 
@@ -242,6 +243,8 @@ worker_new(const struct config *conf, int id, struct shared *shared)
     w->slot_scratch = sp_calloc(SLOT_COUNT, sizeof(*w->slot_scratch));
     w->rscratch = sp_malloc(RSCRATCH_SIZE);
     w->cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
+    w->slowlog = sp_malloc(sizeof(*w->slowlog));
+    slowlog_init(w->slowlog, conf->slowlog_max_len);
     w->pub_cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
     pthread_mutex_init(&w->pub_lock, NULL);
     w->start_ms = (uint64_t)time(NULL) * 1000;
@@ -348,6 +351,8 @@ worker_free(struct worker *w)
     sp_free(w->slot_scratch);
     sp_free(w->rscratch);
     sp_free(w->cmd_calls);
+    slowlog_deinit(w->slowlog);
+    sp_free(w->slowlog);
     sp_free(w->pub_cmd_calls);
     pthread_mutex_destroy(&w->pub_lock);
     slotmap_put(w->map);

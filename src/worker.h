@@ -124,6 +124,7 @@ struct worker {
     char proxy_id[41];              /* node id the proxy presents in
                                      * CLUSTER NODES/SLOTS/SHARDS/MYID */
     struct worker_stats stats;      /* counters (this thread only) */
+    struct slowlog *slowlog;        /* this worker's slow requests */
     uint64_t *cmd_calls;            /* calls per top-level command */
     /* A copy published every tick for the metrics endpoint (main
      * thread), under pub_lock: the request path never takes a lock. */

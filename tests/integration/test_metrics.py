@@ -96,3 +96,43 @@ def test_readyz_without_cluster(env):
 
 if __name__ == "__main__":
     sys.exit(harness.main([os.path.abspath(__file__)] + sys.argv[1:]))
+
+
+@test(timeout=60)
+def test_slowlog_and_proxy_command(env):
+    env.cluster
+    p = env.new_proxy(extra="slowlog:\n  threshold: 0ms\n  max_len: 4\n"
+                      "auth:\n  users:\n"
+                      "    - {name: adm, password: a, role: admin}\n"
+                      "    - {name: app, password: b, role: read-write}\n")
+    with p.client() as c:
+        assert c.call("AUTH", "adm", "a") == b"OK"
+        assert c.call("SLOWLOG", "RESET") == b"OK"
+        for i in range(6):
+            assert c.call("SET", "sl:%d" % i, "x" * 200) == b"OK"
+        assert c.call("SLOWLOG", "LEN") == 4          # max_len
+        entries = c.call("SLOWLOG", "GET", "2")
+        assert len(entries) == 2
+        newest = entries[0]
+        # id, time, duration (us), args (cut at 128 bytes), client, name,
+        # backend node
+        assert newest[0] > entries[1][0]
+        assert newest[3][:2] == [b"SET", b"sl:5"], newest[3]
+        assert newest[3][2].endswith(b"... (72 more bytes)"), newest[3][2]
+        node = newest[6].decode()
+        owner = env.cluster.node_for_key("sl:5")
+        assert node.endswith(":%d" % owner.port), (node, owner)
+        assert c.call("SLOWLOG", "RESET") == b"OK"
+        assert c.call("SLOWLOG", "LEN") == 0
+
+        topo = c.call("PROXY", "TOPOLOGY")
+        assert sum(e[1] - e[0] + 1 for e in topo) == 16384
+        assert all(e[2] is not None for e in topo)
+        assert c.call("PROXY", "CONFIG", "GET", "cluster.request_timeout") \
+            == [b"cluster.request_timeout", b"5000"]
+        assert b"# Proxy" in c.call("PROXY", "INFO")
+        assert c.call("DEL", *["sl:%d" % i for i in range(6)]) == 6
+    with p.client() as c:
+        assert c.call("AUTH", "app", "b") == b"OK"
+        r = c.call("PROXY", "INFO")
+        assert isinstance(r, harness.Error) and r.startswith("NOPERM"), r

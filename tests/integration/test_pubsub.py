@@ -342,6 +342,8 @@ def test_pinned_commands_after_unsubscribe(env):
         assert c.read() == [b"unsubscribe", b"pa:ch", 0]
         assert c.call("PING") == b"PONG"
         k = harness.keys_in_slots("pa", cl.slots_of(home[0]), 1)[0]
+        log("# subscription was on %r (master %d of 3), key %s" % (
+            home[0], cl.masters().index(home[0]), k))
         c.call("DEL", k)
         c.send(("MULTI",), ("SET", k, "v"), ("GET", k), ("EXEC",),
                ("ECHO", "after-exec"))
