@@ -44,6 +44,7 @@ static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
 #define MAX_IOV 256
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
+static void conn_mark_dirty(struct backend_conn *c);
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 
 static void
@@ -450,6 +451,45 @@ auth_done(struct request *r)
     }
 }
 
+static const char readonly_cmd[] = "*1\r\n$8\r\nREADONLY\r\n";
+
+/* A request of ours whose reply is not needed (READONLY's +OK). */
+static struct request *
+internal_request(struct worker *w, const char *bytes, size_t len)
+{
+    struct request *r = request_new(w);
+    buf_append(&r->req, bytes, len);
+    r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+    return r;
+}
+
+static void
+conn_queue_readonly(struct backend_conn *c, int at_head)
+{
+    struct request *r = internal_request(c->srv->w, readonly_cmd,
+                                         sizeof(readonly_cmd) - 1);
+    r->conn = c;
+    if (at_head)
+        TAILQ_INSERT_HEAD(&c->sendq, r, bnext); /* the queue's reference */
+    else
+        TAILQ_INSERT_TAIL(&c->sendq, r, bnext);
+}
+
+void
+server_set_readonly(struct server *s)
+{
+    if (s->readonly)
+        return;
+    s->readonly = 1;
+    for (uint32_t i = 0; i < s->nconns; i++) {
+        struct backend_conn *c = &s->conns[i];
+        if (c->state == BCONN_CONNECTED) {
+            conn_queue_readonly(c, 0);
+            conn_mark_dirty(c);
+        }
+    }
+}
+
 /* cluster.username/password: AUTH goes first on every connection, in
  * front of whatever is already queued. */
 static void
@@ -491,7 +531,9 @@ conn_on_connected(struct backend_conn *c)
     }
     c->state = BCONN_CONNECTED;
     c->failures = 0;
-    conn_queue_auth(c);
+    if (c->srv->readonly)
+        conn_queue_readonly(c, 1);
+    conn_queue_auth(c); /* in front of READONLY */
     event_add(c->rev, NULL);
     log_info("backend %s: connected", c->srv->name);
 }

@@ -58,6 +58,8 @@ struct server {
     uint8_t down;                   /* circuit open: requests fail fast
                                      * until a probe PING is answered */
     uint8_t probing;                /* a probe PING is in flight */
+    uint8_t readonly;               /* a replica we read from: READONLY is
+                                     * sent first on every connection */
     int private_conn;               /* a client's pinned connection, not in
                                      * the worker's shared list */
     /* Push mode (pub/sub): every reply goes to on_push, unpaired; written
@@ -77,6 +79,9 @@ void server_free(struct server *s);
  * frees it with server_free, which fails what is still queued. */
 struct server *server_new_private(struct worker *w, const char *host,
                                   uint16_t port);
+/* Mark s as a replica to read from: READONLY now on open connections,
+ * and first on every later one. */
+void server_set_readonly(struct server *s);
 /* Open s's connections now rather than at the first request. */
 void server_warm(struct server *s);
 /* 1 when nothing is queued or in flight on s. */

@@ -538,6 +538,13 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
         break;
     case CMD_ROUTE_ANY:
     default:
+        if (cmd->flags & CMD_F_PUBSUB && p->argc >= 2 &&
+            strcmp(cmd->fullname, "publish") == 0) {
+            /* One node per channel: a publisher's messages to a channel
+             * keep their order (they reach other nodes over the bus). */
+            r->keyed = 1;
+            r->slot = keyslot(base + p->argv[1].off, p->argv[1].len);
+        }
         break;
     }
     request_set_bytes(r, p, base);
@@ -583,6 +590,9 @@ client_exclusive(const struct client *c, const struct resp_req *p,
         return 1;
     if (cmd->route != CMD_ROUTE_PINNED)
         return 0;
+    if (c->ps != NULL && (cmd->flags & CMD_F_PUBSUB) &&
+        strstr(cmd->fullname, "unsubscribe") != NULL)
+        return 1; /* its confirmations come before what follows */
     if (strcmp(cmd->fullname, "watch") == 0)
         return 1;
     if (cmd->flags & CMD_F_BLOCKING)

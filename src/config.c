@@ -50,6 +50,7 @@ enum config_type {
     CONF_T_COMMANDS,            /* list of command names (disabled_commands) */
     CONF_T_SECRET,              /* char * field: string, ${ENV} expanded */
     CONF_T_USERS,               /* auth.users: list of {name, password, role} */
+    CONF_T_READ_FROM,           /* int field: master|replica|prefer-replica */
 };
 
 /* One configuration option. */
@@ -126,6 +127,10 @@ static const struct config_directive config_directives[] = {
              shutdown_grace_ms, 5000, 0, CONF_MS_DAY),
     CONF_NUM("auth", "password", CONF_T_SECRET, auth_password, 0, 0, 0),
     CONF_ADDRS("auth", "users", CONF_T_USERS, users, nusers),
+    CONF_NUM("cluster", "read_from", CONF_T_READ_FROM, read_from,
+             READ_MASTER, READ_MASTER, READ_PREFER_REPLICA),
+    CONF_NUM("cluster", "max_replica_lag", CONF_T_SIZE, max_replica_lag,
+             CONF_MB, 0, 64 * CONF_GB),
     CONF_NUM("cluster", "username", CONF_T_SECRET, cluster_username,
              0, 0, 0),
     CONF_NUM("cluster", "password", CONF_T_SECRET, cluster_password,
@@ -213,7 +218,7 @@ static int
 conf_is_numeric(enum config_type t)
 {
     return t == CONF_T_WORKERS || t == CONF_T_LOG_LEVEL || t == CONF_T_INT ||
-           t == CONF_T_DURATION || t == CONF_T_SIZE;
+           t == CONF_T_DURATION || t == CONF_T_SIZE || t == CONF_T_READ_FROM;
 }
 
 /*
@@ -783,6 +788,15 @@ conf_set_num(struct config_parser *p, const struct config_directive *d,
             return conf_error(p, v->start_mark,
                               "'%s' must be one of error, warn, notice, "
                               "info, debug", d->name);
+        return 0;
+    case CONF_T_READ_FROM:
+        *num = !ok ? -1 : strcmp(s, "master") == 0 ? READ_MASTER
+                   : strcmp(s, "replica") == 0 ? READ_REPLICA
+                   : strcmp(s, "prefer-replica") == 0 ? READ_PREFER_REPLICA
+                   : -1;
+        if (*num < 0)
+            return conf_error(p, v->start_mark, "'%s' must be master, "
+                              "replica or prefer-replica", d->name);
         return 0;
     case CONF_T_INT:
         if (!ok || sp_str2ll(s, strlen(s), num) != 0)

@@ -23,6 +23,7 @@ struct sp_addr {
 };
 
 enum user_role { ROLE_READ_ONLY = 0, ROLE_READ_WRITE, ROLE_ADMIN };
+enum read_from { READ_MASTER = 0, READ_REPLICA, READ_PREFER_REPLICA };
 
 /* A client user (auth.users). */
 struct sp_user {
@@ -79,6 +80,10 @@ struct config {
     char *auth_password;          /* password: of the "default" user */
     struct sp_user *users;        /* users: named users with roles */
     size_t nusers;
+
+    /* cluster: read routing */
+    int read_from;                /* read_from: enum read_from (master) */
+    uint64_t max_replica_lag;     /* max_replica_lag: bytes; 1mb */
 
     /* cluster: credentials sent on every backend connection */
     char *cluster_username;       /* username: NULL = "default" */

@@ -57,7 +57,16 @@ struct pubsub {
                                      * SUNSUBSCRIBE (others are the
                                      * server's doing: slot moved) */
     uint64_t lost_ms;               /* when a connection was lost */
+    struct request *sync_req;       /* an (un)subscribe waiting for its
+                                     * confirmations (marker PING) */
+    struct server *sync_srv;        /* where the marker went */
 };
+
+/* The marker PING sent behind an unsubscribe: its reply (["pong", tok]
+ * while still subscribed, the bulk tok once not) says every confirmation
+ * before it has arrived. */
+#define SYNC_TOKEN "slotproxy-pubsub-sync"
+#define SYNC_TOKEN_LEN (sizeof(SYNC_TOKEN) - 1)
 
 /* Give up re-subscribing (and close the client) after this long. */
 #define RESUB_GIVE_UP_MS 15000
@@ -174,6 +183,41 @@ elem_is(const struct resp_value *e, const char *s)
     return e->type == '$' && e->str != NULL && sp_strcaseeq(e->str, e->len, s);
 }
 
+static int
+pubsub_is_sync(const char *data, size_t len)
+{
+    return len >= SYNC_TOKEN_LEN &&
+           memmem(data, len, SYNC_TOKEN, SYNC_TOKEN_LEN) != NULL &&
+           len < SYNC_TOKEN_LEN + 40;
+}
+
+/* The confirmations of the client's unsubscribe are all in: complete it
+ * (releasing the client's input held behind it) and, out of subscribed
+ * mode, turn the connection back to request/reply mode so that it can
+ * carry a blocking command or a WATCH. */
+static void
+pubsub_sync_done(struct client *c, struct pubsub *ps, struct server *s)
+{
+    struct request *r = ps->sync_req;
+    ps->sync_req = NULL;
+    ps->sync_srv = NULL;
+    if (!ps->active) {
+        if (ps->conn != NULL && ps->conn->on_push != NULL) {
+            ps->conn->on_push = NULL;
+            ps->conn->on_push_lost = NULL;
+        }
+        for (uint32_t i = 0; i < ps->nshards; i++) {
+            ps->shards[i].srv->on_push = NULL;
+            ps->shards[i].srv->on_push_lost = NULL;
+        }
+    }
+    if (r != NULL) {
+        if (!r->done)
+            request_complete(r);
+        request_put(r);
+    }
+}
+
 /* Everything a push-mode connection sends. */
 static void
 pubsub_on_push(struct server *s, const char *data, size_t len, char type)
@@ -182,6 +226,10 @@ pubsub_on_push(struct server *s, const char *data, size_t len, char type)
     struct pubsub *ps = c->ps;
     struct resp_value *v = NULL;
 
+    if (pubsub_is_sync(data, len)) {
+        pubsub_sync_done(c, ps, s);
+        return;
+    }
     if (type != '*' || resp_value_parse(data, len, &v) <= 0 ||
         v->nelems != 3 || v->elems[0].type != '$' ||
         v->elems[2].type != ':') {
@@ -333,6 +381,34 @@ send_on(struct client *c, struct server *s, struct request *r,
         request_complete(r);
 }
 
+/* An unsubscribe: r stays open until a marker PING sent right behind it
+ * comes back, so the client's next commands (maybe no longer in
+ * subscribed mode) run after every confirmation. */
+static void
+send_unsub(struct client *c, struct server *s, struct request *r,
+           const struct resp_req *p, const char *base)
+{
+    static const char marker[] = "*2\r\n$4\r\nPING\r\n$21\r\n" SYNC_TOKEN
+                                 "\r\n";
+    struct pubsub *ps = c->ps;
+    client_encode_request(&r->req, p, base);
+    buf_append(&r->req, marker, sizeof(marker) - 1);
+    r->no_deadline = 1;
+    if (ps->sync_req != NULL) {
+        /* One at a time: the client's barrier keeps it so; be safe. */
+        request_complete(ps->sync_req);
+        request_put(ps->sync_req);
+    }
+    ps->sync_req = request_get(r);
+    ps->sync_srv = s;
+    server_send(s, r);
+    if (r->done && ps->sync_req == r) {
+        /* Failed at once (connection down): nothing to wait for. */
+        ps->sync_req = NULL;
+        request_put(r);
+    }
+}
+
 /* Local confirmation when nothing is subscribed: [kind, channel|nil, n]. */
 static void
 reply_unsub_none(struct request *r, const char *kind,
@@ -402,7 +478,7 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
             server_send(ps->shards[i].srv, extra);
             request_put(extra);
         }
-        send_on(c, ps->shards[ps->nshards - 1].srv, r, p, base);
+        send_unsub(c, ps->shards[ps->nshards - 1].srv, r, p, base);
         return;
     }
     uint16_t slot;
@@ -422,7 +498,7 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
     for (uint32_t i = 0; i < ps->nshards; i++) {
         struct server *s = ps->shards[i].srv;
         if (s->port == n->port && strcmp(s->host, n->host) == 0) {
-            send_on(c, s, r, p, base);
+            send_unsub(c, s, r, p, base);
             return;
         }
     }
@@ -449,14 +525,19 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
         send_on(c, ps->conn, r, p, base);
     } else if (is_named(cmd, "unsubscribe") ||
                is_named(cmd, "punsubscribe")) {
-        if (ps == NULL || ps->conn == NULL)
-            reply_unsub_none(r, cmd->name, p, base, 0);
+        if (ps == NULL || ps->conn == NULL || ps->conn->on_push == NULL)
+            reply_unsub_none(r, cmd->name, p, base, ps ? ps->count : 0);
         else
-            send_on(c, ps->conn, r, p, base);
+            send_unsub(c, ps->conn, r, p, base);
     } else if (is_named(cmd, "ssubscribe")) {
         pubsub_ssubscribe(c, r, cmd, p, base);
     } else if (is_named(cmd, "sunsubscribe")) {
         pubsub_sunsubscribe(c, r, cmd, p, base);
+    } else if (is_named(cmd, "ping") && ps->conn != NULL &&
+               ps->conn->on_push != NULL) {
+        /* Answered by the server (["pong", msg] in subscribed mode), in
+         * order with the confirmations it sends. */
+        send_on(c, ps->conn, r, p, base);
     } else if (is_named(cmd, "ping")) {
         /* RESP2 subscribed-mode PING: ["pong", message or ""]. */
         buf_add_array(&r->rep, 2);
@@ -485,6 +566,8 @@ pubsub_free(struct client *c)
     struct pubsub *ps = c->ps;
     if (ps == NULL)
         return;
+    if (ps->sync_req != NULL)
+        request_put(ps->sync_req);
     for (uint32_t i = 0; i < ps->nshards; i++)
         chan_free(&ps->shards[i].chans);
     chan_free(&ps->channels);
