@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "command.h"
 #include "config.h"
 #include "request.h"
 #include "router.h"
@@ -92,6 +93,30 @@ router_send_via(struct worker *w, struct request *r)
     server_send(s, r);
 }
 
+/*
+ * read_from replica|prefer-replica: a read (a command Redis flags
+ * read-only) goes to a replica of the slot's master that the replication
+ * poll found in sync, round robin; else to the master. A replica that no
+ * longer serves the slot answers MOVED, which is followed as usual.
+ */
+static int
+router_read_node(struct worker *w, const struct request *r, int master)
+{
+    const struct slotmap *m = w->map;
+    if (w->conf->read_from == READ_MASTER || r->cmd == NULL ||
+        !(r->cmd->flags & CMD_F_READONLY) || (r->cmd->flags & CMD_F_WRITE) ||
+        r->redirects > 0 || w->replica_ok == NULL)
+        return master;
+    uint32_t nrep = m->nnodes - m->nmasters;
+    uint32_t start = nrep ? w->rr++ % nrep : 0;
+    for (uint32_t k = 0; k < nrep; k++) {
+        uint32_t i = m->nmasters + (start + k) % nrep;
+        if (m->nodes[i].master == master && w->replica_ok[i])
+            return (int)i;
+    }
+    return master;
+}
+
 void
 router_dispatch(struct worker *w, struct request *r)
 {
@@ -99,8 +124,11 @@ router_dispatch(struct worker *w, struct request *r)
     if (r->deadline_ms == 0 && !r->no_deadline)
         r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
     int node = router_pick(w, r);
-    if (node >= 0)
-        server_send(node_server(w, node), r);
+    if (node < 0)
+        return;
+    if (r->keyed)
+        node = router_read_node(w, r, node);
+    server_send(node_server(w, node), r);
 }
 
 void

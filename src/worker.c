@@ -311,6 +311,12 @@ worker_install_map(struct worker *w, struct slotmap *m)
     for (uint32_t i = 0; i < m->nmasters; i++)
         server_warm(srv[i]);
     int changed = !slotmap_same_routes(w->map, m);
+    /* Replicas are not read from until a poll shows them in sync. */
+    sp_free(w->replica_ok);
+    w->replica_ok = sp_calloc(m->nnodes ? m->nnodes : 1, 1);
+    if (w->conf->read_from != READ_MASTER)
+        for (uint32_t i = m->nmasters; i < m->nnodes; i++)
+            server_set_readonly(srv[i]);
     if (w->hold_until_ms != 0 && m->nmasters > 0) {
         w->hold_until_ms = 0;
         client_wake_waiting(w);
@@ -348,6 +354,7 @@ worker_free(struct worker *w)
     client_flush_dirty(w);
     sp_free(w->servers);
     sp_free(w->map_srv);
+    sp_free(w->replica_ok);
     sp_free(w->slot_scratch);
     sp_free(w->rscratch);
     sp_free(w->cmd_calls);

@@ -102,6 +102,9 @@ struct worker {
     uint32_t nfree_reqs;
     struct server **map_srv;        /* map->nodes[i] -> its server, rebuilt
                                      * with each new map */
+    uint8_t *replica_ok;            /* map->nodes[i] is a replica fit for
+                                     * reads (link up, lag within bound) */
+    struct event *repl_ev;          /* 1 s timer: INFO replication poll */
     uint16_t *slot_scratch;         /* SLOT_COUNT entries, all zero between
                                      * uses (fanout grouping) */
     struct server **pins;           /* live pinned (private) servers */

@@ -279,3 +279,67 @@ def test_sigusr1_reopens_log(env):
     wait_until(lambda: os.path.exists(logfile) and
                "log file reopened" in open(logfile).read(), 5,
                "log reopened at the old path")
+
+
+def cmdstat_calls(node, cmd):
+    info = node.call("INFO", "commandstats").decode()
+    for line in info.splitlines():
+        if line.startswith("cmdstat_%s:" % cmd):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+@test(timeout=90)
+def test_replica_reads_with_lag_fallback(env):
+    """read_from: replica sends reads to in-sync replicas (READONLY on
+    their connections); a replica that falls behind by more than
+    max_replica_lag is left out and its reads go to the master."""
+    cl = env.cluster
+    cl.wait_ok(30)
+    p = proxy_with(cl, "cluster:", "  read_from: replica\n"
+                   "  max_replica_lag: 64kb\n")
+    env.proxies.append(p)
+    p.start()
+    time.sleep(1.5)                     # a replication poll
+    keys = ["rr:%d" % i for i in range(60)]
+    with p.client() as c:
+        assert c.pipeline([("SET", k, k) for k in keys]) == [b"OK"] * 60
+        # (CLUSTER SLOTS lists a replica only once it has replicated
+        # something; the proxy's replication poll then refreshes the map.)
+        harness.wait_until(lambda: len(c.call("PROXY", "TOPOLOGY")) > 0 and
+                           b"cluster_known_nodes:6" in
+                           c.call("CLUSTER", "INFO"), 10,
+                           "replicas in the proxy's map")
+        time.sleep(1.5)                 # and a poll that finds them in sync
+        before = {n.port: cmdstat_calls(n, "get") for n in cl.nodes}
+        for _ in range(3):
+            assert c.pipeline([("GET", k) for k in keys]) == \
+                [k.encode() for k in keys]
+        after = {n.port: cmdstat_calls(n, "get") for n in cl.nodes}
+    on_replicas = sum(after[n.port] - before[n.port] for n in cl.nodes
+                      if n not in cl.masters())
+    on_masters = sum(after[n.port] - before[n.port] for n in cl.masters())
+    log("    replica reads: %d GETs on replicas, %d on masters" %
+        (on_replicas, on_masters))
+    assert on_replicas == 180 and on_masters == 0, (on_replicas, on_masters)
+
+    # One replica stops acknowledging while its master takes writes.
+    victim_master = cl.masters()[0]
+    rep = cl.replicas_of(victim_master)[0]
+    vkeys = [k for k in keys if cl.node_for_key(k) is victim_master]
+    rep.pause()
+    try:
+        with p.client() as c:
+            big = "x" * 4096
+            for i in range(64):           # 256 KB > max_replica_lag
+                assert c.call("SET", "rr:big:{%s}" % vkeys[0], big) == b"OK"
+            time.sleep(2.5)               # polls see the lag
+            t = time.time()
+            got = c.pipeline([("GET", k) for k in vkeys])
+            took = time.time() - t
+        assert got == [k.encode() for k in vkeys], got
+        assert took < 1.0, "reads waited for the stopped replica: %.2fs" % took
+    finally:
+        rep.resume()
+    with p.client() as c:
+        c.call("DEL", *keys, "rr:big:{%s}" % vkeys[0])
