@@ -88,7 +88,9 @@ client_accept(struct worker *w, int fd, const char *addr)
     struct client *c = sp_calloc(1, sizeof(*c));
     c->w = w;
     c->fd = fd;
-    c->id = ++w->next_client_id;
+    /* Unique over all workers, as CLIENT ID is over a server. */
+    c->id = __atomic_add_fetch(&w->shared->next_client_id, 1,
+                               __ATOMIC_RELAXED);
     snprintf(c->addr, sizeof(c->addr), "%s", addr);
     client_local_addr(c);
     buf_init(&c->rbuf);

@@ -114,6 +114,8 @@ static const struct config_directive config_directives[] = {
              output_stall_timeout_ms, 60000, 0, CONF_MS_DAY),
     CONF_NUM("clients", "max_pinned", CONF_T_INT,
              max_pinned, 1000, 1, 1000000),
+    CONF_NUM("clients", "max_pinned_per_node", CONF_T_INT,
+             max_pinned_per_node, 0, 0, 1000000),
     CONF_NUM("clients", "max_fanout_reply", CONF_T_SIZE,
              max_fanout_reply, 64 * CONF_MB, CONF_KB, 64 * CONF_GB),
     CONF_ADDRS(NULL, "disabled_commands", CONF_T_COMMANDS, disabled,

@@ -69,6 +69,8 @@ struct config {
     uint32_t max_pinned;          /* max_pinned: pinned backend connections
                                    * (WATCH, blocking commands) per worker;
                                    * 1000 */
+    uint32_t max_pinned_per_node; /* max_pinned_per_node: per worker and
+                                   * node; 0 = only max_pinned applies */
     uint64_t max_fanout_reply;    /* max_fanout_reply: bytes a merged
                                    * fan-out reply (KEYS, MGET ...) may
                                    * hold; 64mb */

@@ -45,6 +45,15 @@ pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port)
     }
     if (w->npins >= w->conf->max_pinned)
         return NULL;
+    if (w->conf->max_pinned_per_node > 0) {
+        /* Per node too, so one busy shard cannot take every pin. */
+        uint32_t on_node = 0;
+        for (uint32_t i = 0; i < w->npins; i++)
+            on_node += w->pins[i]->port == port &&
+                       strcmp(w->pins[i]->host, host) == 0;
+        if (on_node >= w->conf->max_pinned_per_node)
+            return NULL;
+    }
     struct server *s = server_new_private(w, host, port);
     uint32_t cap = ps->n;
     ps->srv = sp_realloc(ps->srv, (cap + 1) * sizeof(*ps->srv));

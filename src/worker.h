@@ -33,6 +33,7 @@ TAILQ_HEAD(conn_list, backend_conn);
  * others at their next tick. */
 struct shared {
     unsigned int nclients;          /* clients of all workers (atomic) */
+    uint64_t next_client_id;        /* CLIENT ID source (atomic) */
     pthread_mutex_t map_lock;       /* guards map and map_seq updates */
     struct slotmap *map;            /* latest published map (a ref) */
     uint64_t map_seq;               /* bumps per publish (atomic reads) */
@@ -120,7 +121,6 @@ struct worker {
     struct topology *topo;          /* slot map refresher */
     /* Hook the topology installs: a backend connection to s failed. */
     void (*on_node_error)(struct worker *w, struct server *s);
-    uint64_t next_client_id;        /* CLIENT ID source */
     uint64_t start_ms;              /* wall-clock start, for INFO uptime */
     uint32_t rr;                    /* round robin for keyless commands */
     uint64_t rand_state;            /* xorshift state for jitter */

@@ -891,6 +891,27 @@ def test_pinned_cap(env):
         assert b.read() == [b"{cap}b", b"2"]
 
 
+@test(timeout=30)
+def test_pinned_cap_per_node(env):
+    """clients.max_pinned_per_node: one node's pins are capped while
+    another node can still take a pinned connection."""
+    cl = env.cluster
+    p = env.new_proxy(extra="workers: 1\nclients:\n  max_pinned_per_node: 1")
+    m0, m1 = cl.masters()[0], cl.masters()[1]
+    k0 = harness.keys_in_slots("pn0", cl.slots_of(m0), 2)
+    k1 = harness.keys_in_slots("pn1", cl.slots_of(m1), 1)
+    with p.client() as a, p.client() as b, p.client() as c, \
+            p.client() as ctl:
+        ctl.call("DEL", *(k0 + k1))
+        a.send(("BLPOP", k0[0], "0"))
+        time.sleep(0.3)
+        r = b.call("BLPOP", k0[1], "0.1")
+        assert is_err(r, "ERR") and "pinned" in r.msg, r
+        assert c.call("BLPOP", k1[0], "0.1") is None
+        assert ctl.call("RPUSH", k0[0], "v") == 1
+        assert a.read() == [k0[0].encode(), b"v"]
+
+
 @test(last=True, timeout=60)
 def test_blocked_across_slot_move(env):
     """A client blocked in BLPOP when its slot moves: Redis unblocks it
