@@ -30,6 +30,8 @@
 #include "util.h"
 #include "worker.h"
 
+#define FANOUT_INLINE 16
+
 enum merge_kind {
     MERGE_ARRAY,        /* MGET: values back in key order */
     MERGE_OK,           /* MSET: +OK when all fragments said so */
@@ -59,6 +61,11 @@ struct fanout {
     struct buf info;                /* MERGE_INFO: the proxy's sections */
     char name_hdr[40];              /* the command name as a RESP bulk */
     uint8_t name_hdr_len;
+    /* Small fan-outs (the common MGET of a few keys) use these instead of
+     * allocating: no malloc per request. */
+    struct request *frags_in[FANOUT_INLINE];
+    uint32_t key_frag_in[FANOUT_INLINE];
+    uint32_t key_pos_in[FANOUT_INLINE];
 };
 
 #define SCAN_MASTER_BITS 10
@@ -79,9 +86,12 @@ fanout_free(struct fanout *f)
 {
     for (uint32_t i = 0; i < f->nfrags; i++)
         request_put(f->frags[i]);
-    sp_free(f->frags);
-    sp_free(f->key_frag);
-    sp_free(f->key_pos);
+    if (f->frags != f->frags_in)
+        sp_free(f->frags);
+    if (f->key_frag != f->key_frag_in)
+        sp_free(f->key_frag);
+    if (f->key_pos != f->key_pos_in)
+        sp_free(f->key_pos);
     buf_deinit(&f->info);
     sp_free(f);
 }
@@ -345,9 +355,13 @@ array_spans(const struct buf *b, uint32_t n, uint32_t *off, uint32_t *len)
 static int
 merge_array(struct fanout *f, struct buf *out)
 {
-    uint32_t *off = sp_malloc(sizeof(uint32_t) * f->nkeys);
-    uint32_t *len = sp_malloc(sizeof(uint32_t) * f->nkeys);
-    uint32_t *first = sp_malloc(sizeof(uint32_t) * f->nfrags);
+    uint32_t off_in[FANOUT_INLINE], len_in[FANOUT_INLINE];
+    uint32_t first_in[FANOUT_INLINE];
+    int small = f->nkeys <= FANOUT_INLINE;
+    uint32_t *off = small ? off_in : sp_malloc(sizeof(uint32_t) * f->nkeys);
+    uint32_t *len = small ? len_in : sp_malloc(sizeof(uint32_t) * f->nkeys);
+    uint32_t *first = small ? first_in
+                            : sp_malloc(sizeof(uint32_t) * f->nfrags);
     uint32_t at = 0;
     int rc = 0;
 
@@ -366,9 +380,11 @@ merge_array(struct fanout *f, struct buf *out)
             buf_append(out, b->data + b->pos + off[e], len[e]);
         }
     }
-    sp_free(off);
-    sp_free(len);
-    sp_free(first);
+    if (!small) {
+        sp_free(off);
+        sp_free(len);
+        sp_free(first);
+    }
     return rc;
 }
 
@@ -582,7 +598,10 @@ static void
 fanout_start(struct worker *w, struct fanout *f, int master)
 {
     uint32_t n = f->nfrags;
-    struct request **frags = sp_malloc(sizeof(*frags) * n);
+    struct request *frags_in[FANOUT_INLINE];
+    struct request **frags = n <= FANOUT_INLINE
+                                 ? frags_in
+                                 : sp_malloc(sizeof(*frags) * n);
 
     f->pending = n;
     f->parent->data = f;
@@ -599,7 +618,8 @@ fanout_start(struct worker *w, struct fanout *f, int master)
     }
     for (uint32_t i = 0; i < n; i++)
         request_put(frags[i]);
-    sp_free(frags);
+    if (frags != frags_in)
+        sp_free(frags);
 }
 
 void
@@ -622,15 +642,23 @@ fanout_split(struct worker *w, struct request *parent,
                    ? cmd->keyspecs[0].keystep
                    : 1;
     struct fanout *f = sp_calloc(1, sizeof(*f));
-    uint32_t *count = sp_calloc((size_t)nkeys, sizeof(*count));
+    uint32_t count_in[FANOUT_INLINE] = {0};
+    uint32_t *count = nkeys <= FANOUT_INLINE
+                          ? count_in
+                          : sp_calloc((size_t)nkeys, sizeof(*count));
     /* slot -> fragment index + 1; zeroed again below. */
     uint16_t *slot_frag = w->slot_scratch;
 
     f->parent = parent;
     f->nkeys = (uint32_t)nkeys;
     f->kind = merge_kind_of(cmd);
-    f->key_frag = sp_malloc(sizeof(uint32_t) * (size_t)nkeys);
-    f->key_pos = sp_malloc(sizeof(uint32_t) * (size_t)nkeys);
+    if (nkeys <= FANOUT_INLINE) {
+        f->key_frag = f->key_frag_in;
+        f->key_pos = f->key_pos_in;
+    } else {
+        f->key_frag = sp_malloc(sizeof(uint32_t) * (size_t)nkeys);
+        f->key_pos = sp_malloc(sizeof(uint32_t) * (size_t)nkeys);
+    }
     /* Pass 1: assign fragments and positions, count keys per fragment. */
     for (int i = 0; i < nkeys; i++) {
         if (slot_frag[slots[i]] == 0)
@@ -640,7 +668,9 @@ fanout_split(struct worker *w, struct request *parent,
         f->key_pos[i] = count[fi]++;
     }
     /* Pass 2: build the fragments' bytes in key order. */
-    f->frags = sp_calloc(f->nfrags, sizeof(*f->frags));
+    f->frags = f->nfrags <= FANOUT_INLINE
+                   ? f->frags_in
+                   : sp_calloc(f->nfrags, sizeof(*f->frags));
     for (int i = 0; i < nkeys; i++) {
         uint32_t fi = f->key_frag[i];
         if (f->frags[fi] == NULL)
@@ -652,7 +682,8 @@ fanout_split(struct worker *w, struct request *parent,
     }
     for (int i = 0; i < nkeys; i++)
         slot_frag[slots[i]] = 0;
-    sp_free(count);
+    if (count != count_in)
+        sp_free(count);
     fanout_start(w, f, -1);
 }
 
@@ -693,7 +724,8 @@ fanout_new(struct request *parent, int kind, uint32_t nfrags)
     f->parent = parent;
     f->kind = kind;
     f->nfrags = nfrags;
-    f->frags = sp_calloc(nfrags, sizeof(*f->frags));
+    f->frags = nfrags <= FANOUT_INLINE ? f->frags_in
+                                       : sp_calloc(nfrags, sizeof(*f->frags));
     return f;
 }
 
