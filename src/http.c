@@ -156,6 +156,98 @@ emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
                                 (unsigned long long)calls[i]);
 }
 
+/* Per-node gauges (summed over workers by node name), per-master request
+ * counts and load share. */
+static void
+emit_nodes(struct http *h, struct evbuffer *out)
+{
+    struct node_stat *all = sp_calloc(PUB_NODES, sizeof(*all));
+    struct worker_stats *s = sp_malloc(sizeof(*s));
+    uint64_t *calls = sp_calloc(command_count(), sizeof(*calls));
+    uint32_t n = 0;
+    uint64_t total = 0;
+
+    for (int i = 0; i < h->nworkers; i++) {
+        worker_read_stats(h->workers[i], s, calls);
+        for (uint32_t k = 0; k < s->nnodes; k++) {
+            uint32_t j = 0;
+            while (j < n && strcmp(all[j].name, s->nodes[k].name) != 0)
+                j++;
+            if (j == n && n == PUB_NODES)
+                continue;
+            if (j == n)
+                snprintf(all[n++].name, sizeof(all[0].name), "%s",
+                         s->nodes[k].name);
+            all[j].inflight += s->nodes[k].inflight;
+            all[j].connected |= s->nodes[k].connected;
+            all[j].master |= s->nodes[k].master;
+            all[j].requests += s->nodes[k].requests;
+            total += s->nodes[k].requests;
+        }
+    }
+    evbuffer_add_printf(out, "# HELP slotproxy_backend_inflight Requests "
+                        "queued or in flight per backend node.\n"
+                        "# TYPE slotproxy_backend_inflight gauge\n");
+    for (uint32_t j = 0; j < n; j++)
+        evbuffer_add_printf(out, "slotproxy_backend_inflight{node=\"%s\"} "
+                            "%u\n", all[j].name, all[j].inflight);
+    evbuffer_add_printf(out, "# HELP slotproxy_backend_connected 1 when a "
+                        "connection to the node is up.\n"
+                        "# TYPE slotproxy_backend_connected gauge\n");
+    for (uint32_t j = 0; j < n; j++)
+        evbuffer_add_printf(out, "slotproxy_backend_connected{node=\"%s\"} "
+                            "%u\n", all[j].name, all[j].connected);
+    evbuffer_add_printf(out, "# HELP slotproxy_master_requests_total Keyed "
+                        "requests routed to each master's slots.\n"
+                        "# TYPE slotproxy_master_requests_total counter\n");
+    for (uint32_t j = 0; j < n; j++)
+        if (all[j].master)
+            evbuffer_add_printf(out, "slotproxy_master_requests_total"
+                                "{node=\"%s\"} %llu\n", all[j].name,
+                                (unsigned long long)all[j].requests);
+    evbuffer_add_printf(out, "# HELP slotproxy_master_load_share Share of "
+                        "keyed requests per master since start (uneven "
+                        "values call for a rebalance).\n"
+                        "# TYPE slotproxy_master_load_share gauge\n");
+    for (uint32_t j = 0; j < n; j++)
+        if (all[j].master)
+            evbuffer_add_printf(out, "slotproxy_master_load_share"
+                                "{node=\"%s\"} %.4f\n", all[j].name,
+                                total ? (double)all[j].requests /
+                                            (double)total
+                                      : 0.0);
+    sp_free(calls);
+    sp_free(s);
+    sp_free(all);
+}
+
+#define HOT_SLOTS 10
+
+/* The busiest slots, for spotting hot keys before a rebalance. */
+static void
+emit_hot_slots(struct http *h, struct evbuffer *out)
+{
+    uint64_t *slots = sp_calloc(SLOT_COUNT, sizeof(*slots));
+    for (int i = 0; i < h->nworkers; i++)
+        worker_read_slots(h->workers[i], slots);
+    evbuffer_add_printf(out, "# HELP slotproxy_slot_requests_total Keyed "
+                        "requests per slot, for the %d busiest slots.\n"
+                        "# TYPE slotproxy_slot_requests_total counter\n",
+                        HOT_SLOTS);
+    for (int k = 0; k < HOT_SLOTS; k++) {
+        int best = -1;
+        for (int s = 0; s < SLOT_COUNT; s++)
+            if (slots[s] > 0 && (best < 0 || slots[s] > slots[best]))
+                best = s;
+        if (best < 0)
+            break;
+        evbuffer_add_printf(out, "slotproxy_slot_requests_total{slot=\"%d\"} "
+                            "%llu\n", best, (unsigned long long)slots[best]);
+        slots[best] = 0;
+    }
+    sp_free(slots);
+}
+
 static void
 on_metrics(struct evhttp_request *req, void *arg)
 {
@@ -167,6 +259,8 @@ on_metrics(struct evhttp_request *req, void *arg)
 
     collect(h, &sum, calls, &covered, &masters);
     emit_metrics(out, &sum, calls, covered, masters);
+    emit_nodes(h, out);
+    emit_hot_slots(h, out);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
     evhttp_send_reply(req, HTTP_OK, "OK", out);

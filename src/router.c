@@ -126,8 +126,11 @@ router_dispatch(struct worker *w, struct request *r)
     int node = router_pick(w, r);
     if (node < 0)
         return;
-    if (r->keyed)
+    if (r->keyed) {
+        if (r->redirects == 0)
+            w->slot_calls[r->slot]++;
         node = router_read_node(w, r, node);
+    }
     server_send(node_server(w, node), r);
 }
 

@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,10 +60,54 @@ worker_flush_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Publish a copy of the counters (and current gauges) for the metrics
  * endpoint: one short lock per tick. */
+/* Per-node gauges and per-master request counts for /metrics. */
+static void
+worker_node_stats(struct worker *w, int with_slots)
+{
+    const struct slotmap *m = w->map;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < w->nservers && n < PUB_NODES; i++) {
+        const struct server *s = w->servers[i];
+        struct node_stat *ns = &w->stats.nodes[n++];
+        snprintf(ns->name, sizeof(ns->name), "%.63s", s->name);
+        ns->inflight = 0;
+        ns->connected = 0;
+        for (uint32_t j = 0; j < s->nconns; j++) {
+            const struct request *r;
+            ns->inflight += s->conns[j].ninflight;
+            TAILQ_FOREACH(r, &s->conns[j].sendq, bnext)
+                ns->inflight++;
+            ns->connected |= s->conns[j].state == BCONN_CONNECTED;
+        }
+        ns->master = 0;
+        for (uint32_t k = 0; k < m->nmasters; k++)
+            ns->master |= w->map_srv[k] == s;
+    }
+    w->stats.nnodes = n;
+    if (!with_slots)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        w->stats.nodes[i].requests = 0;
+    for (uint32_t slot = 0; slot < SLOT_COUNT; slot++) {
+        int node = slotmap_master_of(m, (uint16_t)slot);
+        if (node < 0 || w->slot_calls[slot] == 0)
+            continue;
+        for (uint32_t i = 0; i < n; i++)
+            if (strcmp(w->stats.nodes[i].name, w->map_srv[node]->name) == 0)
+                w->stats.nodes[i].requests += w->slot_calls[slot];
+    }
+}
+
 static void
 worker_publish_stats(struct worker *w)
 {
     uint32_t down = 0;
+    /* Slot counts (and the per-master sums) once a second: 16384
+     * counters are more than a tick's worth of work. */
+    int with_slots = ++w->pub_ticks >= 10;
+    if (with_slots)
+        w->pub_ticks = 0;
+    worker_node_stats(w, with_slots);
     for (uint32_t i = 0; i < w->map->nmasters; i++)
         down += w->map_srv[i]->down;
     w->stats.clients = w->nclients;
@@ -75,6 +120,18 @@ worker_publish_stats(struct worker *w)
     w->pub = w->stats;
     memcpy(w->pub_cmd_calls, w->cmd_calls,
            command_count() * sizeof(*w->cmd_calls));
+    if (with_slots)
+        memcpy(w->pub_slot_calls, w->slot_calls,
+               SLOT_COUNT * sizeof(*w->slot_calls));
+    pthread_mutex_unlock(&w->pub_lock);
+}
+
+void
+worker_read_slots(struct worker *w, uint64_t *slots)
+{
+    pthread_mutex_lock(&w->pub_lock);
+    for (uint32_t i = 0; i < SLOT_COUNT; i++)
+        slots[i] += w->pub_slot_calls[i];
     pthread_mutex_unlock(&w->pub_lock);
 }
 
@@ -246,6 +303,8 @@ worker_new(const struct config *conf, int id, struct shared *shared)
     w->slowlog = sp_malloc(sizeof(*w->slowlog));
     slowlog_init(w->slowlog, conf->slowlog_max_len);
     w->pub_cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
+    w->slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
+    w->pub_slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     pthread_mutex_init(&w->pub_lock, NULL);
     w->start_ms = (uint64_t)time(NULL) * 1000;
     w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^
@@ -361,6 +420,8 @@ worker_free(struct worker *w)
     slowlog_deinit(w->slowlog);
     sp_free(w->slowlog);
     sp_free(w->pub_cmd_calls);
+    sp_free(w->slot_calls);
+    sp_free(w->pub_slot_calls);
     pthread_mutex_destroy(&w->pub_lock);
     slotmap_put(w->map);
     request_pool_drain(w);

@@ -48,6 +48,16 @@ void shared_deinit(struct shared *sh);
 #define LAT_BUCKETS 12
 extern const uint32_t lat_bucket_us[LAT_BUCKETS];
 
+/* Per-node figures published for /metrics (at most PUB_NODES nodes). */
+#define PUB_NODES 64
+struct node_stat {
+    char name[64];                  /* "host:port" */
+    uint32_t inflight;              /* requests queued or in flight */
+    uint8_t connected;              /* a connection is up */
+    uint8_t master;                 /* a master of the current map */
+    uint64_t requests;              /* keyed requests to its slots */
+};
+
 struct worker_stats {
     uint64_t connections_total;     /* clients accepted */
     uint64_t connections_rejected;  /* refused by max_clients */
@@ -68,6 +78,8 @@ struct worker_stats {
     uint32_t masters;
     uint32_t nodes_down;
     uint64_t map_epoch;
+    uint32_t nnodes;                /* entries in nodes */
+    struct node_stat nodes[PUB_NODES];
 };
 
 struct worker {
@@ -129,6 +141,9 @@ struct worker {
     struct worker_stats stats;      /* counters (this thread only) */
     struct slowlog *slowlog;        /* this worker's slow requests */
     uint64_t *cmd_calls;            /* calls per top-level command */
+    uint64_t *slot_calls;           /* keyed requests per slot */
+    uint32_t pub_ticks;             /* ticks since slot counts were copied */
+    uint64_t *pub_slot_calls;
     /* A copy published every tick for the metrics endpoint (main
      * thread), under pub_lock: the request path never takes a lock. */
     pthread_mutex_t pub_lock;
@@ -157,6 +172,8 @@ uint64_t worker_now_us(struct worker *w);
  * entries, added to. */
 void worker_read_stats(struct worker *w, struct worker_stats *out,
                        uint64_t *cmd_calls);
+/* Add w's published per-slot counts (SLOT_COUNT entries) to slots. */
+void worker_read_slots(struct worker *w, uint64_t *slots);
 /* Hand the worker a new configuration (SIGHUP); it switches at its next
  * loop turn. The caller keeps conf alive until the process exits. */
 void worker_reload(struct worker *w, const struct config *conf);

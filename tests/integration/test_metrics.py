@@ -80,6 +80,25 @@ def test_metrics_endpoint(env):
         m["slotproxy_commands_total"]
     assert m["slotproxy_topology_refreshes_total"] >= 1
 
+    # Hot slots and per-master load: 200 INCRs of one key make its slot
+    # the busiest; the load shares add up to 1.
+    with p.client() as c:
+        assert c.pipeline([("INCR", "met:hot")] * 200)[-1] == 200
+        assert c.call("DEL", "met:hot") == 1
+    time.sleep(1.3)  # slot counts are published once a second
+    m = parse(get(mport, "/metrics")[1])
+    hot = 'slotproxy_slot_requests_total{slot="%d"}' % \
+        harness.keyslot("met:hot")
+    slots = {k: v for k, v in m.items()
+             if k.startswith("slotproxy_slot_requests_total")}
+    assert slots.get(hot, 0) >= 200, (hot, slots)
+    shares = [v for k, v in m.items()
+              if k.startswith("slotproxy_master_load_share")]
+    assert len(shares) == 3 and abs(sum(shares) - 1) < 0.01, shares
+    connected = [v for k, v in m.items()
+                 if k.startswith("slotproxy_backend_connected")]
+    assert sum(connected) >= 3, connected
+
 
 @test(timeout=60)
 def test_readyz_without_cluster(env):
