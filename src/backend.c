@@ -30,6 +30,7 @@
 #include "config.h"
 #include "log.h"
 #include "request.h"
+#include "tls.h"
 #include "worker.h"
 
 static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
@@ -45,6 +46,19 @@ static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_mark_dirty(struct backend_conn *c);
+static void conn_ready(struct backend_conn *c);
+
+static ssize_t
+conn_recv(struct backend_conn *c, void *buf, size_t len)
+{
+    return c->tls ? tls_read(c->tls, buf, len) : read(c->fd, buf, len);
+}
+
+static ssize_t
+conn_send(struct backend_conn *c, const struct iovec *iov, int n)
+{
+    return c->tls ? tls_writev(c->tls, iov, n) : writev(c->fd, iov, n);
+}
 static void conn_on_write(evutil_socket_t fd, short what, void *arg);
 
 static void
@@ -130,6 +144,8 @@ conn_close_socket(struct backend_conn *c)
         event_free(c->wev);
         c->wev = NULL;
     }
+    tls_conn_free(c->tls);
+    c->tls = NULL;
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
@@ -180,6 +196,7 @@ conn_error(struct backend_conn *c, const char *reason, int connect_failed)
     TAILQ_CONCAT(&lost, &c->sendq, bnext);
     conn_close_socket(c);
     if (connect_failed) {
+        snprintf(s->last_err, sizeof(s->last_err), "%s", reason);
         c->failures++;
         c->retry_at_ms = sp_msec_now() + backoff_ms(w, c->failures);
     }
@@ -339,11 +356,12 @@ server_send(struct server *s, struct request *r)
     }
 
     if (c->state == BCONN_DISCONNECTED) {
-        char msg[400];
+        char msg[480];
         if (sp_msec_now() < c->retry_at_ms) {
             /* In reconnect backoff: fail fast rather than queue. */
             snprintf(msg, sizeof(msg),
-                     "ERR slotproxy: backend %s unreachable", s->name);
+                     "ERR slotproxy: backend %.300s unreachable (%.119s)",
+                     s->name, s->last_err[0] ? s->last_err : "reconnecting");
             request_fail(r, msg);
             return;
         }
@@ -391,7 +409,7 @@ conn_write(struct backend_conn *c)
             iov[n++].iov_len = buf_unread(&r->req) - skip;
             skip = 0;
         }
-        ssize_t nw = writev(c->fd, iov, n);
+        ssize_t nw = conn_send(c, iov, n);
         if (nw < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 event_add(c->wev, NULL);
@@ -516,6 +534,30 @@ conn_queue_auth(struct backend_conn *c)
     TAILQ_INSERT_HEAD(&c->sendq, r, bnext); /* the queue's reference */
 }
 
+/* One step of the TLS handshake with the node (connect timeout covers
+ * it); the connection is ready when it completes. */
+static void
+conn_tls_step(struct backend_conn *c)
+{
+    int want_write = 0;
+    int rc = tls_handshake(c->tls, &want_write);
+    if (rc < 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "TLS handshake failed: %s",
+                 tls_last_error());
+        conn_error(c, msg, 1);
+        return;
+    }
+    if (rc == 0) {
+        if (want_write)
+            event_add(c->wev, NULL);
+        else
+            event_add(c->rev, NULL);
+        return;
+    }
+    conn_ready(c);
+}
+
 static void
 conn_on_connected(struct backend_conn *c)
 {
@@ -529,13 +571,30 @@ conn_on_connected(struct backend_conn *c)
         conn_error(c, msg, 1);
         return;
     }
+    struct tls_ctx *tls = c->srv->w->shared->backend_tls;
+    if (tls != NULL) {
+        c->tls = tls_conn_new(tls, c->fd, 0, c->srv->host);
+        if (c->tls == NULL) {
+            conn_error(c, "TLS session failed", 1);
+            return;
+        }
+        conn_tls_step(c);
+        return;
+    }
+    conn_ready(c);
+}
+
+static void
+conn_ready(struct backend_conn *c)
+{
     c->state = BCONN_CONNECTED;
     c->failures = 0;
     if (c->srv->readonly)
         conn_queue_readonly(c, 1);
     conn_queue_auth(c); /* in front of READONLY */
     event_add(c->rev, NULL);
-    log_info("backend %s: connected", c->srv->name);
+    log_info("backend %s: connected%s", c->srv->name, c->tls ? " (TLS)" : "");
+    conn_write(c);
 }
 
 static void
@@ -543,9 +602,11 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct backend_conn *c = arg;
     if (c->state == BCONN_CONNECTING) {
-        conn_on_connected(c);
-        if (c->state != BCONN_CONNECTED)
-            return;
+        if (c->tls != NULL)
+            conn_tls_step(c);
+        else
+            conn_on_connected(c);
+        return;
     }
     conn_write(c);
 }
@@ -616,6 +677,11 @@ static void
 conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct backend_conn *c = arg;
+    if (c->state == BCONN_CONNECTING) {
+        if (c->tls != NULL)
+            conn_tls_step(c);
+        return;
+    }
     for (int i = 0; i < 4; i++) {
         size_t want = READ_CHUNK;
         /* Inside a large bulk, read it in as few calls as possible. */
@@ -623,11 +689,15 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
             want = c->rp.skip > (1 << 20) ? (1 << 20) : (size_t)c->rp.skip;
         buf_reserve(&c->rbuf, want);
         size_t room = c->rbuf.cap - c->rbuf.len;
-        ssize_t n = read(fd, c->rbuf.data + c->rbuf.len, room);
+        ssize_t n = conn_recv(c, c->rbuf.data + c->rbuf.len, room);
         if (n > 0) {
             c->rbuf.len += (size_t)n;
             conn_parse_replies(c);
-            if (c->state != BCONN_CONNECTED || (size_t)n < room)
+            /* A short read drained the socket, unless TLS still holds
+             * decrypted bytes that no event will announce. */
+            if (c->state != BCONN_CONNECTED ||
+                ((size_t)n < room &&
+                 (c->tls == NULL || tls_pending(c->tls) == 0)))
                 return;
             continue;
         }

@@ -19,6 +19,7 @@
 struct worker;
 struct request;
 struct event;
+struct tls_conn;
 
 enum bconn_state {
     BCONN_DISCONNECTED = 0,
@@ -42,6 +43,7 @@ struct backend_conn {
     uint64_t retry_at_ms;           /* no reconnect before this */
     uint32_t failures;              /* consecutive connect failures */
     struct request *auth_req;       /* AUTH sent first, until answered */
+    struct tls_conn *tls;           /* TLS session (backend_tls), or NULL */
     int dirty;                      /* on the worker's dirty_conns list */
     TAILQ_ENTRY(backend_conn) dnext; /* dirty list link */
 };
@@ -58,6 +60,7 @@ struct server {
     uint8_t down;                   /* circuit open: requests fail fast
                                      * until a probe PING is answered */
     uint8_t probing;                /* a probe PING is in flight */
+    char last_err[120];             /* why the last connect failed */
     uint8_t readonly;               /* a replica we read from: READONLY is
                                      * sent first on every connection */
     int private_conn;               /* a client's pinned connection, not in

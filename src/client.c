@@ -34,6 +34,7 @@
 #include "router.h"
 #include "slotmap.h"
 #include "slowlog.h"
+#include "tls.h"
 #include "txn.h"
 #include "worker.h"
 
@@ -48,6 +49,37 @@
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
 static void client_process_input(struct client *c);
+
+static ssize_t
+client_recv(struct client *c, void *buf, size_t len)
+{
+    return c->tls ? tls_read(c->tls, buf, len) : read(c->fd, buf, len);
+}
+
+static ssize_t
+client_send(struct client *c, const struct iovec *iov, int n)
+{
+    return c->tls ? tls_writev(c->tls, iov, n) : writev(c->fd, iov, n);
+}
+
+/* Drive a TLS handshake from either readiness event; 1 when done. */
+static int
+client_tls_handshake(struct client *c)
+{
+    int want_write = 0;
+    int rc = tls_handshake(c->tls, &want_write);
+    if (rc < 0) {
+        client_close(c, "TLS handshake failed");
+        return 0;
+    }
+    if (rc == 0) {
+        if (want_write)
+            event_add(c->wev, NULL);
+        return 0;
+    }
+    c->handshaking = 0;
+    return 1;
+}
 
 static void
 client_mark_dirty(struct client *c)
@@ -83,7 +115,8 @@ client_local_addr(struct client *c)
 }
 
 void
-client_accept(struct worker *w, int fd, const char *addr)
+client_accept(struct worker *w, int fd, const char *addr,
+              struct tls_ctx *tls)
 {
     struct client *c = sp_calloc(1, sizeof(*c));
     c->w = w;
@@ -102,6 +135,10 @@ client_accept(struct worker *w, int fd, const char *addr)
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
     c->wev = event_new(w->base, fd, EV_WRITE, client_on_write, c);
     event_add(c->rev, NULL);
+    if (tls != NULL) {
+        c->tls = tls_conn_new(tls, fd, 1, NULL);
+        c->handshaking = 1;
+    }
     TAILQ_INSERT_TAIL(&w->clients, c, next);
     w->nclients++;
     __atomic_add_fetch(&w->shared->nclients, 1, __ATOMIC_RELAXED);
@@ -131,6 +168,8 @@ client_close(struct client *c, const char *reason)
     event_free(c->rev);
     event_free(c->wev);
     c->rev = c->wev = NULL;
+    tls_conn_free(c->tls);
+    c->tls = NULL;
     close(c->fd);
     c->fd = -1;
     c->closed = 1;
@@ -683,7 +722,7 @@ static void
 client_read_scratch(struct client *c)
 {
     struct worker *w = c->w;
-    ssize_t n = read(c->fd, w->rscratch, RSCRATCH_SIZE);
+    ssize_t n = client_recv(c, w->rscratch, RSCRATCH_SIZE);
     if (n <= 0) {
         if (n == 0)
             client_close(c, "client closed the connection");
@@ -707,17 +746,31 @@ client_read_scratch(struct client *c)
         buf_append(&c->rbuf, rest, left);
 }
 
+static void client_read_once(struct client *c, evutil_socket_t fd);
+
 static void
 client_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
 
+    if (c->handshaking && !client_tls_handshake(c))
+        return;
+    /* TLS may hold decrypted bytes the socket will not signal again. */
+    do
+        client_read_once(c, fd);
+    while (c->tls != NULL && !c->closed && !c->read_paused &&
+           tls_pending(c->tls) > 0);
+}
+
+static void
+client_read_once(struct client *c, evutil_socket_t fd)
+{
     if (c->rbuf.data == NULL) {
         client_read_scratch(c);
     } else {
         buf_reserve(&c->rbuf, READ_CHUNK);
-        ssize_t n = read(fd, c->rbuf.data + c->rbuf.len,
-                         c->rbuf.cap - c->rbuf.len);
+        ssize_t n = client_recv(c, c->rbuf.data + c->rbuf.len,
+                                c->rbuf.cap - c->rbuf.len);
         if (n == 0) {
             client_close(c, "client closed the connection");
             return;
@@ -796,7 +849,7 @@ client_write(struct client *c)
         }
         if (n == 0)
             break;
-        ssize_t nw = writev(c->fd, iov, n);
+        ssize_t nw = client_send(c, iov, n);
         if (nw < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 client_write_blocked(c);
@@ -843,6 +896,11 @@ static void
 client_on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
+    if (c->handshaking) {
+        if (client_tls_handshake(c))
+            client_read_once(c, fd); /* data may have come with it */
+        return;
+    }
     client_write(c);
 }
 

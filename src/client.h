@@ -56,6 +56,8 @@ struct client {
                                      * after it is sent before its reply */
     uint8_t authed;                 /* AUTH done (or no auth configured) */
     uint8_t role;                   /* enum user_role once authed */
+    struct tls_conn *tls;           /* TLS session, or NULL (plain) */
+    uint8_t handshaking;            /* TLS handshake not done yet */
     struct txn *tx;                 /* MULTI/WATCH state, NULL until used */
     struct pubsub *ps;              /* pub/sub state, NULL until used */
     struct pinset pins;             /* dedicated backend connections */
@@ -75,8 +77,10 @@ int client_keys_slot(const struct command *cmd, const struct resp_req *p,
 void client_encode_request(struct buf *out, const struct resp_req *p,
                            const char *base);
 
-/* Take ownership of an accepted socket. */
-void client_accept(struct worker *w, int fd, const char *addr);
+struct tls_ctx;
+/* Take ownership of an accepted socket (TLS with tls, plain if NULL). */
+void client_accept(struct worker *w, int fd, const char *addr,
+                   struct tls_ctx *tls);
 /* Write replies of dirty clients; free clients closed this turn. */
 void client_flush_dirty(struct worker *w);
 /* Close now (deferred free); reason is logged. */

@@ -51,6 +51,7 @@ enum config_type {
     CONF_T_SECRET,              /* char * field: string, ${ENV} expanded */
     CONF_T_USERS,               /* auth.users: list of {name, password, role} */
     CONF_T_READ_FROM,           /* int field: master|replica|prefer-replica */
+    CONF_T_BOOL,                /* uint32_t field: true/false, yes/no */
 };
 
 /* One configuration option. */
@@ -121,6 +122,20 @@ static const struct config_directive config_directives[] = {
     CONF_ADDRS(NULL, "disabled_commands", CONF_T_COMMANDS, disabled,
                ndisabled),
     CONF_ADDRS("metrics", "listen", CONF_T_SEEDS, metrics, nmetrics),
+    CONF_ADDRS("tls", "listen", CONF_T_LISTEN, tls_listen, ntls_listen),
+    CONF_NUM("tls", "cert", CONF_T_SECRET, tls_cert, 0, 0, 0),
+    CONF_NUM("tls", "key", CONF_T_SECRET, tls_key, 0, 0, 0),
+    CONF_NUM("tls", "ca", CONF_T_SECRET, tls_ca, 0, 0, 0),
+    CONF_NUM("tls", "require_client_cert", CONF_T_BOOL,
+             tls_require_client_cert, 0, 0, 1),
+    CONF_NUM("backend_tls", "enabled", CONF_T_BOOL, backend_tls, 0, 0, 1),
+    CONF_NUM("backend_tls", "ca", CONF_T_SECRET, backend_tls_ca, 0, 0, 0),
+    CONF_NUM("backend_tls", "cert", CONF_T_SECRET, backend_tls_cert, 0, 0, 0),
+    CONF_NUM("backend_tls", "key", CONF_T_SECRET, backend_tls_key, 0, 0, 0),
+    CONF_NUM("backend_tls", "server_name", CONF_T_SECRET,
+             backend_tls_server_name, 0, 0, 0),
+    CONF_NUM("backend_tls", "verify", CONF_T_BOOL, backend_tls_verify,
+             1, 0, 1),
     CONF_NUM("slowlog", "threshold", CONF_T_DURATION, slowlog_threshold_ms,
              10, 0, CONF_MS_DAY),
     CONF_NUM("slowlog", "max_len", CONF_T_INT, slowlog_max_len,
@@ -220,7 +235,8 @@ static int
 conf_is_numeric(enum config_type t)
 {
     return t == CONF_T_WORKERS || t == CONF_T_LOG_LEVEL || t == CONF_T_INT ||
-           t == CONF_T_DURATION || t == CONF_T_SIZE || t == CONF_T_READ_FROM;
+           t == CONF_T_DURATION || t == CONF_T_SIZE || t == CONF_T_READ_FROM ||
+           t == CONF_T_BOOL;
 }
 
 /*
@@ -276,6 +292,14 @@ config_free(struct config *c)
     conf_addrs_free(c->listen, c->nlisten);
     conf_addrs_free(c->seeds, c->nseeds);
     conf_addrs_free(c->metrics, c->nmetrics);
+    conf_addrs_free(c->tls_listen, c->ntls_listen);
+    sp_free(c->tls_cert);
+    sp_free(c->tls_key);
+    sp_free(c->tls_ca);
+    sp_free(c->backend_tls_ca);
+    sp_free(c->backend_tls_cert);
+    sp_free(c->backend_tls_key);
+    sp_free(c->backend_tls_server_name);
     sp_free(c->disabled);
     for (size_t i = 0; i < c->nusers; i++) {
         sp_free(c->users[i].name);
@@ -791,6 +815,17 @@ conf_set_num(struct config_parser *p, const struct config_directive *d,
                               "'%s' must be one of error, warn, notice, "
                               "info, debug", d->name);
         return 0;
+    case CONF_T_BOOL:
+        *num = !ok ? -1
+               : (!strcasecmp(s, "true") || !strcasecmp(s, "yes") ||
+                  !strcasecmp(s, "on") || !strcmp(s, "1")) ? 1
+               : (!strcasecmp(s, "false") || !strcasecmp(s, "no") ||
+                  !strcasecmp(s, "off") || !strcmp(s, "0")) ? 0
+               : -1;
+        if (*num < 0)
+            return conf_error(p, v->start_mark, "'%s' must be true or false",
+                              d->name);
+        return 0;
     case CONF_T_READ_FROM:
         *num = !ok ? -1 : strcmp(s, "master") == 0 ? READ_MASTER
                    : strcmp(s, "replica") == 0 ? READ_REPLICA
@@ -1021,6 +1056,13 @@ conf_validate(struct config_parser *p)
 
     if (conf_validate_bounds(p) != 0)
         return -1;
+    if (p->c->ntls_listen > 0 &&
+        (p->c->tls_cert == NULL || p->c->tls_key == NULL)) {
+        size_t i3;
+        conf_find("tls", "listen", &i3);
+        return conf_error(p, p->seen[i3].mark, "tls: 'listen' needs 'cert' "
+                          "and 'key'");
+    }
     if (p->c->auth_password != NULL && p->c->nusers > 0) {
         size_t i2;
         conf_find("auth", "users", &i2);

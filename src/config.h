@@ -101,6 +101,22 @@ struct config {
     struct sp_addr *metrics;      /* listen: TCP addresses */
     size_t nmetrics;
 
+    /* tls: TLS listeners for clients */
+    struct sp_addr *tls_listen;   /* listen: addresses served over TLS */
+    size_t ntls_listen;
+    char *tls_cert;               /* cert: PEM certificate (chain) */
+    char *tls_key;                /* key: PEM private key */
+    char *tls_ca;                 /* ca: CA to verify client certificates */
+    uint32_t tls_require_client_cert; /* require_client_cert: false */
+
+    /* backend_tls: TLS to the cluster nodes */
+    uint32_t backend_tls;         /* enabled: false */
+    char *backend_tls_ca;         /* ca: NULL = the system's CAs */
+    char *backend_tls_cert;       /* cert, key: client certificate */
+    char *backend_tls_key;
+    char *backend_tls_server_name; /* server_name: NULL = the node's host */
+    uint32_t backend_tls_verify;  /* verify: true */
+
     /* disabled_commands: top-level commands refused by configuration */
     const struct command **disabled;
     size_t ndisabled;

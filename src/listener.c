@@ -33,6 +33,7 @@ struct listener {
     char *path;                     /* unix path to unlink at close */
     char name[300];                 /* address for logs */
     struct event *ev;               /* accept readiness */
+    struct tls_ctx *tls;            /* TLS context (main's), or NULL */
 };
 
 static const char max_clients_err[] = "-ERR max number of clients reached\r\n";
@@ -90,7 +91,7 @@ listener_on_accept(evutil_socket_t fd, short what, void *arg)
         }
         char peer[64];
         format_peer(&ss, peer, sizeof(peer));
-        client_accept(w, cfd, peer);
+        client_accept(w, cfd, peer, l->tls);
     }
 }
 
@@ -162,11 +163,13 @@ open_unix(const struct sp_addr *a, char *err, size_t errlen)
 }
 
 struct listener *
-listener_new(struct worker *w, const struct sp_addr *a, int announce)
+listener_new(struct worker *w, const struct sp_addr *a, int announce,
+             struct tls_ctx *tls)
 {
     char err[256];
     struct listener *l = sp_calloc(1, sizeof(*l));
     l->w = w;
+    l->tls = tls;
     config_addr_format(a, l->name, sizeof(l->name));
     if (a->kind == ADDR_UNIX) {
         l->is_unix = 1;
@@ -184,7 +187,7 @@ listener_new(struct worker *w, const struct sp_addr *a, int announce)
                       listener_on_accept, l);
     event_add(l->ev, NULL);
     if (announce)
-        log_notice("listening on %s", l->name);
+        log_notice("listening on %s%s", l->name, tls ? " (TLS)" : "");
     return l;
 }
 

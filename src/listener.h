@@ -12,8 +12,10 @@ struct listener;
 
 /* Open and start listening on a; NULL with a message logged on error.
  * announce: log the address (once per address, not per worker). */
+struct tls_ctx;
+/* tls: serve TLS with this context (NULL: plain). */
 struct listener *listener_new(struct worker *w, const struct sp_addr *a,
-                              int announce);
+                              int announce, struct tls_ctx *tls);
 void listener_free(struct listener *l);
 /* Stop accepting and close the socket now (drain); listener_free later. */
 void listener_close(struct listener *l);

@@ -24,6 +24,7 @@
 #include "http.h"
 #include "listener.h"
 #include "log.h"
+#include "tls.h"
 #include "worker.h"
 
 static void
@@ -259,11 +260,38 @@ run(struct config **confp, const char *file)
     int n = conf->workers > 0 ? conf->workers : 1;
     struct proc pr = {event_base_new(), sp_calloc((size_t)n, sizeof(void *)),
                       0, file, conf, NULL, 0};
-    struct listener **ls = sp_calloc((size_t)n * conf->nlisten, sizeof(*ls));
+    struct listener **ls = sp_calloc((size_t)n *
+                                     (conf->nlisten + conf->ntls_listen) + 1,
+                                     sizeof(*ls));
     pthread_t *tids = sp_calloc((size_t)n, sizeof(*tids));
     int rc = pr.base == NULL;
     struct shared shared;
     shared_init(&shared);
+    struct tls_ctx *client_tls = NULL;
+    char terr[400];
+    if (conf->ntls_listen > 0) {
+        client_tls = tls_server_ctx(conf->tls_cert, conf->tls_key,
+                                    conf->tls_ca,
+                                    (int)conf->tls_require_client_cert,
+                                    terr, sizeof(terr));
+        if (client_tls == NULL) {
+            log_error("tls: %s", terr);
+            rc = 1;
+        }
+    }
+    if (rc == 0 && conf->backend_tls) {
+        shared.backend_tls = tls_client_ctx(conf->backend_tls_ca,
+                                            conf->backend_tls_cert,
+                                            conf->backend_tls_key,
+                                            conf->backend_tls_server_name,
+                                            (int)conf->backend_tls_verify,
+                                            terr, sizeof(terr));
+        if (shared.backend_tls == NULL) {
+            log_error("backend_tls: %s", terr);
+            rc = 1;
+        }
+    }
+    size_t nls = conf->nlisten + conf->ntls_listen;
 
     for (int i = 0; i < n && rc == 0; i++) {
         struct worker *w = worker_new(conf, i, &shared);
@@ -273,11 +301,15 @@ run(struct config **confp, const char *file)
             break;
         }
         pr.workers[pr.nworkers++] = w;
-        for (size_t j = 0; j < conf->nlisten; j++) {
-            if (i > 0 && conf->listen[j].kind == ADDR_UNIX)
+        for (size_t j = 0; j < nls; j++) {
+            int tls = j >= conf->nlisten;
+            const struct sp_addr *a = tls ? &conf->tls_listen[j - conf->nlisten]
+                                          : &conf->listen[j];
+            if (i > 0 && a->kind == ADDR_UNIX)
                 continue;
-            struct listener *l = listener_new(w, &conf->listen[j], i == 0);
-            ls[(size_t)i * conf->nlisten + j] = l;
+            struct listener *l = listener_new(w, a, i == 0,
+                                              tls ? client_tls : NULL);
+            ls[(size_t)i * nls + j] = l;
             if (l == NULL)
                 rc = 1;
             else
@@ -328,7 +360,7 @@ run(struct config **confp, const char *file)
     for (int i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     http_free(http);
-    for (size_t k = 0; k < (size_t)n * conf->nlisten; k++)
+    for (size_t k = 0; k < (size_t)n * nls; k++)
         listener_free(ls[k]);
     for (int i = 0; i < pr.nworkers; i++)
         worker_free(pr.workers[i]);
@@ -351,6 +383,8 @@ run(struct config **confp, const char *file)
     sp_free(ls);
     sp_free(tids);
     sp_free(pr.workers);
+    tls_ctx_free(shared.backend_tls);
+    tls_ctx_free(client_tls);
     shared_deinit(&shared);
     if (rc == 0)
         log_notice("slotproxy stopped");

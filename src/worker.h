@@ -21,6 +21,7 @@ struct backend_conn;
 struct request;
 struct topology;
 struct listener;
+struct tls_ctx;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(conn_list, backend_conn);
@@ -34,6 +35,7 @@ TAILQ_HEAD(conn_list, backend_conn);
 struct shared {
     unsigned int nclients;          /* clients of all workers (atomic) */
     uint64_t next_client_id;        /* CLIENT ID source (atomic) */
+    struct tls_ctx *backend_tls;    /* TLS towards the nodes, or NULL */
     pthread_mutex_t map_lock;       /* guards map and map_seq updates */
     struct slotmap *map;            /* latest published map (a ref) */
     uint64_t map_seq;               /* bumps per publish (atomic reads) */
