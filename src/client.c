@@ -731,6 +731,7 @@ client_read_scratch(struct client *c)
         return;
     }
     c->last_ms = sp_msec_now();
+    w->stats.bytes_in += (uint64_t)n;
     c->rbuf.data = w->rscratch;
     c->rbuf.pos = 0;
     c->rbuf.len = (size_t)n;
@@ -783,6 +784,7 @@ client_read_once(struct client *c, evutil_socket_t fd)
         }
         c->rbuf.len += (size_t)n;
         c->last_ms = sp_msec_now();
+        c->w->stats.bytes_in += (uint64_t)n;
         client_process_input(c);
     }
     if (c->closed)
@@ -862,6 +864,7 @@ client_write(struct client *c)
         }
         c->stalled_ms = 0;
         c->kernel_queued = 0;
+        c->w->stats.bytes_out += (uint64_t)nw;
         size_t left = (size_t)nw + c->wpos;
         while ((r = TAILQ_FIRST(&c->pipeline)) != NULL && r->done &&
                left >= buf_unread(&r->rep)) {

@@ -191,6 +191,18 @@ listener_new(struct worker *w, const struct sp_addr *a, int announce,
     return l;
 }
 
+const char *
+listener_name(const struct listener *l)
+{
+    return l->name;
+}
+
+int
+listener_is_tls(const struct listener *l)
+{
+    return l->tls != NULL;
+}
+
 void
 listener_close(struct listener *l)
 {

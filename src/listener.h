@@ -17,6 +17,9 @@ struct tls_ctx;
 struct listener *listener_new(struct worker *w, const struct sp_addr *a,
                               int announce, struct tls_ctx *tls);
 void listener_free(struct listener *l);
+/* Its address as configured ("host:port", "unix:/path"), and 1 if TLS. */
+const char *listener_name(const struct listener *l);
+int listener_is_tls(const struct listener *l);
 /* Stop accepting and close the socket now (drain); listener_free later. */
 void listener_close(struct listener *l);
 

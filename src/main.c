@@ -185,17 +185,17 @@ raise_nofile(const struct config *conf)
 static void
 reload_warn_restart(const struct config *old, const struct config *neu)
 {
-    int same_listen = old->nlisten == neu->nlisten;
-    for (size_t i = 0; same_listen && i < old->nlisten; i++) {
+    int same_tls = old->ntls_listen == neu->ntls_listen;
+    for (size_t i = 0; same_tls && i < old->ntls_listen; i++) {
         char a[300], b[300];
-        config_addr_format(&old->listen[i], a, sizeof(a));
-        config_addr_format(&neu->listen[i], b, sizeof(b));
-        same_listen = strcmp(a, b) == 0;
+        config_addr_format(&old->tls_listen[i], a, sizeof(a));
+        config_addr_format(&neu->tls_listen[i], b, sizeof(b));
+        same_tls = strcmp(a, b) == 0;
     }
-    if (!same_listen || old->workers != neu->workers ||
-        old->nmetrics != neu->nmetrics ||
+    if (!same_tls || old->workers != neu->workers ||
+        old->nmetrics != neu->nmetrics || old->backend_tls != neu->backend_tls ||
         old->node_connections != neu->node_connections)
-        log_warn("reload: listen, workers, metrics and "
+        log_warn("reload: tls, backend_tls, workers, metrics and "
                  "connections_per_node keep their values until a restart");
 }
 
@@ -260,9 +260,6 @@ run(struct config **confp, const char *file)
     int n = conf->workers > 0 ? conf->workers : 1;
     struct proc pr = {event_base_new(), sp_calloc((size_t)n, sizeof(void *)),
                       0, file, conf, NULL, 0};
-    struct listener **ls = sp_calloc((size_t)n *
-                                     (conf->nlisten + conf->ntls_listen) + 1,
-                                     sizeof(*ls));
     pthread_t *tids = sp_calloc((size_t)n, sizeof(*tids));
     int rc = pr.base == NULL;
     struct shared shared;
@@ -309,7 +306,6 @@ run(struct config **confp, const char *file)
                 continue;
             struct listener *l = listener_new(w, a, i == 0,
                                               tls ? client_tls : NULL);
-            ls[(size_t)i * nls + j] = l;
             if (l == NULL)
                 rc = 1;
             else
@@ -360,8 +356,6 @@ run(struct config **confp, const char *file)
     for (int i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     http_free(http);
-    for (size_t k = 0; k < (size_t)n * nls; k++)
-        listener_free(ls[k]);
     for (int i = 0; i < pr.nworkers; i++)
         worker_free(pr.workers[i]);
     if (sigint != NULL)
@@ -380,7 +374,6 @@ run(struct config **confp, const char *file)
     *confp = pr.conf;
     if (pr.base != NULL)
         event_base_free(pr.base);
-    sp_free(ls);
     sp_free(tids);
     sp_free(pr.workers);
     tls_ctx_free(shared.backend_tls);

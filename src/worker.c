@@ -187,6 +187,46 @@ worker_idle(const struct worker *w)
     return 1;
 }
 
+/* SIGHUP: close the plain listeners no longer configured, open the new
+ * ones (TLS listeners need a restart). Connected clients stay. */
+static void
+worker_reload_listeners(struct worker *w)
+{
+    const struct config *c = w->conf;
+    char name[300];
+    uint32_t k = 0;
+
+    for (uint32_t i = 0; i < w->nlisteners; i++) {
+        struct listener *l = w->listeners[i];
+        int keep = listener_is_tls(l);
+        for (size_t j = 0; !keep && j < c->nlisten; j++) {
+            config_addr_format(&c->listen[j], name, sizeof(name));
+            keep = strcmp(name, listener_name(l)) == 0;
+        }
+        if (keep) {
+            w->listeners[k++] = l;
+        } else {
+            if (w->id == 0)
+                log_notice("reload: no longer listening on %s",
+                           listener_name(l));
+            listener_free(l);
+        }
+    }
+    w->nlisteners = k;
+    for (size_t j = 0; j < c->nlisten; j++) {
+        int have = 0;
+        config_addr_format(&c->listen[j], name, sizeof(name));
+        for (uint32_t i = 0; !have && i < w->nlisteners; i++)
+            have = !listener_is_tls(w->listeners[i]) &&
+                   strcmp(name, listener_name(w->listeners[i])) == 0;
+        if (have || (w->id > 0 && c->listen[j].kind == ADDR_UNIX))
+            continue;
+        struct listener *l = listener_new(w, &c->listen[j], w->id == 0, NULL);
+        if (l != NULL)
+            worker_add_listener(w, l);
+    }
+}
+
 static void
 worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -196,6 +236,7 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
         pthread_mutex_lock(&w->pub_lock);
         w->conf = w->next_conf;
         pthread_mutex_unlock(&w->pub_lock);
+        worker_reload_listeners(w);
         event_add(w->stop_ev, NULL);
         return;
     }
@@ -428,6 +469,8 @@ worker_free(struct worker *w)
     event_free(w->flush_ev);
     event_free(w->tick_ev);
     event_free(w->stop_ev);
+    for (uint32_t i = 0; i < w->nlisteners; i++)
+        listener_free(w->listeners[i]);
     sp_free(w->listeners);
     close(w->stop_pipe[0]);
     close(w->stop_pipe[1]);

@@ -71,6 +71,8 @@ struct worker_stats {
     uint64_t refreshes;             /* topology maps fetched */
     uint64_t refresh_failures;      /* topology fetch attempts that failed */
     uint64_t errors;                /* error replies sent to clients */
+    uint64_t bytes_in;              /* bytes read from clients */
+    uint64_t bytes_out;             /* bytes written to clients */
     uint64_t lat_count[LAT_BUCKETS + 1]; /* requests by latency bucket */
     uint64_t lat_sum_us;            /* total latency */
     /* Gauges, filled when the stats are published. */

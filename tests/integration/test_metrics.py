@@ -79,6 +79,8 @@ def test_metrics_endpoint(env):
     assert m['slotproxy_request_duration_seconds_bucket{le="+Inf"}'] == \
         m["slotproxy_commands_total"]
     assert m["slotproxy_topology_refreshes_total"] >= 1
+    assert m["slotproxy_client_bytes_in_total"] > 300
+    assert m["slotproxy_client_bytes_out_total"] > 100
 
     # Hot slots and per-master load: 200 INCRs of one key make its slot
     # the busiest; the load shares add up to 1.

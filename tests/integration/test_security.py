@@ -262,8 +262,33 @@ def test_reload_sighup(env):
         assert isinstance(r, Error) and "disabled" in r.msg, r
         assert c.call("SET", "rl:k", "v") == b"OK"
         assert c.call("DEL", "rl:k") == 1
-    with open(p.conf, "w") as f:
-        f.write(base)
+    # Listen addresses: a new one opens, a removed one closes; clients
+    # already connected through it stay.
+    newport = harness.free_port()
+    with p.client() as kept:
+        with open(p.conf, "w") as f:
+            f.write(base.replace("listen:\n", "listen:\n  - %s:%d\n" %
+                                 (HOST, newport), 1))
+        os.kill(p.pid, signal.SIGHUP)
+        wait_until(lambda: open(p.log).read().count("configuration from")
+                   >= 2, 5, "second reload")
+        with harness.Client(newport, timeout=5) as c3:
+            assert c3.call("PING") == b"PONG"
+        # Now drop the original address.
+        with open(p.conf, "w") as f:
+            f.write("listen:\n  - %s:%d\n" % (HOST, newport) +
+                    base.split("\n", 2)[2])
+        os.kill(p.pid, signal.SIGHUP)
+        wait_until(lambda: open(p.log).read().count("configuration from")
+                   >= 3, 5, "third reload")
+        time.sleep(0.2)
+        s = socket.socket()
+        s.settimeout(1)
+        try:
+            assert s.connect_ex((HOST, p.port)) != 0, "old port still open"
+        finally:
+            s.close()
+        assert kept.call("PING") == b"PONG"
 
 
 @test(timeout=30)
