@@ -196,6 +196,20 @@ client_close(struct client *c, const char *reason)
     worker_schedule_flush(w);
 }
 
+/* The kind of an error reply, by its first word. */
+static int
+error_kind(const char *p, size_t n)
+{
+    size_t w = 0;
+    while (w < n && p[w] != ' ' && p[w] != '\r')
+        w++;
+    for (int k = 0; k < ERRK_OTHER; k++)
+        if (strlen(err_kind_names[k]) == w &&
+            memcmp(err_kind_names[k], p, w) == 0)
+            return k;
+    return ERRK_OTHER;
+}
+
 /* Latency histogram and error count for a finished request. */
 static void
 client_observe(struct worker *w, const struct request *r)
@@ -206,12 +220,20 @@ client_observe(struct worker *w, const struct request *r)
         b++;
     w->stats.lat_count[b]++;
     w->stats.lat_sum_us += us;
+    if (r->cmd_index >= 0) {
+        uint64_t *h = &w->cmd_lat[(size_t)r->cmd_index * (LAT_BUCKETS + 2)];
+        h[b]++;
+        h[LAT_BUCKETS + 1] += us;
+    }
     if (us >= (uint64_t)w->conf->slowlog_threshold_ms * 1000u &&
         r->node != NULL && r->client != NULL)
         slowlog_add(w->slowlog, r, us, r->client->addr, r->client->name,
                     r->node);
-    if (buf_unread(&r->rep) > 0 && r->rep.data[r->rep.pos] == '-')
+    if (buf_unread(&r->rep) > 0 && r->rep.data[r->rep.pos] == '-') {
         w->stats.errors++;
+        w->stats.errors_by_kind[error_kind(r->rep.data + r->rep.pos + 1,
+                                           buf_unread(&r->rep) - 1)]++;
+    }
 }
 
 static void
@@ -503,8 +525,10 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
     const struct resp_arg *argv = p->argv;
 
     w->stats.commands++;
-    if (cmd != NULL)
-        w->cmd_calls[command_index(cmd)]++;
+    if (cmd != NULL) {
+        r->cmd_index = (int32_t)command_index(cmd);
+        w->cmd_calls[r->cmd_index]++;
+    }
     if (cmd == NULL && c->authed && admin_proxy(c, r, p->argc, argv, base))
         return;
     if (cmd == NULL) {

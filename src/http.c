@@ -86,6 +86,8 @@ add_stats(struct worker_stats *sum, const struct worker_stats *s)
     }
     for (int b = 0; b <= LAT_BUCKETS; b++)
         sum->lat_count[b] += s->lat_count[b];
+    for (int k = 0; k < ERRK_COUNT; k++)
+        sum->errors_by_kind[k] += s->errors_by_kind[k];
     sum->lat_sum_us += s->lat_sum_us;
 }
 
@@ -149,6 +151,14 @@ emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
                         "slotproxy_request_duration_seconds_count %llu\n",
                         (unsigned long long)cum, sum->lat_sum_us / 1e6,
                         (unsigned long long)cum);
+    evbuffer_add_printf(out, "# HELP slotproxy_errors_by_kind_total Error "
+                        "replies by their first word.\n# TYPE "
+                        "slotproxy_errors_by_kind_total counter\n");
+    for (int k = 0; k < ERRK_COUNT; k++)
+        if (sum->errors_by_kind[k] > 0)
+            evbuffer_add_printf(out, "slotproxy_errors_by_kind_total"
+                                "{kind=\"%s\"} %llu\n", err_kind_names[k],
+                                (unsigned long long)sum->errors_by_kind[k]);
     evbuffer_add_printf(out, "# HELP slotproxy_command_calls_total Requests "
                         "by command.\n# TYPE slotproxy_command_calls_total "
                         "counter\n");
@@ -225,6 +235,45 @@ emit_nodes(struct http *h, struct evbuffer *out)
     sp_free(all);
 }
 
+/* Latency histograms by command (commands seen at least once). */
+static void
+emit_cmd_latency(struct http *h, struct evbuffer *out)
+{
+    size_t stride = LAT_BUCKETS + 2;
+    uint64_t *lat = sp_calloc(command_count() * stride, sizeof(*lat));
+    for (int i = 0; i < h->nworkers; i++)
+        worker_read_cmd_lat(h->workers[i], lat);
+    evbuffer_add_printf(out, "# HELP slotproxy_command_duration_seconds "
+                        "Request latency by command.\n# TYPE "
+                        "slotproxy_command_duration_seconds histogram\n");
+    for (size_t c = 0; c < command_count(); c++) {
+        const uint64_t *hc = &lat[c * stride];
+        uint64_t cum = 0, total = 0;
+        for (int b = 0; b <= LAT_BUCKETS; b++)
+            total += hc[b];
+        if (total == 0)
+            continue;
+        const char *name = command_at(c)->name;
+        for (int b = 0; b < LAT_BUCKETS; b++) {
+            cum += hc[b];
+            evbuffer_add_printf(out, "slotproxy_command_duration_seconds_"
+                                "bucket{command=\"%s\",le=\"%g\"} %llu\n",
+                                name, lat_bucket_us[b] / 1e6,
+                                (unsigned long long)cum);
+        }
+        evbuffer_add_printf(out, "slotproxy_command_duration_seconds_bucket"
+                            "{command=\"%s\",le=\"+Inf\"} %llu\n"
+                            "slotproxy_command_duration_seconds_sum"
+                            "{command=\"%s\"} %.6f\n"
+                            "slotproxy_command_duration_seconds_count"
+                            "{command=\"%s\"} %llu\n", name,
+                            (unsigned long long)total, name,
+                            hc[LAT_BUCKETS + 1] / 1e6, name,
+                            (unsigned long long)total);
+    }
+    sp_free(lat);
+}
+
 #define HOT_SLOTS 10
 
 /* The busiest slots, for spotting hot keys before a rebalance. */
@@ -265,6 +314,7 @@ on_metrics(struct evhttp_request *req, void *arg)
     emit_metrics(out, &sum, calls, covered, masters);
     emit_nodes(h, out);
     emit_hot_slots(h, out);
+    emit_cmd_latency(h, out);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
     evhttp_send_reply(req, HTTP_OK, "OK", out);

@@ -38,6 +38,7 @@ request_new(struct worker *w)
     }
     r->w = w;
     r->refcount = 1;
+    r->cmd_index = -1;
     return r;
 }
 

@@ -67,6 +67,8 @@ struct request {
                                      * both mean one) */
     uint32_t replies_seen;          /* replies received so far */
     uint32_t req_nkeys;             /* fan-out fragment: keys it carries */
+    int32_t cmd_index;              /* top-level command (metrics), -1 if
+                                     * none */
     struct request *next_free;      /* free list link */
 };
 

@@ -28,6 +28,12 @@
 #include "topology.h"
 #include "worker.h"
 
+const char *const err_kind_names[ERRK_COUNT] = {
+    "ERR", "WRONGTYPE", "CROSSSLOT", "CLUSTERDOWN", "NOAUTH", "NOPERM",
+    "WRONGPASS", "EXECABORT", "TRYAGAIN", "MOVED", "ASK", "LOADING", "BUSY",
+    "NOSCRIPT", "OTHER",
+};
+
 const uint32_t lat_bucket_us[LAT_BUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 500000,
     1000000,
@@ -120,9 +126,22 @@ worker_publish_stats(struct worker *w)
     w->pub = w->stats;
     memcpy(w->pub_cmd_calls, w->cmd_calls,
            command_count() * sizeof(*w->cmd_calls));
-    if (with_slots)
+    if (with_slots) {
         memcpy(w->pub_slot_calls, w->slot_calls,
                SLOT_COUNT * sizeof(*w->slot_calls));
+        memcpy(w->pub_cmd_lat, w->cmd_lat, command_count() *
+               (LAT_BUCKETS + 2) * sizeof(*w->cmd_lat));
+    }
+    pthread_mutex_unlock(&w->pub_lock);
+}
+
+void
+worker_read_cmd_lat(struct worker *w, uint64_t *lat)
+{
+    size_t n = command_count() * (LAT_BUCKETS + 2);
+    pthread_mutex_lock(&w->pub_lock);
+    for (size_t i = 0; i < n; i++)
+        lat[i] += w->pub_cmd_lat[i];
     pthread_mutex_unlock(&w->pub_lock);
 }
 
@@ -345,6 +364,10 @@ worker_new(const struct config *conf, int id, struct shared *shared)
     slowlog_init(w->slowlog, conf->slowlog_max_len);
     w->pub_cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
     w->slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
+    w->cmd_lat = sp_calloc(command_count() * (LAT_BUCKETS + 2),
+                           sizeof(*w->cmd_lat));
+    w->pub_cmd_lat = sp_calloc(command_count() * (LAT_BUCKETS + 2),
+                               sizeof(*w->cmd_lat));
     w->pub_slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     pthread_mutex_init(&w->pub_lock, NULL);
     w->start_ms = (uint64_t)time(NULL) * 1000;
@@ -462,6 +485,8 @@ worker_free(struct worker *w)
     sp_free(w->slowlog);
     sp_free(w->pub_cmd_calls);
     sp_free(w->slot_calls);
+    sp_free(w->cmd_lat);
+    sp_free(w->pub_cmd_lat);
     sp_free(w->pub_slot_calls);
     pthread_mutex_destroy(&w->pub_lock);
     slotmap_put(w->map);

@@ -46,6 +46,15 @@ void shared_deinit(struct shared *sh);
 
 #define RSCRATCH_SIZE (16 * 1024)
 
+/* Error replies by kind (the reply's first word). */
+enum err_kind {
+    ERRK_ERR = 0, ERRK_WRONGTYPE, ERRK_CROSSSLOT, ERRK_CLUSTERDOWN,
+    ERRK_NOAUTH, ERRK_NOPERM, ERRK_WRONGPASS, ERRK_EXECABORT, ERRK_TRYAGAIN,
+    ERRK_MOVED, ERRK_ASK, ERRK_LOADING, ERRK_BUSY, ERRK_NOSCRIPT, ERRK_OTHER,
+    ERRK_COUNT
+};
+extern const char *const err_kind_names[ERRK_COUNT];
+
 /* Request latency histogram bucket bounds, in microseconds. */
 #define LAT_BUCKETS 12
 extern const uint32_t lat_bucket_us[LAT_BUCKETS];
@@ -71,6 +80,7 @@ struct worker_stats {
     uint64_t refreshes;             /* topology maps fetched */
     uint64_t refresh_failures;      /* topology fetch attempts that failed */
     uint64_t errors;                /* error replies sent to clients */
+    uint64_t errors_by_kind[ERRK_COUNT];
     uint64_t bytes_in;              /* bytes read from clients */
     uint64_t bytes_out;             /* bytes written to clients */
     uint64_t lat_count[LAT_BUCKETS + 1]; /* requests by latency bucket */
@@ -145,6 +155,9 @@ struct worker {
     struct worker_stats stats;      /* counters (this thread only) */
     struct slowlog *slowlog;        /* this worker's slow requests */
     uint64_t *cmd_calls;            /* calls per top-level command */
+    uint64_t *cmd_lat;              /* per command: LAT_BUCKETS + 1 counts
+                                     * and the sum of microseconds */
+    uint64_t *pub_cmd_lat;
     uint64_t *slot_calls;           /* keyed requests per slot */
     uint32_t pub_ticks;             /* ticks since slot counts were copied */
     uint64_t *pub_slot_calls;
@@ -176,6 +189,9 @@ uint64_t worker_now_us(struct worker *w);
  * entries, added to. */
 void worker_read_stats(struct worker *w, struct worker_stats *out,
                        uint64_t *cmd_calls);
+/* Add w's published per-command latency (command_count() x
+ * (LAT_BUCKETS + 2) entries) to lat. */
+void worker_read_cmd_lat(struct worker *w, uint64_t *lat);
 /* Add w's published per-slot counts (SLOT_COUNT entries) to slots. */
 void worker_read_slots(struct worker *w, uint64_t *slots);
 /* Hand the worker a new configuration (SIGHUP); it switches at its next

@@ -791,8 +791,10 @@ def test_fault_node_new_port(env):
             assert d.call("GET", k) == wl.state[k][0]
         # Requests in flight on the old node when it is SIGKILLed fail
         # (they may have run, so they are never re-sent); nothing else may.
+        # (t_kill is taken after kill() returns: errors the kill itself
+        # causes can be stamped a few ms earlier by the client threads.)
         late = [e for e in wl.errors if e[0] > t_kill + 1.0 or
-                e[0] < t_kill]
+                e[0] < t_kill - 0.05]
         wl.report("owner moved %d -> %d" % (old.port, nn.port), t0,
                   "; old node killed %.2fs after the failover started; "
                   "errors later than kill+1s or before it: %d" % (

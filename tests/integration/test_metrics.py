@@ -79,6 +79,13 @@ def test_metrics_endpoint(env):
     assert m['slotproxy_request_duration_seconds_bucket{le="+Inf"}'] == \
         m["slotproxy_commands_total"]
     assert m["slotproxy_topology_refreshes_total"] >= 1
+    assert m['slotproxy_errors_by_kind_total{kind="ERR"}'] >= 1
+    time.sleep(1.0)  # per-command latency is published once a second
+    m2 = parse(get(mport, "/metrics")[1])
+    assert m2['slotproxy_command_duration_seconds_count{command="set"}'] \
+        == 10
+    assert m2['slotproxy_command_duration_seconds_bucket'
+              '{command="get",le="+Inf"}'] == 5
     assert m["slotproxy_client_bytes_in_total"] > 300
     assert m["slotproxy_client_bytes_out_total"] > 100
 
