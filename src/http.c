@@ -65,6 +65,9 @@ static const struct metric metrics[] = {
      "Backend connections closed because a request timed out."},
     {"topology_refreshes_total", M_COUNTER_U64, STAT(refreshes),
      "Slot maps fetched from the cluster."},
+    {"topology_refresh_microseconds_total", M_COUNTER_U64, STAT(refresh_us),
+     "Microseconds spent fetching slot maps (divide by "
+     "topology_refreshes_total for the mean duration)."},
     {"topology_refresh_failures_total", M_COUNTER_U64,
      STAT(refresh_failures), "CLUSTER SLOTS attempts that failed."},
     {"pinned_connections", M_GAUGE_U32, STAT(pinned),

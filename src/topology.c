@@ -44,6 +44,7 @@ struct topology {
     uint32_t failed_rounds;         /* consecutive rounds with no answer */
     uint64_t last_ms;               /* when the last round ended */
     char asked_host[256];           /* host of the in-flight attempt */
+    uint64_t sent_us;               /* when the attempt was sent */
 };
 
 static void topo_attempt(struct topology *t);
@@ -177,6 +178,7 @@ topo_install(struct topology *t, const struct request *r)
         return -1;
     }
     t->w->stats.refreshes++;
+    t->w->stats.refresh_us += sp_usec_now() - t->sent_us;
     worker_set_map(t->w, m);
     return 0;
 }
@@ -217,6 +219,7 @@ topo_attempt(struct topology *t)
     r->data = t;
     r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
     t->inflight = 1;
+    t->sent_us = sp_usec_now();
     server_send(server_get(w, host, port), r);
     request_put(r);
 }

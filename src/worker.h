@@ -79,6 +79,7 @@ struct worker_stats {
     uint64_t timeouts;              /* requests failed by request_timeout */
     uint64_t refreshes;             /* topology maps fetched */
     uint64_t refresh_failures;      /* topology fetch attempts that failed */
+    uint64_t refresh_us;            /* time spent in successful fetches */
     uint64_t errors;                /* error replies sent to clients */
     uint64_t errors_by_kind[ERRK_COUNT];
     uint64_t bytes_in;              /* bytes read from clients */

@@ -110,6 +110,42 @@ def test_metrics_endpoint(env):
 
 
 @test(timeout=60)
+def test_readyz_flips_with_coverage(env):
+    """/readyz goes 503 while some slot has no master, 200 again once it is
+    served; the proxy is not restarted."""
+    port = harness.free_cluster_port()
+    node = harness.Node(port, os.path.join(harness.tmp_root(), "readyz"))
+    node.start()
+    try:
+        wait_until(lambda: node.call("PING") == b"PONG", 10, "node")
+        assert node.call("CLUSTER", "ADDSLOTSRANGE", "0", "16383") == b"OK"
+        wait_until(lambda: b"cluster_state:ok" in node.call("CLUSTER",
+                                                             "INFO"),
+                   20, "one-node cluster")
+        mport = harness.free_port()
+        p = harness.Proxy([port], extra=(
+            "metrics:\n  listen: [%s:%d]" % (HOST, mport)))
+        with open(p.conf) as f:
+            conf = f.read().replace("cluster:\n",
+                                    "cluster:\n  refresh_interval: 300ms\n")
+        with open(p.conf, "w") as f:
+            f.write(conf)
+        env.proxies.append(p)
+        p.start()
+        wait_until(lambda: get(mport, "/readyz")[0] == 200, 5, "ready")
+        assert node.call("CLUSTER", "DELSLOTSRANGE", "0", "99") == b"OK"
+        wait_until(lambda: get(mport, "/readyz")[0] == 503, 15,
+                   "readyz 503 while slots 0-99 are unserved")
+        assert "16284/16384" in get(mport, "/readyz")[1]
+        assert node.call("CLUSTER", "ADDSLOTSRANGE", "0", "99") == b"OK"
+        wait_until(lambda: get(mport, "/readyz")[0] == 200, 15,
+                   "readyz 200 again")
+        assert conf == open(p.conf).read()
+    finally:
+        node.stop()
+
+
+@test(timeout=60)
 def test_readyz_without_cluster(env):
     mport = harness.free_port()
     dead = harness.free_port()

@@ -291,6 +291,51 @@ def test_reload_sighup(env):
         assert kept.call("PING") == b"PONG"
 
 
+@test(timeout=60)
+def test_reload_under_load(env):
+    """Ten reloads while 4 clients pipeline SET/GET: no client is
+    dropped and no request fails."""
+    import threading
+    env.cluster
+    p = env.new_proxy(extra="workers: 2")
+    base = open(p.conf).read()
+    stop = threading.Event()
+    errors, ops = [], [0]
+
+    def load(n):
+        try:
+            with p.client(10) as c:
+                i = 0
+                while not stop.is_set():
+                    k = "rl2:%d:%d" % (n, i % 50)
+                    r = c.pipeline([("SET", k, i), ("GET", k)])
+                    if r != [b"OK", str(i).encode()]:
+                        errors.append(r)
+                    ops[0] += 2
+                    i += 1
+        except Exception as e:   # noqa: B902 - a dropped client
+            errors.append(repr(e))
+    ts = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+    for t in ts:
+        t.start()
+    try:
+        for i in range(10):
+            with open(p.conf, "w") as f:
+                f.write(base + "clients:\n  max_pipeline: %d\n" % (1000 + i))
+            os.kill(p.pid, signal.SIGHUP)
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in ts:
+            t.join(10)
+    log("    reload under load: 10 reloads, %d ops, %d errors" %
+        (ops[0], len(errors)))
+    assert not errors, errors[:3]
+    assert open(p.log).read().count("configuration from") == 10
+    with open(p.conf, "w") as f:
+        f.write(base)
+
+
 @test(timeout=30)
 def test_sigusr1_reopens_log(env):
     env.cluster
