@@ -203,6 +203,12 @@ listener_is_tls(const struct listener *l)
     return l->tls != NULL;
 }
 
+const struct tls_ctx *
+listener_tls(const struct listener *l)
+{
+    return l->tls;
+}
+
 void
 listener_close(struct listener *l)
 {

@@ -20,6 +20,7 @@ void listener_free(struct listener *l);
 /* Its address as configured ("host:port", "unix:/path"), and 1 if TLS. */
 const char *listener_name(const struct listener *l);
 int listener_is_tls(const struct listener *l);
+const struct tls_ctx *listener_tls(const struct listener *l);
 /* Stop accepting and close the socket now (drain); listener_free later. */
 void listener_close(struct listener *l);
 

@@ -58,7 +58,27 @@ struct proc {
     struct config **retired;        /* replaced configs: a worker may still
                                      * read one; freed at exit */
     size_t nretired;
+    struct tls_ctx *client_tls;     /* TLS listeners' context in force */
+    struct tls_ctx **retired_tls;   /* replaced ones (open sessions may
+                                     * still use them); freed at exit */
+    size_t nretired_tls;
 };
+
+static int
+str_eq(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* 1 when the TLS listeners' certificate settings differ. */
+static int
+tls_certs_changed(const struct config *a, const struct config *b)
+{
+    return !str_eq(a->tls_cert, b->tls_cert) || !str_eq(a->tls_key,
+                                                        b->tls_key) ||
+           !str_eq(a->tls_ca, b->tls_ca) ||
+           a->tls_require_client_cert != b->tls_require_client_cert;
+}
 
 static void
 on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -185,17 +205,10 @@ raise_nofile(const struct config *conf)
 static void
 reload_warn_restart(const struct config *old, const struct config *neu)
 {
-    int same_tls = old->ntls_listen == neu->ntls_listen;
-    for (size_t i = 0; same_tls && i < old->ntls_listen; i++) {
-        char a[300], b[300];
-        config_addr_format(&old->tls_listen[i], a, sizeof(a));
-        config_addr_format(&neu->tls_listen[i], b, sizeof(b));
-        same_tls = strcmp(a, b) == 0;
-    }
-    if (!same_tls || old->workers != neu->workers ||
-        old->nmetrics != neu->nmetrics || old->backend_tls != neu->backend_tls ||
+    if (old->workers != neu->workers || old->nmetrics != neu->nmetrics ||
+        old->backend_tls != neu->backend_tls ||
         old->node_connections != neu->node_connections)
-        log_warn("reload: tls, backend_tls, workers, metrics and "
+        log_warn("reload: backend_tls, workers, metrics and "
                  "connections_per_node keep their values until a restart");
 }
 
@@ -215,6 +228,29 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
         log_error("reload: %s; keeping the running configuration", err);
         return;
     }
+    struct tls_ctx *tls = pr->client_tls;
+    if (neu->ntls_listen > 0 &&
+        (tls == NULL || tls_certs_changed(pr->conf, neu))) {
+        /* New certificates: new listeners use them, sessions already
+         * open keep the old context (kept until exit). */
+        char terr[400];
+        tls = tls_server_ctx(neu->tls_cert, neu->tls_key, neu->tls_ca,
+                             (int)neu->tls_require_client_cert, terr,
+                             sizeof(terr));
+        if (tls == NULL) {
+            log_error("reload: tls: %s; keeping the running configuration",
+                      terr);
+            config_free(neu);
+            return;
+        }
+        if (pr->client_tls != NULL) {
+            pr->retired_tls = sp_realloc(pr->retired_tls,
+                                         (pr->nretired_tls + 1) *
+                                             sizeof(*pr->retired_tls));
+            pr->retired_tls[pr->nretired_tls++] = pr->client_tls;
+        }
+        pr->client_tls = tls;
+    }
     reload_warn_restart(pr->conf, neu);
     log_set_level(neu->log_level);
     if (log_open(neu->log_file) != 0)
@@ -224,7 +260,7 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
     pr->retired[pr->nretired++] = pr->conf;
     pr->conf = neu;
     for (int i = 0; i < pr->nworkers; i++)
-        worker_reload(pr->workers[i], neu);
+        worker_reload(pr->workers[i], neu, pr->client_tls);
     log_notice("reload: configuration from %s applied", pr->file);
 }
 
@@ -259,7 +295,7 @@ run(struct config **confp, const char *file)
     struct config *conf = *confp;
     int n = conf->workers > 0 ? conf->workers : 1;
     struct proc pr = {event_base_new(), sp_calloc((size_t)n, sizeof(void *)),
-                      0, file, conf, NULL, 0};
+                      0, file, conf, NULL, 0, NULL, NULL, 0};
     pthread_t *tids = sp_calloc((size_t)n, sizeof(*tids));
     int rc = pr.base == NULL;
     struct shared shared;
@@ -275,6 +311,7 @@ run(struct config **confp, const char *file)
             log_error("tls: %s", terr);
             rc = 1;
         }
+        pr.client_tls = client_tls;
     }
     if (rc == 0 && conf->backend_tls) {
         shared.backend_tls = tls_client_ctx(conf->backend_tls_ca,
@@ -377,7 +414,10 @@ run(struct config **confp, const char *file)
     sp_free(tids);
     sp_free(pr.workers);
     tls_ctx_free(shared.backend_tls);
-    tls_ctx_free(client_tls);
+    tls_ctx_free(pr.client_tls);
+    for (size_t i = 0; i < pr.nretired_tls; i++)
+        tls_ctx_free(pr.retired_tls[i]);
+    sp_free(pr.retired_tls);
     shared_deinit(&shared);
     if (rc == 0)
         log_notice("slotproxy stopped");

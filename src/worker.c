@@ -206,44 +206,81 @@ worker_idle(const struct worker *w)
     return 1;
 }
 
-/* SIGHUP: close the plain listeners no longer configured, open the new
- * ones (TLS listeners need a restart). Connected clients stay. */
+/* 1 when w has a listener for address a of the given kind (TLS ones
+ * must also use the current context). */
+static int
+has_listener(struct worker *w, const struct sp_addr *a, struct tls_ctx *tls)
+{
+    char name[300];
+    config_addr_format(a, name, sizeof(name));
+    for (uint32_t i = 0; i < w->nlisteners; i++) {
+        const struct listener *l = w->listeners[i];
+        if (listener_tls(l) == tls && strcmp(name, listener_name(l)) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int
+addr_listed(const struct sp_addr *addrs, size_t n, const char *name)
+{
+    char s[300];
+    for (size_t j = 0; j < n; j++) {
+        config_addr_format(&addrs[j], s, sizeof(s));
+        if (strcmp(s, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Open the configured addresses this worker does not listen on yet. */
+static void
+open_missing(struct worker *w, const struct sp_addr *addrs, size_t n,
+             struct tls_ctx *tls)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (has_listener(w, &addrs[j], tls) ||
+            (w->id > 0 && addrs[j].kind == ADDR_UNIX))
+            continue;
+        struct listener *l = listener_new(w, &addrs[j], w->id == 0, tls);
+        if (l != NULL)
+            worker_add_listener(w, l);
+    }
+}
+
+/*
+ * SIGHUP: open the newly configured listen and tls.listen addresses (a
+ * TLS listener whose certificates changed is replaced: SO_REUSEPORT lets
+ * the new socket bind first), then close the ones no longer wanted.
+ * Connected clients stay.
+ */
 static void
 worker_reload_listeners(struct worker *w)
 {
     const struct config *c = w->conf;
-    char name[300];
-    uint32_t k = 0;
+    uint32_t before = w->nlisteners, k = 0;
 
+    open_missing(w, c->listen, c->nlisten, NULL);
+    open_missing(w, c->tls_listen, c->ntls_listen, w->next_tls);
     for (uint32_t i = 0; i < w->nlisteners; i++) {
         struct listener *l = w->listeners[i];
-        int keep = listener_is_tls(l);
-        for (size_t j = 0; !keep && j < c->nlisten; j++) {
-            config_addr_format(&c->listen[j], name, sizeof(name));
-            keep = strcmp(name, listener_name(l)) == 0;
-        }
+        int keep = i >= before;
+        if (!keep && !listener_is_tls(l))
+            keep = addr_listed(c->listen, c->nlisten, listener_name(l));
+        else if (!keep)
+            keep = listener_tls(l) == w->next_tls &&
+                   addr_listed(c->tls_listen, c->ntls_listen,
+                               listener_name(l));
         if (keep) {
             w->listeners[k++] = l;
-        } else {
-            if (w->id == 0)
-                log_notice("reload: no longer listening on %s",
-                           listener_name(l));
-            listener_free(l);
+            continue;
         }
+        if (w->id == 0)
+            log_notice("reload: no longer listening on %s%s",
+                       listener_name(l), listener_is_tls(l) ? " (TLS)" : "");
+        listener_free(l);
     }
     w->nlisteners = k;
-    for (size_t j = 0; j < c->nlisten; j++) {
-        int have = 0;
-        config_addr_format(&c->listen[j], name, sizeof(name));
-        for (uint32_t i = 0; !have && i < w->nlisteners; i++)
-            have = !listener_is_tls(w->listeners[i]) &&
-                   strcmp(name, listener_name(w->listeners[i])) == 0;
-        if (have || (w->id > 0 && c->listen[j].kind == ADDR_UNIX))
-            continue;
-        struct listener *l = listener_new(w, &c->listen[j], w->id == 0, NULL);
-        if (l != NULL)
-            worker_add_listener(w, l);
-    }
 }
 
 static void
@@ -282,10 +319,12 @@ worker_stop(struct worker *w, int drain)
 }
 
 void
-worker_reload(struct worker *w, const struct config *conf)
+worker_reload(struct worker *w, const struct config *conf,
+              struct tls_ctx *tls)
 {
     pthread_mutex_lock(&w->pub_lock);
     w->next_conf = conf;
+    w->next_tls = tls;
     pthread_mutex_unlock(&w->pub_lock);
     ssize_t n = write(w->stop_pipe[1], "r", 1);
     (void)n;

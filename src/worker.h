@@ -117,6 +117,7 @@ struct worker {
     int stop_pipe[2];               /* main thread's commands: x = stop,
                                      * d = drain, r = take next_conf */
     const struct config *next_conf; /* set by main under pub_lock */
+    struct tls_ctx *next_tls;       /* TLS listeners' context, likewise */
     struct event *stop_ev;          /* reads stop_pipe */
     int flush_pending;              /* flush_ev activated this turn */
     uint64_t now_us;                /* clock at the last flush or tick */
@@ -197,7 +198,8 @@ void worker_read_cmd_lat(struct worker *w, uint64_t *lat);
 void worker_read_slots(struct worker *w, uint64_t *slots);
 /* Hand the worker a new configuration (SIGHUP); it switches at its next
  * loop turn. The caller keeps conf alive until the process exits. */
-void worker_reload(struct worker *w, const struct config *conf);
+void worker_reload(struct worker *w, const struct config *conf,
+                   struct tls_ctx *tls);
 /* Register a listener the worker closes when it drains. */
 void worker_add_listener(struct worker *w, struct listener *l);
 /* Called at worker start from main: begins topology discovery. */

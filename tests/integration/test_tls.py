@@ -148,6 +148,29 @@ def test_tls_both_sides(env):
             refused = True
         assert refused, "TLS client without a certificate was served"
         log("    TLS: plain and TLS clients served through a TLS-only node")
+
+        # SIGHUP: a new TLS address opens, the old one closes.
+        tport2 = harness.free_port()
+        with open(p.conf) as f:
+            conf = f.read()
+        with open(p.conf, "w") as f:
+            f.write(conf.replace("%s:%d" % (HOST, tport),
+                                 "%s:%d" % (HOST, tport2)))
+        os.kill(p.pid, __import__("signal").SIGHUP)
+        wait_until(lambda: "configuration from" in open(p.log).read(), 5,
+                   "reload")
+        time.sleep(0.2)
+        s = tls_client(tport2, certs, True)
+        try:
+            assert roundtrip(s, b"PING\r\n") == b"+PONG\r\n"
+        finally:
+            s.close()
+        probe = socket.socket()
+        probe.settimeout(1)
+        try:
+            assert probe.connect_ex((HOST, tport)) != 0, "old TLS port open"
+        finally:
+            probe.close()
     finally:
         harness.stop_proc(p.proc)
         harness.stop_proc(node)
