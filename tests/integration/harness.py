@@ -717,6 +717,39 @@ class Proxy:
         stop_proc(self.proc)
 
 
+
+class Standalone:
+    """A plain (non-cluster) redis-server on a free loopback port, as the
+    reference 'single Redis' for reply comparisons. Started with spawn so
+    that the harness also stops it if the run dies; stopped by PID when
+    the with-block ends."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = os.path.join(tmp_root(), "standalone%d" % self.port)
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = spawn([
+            "redis-server", "--port", str(self.port), "--bind", HOST,
+            "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--dir", self.dir, "--loglevel", "warning", "--logfile", "",
+        ], os.path.join(self.dir, "redis.log"), "standalone-%d" % self.port)
+        wait_until(lambda: self.call("PING") == b"PONG", 10,
+                   "standalone redis-server on port %d" % self.port)
+        return self
+
+    def __exit__(self, *exc):
+        stop_proc(self.proc)
+
+    def client(self, timeout=10.0):
+        return Client(self.port, timeout=timeout)
+
+    def call(self, *args):
+        with self.client() as c:
+            return c.call(*args)
+
 # -------------------------------------------------------------------- env
 
 class Env:

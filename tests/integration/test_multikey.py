@@ -40,36 +40,7 @@ def is_err(r, prefix=""):
 
 # --------------------------------------------------------------- standalone
 
-class Standalone:
-    """A plain (non-cluster) redis-server on a free loopback port, as the
-    reference 'single Redis'. Started with harness.spawn so the harness
-    also stops it if the run dies; stopped by PID on exit."""
-
-    def __init__(self):
-        self.port = harness.free_port()
-        self.dir = os.path.join(harness.tmp_root(), "standalone%d" % self.port)
-        os.makedirs(self.dir, exist_ok=True)
-        self.proc = None
-
-    def __enter__(self):
-        self.proc = harness.spawn([
-            "redis-server", "--port", str(self.port), "--bind", harness.HOST,
-            "--save", "", "--appendonly", "no", "--daemonize", "no",
-            "--dir", self.dir, "--loglevel", "warning", "--logfile", "",
-        ], os.path.join(self.dir, "redis.log"), "standalone-%d" % self.port)
-        wait_until(lambda: self.call("PING") == b"PONG", 10,
-                   "standalone redis-server on port %d" % self.port)
-        return self
-
-    def __exit__(self, *exc):
-        harness.stop_proc(self.proc)
-
-    def client(self, timeout=10.0):
-        return harness.Client(self.port, timeout=timeout)
-
-    def call(self, *args):
-        with self.client() as c:
-            return c.call(*args)
+Standalone = harness.Standalone
 
 
 def _fmt(c):

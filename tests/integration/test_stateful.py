@@ -37,34 +37,7 @@ def no_redirect(replies):
                 replies.msg.split(" ")[0] in ("MOVED", "ASK", "TRYAGAIN"))
 
 
-class Standalone:
-    """A plain (non-cluster) redis-server on a free loopback port, for
-    reply comparisons. Stopped by PID."""
-
-    def __init__(self):
-        self.port = harness.free_port()
-        self.dir = os.path.join(harness.tmp_root(), "standalone%d" % self.port)
-        os.makedirs(self.dir, exist_ok=True)
-        self.proc = harness.spawn([
-            "redis-server", "--port", str(self.port), "--bind", HOST,
-            "--save", "", "--appendonly", "no", "--dir", self.dir,
-            "--daemonize", "no", "--logfile", ""],
-            os.path.join(self.dir, "redis.log"), "standalone-%d" % self.port,
-            cwd=self.dir)
-
-        def up():
-            with harness.Client(self.port, timeout=2) as c:
-                return c.call("PING") == b"PONG"
-        wait_until(up, 10, "standalone redis-server on port %d" % self.port)
-
-    def client(self, timeout=10.0):
-        return harness.Client(self.port, timeout=timeout)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        harness.stop_proc(self.proc)
+Standalone = harness.Standalone
 
 
 def quiet(c, wait):
