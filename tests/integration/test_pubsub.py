@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import (ConnectionClosed, Error, HOST, keyslot,  # noqa: E402
+from harness import (ConnectionClosed, Error, keyslot,  # noqa: E402
                      log, test, wait_until)
 
 CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
