@@ -182,8 +182,12 @@ static void
 tryagain_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct request *r = arg;
-    if (!r->done)
-        router_dispatch(r->w, r);
+    if (!r->done) {
+        if (r->target != NULL)
+            router_send_via(r->w, r); /* a pinned request stays pinned */
+        else
+            router_dispatch(r->w, r);
+    }
     request_put(r);
 }
 
@@ -247,9 +251,16 @@ router_on_reply(struct request *r, const char *data, size_t len, char type)
     }
     r->redirects++;
     r->sent = 0;
-    if (again) {
-        w->stats.tryagain++;
-        struct timeval tv = {0, TRYAGAIN_DELAY_MS * 1000};
+    if (again || (moved && r->redirects > 2)) {
+        /* TRYAGAIN, or MOVED bouncing between nodes while a slot changes
+         * hands (each node still names the other): wait a little, with a
+         * fresh map on the way, instead of spending the budget at once. */
+        if (again)
+            w->stats.tryagain++;
+        else
+            topology_request_refresh(w);
+        long us = TRYAGAIN_DELAY_MS * 1000L * (again ? 1 : r->redirects);
+        struct timeval tv = {us / 1000000, us % 1000000};
         event_base_once(w->base, -1, EV_TIMEOUT, tryagain_cb,
                         request_get(r), &tv);
         return;
