@@ -314,6 +314,11 @@ pubsub_on_lost(struct server *s)
     s->on_push_lost = NULL;
     if (ps == NULL)
         return;
+    if (ps->sync_srv == s) {
+        /* The unsubscribe's marker will not come back: release the
+         * client's input held behind it. */
+        pubsub_sync_done(c, ps, s);
+    }
     if (s == ps->conn) {
         ps->conn = NULL;
         ps->suppress = 0;
