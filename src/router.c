@@ -29,6 +29,8 @@
 
 static void router_on_reply(struct request *r, const char *data, size_t len,
                             char type);
+static int follow_redirect(struct request *r, struct server *from,
+                           const char *msg, size_t len, int ask);
 
 static struct server *
 node_server(struct worker *w, int node)
@@ -179,10 +181,37 @@ parse_redirect(const char *p, size_t len, char *host, size_t hostlen,
 }
 
 static void
+stash_redirect(struct request *r, const struct server *from, const char *msg,
+               size_t mlen)
+{
+    char host[256];
+    uint16_t port;
+    if (parse_redirect(msg + 6, mlen - 6, host, sizeof(host), &port) != 0 ||
+        (host[0] == '\0' && from == NULL))
+        return;
+    const char *sp = memchr(msg + 6, ' ', mlen - 6);
+    buf_append(&r->rep, msg, (size_t)(sp - msg)); /* "MOVED <slot>" */
+    buf_printf(&r->rep, " %s:%u", host[0] ? host : from->host, port);
+}
+
+static void
 tryagain_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct request *r = arg;
-    if (!r->done) {
+    if (!r->done && buf_unread(&r->rep) > 0) {
+        /* A bouncing MOVED: go where the last node said, not where a map
+         * (maybe older than that MOVED) says. */
+        char tmp[320];
+        size_t mlen = SP_MIN(buf_unread(&r->rep), sizeof(tmp));
+        memcpy(tmp, r->rep.data + r->rep.pos, mlen);
+        r->rep.pos = r->rep.len = 0;
+        if (follow_redirect(r, NULL, tmp, mlen, 0) != 0) {
+            if (r->target != NULL)
+                router_send_via(r->w, r);
+            else
+                router_dispatch(r->w, r);
+        }
+    } else if (!r->done) {
         if (r->target != NULL)
             router_send_via(r->w, r); /* a pinned request stays pinned */
         else
@@ -205,6 +234,8 @@ follow_redirect(struct request *r, struct server *from, const char *msg,
     if (parse_redirect(msg + skip, len - skip, host, sizeof(host), &port))
         return -1;
     /* An empty endpoint means the node that sent the redirect. */
+    if (host[0] == '\0' && from == NULL)
+        return -1;
     const char *h = host[0] ? host : from->host;
     struct server *to = r->target != NULL ? r->target(r, h, port)
                                           : server_get(w, h, port);
@@ -255,10 +286,16 @@ router_on_reply(struct request *r, const char *data, size_t len, char type)
         /* TRYAGAIN, or MOVED bouncing between nodes while a slot changes
          * hands (each node still names the other): wait a little, with a
          * fresh map on the way, instead of spending the budget at once. */
-        if (again)
+        if (again) {
             w->stats.tryagain++;
-        else
+        } else {
             topology_request_refresh(w);
+            /* Keep where the redirect points, as "MOVED <slot>
+             * <host>:<port>" with the host filled in (empty means the
+             * node that answered), for the retry. */
+            r->rep.pos = r->rep.len = 0;
+            stash_redirect(r, from, msg, mlen);
+        }
         long us = TRYAGAIN_DELAY_MS * 1000L * (again ? 1 : r->redirects);
         struct timeval tv = {us / 1000000, us % 1000000};
         event_base_once(w->base, -1, EV_TIMEOUT, tryagain_cb,

@@ -87,14 +87,22 @@ static void
 topo_candidate(const struct topology *t, uint32_t i, const char **host,
                uint16_t *port)
 {
+    /* Masters first, then the seeds, replicas last: a replica learns of
+     * a slot move by gossip, later than the masters, and would hand back
+     * a map older than the MOVED that asked for the refresh. */
     const struct slotmap *m = t->w->map;
-    if (i < m->nnodes) {
+    size_t nseeds = t->w->conf->nseeds;
+    if (i < m->nmasters) {
         *host = m->nodes[i].host;
         *port = m->nodes[i].port;
-    } else {
-        const struct sp_addr *a = &t->w->conf->seeds[i - m->nnodes];
+    } else if (i < m->nmasters + nseeds) {
+        const struct sp_addr *a = &t->w->conf->seeds[i - m->nmasters];
         *host = a->host;
         *port = a->port;
+    } else {
+        uint32_t r = m->nmasters + (uint32_t)(i - m->nmasters - nseeds);
+        *host = m->nodes[r].host;
+        *port = m->nodes[r].port;
     }
 }
 
