@@ -40,12 +40,16 @@ struct shard_sub {
     struct chanlist chans;          /* shard channels subscribed there */
     uint32_t suppress;              /* confirmations of a re-subscription
                                      * still to swallow */
+    uint8_t subscribing;            /* subscribed since the last sync: in
+                                     * subscribed mode even before the
+                                     * confirmations are in */
 };
 
 struct pubsub {
     struct server *conn;            /* SUBSCRIBE/PSUBSCRIBE connection */
     long long count;                /* its last reported count */
     uint32_t suppress;              /* as in shard_sub, for conn */
+    uint8_t subscribing;            /* as in shard_sub, for conn */
     struct chanlist channels;       /* SUBSCRIBEd channels */
     struct chanlist patterns;       /* PSUBSCRIBEd patterns */
     struct shard_sub *shards;       /* SSUBSCRIBE connections */
@@ -201,6 +205,12 @@ pubsub_sync_done(struct client *c, struct pubsub *ps, struct server *s)
     struct request *r = ps->sync_req;
     ps->sync_req = NULL;
     ps->sync_srv = NULL;
+    /* Every confirmation before the marker is in: the counts are exact. */
+    if (s == ps->conn)
+        ps->subscribing = 0;
+    struct shard_sub *sh = shard_of(ps, s);
+    if (sh != NULL)
+        sh->subscribing = 0;
     if (!ps->active) {
         if (ps->conn != NULL && ps->conn->on_push != NULL) {
             ps->conn->on_push = NULL;
@@ -414,6 +424,21 @@ send_unsub(struct client *c, struct server *s, struct request *r,
     }
 }
 
+/* A push connection with subscriptions, to answer PING in order; NULL
+ * when none (the proxy answers). */
+static struct server *
+ping_server(const struct pubsub *ps)
+{
+    if (ps->conn != NULL && ps->conn->on_push != NULL &&
+        (ps->count > 0 || ps->subscribing))
+        return ps->conn;
+    for (uint32_t i = 0; i < ps->nshards; i++)
+        if ((ps->shards[i].count > 0 || ps->shards[i].subscribing) &&
+            ps->shards[i].srv->on_push != NULL)
+            return ps->shards[i].srv;
+    return NULL;
+}
+
 /* Local confirmation when nothing is subscribed: [kind, channel|nil, n]. */
 static void
 reply_unsub_none(struct request *r, const char *kind,
@@ -458,6 +483,7 @@ pubsub_ssubscribe(struct client *c, struct request *r,
     }
     set_push_mode(c, s);
     ps->active = 1;
+    shard_of(ps, s)->subscribing = 1;
     send_on(c, s, r, p, base);
 }
 
@@ -527,6 +553,7 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
             set_push_mode(c, ps->conn);
         }
         ps->active = 1;
+        ps->subscribing = 1;
         send_on(c, ps->conn, r, p, base);
     } else if (is_named(cmd, "unsubscribe") ||
                is_named(cmd, "punsubscribe")) {
@@ -538,11 +565,10 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
         pubsub_ssubscribe(c, r, cmd, p, base);
     } else if (is_named(cmd, "sunsubscribe")) {
         pubsub_sunsubscribe(c, r, cmd, p, base);
-    } else if (is_named(cmd, "ping") && ps->conn != NULL &&
-               ps->conn->on_push != NULL) {
-        /* Answered by the server (["pong", msg] in subscribed mode), in
-         * order with the confirmations it sends. */
-        send_on(c, ps->conn, r, p, base);
+    } else if (is_named(cmd, "ping") && ping_server(ps) != NULL) {
+        /* Answered by a server that is in subscribed mode (["pong", msg]),
+         * in order with the confirmations it sends. */
+        send_on(c, ping_server(ps), r, p, base);
     } else if (is_named(cmd, "ping")) {
         /* RESP2 subscribed-mode PING: ["pong", message or ""]. */
         buf_add_array(&r->rep, 2);
