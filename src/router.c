@@ -32,6 +32,16 @@ static void router_on_reply(struct request *r, const char *data, size_t len,
 static int follow_redirect(struct request *r, struct server *from,
                            const char *msg, size_t len, int ask);
 
+/* Every routed request: redirects go through the router, and the request
+ * timeout runs from now unless the command blocks without one. */
+static void
+router_prepare(struct worker *w, struct request *r)
+{
+    r->on_reply = router_on_reply;
+    if (r->deadline_ms == 0 && !r->no_deadline)
+        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+}
+
 static struct server *
 node_server(struct worker *w, int node)
 {
@@ -80,9 +90,7 @@ router_server(struct worker *w, struct request *r)
 void
 router_send_via(struct worker *w, struct request *r)
 {
-    r->on_reply = router_on_reply;
-    if (r->deadline_ms == 0 && !r->no_deadline)
-        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+    router_prepare(w, r);
     int node = router_pick(w, r);
     if (node < 0)
         return;
@@ -122,9 +130,7 @@ router_read_node(struct worker *w, const struct request *r, int master)
 void
 router_dispatch(struct worker *w, struct request *r)
 {
-    r->on_reply = router_on_reply;
-    if (r->deadline_ms == 0 && !r->no_deadline)
-        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+    router_prepare(w, r);
     int node = router_pick(w, r);
     if (node < 0)
         return;
@@ -139,9 +145,7 @@ router_dispatch(struct worker *w, struct request *r)
 void
 router_dispatch_master(struct worker *w, struct request *r, uint32_t i)
 {
-    r->on_reply = router_on_reply;
-    if (r->deadline_ms == 0 && !r->no_deadline)
-        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+    router_prepare(w, r);
     if (i >= w->map->nmasters) {
         request_fail(r, "CLUSTERDOWN The cluster is down");
         return;
@@ -178,6 +182,18 @@ parse_redirect(const char *p, size_t len, char *host, size_t hostlen,
     host[hlen] = '\0';
     *port = (uint16_t)pv;
     return 0;
+}
+
+int
+router_parse_redirect(const char *msg, size_t len, int *ask, char *host,
+                      size_t hostlen, uint16_t *port)
+{
+    *ask = len > 4 && memcmp(msg, "ASK ", 4) == 0;
+    int moved = len > 6 && memcmp(msg, "MOVED ", 6) == 0;
+    if (!*ask && !moved)
+        return -1;
+    size_t skip = *ask ? 4 : 6;
+    return parse_redirect(msg + skip, len - skip, host, hostlen, port);
 }
 
 static void

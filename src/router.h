@@ -29,4 +29,12 @@ int router_node(struct worker *w, struct request *r);
 struct server;
 struct server *router_server(struct worker *w, struct request *r);
 
+/* Parse an error text (without '-' and CRLF) that is "MOVED <slot>
+ * <host>:<port>" or "ASK ...": 0 with *ask, host (empty: the node that
+ * answered) and port set, -1 when it is neither. */
+#include <stddef.h>
+#include <stdint.h>
+int router_parse_redirect(const char *msg, size_t len, int *ask, char *host,
+                          size_t hostlen, uint16_t *port);
+
 #endif

@@ -193,30 +193,12 @@ static int
 stashed_redirect(const struct request *r, int *ask, char *host,
                  size_t hostlen, uint16_t *port)
 {
-    const char *e = r->rep.data + r->rep.pos;
     size_t n = buf_unread(&r->rep);
-    char line[400];
-
-    if (n < 8 || n >= sizeof(line))
+    if (n < 8)
         return 0;
-    memcpy(line, e + 1, n - 3); /* without '-' and CRLF */
-    line[n - 3] = '\0';
-    *ask = strncmp(line, "ASK ", 4) == 0;
-    if (!*ask && strncmp(line, "MOVED ", 6) != 0)
-        return 0;
-    char *sp = strchr(line, ' ');
-    sp = sp ? strchr(sp + 1, ' ') : NULL;
-    char *colon = sp ? strrchr(sp, ':') : NULL;
-    if (colon == NULL || (size_t)(colon - sp - 1) >= hostlen)
-        return 0;
-    memcpy(host, sp + 1, (size_t)(colon - sp - 1));
-    host[colon - sp - 1] = '\0';
-    long long pv;
-    if (sp_str2ll(colon + 1, strlen(colon + 1), &pv) != 0 || pv < 1 ||
-        pv > 65535)
-        return 0;
-    *port = (uint16_t)pv;
-    return 1;
+    /* Without '-' and CRLF. */
+    return router_parse_redirect(r->rep.data + r->rep.pos + 1, n - 3, ask,
+                                 host, hostlen, port) == 0;
 }
 
 /* EXEC's own reply: the transaction's result, unless the block must be

@@ -140,7 +140,7 @@ def test_readyz_flips_with_coverage(env):
         assert node.call("CLUSTER", "ADDSLOTSRANGE", "0", "99") == b"OK"
         wait_until(lambda: get(mport, "/readyz")[0] == 200, 15,
                    "readyz 200 again")
-        assert conf == open(p.conf).read()
+        assert p.alive()                # no restart
     finally:
         node.stop()
 
