@@ -41,6 +41,8 @@ struct topology {
     uint32_t next;                  /* next candidate index */
     uint32_t tried;                 /* candidates tried in this round */
     int continuing;                 /* next attempt continues the round */
+    int second_opinion;             /* a map losing slots was set aside:
+                                     * the next one is taken as it is */
     uint32_t failed_rounds;         /* consecutive rounds with no answer */
     uint64_t last_ms;               /* when the last round ended */
     char asked_host[256];           /* host of the in-flight attempt */
@@ -185,6 +187,15 @@ topo_install(struct topology *t, const struct request *r)
         slotmap_put(m);
         return -1;
     }
+    if (m->covered < t->w->map->covered && !t->second_opinion) {
+        /* Fewer slots served than we know of: a node in the middle of a
+         * failover can answer so. Believe it only if another node agrees
+         * (the next candidate is asked now). */
+        t->second_opinion = 1;
+        slotmap_put(m);
+        return -1;
+    }
+    t->second_opinion = 0;
     t->w->stats.refreshes++;
     t->w->stats.refresh_us += sp_usec_now() - t->sent_us;
     worker_set_map(t->w, m);
