@@ -26,6 +26,10 @@ jobs=$(nproc 2>/dev/null || echo 2)
 passed=0
 failed=0
 skipped=0
+# Failure details, repeated at the very end: CI keeps only the tail of the
+# output, and a failing test's traceback would otherwise scroll out of it.
+failures=$(mktemp)
+trap 'rm -f "$failures"' EXIT
 
 # Add one make check run's totals (from test-suite.log) to the sums.
 count() {
@@ -52,7 +56,12 @@ build_and_check() {
     (cd "$dir" && make -s -j1 check VERBOSE=1 >check.out 2>&1)
     local rc=$?
     grep -E '^(PASS|FAIL|SKIP|ERROR|XFAIL|XPASS):' "$dir/check.out"
-    [ $rc -ne 0 ] && tail -n 80 "$dir/check.out"
+    [ $rc -ne 0 ] && tail -n 40 "$dir/check.out"
+    # Harness failure blocks: a "FAIL name" line and its indented details.
+    awk -v dir="$dir" '
+        /^FAIL / { n = 0; p = 1; print "[" dir "] " $0; next }
+        p && /^    / { if (++n <= 70) print "[" dir "] " $0; next }
+        { p = 0 }' "$dir/check.out" >>"$failures"
     count "$dir"
 }
 
@@ -70,6 +79,10 @@ if [ $quick -eq 0 ]; then
             failed=$((failed + 1))
         fi
     fi
+fi
+if [ -s "$failures" ]; then
+    echo "=== failure details"
+    cat "$failures"
 fi
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 [ $failed -eq 0 ]

@@ -536,33 +536,63 @@ fanout_frag_done(struct request *fr)
         fanout_merge(f);
 }
 
-/* 1 when the digits at p spell v. */
-static int
-header_is(const char *p, uint32_t digits, uint32_t v)
+/* Decimal digits of v. */
+static inline uint32_t
+digits_u32(uint32_t v)
 {
-    for (uint32_t i = digits; i > 0; i--, v /= 10)
-        if (p[i - 1] != (char)('0' + v % 10))
-            return 0;
-    return 1;
+    uint32_t d = 1;
+    for (; v >= 100; v /= 100)
+        d += 2;
+    return d + (v >= 10);
 }
 
 /* Append one argument: the client's own "$<len>\r\n<bytes>\r\n" when it
- * is there in front of the bytes (a multibulk request), else encoded. */
+ * is there in front of the bytes (a multibulk request), else encoded. The
+ * header's digits are checked: after an inline request was unquoted in
+ * place, the bytes before an argument can be anything. */
 static void
 frag_add_arg(struct buf *out, const char *base, const struct resp_arg *a)
 {
-    uint32_t digits = 1;
-    for (uint32_t v = a->len; v >= 10; v /= 10)
-        digits++;
-    uint32_t hdr = digits + 3;
-    if (a->off >= hdr && base[a->off - hdr] == '$' &&
-        base[a->off - 2] == '\r' && base[a->off - 1] == '\n' &&
-        base[a->off + a->len] == '\r' && header_is(base + a->off - hdr + 1,
-                                                  digits, a->len)) {
-        buf_append(out, base + a->off - hdr, hdr + a->len + 2);
-        return;
+    uint32_t hdr = digits_u32(a->len) + 3;
+
+    if (a->off >= hdr && base[a->off - 2] == '\r' &&
+        base[a->off - 1] == '\n' && base[a->off + a->len] == '\r') {
+        const char *h = base + a->off - hdr;
+        uint32_t v = 0, i;
+
+        for (i = 1; i < hdr - 2; i++) {
+            uint32_t d = (uint32_t)(unsigned char)h[i] - '0';
+            if (d > 9)
+                break;
+            v = v * 10 + d;
+        }
+        if (h[0] == '$' && i == hdr - 2 && v == a->len) {
+            buf_append(out, h, hdr + a->len + 2);
+            return;
+        }
     }
     buf_add_bulk(out, base + a->off, a->len);
+}
+
+/* "$<len>\r\n<name>\r\n" into out (sized for any command name); returns
+ * its length. Once per fan-out, without printf. */
+static uint8_t
+name_bulk(char *out, const char *name)
+{
+    size_t n = strlen(name), at = 0;
+
+    SP_ASSERT(n + 7 <= sizeof(((struct fanout *)0)->name_hdr));
+    out[at++] = '$';
+    if (n >= 10)
+        out[at++] = (char)('0' + n / 10 % 10);
+    out[at++] = (char)('0' + n % 10);
+    out[at++] = '\r';
+    out[at++] = '\n';
+    memcpy(out + at, name, n);
+    at += n;
+    out[at++] = '\r';
+    out[at++] = '\n';
+    return (uint8_t)at;
 }
 
 /* Start a fragment's bytes: "*<argc>\r\n" and the command name. */
@@ -579,11 +609,8 @@ frag_new(struct worker *w, struct fanout *f, const struct command *cmd,
     fr->deadline_ms = f->parent->deadline_ms;
     buf_add_array(&fr->req, nargs);
     /* "$<len>\r\n<name>\r\n", formatted once per command. */
-    if (f->name_hdr_len == 0) {
-        size_t n = strlen(cmd->name);
-        f->name_hdr_len = (uint8_t)snprintf(f->name_hdr, sizeof(f->name_hdr),
-                                            "$%zu\r\n%s\r\n", n, cmd->name);
-    }
+    if (f->name_hdr_len == 0)
+        f->name_hdr_len = name_bulk(f->name_hdr, cmd->name);
     buf_append(&fr->req, f->name_hdr, f->name_hdr_len);
     return fr;
 }

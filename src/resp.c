@@ -157,6 +157,38 @@ resp_find_eol(const char *line, uint64_t avail, long long *scanned,
     return avail > max ? RESP_EOL_TOO_BIG : RESP_EOL_AGAIN;
 }
 
+/*
+ * Fast path for the usual count line: a type byte, 1 to 18 digits without
+ * a leading zero (or exactly "0"), then '\r' and at least one more byte.
+ * Returns the index of the '\r' and sets *val; returns 0 for any other
+ * shape, and the general path (resp_find_eol() + sp_str2ll()) decides.
+ * Every line it accepts, the general path accepts with the same value, so
+ * it changes speed, never results: it saves a memchr for the line end, a
+ * second one for NUL and a second pass over the digits, per argument of
+ * every request and per header of every reply.
+ */
+static inline size_t
+resp_count_fast(const char *line, uint64_t avail, long long *val)
+{
+    uint64_t lim = avail < 20 ? avail : 20;
+    uint64_t i = 1;
+    uint64_t v = 0;             /* 19 digits fit; more than 18 are refused */
+
+    if (lim < 3 || (line[1] == '0' && line[2] != '\r'))
+        return 0;
+    for (; i < lim; i++) {
+        unsigned d = (unsigned)(unsigned char)line[i] - '0';
+
+        if (d > 9)
+            break;
+        v = v * 10 + d;
+    }
+    if (i == 1 || i >= lim || line[i] != '\r' || i + 1 >= avail)
+        return 0;
+    *val = (long long)v;
+    return (size_t)i;
+}
+
 /* ------------------------------------------------------------------------
  * Request parser
  * ---------------------------------------------------------------------- */
@@ -234,14 +266,19 @@ resp_req_mbulk_count(struct resp_req *r, const char *buf, size_t len,
 {
     long long i, ll;
 
-    i = resp_find_eol(buf, len, &r->bulk_len, RESP_COUNT_LINE_MAX, '\r');
-    if (i == RESP_EOL_TOO_BIG)
-        return resp_req_fail(r, "Protocol error: too big mbulk count string");
-    /* Redis wants the byte after '\r' present but never looks at it. */
-    if (i < 0 || len < (uint64_t)i + 2)
-        return RESP_AGAIN;
-    if (sp_str2ll(buf + 1, (size_t)i - 1, &ll) != 0 || ll > INT_MAX ||
-        ll > (long long)lim->max_multibulk)
+    i = (long long)resp_count_fast(buf, len, &ll);
+    if (i == 0) {
+        i = resp_find_eol(buf, len, &r->bulk_len, RESP_COUNT_LINE_MAX, '\r');
+        if (i == RESP_EOL_TOO_BIG)
+            return resp_req_fail(r,
+                                 "Protocol error: too big mbulk count string");
+        /* Redis wants the byte after '\r' present but never looks at it. */
+        if (i < 0 || len < (uint64_t)i + 2)
+            return RESP_AGAIN;
+        if (sp_str2ll(buf + 1, (size_t)i - 1, &ll) != 0)
+            return resp_req_fail(r, "Protocol error: invalid multibulk length");
+    }
+    if (ll > INT_MAX || ll > (long long)lim->max_multibulk)
         return resp_req_fail(r, "Protocol error: invalid multibulk length");
     /* A count <= 0 is an empty request, as in Redis. */
     r->multibulk_left = ll > 0 ? ll : 0;
@@ -260,17 +297,25 @@ resp_req_bulk_count(struct resp_req *r, const char *buf, size_t len,
     const char *line = buf + r->off;
     uint64_t avail = len - r->off;
     uint64_t start, end;
-    long long i, ll;
+    long long i = 0, ll;
 
-    i = resp_find_eol(line, avail, &r->bulk_len, RESP_COUNT_LINE_MAX, '\r');
-    if (i == RESP_EOL_TOO_BIG)
-        return resp_req_fail(r, "Protocol error: too big bulk count string");
-    if (i < 0 || avail < (uint64_t)i + 2)
-        return RESP_AGAIN;
-    if (line[0] != '$')
-        return resp_req_fail(r, resp_err_expected[(unsigned char)line[0]]);
-    if (sp_str2ll(line + 1, (size_t)i - 1, &ll) != 0 || ll < 0 ||
-        (uint64_t)ll > lim->max_request_size)
+    if (avail > 0 && line[0] == '$')
+        i = (long long)resp_count_fast(line, avail, &ll);
+    if (i == 0) {
+        i = resp_find_eol(line, avail, &r->bulk_len, RESP_COUNT_LINE_MAX,
+                          '\r');
+        if (i == RESP_EOL_TOO_BIG)
+            return resp_req_fail(r,
+                                 "Protocol error: too big bulk count string");
+        if (i < 0 || avail < (uint64_t)i + 2)
+            return RESP_AGAIN;
+        if (line[0] != '$')
+            return resp_req_fail(r,
+                                 resp_err_expected[(unsigned char)line[0]]);
+        if (sp_str2ll(line + 1, (size_t)i - 1, &ll) != 0 || ll < 0)
+            return resp_req_fail(r, "Protocol error: invalid bulk length");
+    }
+    if ((uint64_t)ll > lim->max_request_size)
         return resp_req_fail(r, "Protocol error: invalid bulk length");
     /* The whole request, not only this bulk, must fit the limit and the
      * 32-bit offsets of struct resp_arg. */
@@ -661,14 +706,24 @@ resp_reply_fail(struct resp_reply *r)
 static int
 resp_reply_head(struct resp_reply *r, const char *buf, size_t len)
 {
+    const char *line = buf + r->off;
     struct resp_head h;
-    long long i;
+    long long i = 0;
 
-    i = resp_find_crlf(buf + r->off, len - r->off, &r->skip);
-    if (i == RESP_EOL_AGAIN)
-        return RESP_AGAIN;
-    if (i < 0 || resp_head_parse(buf + r->off, (size_t)i, &h) != 0)
-        return resp_reply_fail(r);
+    /* Bulk strings and arrays are most replies' headers. */
+    if (len > r->off && (line[0] == '$' || line[0] == '*')) {
+        i = (long long)resp_count_fast(line, len - r->off, &h.n);
+        if (i != 0 && line[i + 1] != '\n')
+            return resp_reply_fail(r);
+        h.kind = line[0] == '$' ? RESP_K_BLOB : RESP_K_AGG;
+    }
+    if (i == 0) {
+        i = resp_find_crlf(line, len - r->off, &r->skip);
+        if (i == RESP_EOL_AGAIN)
+            return RESP_AGAIN;
+        if (i < 0 || resp_head_parse(line, (size_t)i, &h) != 0)
+            return resp_reply_fail(r);
+    }
     r->off += (uint64_t)i + 2;
     r->skip = 0;
     if (h.kind == RESP_K_BLOB && h.n >= 0) {

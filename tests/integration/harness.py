@@ -890,6 +890,7 @@ def main(argv=None):
     default_timeout = int(os.environ.get("SP_TEST_TIMEOUT", "60"))
     env = Env()
     passed = failed = skipped = 0
+    failed_names = []
     start = time.time()
     signal.signal(signal.SIGALRM, _alarm)
     log("# slotproxy integration tests: %d selected, proxy %s" %
@@ -912,6 +913,7 @@ def main(argv=None):
             if isinstance(e, KeyboardInterrupt):
                 raise
             failed += 1
+            failed_names.append(name)
             log("FAIL %-40s %6.2fs" % (name, time.time() - t0))
             for line in traceback.format_exc().rstrip().splitlines():
                 log("    " + line)
@@ -944,11 +946,14 @@ def main(argv=None):
             log("ok   %-40s port %d" % ("proxy_clean_shutdown", p.port))
         else:
             failed += 1
+            failed_names.append("proxy_clean_shutdown:%d" % p.port)
             log("FAIL %-40s port %d: exit status %s %s" %
                 ("proxy_clean_shutdown", p.port, rc, " ".join(bad)))
             for line in tail.splitlines()[-60:]:
                 log("    | " + line)
     log("# total %.1fs" % (time.time() - start))
+    if failed_names:
+        log("# failed: " + " ".join(failed_names))
     summary = "%d passed, %d failed" % (passed, failed)
     if skipped:
         summary += ", %d skipped" % skipped
