@@ -99,10 +99,8 @@ buf_deinit(struct buf *b)
 }
 
 void
-buf_reserve(struct buf *b, size_t n)
+buf_grow(struct buf *b, size_t n)
 {
-    if (b->cap - b->len >= n)
-        return;
     /* Compact first: consumed bytes at the front are free space. */
     if (b->pos > 0) {
         size_t unread = b->len - b->pos;
@@ -118,16 +116,6 @@ buf_reserve(struct buf *b, size_t n)
         cap *= 2;
     b->data = sp_realloc(b->data, cap);
     b->cap = cap;
-}
-
-void
-buf_append(struct buf *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return; /* p may be NULL (an empty buffer's data) */
-    buf_reserve(b, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
 }
 
 void

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define SP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SP_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -35,8 +36,27 @@ struct buf {
 void buf_init(struct buf *b);
 void buf_deinit(struct buf *b);
 /* Make room for at least n more bytes after len (compacts, then grows). */
-void buf_reserve(struct buf *b, size_t n);
-void buf_append(struct buf *b, const void *p, size_t n);
+/* Slow half of buf_reserve(): compact or grow. */
+void buf_grow(struct buf *b, size_t n);
+
+/* Make room for n more bytes at b->data + b->len. Inline: it runs dozens
+ * of times per multi-key request, and the room is almost always there. */
+static inline void
+buf_reserve(struct buf *b, size_t n)
+{
+    if (b->cap - b->len < n)
+        buf_grow(b, n);
+}
+
+static inline void
+buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return; /* p may be NULL (an empty buffer's data) */
+    buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
 void buf_append_str(struct buf *b, const char *s);
 void buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

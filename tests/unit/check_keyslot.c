@@ -148,6 +148,49 @@ START_TEST(test_keyslot_tag_at_end_of_buffer)
 }
 END_TEST
 
+/* The definition, byte at a time: what keyslot()'s two-bytes-per-step
+ * loop must agree with. */
+static uint16_t
+ref_keyslot(const char *key, size_t len)
+{
+    for (size_t s = 0; s < len; s++) {
+        if (key[s] != '{')
+            continue;
+        for (size_t e = s + 1; e < len; e++)
+            if (key[e] == '}')
+                return e > s + 1
+                           ? crc16_xmodem(key + s + 1, e - s - 1) & 0x3fff
+                           : crc16_xmodem(key, len) & 0x3fff;
+        break;
+    }
+    return crc16_xmodem(key, len) & 0x3fff;
+}
+
+START_TEST(test_keyslot_random_vs_reference)
+{
+    /* Every length from 0 to 70, odd and even, with '{' and '}' at random
+     * places (often, so that tags start on both byte positions of a step);
+     * exactly-sized heap copies so ASan sees any over-read. */
+    static const char alphabet[] = "{}ab\0\xff:{}";
+    uint32_t seed = 12345;
+
+    for (int round = 0; round < 20000; round++) {
+        size_t len = (size_t)(round % 71);
+        char *k = malloc(len ? len : 1);
+
+        ck_assert_ptr_nonnull(k);
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            k[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+            if ((seed >> 8) % 4 != 0 && k[i] != '{' && k[i] != '}')
+                k[i] = (char)('a' + (seed >> 20) % 26);
+        }
+        ck_assert_uint_eq(keyslot(k, len), ref_keyslot(k, len));
+        free(k);
+    }
+}
+END_TEST
+
 static int
 hexval(int c)
 {
@@ -237,6 +280,7 @@ keyslot_suite(void)
     tcase_add_test(tc, test_keyslot_untagged_is_crc);
     tcase_add_test(tc, test_keyslot_tag_at_end_of_buffer);
     tcase_add_test(tc, test_keyslot_recorded_vectors);
+    tcase_add_test(tc, test_keyslot_random_vs_reference);
     suite_add_tcase(s, tc);
     return s;
 }
