@@ -20,6 +20,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "tls_lib.h"
+
 #define TLS_WRITE_CHUNK (16 * 1024)
 
 struct tls_ctx {
@@ -41,6 +43,8 @@ tls_available(void)
 const char *
 tls_last_error(void)
 {
+    if (!tls_lib_loaded())
+        return "TLS library not loaded";
     unsigned long e = ERR_peek_last_error();
     const char *r = e ? ERR_reason_error_string(e) : NULL;
     return r ? r : "unknown TLS error";
@@ -86,6 +90,8 @@ struct tls_ctx *
 tls_server_ctx(const char *cert, const char *key, const char *ca,
                int require_client_cert, char *err, size_t errlen)
 {
+    if (tls_lib_load(err, errlen) != 0)
+        return NULL;
     SSL_CTX *ctx = ctx_base(TLS_server_method());
     if (ctx == NULL) {
         snprintf(err, errlen, "SSL_CTX_new: %s", tls_last_error());
@@ -114,6 +120,8 @@ tls_client_ctx(const char *ca, const char *cert, const char *key,
                const char *server_name, int verify, char *err,
                size_t errlen)
 {
+    if (tls_lib_load(err, errlen) != 0)
+        return NULL;
     SSL_CTX *ctx = ctx_base(TLS_client_method());
     if (ctx == NULL) {
         snprintf(err, errlen, "SSL_CTX_new: %s", tls_last_error());

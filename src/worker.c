@@ -195,13 +195,16 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     client_check_idle(w, now);
 }
 
-/* 1 when no client waits for a reply. */
+/* 1 when no client waits for a reply: none in flight, and none answered
+ * but not yet written (replies reach the socket in the flush callback at
+ * the end of a loop turn; a drain that stopped between the two would drop
+ * them). */
 static int
 worker_idle(const struct worker *w)
 {
     const struct client *c;
     TAILQ_FOREACH(c, &w->clients, next)
-        if (c->nundone > 0)
+        if (c->nundone > 0 || c->npipeline > 0 || c->out_bytes > 0)
             return 0;
     return 1;
 }

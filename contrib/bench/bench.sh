@@ -76,8 +76,6 @@ peer_cmds=()
 peer_conf_names=()
 peer_conf_files=()
 
-usage() { awk 'NR > 3 && !/^#/ { exit } NR > 3 { sub(/^# ?/, ""); print }' "$0"; }
-need() { [ "$2" -ge 2 ] || die "$1 needs a value"; }
 
 while [ $# -gt 0 ]; do
     case $1 in

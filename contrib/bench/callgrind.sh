@@ -56,8 +56,6 @@ workers=1
 refresh=1h
 keep=
 
-usage() { awk 'NR > 3 && !/^#/ { exit } NR > 3 { sub(/^# ?/, ""); print }' "$0"; }
-need() { [ "$2" -ge 2 ] || die "$1 needs a value"; }
 
 while [ $# -gt 0 ]; do
     case $1 in

@@ -14,6 +14,11 @@ cluster_ports=()
 
 die() { printf '%s: %s\n' "${prog:-bench}" "$*" >&2; exit 1; }
 say() { printf '==> %s\n' "$*" >&2; }
+# The calling script's header comment, from its 4th line to the first
+# line that is not a comment, is its --help text.
+usage() { awk 'NR > 3 && !/^#/ { exit } NR > 3 { sub(/^# ?/, ""); print }' "$0"; }
+# need OPTION ARGS-LEFT: die unless the option has a value after it.
+need() { [ "$2" -ge 2 ] || die "$1 needs a value"; }
 
 bench_cleanup() {
     trap - EXIT INT TERM

@@ -35,8 +35,6 @@ top=12
 proxy_cpus=0
 load_cpus=1
 
-usage() { awk 'NR > 3 && !/^#/ { exit } NR > 3 { sub(/^# ?/, ""); print }' "$0"; }
-need() { [ "$2" -ge 2 ] || die "$1 needs a value"; }
 
 while [ $# -gt 0 ]; do
     case $1 in
