@@ -140,6 +140,7 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 # ------------------------------------------------------------- targets
 t_name=()
 t_port=()
+t_pid=()
 
 say "starting a 3-master cluster"
 start_cluster "$lcpu_list"
@@ -158,10 +159,12 @@ wait_ping "$proxy_port" "$!" 100 ||
     die "slotproxy did not answer; log: $(cat "$bench_tmp/slotproxy.log")"
 t_name+=(slotproxy)
 t_port+=("$proxy_port")
+t_pid+=("${bench_pids[${#bench_pids[@]} - 1]}")
 
 if [ "$with_redis" = 1 ]; then
     t_name+=(redis-direct)
     t_port+=("$single_port")
+    t_pid+=("$single_pid")
 fi
 
 subst() {
@@ -211,6 +214,7 @@ for i in "${!peer_names[@]}"; do
         die "peer $name does not serve SET/GET; log: $(tail -5 "$pdir/log")"
     t_name+=("$name")
     t_port+=("$pport")
+    t_pid+=("${bench_pids[${#bench_pids[@]} - 1]}")
 done
 
 # ----------------------------------------------------------- workloads
@@ -277,6 +281,13 @@ for w in "${wl_list[@]}"; do
 done
 
 # ---------------------------------------------------------------- runs
+# cpu_ticks PID: user + system clock ticks of the process so far.
+cpu_ticks() {
+    # Fields after the ")" that ends the command name: utime is the 12th,
+    # stime the 13th.
+    sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'
+}
+clk_tck=$(getconf CLK_TCK)
 results=$bench_tmp/results.txt
 : >"$results"
 nt=${#t_name[@]}
@@ -285,7 +296,14 @@ for ((round = 1; round <= rounds; round++)); do
     for w in "${wl_list[@]}"; do
         for ((k = 0; k < nt; k++)); do
             i=$(((k + round - 1) % nt))
+            c0=$(cpu_ticks "${t_pid[$i]}")
             r=$(run_bench "${t_port[$i]}" "$w" "${wl_n[$w]}")
+            c1=$(cpu_ticks "${t_pid[$i]}")
+            # CPU time of the target process (all its threads, user +
+            # system) per request, in microseconds.
+            [ "$r" = fail ] || r="$r $(awk -v a="$c0" -v b="$c1" \
+                -v hz="$clk_tck" -v n="${wl_n[$w]}" \
+                'BEGIN { printf "%.3f", (b - a) * 1e6 / hz / n }')"
             printf '%s %s %s %s %s\n' "$round" "$w" "${t_name[$i]}" \
                 "${wl_n[$w]}" "$r" >>"$results"
             say "  $w ${t_name[$i]}: $r"
@@ -295,9 +313,9 @@ done
 
 if [ -n "$raw" ]; then
     {
-        echo "round,workload,target,requests,ops_per_s,p50_ms,p99_ms"
-        awk 'NF == 7 { print $1","$2","$3","$4","$5","$6","$7 }
-             NF == 5 { print $1","$2","$3","$4",fail,," }' "$results"
+        echo "round,workload,target,requests,ops_per_s,p50_ms,p99_ms,cpu_us_per_req"
+        awk 'NF == 8 { print $1","$2","$3","$4","$5","$6","$7","$8 }
+             NF == 5 { print $1","$2","$3","$4",fail,,," }' "$results"
     } >"$raw"
 fi
 
@@ -350,6 +368,43 @@ for w in "${wl_list[@]}"; do
                 w, t, f, med[t], mn[t], mx[t],
                 med[t] ? 100 * (mx[t] - mn[t]) / med[t] : 0, pm[t],
                 base ? sprintf("%.2f", med[t] / base) : "n/a"
+        }
+    }' "$results"
+done
+echo
+echo "CPU time each target's process spent per request (user + system, all"
+echo "threads, from /proc/PID/stat; median over rounds). It does not depend on"
+echo "which side of the benchmark is the bottleneck: 1e6 / (us per request) is"
+echo "what one core would serve if the proxy alone were saturated."
+echo
+echo "| workload | target | CPU us per request | requests per CPU-second | target/slotproxy (CPU per request) |"
+echo "|---|---|--:|--:|--:|"
+for w in "${wl_list[@]}"; do
+    awk -v w="$w" -v order="${t_name[*]}" '
+    function median(a, n,   i, j, t) {
+        for (i = 2; i <= n; i++) {
+            t = a[i]
+            for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
+            a[j + 1] = t
+        }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    $2 == w && NF == 8 { t = $3; cnt[t]++; cpu[t, cnt[t]] = $8 }
+    END {
+        nn = split(order, names, " ")
+        for (k = 1; k <= nn; k++) {
+            t = names[k]
+            for (i = 1; i <= cnt[t]; i++) c[i] = cpu[t, i]
+            med[t] = cnt[t] ? median(c, cnt[t]) : 0
+        }
+        base = med["slotproxy"]
+        for (k = 1; k <= nn; k++) {
+            t = names[k]
+            if (!cnt[t]) continue
+            # (parenthesised: a bare ">" in a print list redirects)
+            per_s = (med[t] > 0) ? sprintf("%.0f", 1e6 / med[t]) : "n/a"
+            ratio = (base > 0) ? sprintf("%.2f", med[t] / base) : "n/a"
+            printf "| %s | %s | %.2f | %s | %s |\n", w, t, med[t], per_s, ratio
         }
     }' "$results"
 done

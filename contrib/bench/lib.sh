@@ -112,8 +112,9 @@ start_redis() {
     wait_ping "$port" "$!" 100
 }
 
-# start_single CPUS: a plain redis-server; sets single_port.
+# start_single CPUS: a plain redis-server; sets single_port, single_pid.
 single_port=
+single_pid=
 start_single() {
     local p=23000 _
     for _ in 1 2 3 4 5; do
@@ -121,6 +122,8 @@ start_single() {
         if start_redis "$p" "$1" no; then
             # shellcheck disable=SC2034  # read by bench.sh
             single_port=$p
+            # shellcheck disable=SC2034
+            single_pid=${bench_pids[${#bench_pids[@]} - 1]}
             return 0
         fi
         p=$((p + 1))
