@@ -325,8 +325,11 @@ echo "slotproxy bench: $rounds rounds, -c $clients -d $size -r $keyspace," \
     "workers $workers, pin $([ "$pin" = 1 ] &&
         echo "proxies=$proxy_cpus load=$load_cpus" || echo off)"
 echo
-echo "| workload | target | median ops/s | min-max ops/s | spread | p99 ms (median) | target/slotproxy |"
-echo "|---|---|--:|--:|--:|--:|--:|"
+echo "target/slotproxy: ratio of the medians; per round: median of the ratios"
+echo "within each round (robust when the shared machine slows a whole round)."
+echo
+echo "| workload | target | median ops/s | min-max ops/s | spread | p99 ms (median) | target/slotproxy | per round |"
+echo "|---|---|--:|--:|--:|--:|--:|--:|"
 for w in "${wl_list[@]}"; do
     awk -v w="$w" -v order="${t_name[*]}" '
     function median(a, n,   i, j, t) {
@@ -341,6 +344,7 @@ for w in "${wl_list[@]}"; do
         t = $3
         if ($5 == "fail") { fails[t]++; next }
         cnt[t]++; rps[t, cnt[t]] = $5; p99[t, cnt[t]] = $7
+        by_round[t, $1] = $5; rounds_seen[$1] = 1
     }
     END {
         nn = split(order, names, " ")
@@ -364,10 +368,15 @@ for w in "${wl_list[@]}"; do
                 printf "| %s | %s | failed | | | | |\n", w, t
                 continue
             }
-            printf "| %s | %s%s | %.0f | %.0f-%.0f | %.1f%% | %.3f | %s |\n",
+            nr = 0
+            for (rd in rounds_seen)
+                if (((t, rd) in by_round) && (("slotproxy", rd) in by_round))
+                    rr[++nr] = by_round[t, rd] / by_round["slotproxy", rd]
+            printf "| %s | %s%s | %.0f | %.0f-%.0f | %.1f%% | %.3f | %s | %s |\n",
                 w, t, f, med[t], mn[t], mx[t],
                 med[t] ? 100 * (mx[t] - mn[t]) / med[t] : 0, pm[t],
-                base ? sprintf("%.2f", med[t] / base) : "n/a"
+                base ? sprintf("%.2f", med[t] / base) : "n/a",
+                nr ? sprintf("%.2f", median(rr, nr)) : "n/a"
         }
     }' "$results"
 done
@@ -377,8 +386,8 @@ echo "threads, from /proc/PID/stat; median over rounds). It does not depend on"
 echo "which side of the benchmark is the bottleneck: 1e6 / (us per request) is"
 echo "what one core would serve if the proxy alone were saturated."
 echo
-echo "| workload | target | CPU us per request | requests per CPU-second | target/slotproxy (CPU per request) |"
-echo "|---|---|--:|--:|--:|"
+echo "| workload | target | CPU us per request | requests per CPU-second | target/slotproxy (CPU per request) | per round |"
+echo "|---|---|--:|--:|--:|--:|"
 for w in "${wl_list[@]}"; do
     awk -v w="$w" -v order="${t_name[*]}" '
     function median(a, n,   i, j, t) {
@@ -389,7 +398,10 @@ for w in "${wl_list[@]}"; do
         }
         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
-    $2 == w && NF == 8 { t = $3; cnt[t]++; cpu[t, cnt[t]] = $8 }
+    $2 == w && NF == 8 {
+        t = $3; cnt[t]++; cpu[t, cnt[t]] = $8
+        by_round[t, $1] = $8; rounds_seen[$1] = 1
+    }
     END {
         nn = split(order, names, " ")
         for (k = 1; k <= nn; k++) {
@@ -404,7 +416,14 @@ for w in "${wl_list[@]}"; do
             # (parenthesised: a bare ">" in a print list redirects)
             per_s = (med[t] > 0) ? sprintf("%.0f", 1e6 / med[t]) : "n/a"
             ratio = (base > 0) ? sprintf("%.2f", med[t] / base) : "n/a"
-            printf "| %s | %s | %.2f | %s | %s |\n", w, t, med[t], per_s, ratio
+            nr = 0
+            for (rd in rounds_seen)
+                if (((t, rd) in by_round) && (("slotproxy", rd) in by_round) &&
+                    by_round["slotproxy", rd] > 0)
+                    rr[++nr] = by_round[t, rd] / by_round["slotproxy", rd]
+            pr = nr ? sprintf("%.2f", median(rr, nr)) : "n/a"
+            printf "| %s | %s | %.2f | %s | %s | %s |\n", w, t, med[t], per_s,
+                ratio, pr
         }
     }' "$results"
 done

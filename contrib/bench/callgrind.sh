@@ -3,7 +3,8 @@
 #
 # Instructions per request: user-space instructions (callgrind "Ir", which
 # includes libc, libevent and the allocator, and excludes the kernel) that
-# slotproxy executes per proxied GET and per cross-slot MGET of 10 keys.
+# slotproxy executes per proxied GET, per SET and per cross-slot MGET of 10
+# keys.
 #
 # Method:
 #  1. A throwaway 3-master Redis Cluster on free 127.0.0.1 ports; slotproxy
@@ -150,8 +151,11 @@ ctl -i on
 ctl -z
 short=$((requests / 5))
 declare -A ir_short ir_long dump_long
-for w in get mget; do
-    if [ "$w" = get ]; then cmd=(-t get); else cmd=("${mget[@]}"); fi
+for w in get set mget; do
+    case $w in
+    get|set) cmd=(-t "$w") ;;
+    *) cmd=("${mget[@]}") ;;
+    esac
     say "measuring $w: $short then $requests requests (-c 10 -P 1)"
     rb "$short" 1 10 "${cmd[@]}"
     dump
@@ -168,9 +172,12 @@ echo "slotproxy instructions per request (callgrind Ir, user space)," \
 echo
 echo "| request | Ir, run of $short | Ir, run of $requests | Ir/request (marginal) | Ir/request (average of long run) |"
 echo "|---|--:|--:|--:|--:|"
-for w in get mget; do
-    label=GET
-    [ "$w" = mget ] && label="MGET 10 keys, cross-slot"
+for w in get set mget; do
+    case $w in
+    get) label=GET ;;
+    set) label="SET (64-byte value)" ;;
+    *) label="MGET 10 keys, cross-slot" ;;
+    esac
     awk -v l="$label" -v a="${ir_short[$w]}" -v b="${ir_long[$w]}" \
         -v n1="$short" -v n2="$requests" 'BEGIN {
         printf "| %s | %d | %d | %.0f | %.0f |\n", l, a, b,
@@ -178,7 +185,7 @@ for w in get mget; do
 done
 
 if [ "$top" -gt 0 ]; then
-    for w in get mget; do
+    for w in get set mget; do
         echo
         echo "Top $top functions by self Ir, $w run of $requests requests" \
             "(Ir per request = self Ir / $requests):"
