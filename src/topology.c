@@ -39,6 +39,8 @@ struct topology {
     int inflight;                   /* a CLUSTER SLOTS request is out */
     int again;                      /* refresh asked while in flight */
     uint32_t next;                  /* next candidate index */
+    uint32_t rounds;                /* rounds started, to pick the first
+                                     * master asked */
     uint32_t tried;                 /* candidates tried in this round */
     int continuing;                 /* next attempt continues the round */
     int second_opinion;             /* a map losing slots was set aside:
@@ -72,8 +74,17 @@ topo_timer_cb(evutil_socket_t fd, short what, void *arg)
         t->again = 1;
         return;
     }
-    if (!t->continuing)
+    if (!t->continuing) {
+        /* A new round starts at a master (taking turns, to spread the
+         * load): never where the last round stopped, which could be a
+         * replica. Replicas learn of a slot move last, and a map fetched
+         * from one while the masters already agree flips the slot back,
+         * which brings a MOVED, which brings a refresh from the next
+         * candidate: the map would flap for as long as they disagree. */
+        uint32_t nm = t->w->map->nmasters;
         t->tried = 0;
+        t->next = nm > 0 ? t->rounds++ % nm : 0;
+    }
     t->continuing = 0;
     topo_attempt(t);
 }
