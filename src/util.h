@@ -35,12 +35,13 @@ struct buf {
 
 void buf_init(struct buf *b);
 void buf_deinit(struct buf *b);
-/* Make room for at least n more bytes after len (compacts, then grows). */
-/* Slow half of buf_reserve(): compact or grow. */
+/* Slow half of buf_reserve(): compact (consumed bytes at the front are
+ * free space), then grow. */
 void buf_grow(struct buf *b, size_t n);
 
-/* Make room for n more bytes at b->data + b->len. Inline: it runs dozens
- * of times per multi-key request, and the room is almost always there. */
+/* Make room for at least n more bytes at b->data + b->len. Inline: it runs
+ * dozens of times per multi-key request, and the room is almost always
+ * there. */
 static inline void
 buf_reserve(struct buf *b, size_t n)
 {
