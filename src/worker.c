@@ -104,6 +104,17 @@ worker_node_stats(struct worker *w, int with_slots)
     }
 }
 
+/* dst = src, writing only the counters that changed: the arrays are
+ * large (128 KB of slot counters) and mostly zero, and a page never
+ * written stays the shared zero page instead of resident memory. */
+static void
+copy_changed(uint64_t *dst, const uint64_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (dst[i] != src[i])
+            dst[i] = src[i];
+}
+
 static void
 worker_publish_stats(struct worker *w)
 {
@@ -127,10 +138,9 @@ worker_publish_stats(struct worker *w)
     memcpy(w->pub_cmd_calls, w->cmd_calls,
            command_count() * sizeof(*w->cmd_calls));
     if (with_slots) {
-        memcpy(w->pub_slot_calls, w->slot_calls,
-               SLOT_COUNT * sizeof(*w->slot_calls));
-        memcpy(w->pub_cmd_lat, w->cmd_lat, command_count() *
-               (LAT_BUCKETS + 2) * sizeof(*w->cmd_lat));
+        copy_changed(w->pub_slot_calls, w->slot_calls, SLOT_COUNT);
+        copy_changed(w->pub_cmd_lat, w->cmd_lat,
+                     command_count() * (LAT_BUCKETS + 2));
     }
     pthread_mutex_unlock(&w->pub_lock);
 }
