@@ -63,7 +63,8 @@ redis-cli -p "$port" get memory:k >/dev/null
 sleep 2
 
 status() {
-    awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s %.1f MB  ", $1, $2 / 1024 }
+    awk '/^(VmRSS|RssAnon|RssFile):/ {
+             printf "%s %.2f MB (%d kB)  ", $1, $2 / 1024, $2 }
          END { print "" }' "/proc/$pid/status"
 }
 mappings() {
