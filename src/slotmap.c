@@ -390,28 +390,51 @@ slotmap_find_node(const struct slotmap *m, const char *host, uint16_t port)
  * appeared or vanished. Consecutive slots nearly always share a node
  * pair, so the string compare runs once per range, not per slot.
  */
+/* 1 when slot s goes to the same host:port (or nowhere) in both maps. */
+static int
+same_owner(const struct slotmap *a, const struct slotmap *b, size_t s)
+{
+    uint16_t ia = a->slot_node[s], ib = b->slot_node[s];
+
+    if (ia == SLOTMAP_NONE || ib == SLOTMAP_NONE)
+        return ia == ib;
+    return a->nodes[ia].port == b->nodes[ib].port &&
+           strcasecmp(a->nodes[ia].host, b->nodes[ib].host) == 0;
+}
+
 int
 slotmap_same_routes(const struct slotmap *a, const struct slotmap *b)
 {
-    uint16_t last_a = SLOTMAP_NONE, last_b = SLOTMAP_NONE;
+    return slotmap_route_diff(a, b, NULL) == 0;
+}
 
+uint32_t
+slotmap_route_diff(const struct slotmap *a, const struct slotmap *b,
+                   int *first)
+{
+    uint16_t last_a = SLOTMAP_NONE, last_b = SLOTMAP_NONE;
+    uint32_t n = 0;
+
+    if (first != NULL)
+        *first = -1;
     for (size_t s = 0; s < SLOT_COUNT; s++) {
         uint16_t ia = a->slot_node[s], ib = b->slot_node[s];
-        const struct sm_node *na, *nb;
 
-        if (ia == SLOTMAP_NONE || ib == SLOTMAP_NONE) {
-            if (ia != ib)
-                return 0;
+        /* Runs of slots with the same pair of owners are compared once. */
+        if (ia != SLOTMAP_NONE && ib != SLOTMAP_NONE && ia == last_a &&
+            ib == last_b)
+            continue;
+        if (same_owner(a, b, s)) {
+            last_a = ia;
+            last_b = ib;
             continue;
         }
-        if (ia == last_a && ib == last_b)
-            continue;
-        na = &a->nodes[ia];
-        nb = &b->nodes[ib];
-        if (na->port != nb->port || strcasecmp(na->host, nb->host) != 0)
-            return 0;
-        last_a = ia;
-        last_b = ib;
+        last_a = last_b = SLOTMAP_NONE;
+        if (first != NULL && *first < 0)
+            *first = (int)s;
+        n++;
+        if (first == NULL)
+            break;          /* only "same or not" was asked */
     }
-    return 1;
+    return n;
 }

@@ -65,5 +65,10 @@ int slotmap_find_node(const struct slotmap *m, const char *host,
 
 /* 1 when both maps route every slot to the same host:port. */
 int slotmap_same_routes(const struct slotmap *a, const struct slotmap *b);
+/* Number of slots routed differently (to another host:port, or covered
+ * in one map only); *first, when not NULL, gets the first such slot or
+ * -1. With first NULL it stops at the first difference (0 or 1). */
+uint32_t slotmap_route_diff(const struct slotmap *a, const struct slotmap *b,
+                            int *first);
 
 #endif

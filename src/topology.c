@@ -48,6 +48,7 @@ struct topology {
     uint32_t failed_rounds;         /* consecutive rounds with no answer */
     uint64_t last_ms;               /* when the last round ended */
     char asked_host[256];           /* host of the in-flight attempt */
+    uint16_t asked_port;            /* and its port */
     uint64_t sent_us;               /* when the attempt was sent */
 };
 
@@ -166,6 +167,30 @@ topo_round_end(struct topology *t, int ok)
     topo_schedule(t, delay);
 }
 
+/* Say which node's answer moves slots, and the first one moved: when the
+ * nodes of a cluster disagree for a while, the log shows who says what. */
+static void
+topo_log_moves(const struct topology *t, const struct slotmap *m)
+{
+    const struct slotmap *old = t->w->map;
+    int first;
+    uint32_t n;
+
+    if (old->nmasters == 0)
+        return;
+    n = slotmap_route_diff(old, m, &first);
+    if (n == 0)
+        return;
+    int a = slotmap_master_of(old, (uint16_t)first);
+    int b = slotmap_master_of(m, (uint16_t)first);
+    log_notice("topology: %s:%u says %u slot%s changed owner (first: slot "
+               "%d, %s:%u -> %s:%u)", t->asked_host, t->asked_port, n,
+               n == 1 ? "" : "s", first, a >= 0 ? old->nodes[a].host : "none",
+               a >= 0 ? old->nodes[a].port : 0,
+               b >= 0 ? m->nodes[b].host : "none",
+               b >= 0 ? m->nodes[b].port : 0);
+}
+
 /* Install the map decoded from a reply; 0 on success. */
 static int
 topo_install(struct topology *t, const struct request *r)
@@ -207,6 +232,7 @@ topo_install(struct topology *t, const struct request *r)
         return -1;
     }
     t->second_opinion = 0;
+    topo_log_moves(t, m);
     t->w->stats.refreshes++;
     t->w->stats.refresh_us += sp_usec_now() - t->sent_us;
     worker_set_map(t->w, m);
@@ -243,6 +269,7 @@ topo_attempt(struct topology *t)
 
     topo_candidate(t, t->next++ % n, &host, &port);
     snprintf(t->asked_host, sizeof(t->asked_host), "%s", host);
+    t->asked_port = port;
     struct request *r = request_new(w);
     buf_append(&r->req, cluster_slots_cmd, sizeof(cluster_slots_cmd) - 1);
     r->on_done = topo_on_done;

@@ -247,6 +247,14 @@ START_TEST(test_partial)
     ck_assert_int_eq(slotmap_same_routes(m, full), 0);
     ck_assert_int_eq(slotmap_same_routes(full, m), 0);
     ck_assert_int_eq(slotmap_same_routes(m, m), 1);
+    /* The 100 uncovered slots (0-99) are the whole difference. */
+    int first = 12345;
+    ck_assert_uint_eq(slotmap_route_diff(m, full, &first), 100);
+    ck_assert_int_eq(first, 0);
+    ck_assert_uint_eq(slotmap_route_diff(full, m, &first), 100);
+    ck_assert_uint_eq(slotmap_route_diff(m, m, &first), 0);
+    ck_assert_int_eq(first, -1);
+    ck_assert_uint_eq(slotmap_route_diff(m, full, NULL), 1);
     slotmap_put(m);
     slotmap_put(full);
 }
