@@ -26,6 +26,7 @@ import atexit
 import ctypes
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -547,10 +548,96 @@ class Cluster:
                 if "role:slave" in repl and \
                         "master_link_status:up" not in repl:
                     return False
+                # Masters with the same configEpoch (left by a failover
+                # without consensus) must have been told apart first: a
+                # slot moved by hand while two of them collide can be
+                # claimed back by the source's stale gossip, and the nodes
+                # then disagree on its owner.
+                epochs = [line.split()[6] for line in nodes
+                          if "master" in line.split()[2] and
+                          "fail" not in line.split()[2]]
+                if len(set(epochs)) != len(epochs):
+                    return False
             return True
-        wait_until(settled, timeout, "cluster_state:ok on every node with "
-                   "all replicas linked (logs under %s)" % self.dir, 0.2)
+        disagree_since = [None]
+
+        def agreed():
+            views = {n.port: self._slot_view(n) for n in live}
+            if len(set(views.values())) <= 1:
+                disagree_since[0] = None
+                return True
+            # A node can miss a slot handover (a replica that never saw
+            # its master take a slot, then promoted, serves a hole). Say
+            # so, and after 2 s make the owner, as most masters see it,
+            # announce itself with a new configEpoch.
+            now = time.time()
+            if disagree_since[0] is None:
+                disagree_since[0] = now
+            elif now - disagree_since[0] > 2:
+                disagree_since[0] = now
+                self._heal_views(live, views)
+            return False
+        wait_until(lambda: settled() and agreed(), timeout,
+                   "cluster_state:ok on every node with all replicas linked "
+                   "and one view of slot owners (logs under %s)" % self.dir,
+                   0.2)
         self.refresh()
+
+    @staticmethod
+    def _owners(view):
+        own = [None] * 16384
+        for lo, hi, port in view:
+            for slot in range(lo, hi + 1):
+                own[slot] = port
+        return own
+
+    def _heal_views(self, live, views):
+        """Nodes disagree on slot owners for more than 2 s. A master that
+        misses slots everybody else says are its own (a replica promoted
+        before it heard its master take them) gets them with CLUSTER
+        ADDSLOTS; any other difference, the owners as most nodes see them
+        announce themselves with CLUSTER BUMPEPOCH. Logged: it is the
+        cluster's state, not the proxy's doing."""
+        counts = {}
+        for v in views.values():
+            counts[v] = counts.get(v, 0) + 1
+        major = self._owners(max(counts, key=counts.get))
+        by_port = {n.port: n for n in live}
+        bump = set()
+        for port, v in views.items():
+            own = self._owners(v)
+            diff = [s for s in range(16384) if own[s] != major[s]]
+            if not diff:
+                continue
+            # Slots most nodes say are this node's, which it does not
+            # serve: unassigned in its view (holes) or given to another.
+            holes = [s for s in diff if own[s] is None and major[s] == port]
+            given = [s for s in diff
+                     if own[s] is not None and major[s] == port]
+            log("    # node %d sees %d slot owner(s) unlike most nodes "
+                "(first: slot %d, %s vs %s); %d missing, %d given away" % (
+                    port, len(diff), diff[0], own[diff[0]], major[diff[0]],
+                    len(holes), len(given)))
+            n = by_port[port]
+            if (holes or given) and \
+                    n.call("ROLE")[0].decode() == "master":
+                if holes:
+                    n.call("CLUSTER", "ADDSLOTS", *holes)
+                myid = n.call("CLUSTER", "MYID").decode()
+                for slot in given:
+                    n.call("CLUSTER", "SETSLOT", slot, "NODE", myid)
+            bump.update(major[s] for s in diff
+                        if major[s] is not None and major[s] != port)
+        for port in sorted(bump):
+            if port in by_port:
+                log("    # CLUSTER BUMPEPOCH on %d" % port)
+                by_port[port].call("CLUSTER", "BUMPEPOCH")
+
+    @staticmethod
+    def _slot_view(n):
+        """Node n's slot ranges and their masters' ports, as a tuple."""
+        return tuple(sorted((int(r[0]), int(r[1]), int(r[2][1]))
+                            for r in n.call("CLUSTER", "SLOTS")))
 
     def refresh(self):
         """Reloads node ids, roles and the slot map from CLUSTER NODES."""
@@ -604,6 +691,7 @@ class Cluster:
         (seconds) is slept while each slot is half-migrated, to keep the
         ASK window open longer."""
         masters = self.masters()
+        self._wait_epochs(masters)
         with src.client(30) as cs, dst.client(30) as cd:
             for slot in slots:
                 r = cd.call("CLUSTER", "SETSLOT", slot, "IMPORTING", src.id)
@@ -629,6 +717,49 @@ class Cluster:
                     if m is not src and m is not dst:
                         m.call("CLUSTER", "SETSLOT", slot, "NODE", dst.id)
                 self.slot_owner[slot] = dst
+        self._wait_owner(slots, dst)
+
+    def _wait_epochs(self, masters, timeout=10):
+        """Waits until every master knows the same currentEpoch. Closing a
+        slot import bumps the importer's configEpoch to its currentEpoch
+        + 1: a node that has not yet heard of the previous move's bump
+        takes the same epoch as the node the slot left, and after the
+        collision is resolved that node's stale claim can win. Moving a
+        slot there and back at once left the two masters each naming the
+        other as its owner."""
+        def same():
+            return len({int(re.search(rb"cluster_current_epoch:(\d+)",
+                                      m.call("CLUSTER", "INFO")).group(1))
+                        for m in masters}) == 1
+        wait_until(same, timeout, "one currentEpoch on every master", 0.05)
+
+    def _wait_owner(self, slots, owner, timeout=10):
+        """Waits until every live master names owner for every slot (they
+        were all told; this catches a cluster that takes a slot back)."""
+        want = set(slots)
+
+        def views():
+            out = {}
+            for m in self.masters():
+                seen = {}
+                for r in m.call("CLUSTER", "SLOTS"):
+                    lo, hi, port = int(r[0]), int(r[1]), int(r[2][1])
+                    for s in want:
+                        if lo <= s <= hi:
+                            seen[s] = port
+                out[m.port] = seen
+            return out
+
+        def agreed():
+            return all(v.get(s) == owner.port for v in views().values()
+                       for s in want)
+        try:
+            wait_until(agreed, timeout, "every master naming %d as the "
+                       "owner of the moved slots" % owner.port, 0.05)
+        except BaseException:
+            log("    owner views (master port -> {slot: owner port}): %r"
+                % (views(),))
+            raise
 
     def flushall(self):
         for m in self.masters():
