@@ -320,6 +320,17 @@ if [ -n "$raw" ]; then
 fi
 
 # -------------------------------------------------------------- report
+# Shared by the report's awk programs: median of a[1..n] (sorts a).
+awk_median='
+    function median(a, n,   i, j, t) {
+        for (i = 2; i <= n; i++) {
+            t = a[i]
+            for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
+            a[j + 1] = t
+        }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }'
+
 echo
 echo "slotproxy bench: $rounds rounds, -c $clients -d $size -r $keyspace," \
     "workers $workers, pin $([ "$pin" = 1 ] &&
@@ -331,15 +342,7 @@ echo
 echo "| workload | target | median ops/s | min-max ops/s | spread | p99 ms (median) | target/slotproxy | per round |"
 echo "|---|---|--:|--:|--:|--:|--:|--:|"
 for w in "${wl_list[@]}"; do
-    awk -v w="$w" -v order="${t_name[*]}" '
-    function median(a, n,   i, j, t) {
-        for (i = 2; i <= n; i++) {
-            t = a[i]
-            for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
-            a[j + 1] = t
-        }
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
+    awk -v w="$w" -v order="${t_name[*]}" "$awk_median"'
     $2 == w {
         t = $3
         if ($5 == "fail") { fails[t]++; next }
@@ -389,15 +392,7 @@ echo
 echo "| workload | target | CPU us per request | requests per CPU-second | target/slotproxy (CPU per request) | per round |"
 echo "|---|---|--:|--:|--:|--:|"
 for w in "${wl_list[@]}"; do
-    awk -v w="$w" -v order="${t_name[*]}" '
-    function median(a, n,   i, j, t) {
-        for (i = 2; i <= n; i++) {
-            t = a[i]
-            for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
-            a[j + 1] = t
-        }
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
+    awk -v w="$w" -v order="${t_name[*]}" "$awk_median"'
     $2 == w && NF == 8 {
         t = $3; cnt[t]++; cpu[t, cnt[t]] = $8
         by_round[t, $1] = $8; rounds_seen[$1] = 1
