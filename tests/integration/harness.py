@@ -593,11 +593,13 @@ class Cluster:
 
     def _heal_views(self, live, views):
         """Nodes disagree on slot owners for more than 2 s. A master that
-        misses slots everybody else says are its own (a replica promoted
-        before it heard its master take them) gets them with CLUSTER
-        ADDSLOTS; any other difference, the owners as most nodes see them
-        announce themselves with CLUSTER BUMPEPOCH. Logged: it is the
-        cluster's state, not the proxy's doing."""
+        does not serve slots most nodes say are its own takes them back:
+        CLUSTER ADDSLOTS for those unassigned in its view (a replica
+        promoted before it heard its master take them), CLUSTER SETSLOT
+        NODE itself for those it gave to another (a stale claim that won
+        an epoch collision). For any other difference, the owners as most
+        nodes see them announce themselves with CLUSTER BUMPEPOCH. Logged:
+        it is the cluster's state, not the proxy's doing."""
         counts = {}
         for v in views.values():
             counts[v] = counts.get(v, 0) + 1
