@@ -320,7 +320,8 @@ if [ -n "$raw" ]; then
 fi
 
 # -------------------------------------------------------------- report
-# Shared by the report's awk programs: median of a[1..n] (sorts a).
+# Shared by the report's awk programs: median of a[1..n] (sorts a), and
+# the per-round ratio of a target to slotproxy (by_round, rounds_seen).
 awk_median='
     function median(a, n,   i, j, t) {
         for (i = 2; i <= n; i++) {
@@ -329,6 +330,14 @@ awk_median='
             a[j + 1] = t
         }
         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    # Median over rounds of by_round[t, r] / by_round["slotproxy", r].
+    function round_ratio(t,   rd, nr, rr) {
+        for (rd in rounds_seen)
+            if (((t, rd) in by_round) && (("slotproxy", rd) in by_round) &&
+                by_round["slotproxy", rd] > 0)
+                rr[++nr] = by_round[t, rd] / by_round["slotproxy", rd]
+        return nr ? sprintf("%.2f", median(rr, nr)) : "n/a"
     }'
 
 echo
@@ -371,15 +380,11 @@ for w in "${wl_list[@]}"; do
                 printf "| %s | %s | failed | | | | |\n", w, t
                 continue
             }
-            nr = 0
-            for (rd in rounds_seen)
-                if (((t, rd) in by_round) && (("slotproxy", rd) in by_round))
-                    rr[++nr] = by_round[t, rd] / by_round["slotproxy", rd]
             printf "| %s | %s%s | %.0f | %.0f-%.0f | %.1f%% | %.3f | %s | %s |\n",
                 w, t, f, med[t], mn[t], mx[t],
                 med[t] ? 100 * (mx[t] - mn[t]) / med[t] : 0, pm[t],
                 base ? sprintf("%.2f", med[t] / base) : "n/a",
-                nr ? sprintf("%.2f", median(rr, nr)) : "n/a"
+                round_ratio(t)
         }
     }' "$results"
 done
@@ -411,14 +416,8 @@ for w in "${wl_list[@]}"; do
             # (parenthesised: a bare ">" in a print list redirects)
             per_s = (med[t] > 0) ? sprintf("%.0f", 1e6 / med[t]) : "n/a"
             ratio = (base > 0) ? sprintf("%.2f", med[t] / base) : "n/a"
-            nr = 0
-            for (rd in rounds_seen)
-                if (((t, rd) in by_round) && (("slotproxy", rd) in by_round) &&
-                    by_round["slotproxy", rd] > 0)
-                    rr[++nr] = by_round[t, rd] / by_round["slotproxy", rd]
-            pr = nr ? sprintf("%.2f", median(rr, nr)) : "n/a"
             printf "| %s | %s | %.2f | %s | %s | %s |\n", w, t, med[t], per_s,
-                ratio, pr
+                ratio, round_ratio(t)
         }
     }' "$results"
 done
