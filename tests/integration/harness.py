@@ -525,38 +525,47 @@ class Cluster:
         node sees all others connected, replicas in sync. Refreshes the
         slot map."""
         live = [n for n in self.nodes if n.alive()]
+        why = [None]    # the last reason the cluster was not settled
+
+        def unsettled(n):
+            """Why node n is not settled yet, or None."""
+            info = n.call("CLUSTER", "INFO")
+            if b"cluster_state:ok" not in info:
+                return "cluster_state is not ok"
+            nodes = n.call("CLUSTER", "NODES").decode().splitlines()
+            if len(nodes) < len(live):
+                return "knows %d of %d nodes" % (len(nodes), len(live))
+            live_ports = [m.port for m in live]
+            for line in nodes:
+                f = line.split()
+                port = int(f[1].split(":")[1].split("@")[0])
+                if port not in live_ports:
+                    continue
+                if any(x in f[2] for x in ("fail", "handshake", "noaddr")):
+                    return "flags %s on node %d" % (f[2], port)
+                if f[7] != "connected":
+                    return "link to node %d %s" % (port, f[7])
+            repl = n.call("INFO", "replication").decode()
+            if "role:slave" in repl and \
+                    "master_link_status:up" not in repl:
+                return "replica link to its master is not up"
+            # Masters with the same configEpoch (left by a failover
+            # without consensus) must have been told apart first: a slot
+            # moved by hand while two of them collide can be claimed back
+            # by the source's stale gossip, and the nodes then disagree on
+            # its owner.
+            epochs = [line.split()[6] for line in nodes
+                      if "master" in line.split()[2] and
+                      "fail" not in line.split()[2]]
+            if len(set(epochs)) != len(epochs):
+                return "masters share a configEpoch (%s)" % " ".join(epochs)
+            return None
 
         def settled():
             for n in live:
-                info = n.call("CLUSTER", "INFO")
-                if b"cluster_state:ok" not in info:
-                    return False
-                nodes = n.call("CLUSTER", "NODES").decode().splitlines()
-                if len(nodes) < len(live):
-                    return False
-                for line in nodes:
-                    f = line.split()
-                    if any(x in f[2] for x in ("fail", "handshake", "noaddr")) \
-                            and int(f[1].split(":")[1].split("@")[0]) in \
-                            [m.port for m in live]:
-                        return False
-                    if f[7] != "connected":
-                        port = int(f[1].split(":")[1].split("@")[0])
-                        if port in [m.port for m in live]:
-                            return False
-                repl = n.call("INFO", "replication").decode()
-                if "role:slave" in repl and \
-                        "master_link_status:up" not in repl:
-                    return False
-                # Masters with the same configEpoch (left by a failover
-                # without consensus) must have been told apart first: a
-                # slot moved by hand while two of them collide can be
-                # claimed back by the source's stale gossip, and the nodes
-                # then disagree on its owner.
-                epochs = [line.split()[6] for line in nodes
-                          if "master" in line.split()[2] and
-                          "fail" not in line.split()[2]]
-                if len(set(epochs)) != len(epochs):
+                why[0] = unsettled(n)
+                if why[0] is not None:
+                    why[0] = "node %d: %s" % (n.port, why[0])
                     return False
             return True
         disagree_since = [None]
@@ -577,10 +586,24 @@ class Cluster:
                 disagree_since[0] = now
                 self._heal_views(live, views)
             return False
-        wait_until(lambda: settled() and agreed(), timeout,
-                   "cluster_state:ok on every node with all replicas linked "
-                   "and one view of slot owners (logs under %s)" % self.dir,
-                   0.2)
+        try:
+            wait_until(lambda: settled() and agreed(), timeout,
+                       "cluster_state:ok on every node with all replicas "
+                       "linked and one view of slot owners (logs under %s)"
+                       % self.dir, 0.2)
+        except HarnessError as e:
+            tails = []
+            for n in live:
+                try:
+                    with open(n.log, errors="replace") as f:
+                        lines = f.read().splitlines()[-6:]
+                except OSError:
+                    lines = []
+                tails.append("    node %d log tail:\n%s" % (n.port, "\n".join(
+                    "    | " + x for x in lines)))
+            raise HarnessError("%s; last seen: %s\n%s" % (
+                e, why[0] or "nodes disagree on slot owners",
+                "\n".join(tails)))
         self.refresh()
 
     @staticmethod
