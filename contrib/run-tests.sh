@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README and CI run it:
-#   1. a -Werror build and `make check` (Check unit tests + integration
-#      tests against real redis-server clusters on free loopback ports);
+#   1. a -Werror build, its Check unit tests (make check) and the
+#      integration tests against real redis-server clusters on free
+#      loopback ports (the harness run directly, so that each result shows
+#      as it comes; `make check` runs both as well);
 #   2. the same tests in an ASan+UBSan build (--enable-sanitizers), with
 #      every proxy running 2 worker threads (SP_WORKERS=2);
 #   3. a short libFuzzer run of the RESP parsers over the checked-in corpus.
-# Ends with one line "N passed, N failed".
+# Integration tests print each result as it comes. Ends with one line
+# "N passed, N failed, N skipped" counting test cases (Check test cases,
+# integration tests, fuzz targets).
 # Options: --no-install (skip apt), --quick (skip the sanitizer build and
 # fuzzing), FUZZ_SECONDS=N (default 20 per target).
 set -uo pipefail
@@ -23,6 +27,8 @@ done
 [ $install -eq 1 ] && { contrib/install-deps.sh || exit 1; }
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# Test cases, summed over the builds: Check test cases of the unit
+# suites, integration tests, fuzz targets.
 passed=0
 failed=0
 skipped=0
@@ -31,20 +37,41 @@ skipped=0
 failures=$(mktemp)
 trap 'rm -f "$failures"' EXIT
 
-# Add one make check run's totals (from test-suite.log) to the sums.
-count() {
-    local log=$1/test-suite.log
-    [ -f "$log" ] || { failed=$((failed + 1)); return; }
-    local p f e s
-    p=$(sed -n 's/^# PASS: *//p' "$log" | head -1)
-    f=$(sed -n 's/^# FAIL: *//p' "$log" | head -1)
-    e=$(sed -n 's/^# ERROR: *//p' "$log" | head -1)
-    s=$(sed -n 's/^# SKIP: *//p' "$log" | head -1)
+# Unit suites: Check's "N%: Checks: C, Failures: F, Errors: E" per suite.
+count_unit() {
+    local dir=$1 log c f e
+    for log in "$dir"/tests/unit/*.log; do
+        [ -f "$log" ] || continue
+        c=$(sed -n 's/.*Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2 \3/p' "$log" | tail -1)
+        if [ -z "$c" ]; then
+            failed=$((failed + 1))   # the suite did not even run
+            continue
+        fi
+        set -- $c
+        passed=$((passed + $1 - $2 - $3))
+        failed=$((failed + $2 + $3))
+    done
+}
+
+# The harness's last line: "N passed, M failed[, K skipped]".
+count_integration() {
+    local line p f s
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+    if [ -z "$line" ]; then
+        failed=$((failed + 1))       # it died before its summary
+        return
+    fi
+    p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
+    f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+    s=$(echo "$line" | sed -n 's/.* \([0-9]*\) skipped.*/\1/p')
     passed=$((passed + ${p:-0}))
-    failed=$((failed + ${f:-0} + ${e:-0}))
+    failed=$((failed + ${f:-0}))
     skipped=$((skipped + ${s:-0}))
 }
 
+# Build in $1 with configure options $2..., run the unit suites (make
+# check limited to them), then the integration tests with their output
+# shown as they run (and kept in $1/integration.log).
 build_and_check() {
     local dir=$1
     shift
@@ -52,17 +79,27 @@ build_and_check() {
     mkdir -p "$dir"
     (cd "$dir" && "$top/configure" -q "$@" && make -s -j"$jobs") ||
         { echo "=== $dir: BUILD FAILED"; failed=$((failed + 1)); return; }
-    echo "=== $dir: make check"
-    (cd "$dir" && make -s -j1 check VERBOSE=1 >check.out 2>&1)
-    local rc=$?
+    echo "=== $dir: unit tests"
+    local units
+    units=$(cd "$dir" && make -s print-unit-tests 2>/dev/null)
+    (cd "$dir" && make -s -j"$jobs" check TESTS="$units" >check.out 2>&1)
     grep -E '^(PASS|FAIL|SKIP|ERROR|XFAIL|XPASS):' "$dir/check.out"
-    [ $rc -ne 0 ] && tail -n 40 "$dir/check.out"
+    grep -h 'Checks:' "$dir"/tests/unit/*.log 2>/dev/null | sed 's/^/    /'
+    for log in "$dir"/tests/unit/*.log; do
+        grep -q 'Failures: 0, Errors: 0' "$log" 2>/dev/null ||
+            sed "s|^|[$dir] |" "$log" >>"$failures"
+    done
+    count_unit "$dir"
+    echo "=== $dir: integration tests"
+    SLOTPROXY_BIN="$top/$dir/src/slotproxy" SLOTPROXY_SRCDIR="$top" \
+        tests/integration/run.sh 2>&1 | tee "$dir/integration.log" |
+        grep -vE '^    \|'
     # Harness failure blocks: a "FAIL name" line and its indented details.
     awk -v dir="$dir" '
         /^FAIL / { n = 0; p = 1; print "[" dir "] " $0; next }
         p && /^    / { if (++n <= 70) print "[" dir "] " $0; next }
-        { p = 0 }' "$dir/check.out" >>"$failures"
-    count "$dir"
+        { p = 0 }' "$dir/integration.log" >>"$failures"
+    count_integration "$dir/integration.log"
 }
 
 [ -x configure ] || autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; exit 1; }
@@ -70,11 +107,12 @@ build_and_check build --enable-werror
 if [ $quick -eq 0 ]; then
     SP_WORKERS=2 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        build_and_check build-asan --enable-werror --enable-sanitizers --enable-debug
+        build_and_check build-asan --enable-werror --enable-sanitizers --enable-debug \
+            CFLAGS="-O1 -g"
     if [ -x tests/fuzz/run.sh ]; then
         echo "=== fuzz: ${FUZZ_SECONDS:-20}s per target"
         if tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"; then
-            passed=$((passed + 1))
+            passed=$((passed + 2))
         else
             failed=$((failed + 1))
         fi

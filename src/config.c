@@ -28,6 +28,7 @@
 #include "alloc.h"
 #include "command.h"
 #include "config.h"
+#include "cpus.h"
 #include "log.h"
 #include "util.h"
 
@@ -553,10 +554,7 @@ conf_parse_units(const char *s, const struct conf_unit *units,
 static int
 conf_nprocs(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        return 1;
-    return n > CONF_WORKERS_MAX ? CONF_WORKERS_MAX : (int)n;
+    return cpus_usable(CONF_WORKERS_MAX);
 }
 
 /* ---- parse pass ---------------------------------------------------- */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "buildinfo.h"
 #include "config.h"
 #include "http.h"
 #include "listener.h"
@@ -41,7 +42,8 @@ usage(FILE *out)
             "  -t, --test         check the configuration and exit (0 = ok)\n"
             "  -d, --daemonize    run in the background (default: foreground)\n"
             "  -p, --pidfile FILE write the process id to FILE\n"
-            "  -v, --version      print the version and exit\n"
+            "  -v, -V, --version  print the version, commit, build options\n"
+            "                     and library versions, and exit\n"
             "  -h, --help         this help\n"
             "\n"
             "SIGTERM or SIGINT: stop accepting, let requests in flight finish\n"
@@ -439,7 +441,7 @@ main(int argc, char **argv)
     const char *file = NULL, *pidfile = NULL;
     int test_only = 0, daemonize = 0, opt;
 
-    while ((opt = getopt_long(argc, argv, "c:tdp:vh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tdp:vVh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             file = optarg;
@@ -454,11 +456,8 @@ main(int argc, char **argv)
             pidfile = optarg;
             break;
         case 'v':
-#ifdef SP_SANITIZERS
-            printf("slotproxy %s (ASan+UBSan build)\n", PACKAGE_VERSION);
-#else
-            printf("slotproxy %s\n", PACKAGE_VERSION);
-#endif
+        case 'V':
+            buildinfo_print(stdout);
             return 0;
         case 'h':
             usage(stdout);

@@ -45,5 +45,9 @@ ssize_t tls_writev(struct tls_conn *c, const struct iovec *iov, int n);
 int tls_pending(const struct tls_conn *c);
 /* The last OpenSSL error, for logs. */
 const char *tls_last_error(void);
+/* The TLS library this build uses, for `slotproxy -v`: the version its
+ * headers describe and, where libssl is loaded on demand, the one found
+ * at run time (or why none was). */
+void tls_describe(char *out, size_t outlen);
 
 #endif

@@ -18,6 +18,7 @@
 #define SP_TLS_LIB_NO_RENAME
 #endif
 
+#include "tls.h"
 #include "tls_lib.h"
 
 #ifdef SP_TLS_DLOPEN
@@ -72,7 +73,29 @@ tls_lib_loaded(void)
     return loaded;
 }
 
+void
+tls_describe(char *out, size_t outlen)
+{
+    /* -v only: a short-lived look at what the loader would find. */
+    void *h = dlopen(SP_LIBSSL, RTLD_LAZY | RTLD_LOCAL);
+    const char *(*version)(int) = NULL;
+    void *p = h != NULL ? dlsym(h, "OpenSSL_version") : NULL;
+
+    memcpy(&version, &p, sizeof(p));
+    snprintf(out, outlen, "built for %s; %s %s", OPENSSL_VERSION_TEXT,
+             SP_LIBSSL, version != NULL ? version(OPENSSL_VERSION)
+                                        : "not found (TLS unavailable)");
+    if (h != NULL)
+        dlclose(h);
+}
+
 #else /* linked against libssl */
+
+void
+tls_describe(char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s (linked)", OpenSSL_version(OPENSSL_VERSION));
+}
 
 int
 tls_lib_load(char *err, size_t errlen)
@@ -89,4 +112,17 @@ tls_lib_loaded(void)
 }
 
 #endif /* SP_TLS_DLOPEN */
+
+#else /* !HAVE_OPENSSL */
+
+#include <stdio.h>
+
+#include "tls.h"
+
+void
+tls_describe(char *out, size_t outlen)
+{
+    snprintf(out, outlen, "none (built --without-openssl)");
+}
+
 #endif /* HAVE_OPENSSL */
