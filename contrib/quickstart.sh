@@ -139,6 +139,10 @@ if [ -z "$proxy_port" ]; then
 elif ! port_free "$proxy_port"; then
     die "port $proxy_port is in use"
 fi
+metrics_port=9121
+while ! port_free "$metrics_port" || [ "$metrics_port" = "$proxy_port" ]; do
+    metrics_port=$((metrics_port + 1))
+done
 
 say "starting redis-server on ports ${node_ports[*]} (files in $tmp)"
 for p in "${node_ports[@]}"; do
@@ -185,6 +189,8 @@ conf=$tmp/slotproxy.yml
     echo "  request_timeout: 5s"
     echo "log:"
     echo "  level: notice"
+    echo "metrics:"
+    echo "  listen: [127.0.0.1:$metrics_port]"
 } >"$conf"
 
 say "starting slotproxy on 127.0.0.1:$proxy_port"
@@ -205,6 +211,11 @@ slotproxy is up in front of a 3-master Redis Cluster (${node_ports[*]}).
 Connect with:
 
     redis-cli -p $proxy_port
+
+Metrics (Prometheus) and probes:
+
+    curl -s http://127.0.0.1:$metrics_port/metrics
+    curl -s http://127.0.0.1:$metrics_port/readyz
 
 Config: $conf
 Press Ctrl-C to stop everything.
