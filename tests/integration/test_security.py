@@ -272,6 +272,10 @@ def test_reload_sighup(env):
         os.kill(p.pid, signal.SIGHUP)
         wait_until(lambda: open(p.log).read().count("configuration from")
                    >= 2, 5, "second reload")
+        # The main thread logs the reload; each worker opens the new
+        # listener at its next loop turn.
+        wait_until(lambda: _accepts(newport), 5, "new listener on %d"
+                   % newport)
         with harness.Client(newport, timeout=5) as c3:
             assert c3.call("PING") == b"PONG"
         # Now drop the original address.
@@ -281,14 +285,19 @@ def test_reload_sighup(env):
         os.kill(p.pid, signal.SIGHUP)
         wait_until(lambda: open(p.log).read().count("configuration from")
                    >= 3, 5, "third reload")
-        time.sleep(0.2)
-        s = socket.socket()
-        s.settimeout(1)
-        try:
-            assert s.connect_ex((HOST, p.port)) != 0, "old port still open"
-        finally:
-            s.close()
+        wait_until(lambda: not _accepts(p.port), 5, "old port %d closed"
+                   % p.port)
         assert kept.call("PING") == b"PONG"
+
+
+def _accepts(port):
+    """True when something accepts TCP connections on HOST:port."""
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        return s.connect_ex((HOST, port)) == 0
+    finally:
+        s.close()
 
 
 @test(timeout=60)
