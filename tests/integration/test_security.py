@@ -244,9 +244,11 @@ def test_reload_sighup(env):
         os.kill(p.pid, signal.SIGHUP)
         wait_until(lambda: "configuration from" in open(p.log).read(), 5,
                    "reload applied")
-        time.sleep(0.2)
         # The same connection is still served; it authenticated under the
-        # old config (none), so it stays authenticated.
+        # old config (none), so it stays authenticated. Its worker takes
+        # the new config at its next loop turn.
+        wait_until(lambda: isinstance(c.call("KEYS", "rl:*"), Error), 5,
+                   "KEYS disabled on the open connection")
         r = c.call("KEYS", "rl:*")
         assert isinstance(r, Error) and "disabled" in r.msg, r
         with p.client() as c2:
