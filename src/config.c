@@ -44,6 +44,7 @@ enum config_type {
     CONF_T_SEEDS,               /* list of TCP addresses */
     CONF_T_WORKERS,             /* int field: integer or "auto" */
     CONF_T_LOG_LEVEL,           /* int field: enum log_level by name */
+    CONF_T_LOG_FORMAT,          /* int field: enum log_format by name */
     CONF_T_PATH,                /* char * field: path, "stderr" = NULL */
     CONF_T_INT,                 /* uint32_t field: plain integer */
     CONF_T_DURATION,            /* uint32_t field: ms, or 250ms/5s/2m/1h */
@@ -87,6 +88,8 @@ static const struct config_directive config_directives[] = {
     CONF_NUM("log", "level", CONF_T_LOG_LEVEL, log_level,
              LOG_NOTICE, LOG_ERROR, LOG_DEBUG),
     CONF_NUM("log", "file", CONF_T_PATH, log_file, 0, 0, 0),
+    CONF_NUM("log", "format", CONF_T_LOG_FORMAT, log_format,
+             LOG_FORMAT_TEXT, LOG_FORMAT_TEXT, LOG_FORMAT_JSON),
 
     CONF_ADDRS("cluster", "seeds", CONF_T_SEEDS, seeds, nseeds),
     CONF_NUM("cluster", "connect_timeout", CONF_T_DURATION,
@@ -235,7 +238,8 @@ conf_store_num(struct config *c, const struct config_directive *d,
 static int
 conf_is_numeric(enum config_type t)
 {
-    return t == CONF_T_WORKERS || t == CONF_T_LOG_LEVEL || t == CONF_T_INT ||
+    return t == CONF_T_WORKERS || t == CONF_T_LOG_LEVEL ||
+           t == CONF_T_LOG_FORMAT || t == CONF_T_INT ||
            t == CONF_T_DURATION || t == CONF_T_SIZE || t == CONF_T_READ_FROM ||
            t == CONF_T_BOOL;
 }
@@ -812,6 +816,12 @@ conf_set_num(struct config_parser *p, const struct config_directive *d,
             return conf_error(p, v->start_mark,
                               "'%s' must be one of error, warn, notice, "
                               "info, debug", d->name);
+        return 0;
+    case CONF_T_LOG_FORMAT:
+        *num = ok ? log_format_from_name(s) : -1;
+        if (*num < 0)
+            return conf_error(p, v->start_mark,
+                              "'%s' must be text or json", d->name);
         return 0;
     case CONF_T_BOOL:
         *num = !ok ? -1

@@ -43,6 +43,7 @@ struct config {
 
     /* log: */
     int log_level;              /* level: enum log_level, default notice */
+    int log_format;             /* format: enum log_format, default text */
     char *log_file;             /* file: NULL = stderr */
 
     /* cluster: */

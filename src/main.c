@@ -255,6 +255,7 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
     }
     reload_warn_restart(pr->conf, neu);
     log_set_level(neu->log_level);
+    log_set_format(neu->log_format);
     if (log_open(neu->log_file) != 0)
         log_error("reload: cannot open log file %s", neu->log_file);
     pr->retired = sp_realloc(pr->retired,
@@ -281,6 +282,9 @@ static void *
 worker_thread(void *arg)
 {
     struct worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "w%d", worker_id(w));
+    log_set_thread(name);
     event_base_dispatch(w->base);
     return NULL;
 }
@@ -482,7 +486,9 @@ main(int argc, char **argv)
         config_free(conf);
         return 0;
     }
+    log_set_thread("main");
     log_set_level(conf->log_level);
+    log_set_format(conf->log_format);
     if (log_open(conf->log_file) != 0) {
         fprintf(stderr, "cannot open log file %s\n", conf->log_file);
         config_free(conf);

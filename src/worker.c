@@ -164,6 +164,12 @@ worker_read_slots(struct worker *w, uint64_t *slots)
     pthread_mutex_unlock(&w->pub_lock);
 }
 
+int
+worker_id(const struct worker *w)
+{
+    return w->id;
+}
+
 uint64_t
 worker_now_us(struct worker *w)
 {

@@ -184,6 +184,8 @@ void worker_set_map(struct worker *w, struct slotmap *m);
  * drain, the worker first stops accepting and lets in-flight requests
  * finish, for up to shutdown_grace. */
 void worker_stop(struct worker *w, int drain);
+/* The worker's number (0-based). */
+int worker_id(const struct worker *w);
 /* Monotonic microseconds as of the last loop turn's flush (or tick):
  * latency is measured in loop turns, without a clock read per request. */
 uint64_t worker_now_us(struct worker *w);
