@@ -20,6 +20,10 @@
 #   KEEP_TMP=1      keep the temporary directory (logs, nodes.conf)
 #   CI=true         a missing redis-server is a failure, not a skip
 #   SP_TEST_TIMEOUT default per-test timeout in seconds (default 60)
+#   SP_SERVER       server of the clusters: system (redis-server on PATH),
+#                   redis-7.4.1 or valkey-8.0.1 (built from the shared
+#                   folder beside the checkout; SP_SHARED_DIR names it)
+#   SP_WORKERS=N    every proxy runs N worker threads
 # Exit: 0 all passed, 1 some failed, 77 skipped (no redis-server, not CI).
 
 import atexit
@@ -435,14 +439,59 @@ def keys_in_slots(prefix, slots, count):
 
 # ------------------------------------------------------------------ cluster
 
+# Newer servers for tests (issue: speak today's Redis): their sources sit in
+# the team's shared folder beside the checkout, with a build script that
+# builds each once into a cache. SP_SERVER picks the server every cluster
+# of the run uses by default: "system" (redis-server on PATH, Debian's
+# 7.0), "redis-7.4.1" or "valkey-8.0.1"; a test may ask for one itself.
+SERVERS = ("redis-7.4.1", "valkey-8.0.1")
+_server_dirs = {}
+
+
+def _shared_dir():
+    for d in (os.environ.get("SP_SHARED_DIR"),
+              os.path.join(SRCDIR, "..", "shared"), "/work/shared"):
+        if d and os.path.isfile(os.path.join(d, "servers", "build.sh")):
+            return os.path.normpath(d)
+    return None
+
+
+def server_bins(name=None):
+    """(server, cli) binaries for a server name (None: SP_SERVER, default
+    the system's). Builds a shared one on first use (about 2 minutes);
+    a failed build is an error, never a skip."""
+    name = name or os.environ.get("SP_SERVER") or "system"
+    if name == "system":
+        return "redis-server", "redis-cli"
+    if name not in SERVERS:
+        raise HarnessError("unknown server %r (SP_SERVER: system, %s)" % (
+            name, ", ".join(SERVERS)))
+    if name not in _server_dirs:
+        shared = _shared_dir()
+        if shared is None:
+            raise HarnessError("no shared/servers/build.sh beside the "
+                               "checkout (set SP_SHARED_DIR) for %s" % name)
+        out = subprocess.run([os.path.join(shared, "servers", "build.sh"),
+                              name], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=900)
+        if out.returncode != 0:
+            raise HarnessError("building %s failed:\n%s" % (
+                name, out.stdout.decode(errors="replace")[-2000:]))
+        _server_dirs[name] = out.stdout.decode().strip().splitlines()[-1]
+    d = _server_dirs[name]
+    prog = "valkey" if name.startswith("valkey") else "redis"
+    return (os.path.join(d, prog + "-server"), os.path.join(d, prog + "-cli"))
+
+
 def have_redis():
     return shutil.which("redis-server") and shutil.which("redis-cli")
 
 
 class Node:
-    def __init__(self, port, dirpath):
+    def __init__(self, port, dirpath, server=None):
         self.port = port
         self.dir = dirpath
+        self.server_bin = server_bins(server)[0]
         self.log = os.path.join(dirpath, "redis.log")
         self.proc = None
         self.id = None
@@ -454,7 +503,7 @@ class Node:
     def start(self):
         os.makedirs(self.dir, exist_ok=True)
         self.proc = spawn([
-            "redis-server", "--port", str(self.port), "--bind", HOST,
+            self.server_bin, "--port", str(self.port), "--bind", HOST,
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
             "--dir", self.dir, "--save", "", "--appendonly", "no",
             "--daemonize", "no", "--cluster-node-timeout", "2000",
@@ -494,11 +543,12 @@ class Cluster:
     ports. start() returns only when every node reports cluster_state:ok,
     every node knows every other and every replica's link is up."""
 
-    def __init__(self, masters=3, replicas=1, name="cluster"):
+    def __init__(self, masters=3, replicas=1, name="cluster", server=None):
         self.dir = os.path.join(tmp_root(), name)
-        self.nodes = [Node(p, os.path.join(self.dir, str(p))) for p in
-                      (free_cluster_port()
-                       for _ in range(masters * (1 + replicas)))]
+        self.server = server
+        self.nodes = [Node(p, os.path.join(self.dir, str(p)), server)
+                      for p in (free_cluster_port()
+                                for _ in range(masters * (1 + replicas)))]
         self.nmasters = masters
         self.replicas = replicas
         self.slot_owner = [None] * 16384   # slot -> master Node
@@ -510,7 +560,7 @@ class Cluster:
             wait_until(lambda: n.call("PING") == b"PONG", 10,
                        "redis-server on port %d (log %s)" % (n.port, n.log))
         out = subprocess.run(
-            ["redis-cli", "--cluster", "create"] +
+            [server_bins(self.server)[1], "--cluster", "create"] +
             ["%s:%d" % (HOST, n.port) for n in self.nodes] +
             ["--cluster-replicas", str(self.replicas), "--cluster-yes"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
@@ -880,15 +930,16 @@ class Standalone:
     that the harness also stops it if the run dies; stopped by PID when
     the with-block ends."""
 
-    def __init__(self):
+    def __init__(self, server=None):
         self.port = free_port()
         self.dir = os.path.join(tmp_root(), "standalone%d" % self.port)
         os.makedirs(self.dir, exist_ok=True)
         self.proc = None
+        self.server_bin = server_bins(server)[0]
 
     def __enter__(self):
         self.proc = spawn([
-            "redis-server", "--port", str(self.port), "--bind", HOST,
+            self.server_bin, "--port", str(self.port), "--bind", HOST,
             "--save", "", "--appendonly", "no", "--daemonize", "no",
             "--dir", self.dir, "--loglevel", "warning", "--logfile", "",
         ], os.path.join(self.dir, "redis.log"), "standalone-%d" % self.port)
@@ -922,9 +973,9 @@ class Env:
         if self._cluster is None:
             t = time.time()
             self._cluster = Cluster(3, 1).start()
-            log("# cluster up in %.1fs: ports %s" % (
-                time.time() - t, " ".join(str(n.port)
-                                        for n in self._cluster.nodes)))
+            log("# cluster up in %.1fs (%s): ports %s" % (
+                time.time() - t, self._cluster.nodes[0].server_bin,
+                " ".join(str(n.port) for n in self._cluster.nodes)))
         return self._cluster
 
     @property
