@@ -285,6 +285,10 @@ worker_thread(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "w%d", worker_id(w));
     log_set_thread(name);
+    /* "slotproxy-w0" is cut to 15 bytes by the kernel: "sp-w0" shows in
+     * top -H and /proc/PID/task/TID/comm, which bench scripts read. */
+    snprintf(name, sizeof(name), "sp-w%d", worker_id(w));
+    pthread_setname_np(pthread_self(), name);
     event_base_dispatch(w->base);
     return NULL;
 }

@@ -131,20 +131,21 @@ start_single() {
     die "redis-server did not start; see $bench_tmp/$p/redis.log"
 }
 
-# start_cluster CPUS: 3 masters, no replicas; fills cluster_ports. Ports
-# (and bus ports, +10000) stay below Linux's default ephemeral range.
+# start_cluster CPUS [MASTERS]: MASTERS masters (default 3), no replicas;
+# fills cluster_ports. Ports (and bus ports, +10000) stay below Linux's
+# default ephemeral range.
 start_cluster() {
-    local cpus=$1 p=21000 args=() ok _
+    local cpus=$1 want=${2:-3} p=21000 args=() ok _
     cluster_ports=()
-    for _ in $(seq 10); do
-        [ ${#cluster_ports[@]} -lt 3 ] || break
+    for _ in $(seq $((want + 7))); do
+        [ ${#cluster_ports[@]} -lt "$want" ] || break
         free_port "$p"; p=$free_port_out
         if start_redis "$p" "$cpus" yes; then
             cluster_ports+=("$p")
         fi
         p=$((p + 1))
     done
-    [ ${#cluster_ports[@]} -eq 3 ] ||
+    [ ${#cluster_ports[@]} -eq "$want" ] ||
         die "cluster nodes did not start; see $bench_tmp/*/redis.log"
     for p in "${cluster_ports[@]}"; do args+=("127.0.0.1:$p"); done
     redis-cli --cluster create "${args[@]}" --cluster-replicas 0 \
