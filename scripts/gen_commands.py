@@ -93,6 +93,91 @@ ROUTES = [
     ("KEYED", ["memory|usage"]),
 ]
 
+# ---------------------------------------------------------------------------
+# The proxy's permission column (CMD_P_* bits in the flags field).
+#
+# Roles (auth.users[].role): admin runs everything; read-write runs all but
+# the commands Redis flags "admin" (SLOWLOG, CLIENT LIST/KILL ...: they show
+# or touch other users' connections and arguments, and Redis's ACL puts
+# them in @admin); read-only runs, besides that, only what Redis flags
+# "readonly" plus the explicit list below. An allow list, not a deny list:
+# a command a later Redis adds is refused to read-only users until it is
+# flagged readonly or listed here. Resolution as for ROUTES: the fullname,
+# then the container ("command" covers every COMMAND subcommand), and
+# every HELP subcommand.
+# ---------------------------------------------------------------------------
+
+PERMS = [
+    # Before AUTH: authenticating, and the two harmless probes the proxy
+    # has always answered (see README, Security).
+    ("CMD_P_BEFORE_AUTH", ["auth", "hello", "ping", "quit"]),
+    # For the read-only role, beyond Redis's readonly flag.
+    ("CMD_P_READ_ROLE", [
+        # Connection state, answered by the proxy, about the caller only.
+        "ping", "echo", "auth", "hello", "quit", "reset", "select", "info",
+        "role", "readonly", "readwrite", "asking", "time",
+        "client|id", "client|getname", "client|setname", "client|info",
+        "client|reply",
+        "command",         # the command table: metadata, no data
+        "cluster|keyslot", "cluster|info", "cluster|slots", "cluster|nodes",
+        "cluster|shards", "cluster|myid",
+        # Receiving messages is a read; PUBLISH and SPUBLISH are not.
+        "subscribe", "unsubscribe", "psubscribe", "punsubscribe",
+        "ssubscribe", "sunsubscribe",
+        "pubsub",          # channel and subscriber counts
+        # Each queued command is checked when it is queued.
+        "multi", "exec", "discard", "watch", "unwatch",
+        # Inspection only: EVAL/EVALSHA/FCALL, SCRIPT LOAD/FLUSH/KILL and
+        # FUNCTION LOAD/DELETE/FLUSH/RESTORE/KILL stay refused (a script
+        # may write whatever its text says; *_RO variants are flagged
+        # readonly by Redis, which refuses writes inside them).
+        "script|exists", "function|list", "function|dump",
+        "function|stats",
+    ]),
+]
+
+
+def perm_index():
+    index = {}
+    for flag, names in PERMS:
+        for n in names:
+            index.setdefault(n, []).append(flag)
+    return index
+
+
+def resolve_perms(cmd, parent, index):
+    flags = set(index.get(cmd["fullname"], []))
+    if parent is not None:
+        flags.update(index.get(parent["fullname"], []))
+        if cmd["name"] == "help":
+            flags.add("CMD_P_READ_ROLE")
+    return sorted(flags)
+
+
+def assign_column(cmds, column, index, resolve, table):
+    """Set cmd[column] = resolve(cmd, parent, index) on every command and
+    subcommand; fail when the table names a command Redis does not have."""
+    known = set()
+    for c in cmds:
+        c[column] = resolve(c, None, index)
+        known.add(c["fullname"])
+        for s in c["subcmds"]:
+            s[column] = resolve(s, c, index)
+            known.add(s["fullname"])
+    for n in index:
+        if n not in known:
+            sys.exit("gen_commands: %s names unknown command %s" % (table, n))
+
+
+def role_of(cmd):
+    """The least role that may run cmd, for the docs."""
+    if "admin" in cmd["flags"]:
+        return "admin"
+    if "readonly" in cmd["flags"] or "CMD_P_READ_ROLE" in cmd["perms"]:
+        return "read-only"
+    return "read-write"
+
+
 # Hand-written key finders in command.c (Redis's getkeys_proc), used when a
 # command's key specs cannot be followed: Redis marks SORT's and MIGRATE's
 # specs unknown/incomplete, and XREAD/XREADGROUP fall back to a parse of
@@ -321,20 +406,6 @@ def resolve_route(cmd, parent, index):
     return route
 
 
-def assign_routes(cmds):
-    index = route_index()
-    known = set()
-    for c in cmds:
-        c["route"] = resolve_route(c, None, index)
-        known.add(c["fullname"])
-        for s in c["subcmds"]:
-            s["route"] = resolve_route(s, c, index)
-            known.add(s["fullname"])
-    for n in index:
-        if n not in known:
-            sys.exit("gen_commands: ROUTES names unknown command %s" % n)
-
-
 def check_getkeys(cmds):
     def needs_proc(c):
         return any(k["incomplete"] or k["bs_type"] == "CMD_BS_UNKNOWN"
@@ -361,8 +432,8 @@ def c_string(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def flags_expr(flags):
-    names = [FLAG_MAP[f] for f in flags if f in FLAG_MAP]
+def flags_expr(flags, perms=()):
+    names = [FLAG_MAP[f] for f in flags if f in FLAG_MAP] + list(perms)
     return " | ".join(names) if names else "0"
 
 
@@ -393,7 +464,8 @@ def command_row(cmd):
             if cmd["subcmds"] else "NULL")
     return ("    { %s, %s, %d, %s, CMD_ROUTE_%s, %d, %s, %s, %d },"
             % (c_string(cmd["name"]), c_string(cmd["fullname"]),
-               cmd["arity"], flags_expr(cmd["flags"]), cmd["route"],
+               cmd["arity"], flags_expr(cmd["flags"], cmd["perms"]),
+               cmd["route"],
                len(cmd["keyspecs"]), ks, subs, len(cmd["subcmds"])))
 
 
@@ -413,8 +485,8 @@ def emit_def(cmds, version):
         " *",
         " * GENERATED by scripts/gen_commands.py from redis-server %s."
         % version,
-        " * Do not edit: change the script (ROUTES, GETKEYS_PROCS) and "
-        "regenerate.",
+        " * Do not edit: change the script (ROUTES, PERMS, GETKEYS_PROCS) "
+        "and regenerate.",
         " * Included once, by command.c.",
         " *",
         " * Command rows: name, fullname, arity, flags, route, nkeyspecs, "
@@ -498,8 +570,10 @@ def emit_docs(cmds, version):
         "the proxy, **PINNED** on a dedicated backend connection, "
         "**REFUSED** not supported through the proxy.",
         "",
-        "| Command | Route | Arity | Keys | Summary |",
-        "|---|---|---|---|---|",
+        "Role: the least `auth.users` role that may run the command.",
+        "",
+        "| Command | Route | Role | Arity | Keys | Summary |",
+        "|---|---|---|---|---|---|",
     ]
     rows = []
     for c in cmds:
@@ -507,8 +581,9 @@ def emit_docs(cmds, version):
         rows.extend(c["subcmds"])
     for c in rows:
         name = c["fullname"].upper().replace("|", " ")
-        out.append("| %s | %s | %d | %s | %s |"
-                   % (name, c["route"], c["arity"], keys_summary(c),
+        out.append("| %s | %s | %s | %d | %s | %s |"
+                   % (name, c["route"], role_of(c), c["arity"],
+                      keys_summary(c),
                       c["summary"].replace("|", "\\|")))
     return "\n".join(out) + "\n"
 
@@ -542,7 +617,8 @@ def main():
     finally:
         stop_server(proc, conn)
 
-    assign_routes(cmds)
+    assign_column(cmds, "route", route_index(), resolve_route, "ROUTES")
+    assign_column(cmds, "perms", perm_index(), resolve_perms, "PERMS")
     check_getkeys(cmds)
     write_if_changed(args.out, emit_def(cmds, version))
     os.makedirs(os.path.dirname(args.docs), exist_ok=True)

@@ -485,33 +485,36 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
     return 1;
 }
 
-/* Authentication and roles: before AUTH only AUTH, HELLO, PING and QUIT
- * run; a read-only user may not run commands Redis flags as writes. */
+/*
+ * Authentication and roles, from the permission bits of the command
+ * table: before AUTH only CMD_P_BEFORE_AUTH commands run; a role below
+ * admin may not run what Redis flags admin (SLOWLOG, CLIENT LIST/KILL:
+ * other users' connections and arguments); the read-only role runs only
+ * what Redis flags readonly or the table allows it (CMD_P_READ_ROLE). A
+ * refusal inside MULTI aborts the transaction, as Redis does. 1 when r
+ * was answered with the refusal.
+ */
 static int
 client_denied(struct client *c, struct request *r, const struct command *cmd)
 {
     char msg[200];
-    const char *name = cmd->fullname;
-    size_t n = strcspn(name, "|");
 
     if (!c->authed) {
-        if ((n == 4 && strncmp(name, "auth", 4) == 0) ||
-            (n == 5 && strncmp(name, "hello", 5) == 0) ||
-            (n == 4 && strncmp(name, "ping", 4) == 0) ||
-            (n == 4 && strncmp(name, "quit", 4) == 0))
+        if (cmd->flags & CMD_P_BEFORE_AUTH)
             return 0;
         txn_queue_error(c);
         reply_error(r, "NOAUTH Authentication required.");
         return 1;
     }
-    if (c->role == ROLE_READ_ONLY && (cmd->flags & CMD_F_WRITE)) {
-        snprintf(msg, sizeof(msg), "NOPERM this user has no permissions to "
-                 "run the '%s' command", name);
-        txn_queue_error(c);
-        reply_error(r, msg);
-        return 1;
-    }
-    return 0;
+    if (!(cmd->flags & CMD_F_ADMIN) &&
+        (c->role != ROLE_READ_ONLY ||
+         (cmd->flags & (CMD_F_READONLY | CMD_P_READ_ROLE))))
+        return 0;
+    snprintf(msg, sizeof(msg), "NOPERM this user has no permissions to run "
+             "the '%s' command", cmd->fullname);
+    txn_queue_error(c);
+    reply_error(r, msg);
+    return 1;
 }
 
 /* cmd: the table entry for argv[0] (looked up once by the caller), or
@@ -563,10 +566,8 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
         return;
     }
     r->cmd = cmd;
-    if (!c->authed || c->role == ROLE_READ_ONLY) {
-        if (client_denied(c, r, cmd))
-            return;
-    }
+    if ((!c->authed || c->role != ROLE_ADMIN) && client_denied(c, r, cmd))
+        return;
     /* Cheap tests first: most commands are neither. */
     if ((c->ps != NULL || (cmd->flags & CMD_F_PUBSUB)) &&
         pubsub_intercepts(c, cmd)) {

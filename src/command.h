@@ -31,6 +31,13 @@ struct buf;
 #define CMD_F_NO_AUTH      (1u << 12)
 #define CMD_F_ALLOW_BUSY   (1u << 13)
 
+/* The proxy's own permission bits, in the same flags word (generated from
+ * PERMS in scripts/gen_commands.py, where each list gives its reasons). */
+#define CMD_P_BEFORE_AUTH  (1u << 16) /* runs before AUTH */
+#define CMD_P_READ_ROLE    (1u << 17) /* the read-only role may run it
+                                       * although Redis does not flag it
+                                       * readonly */
+
 /* How the proxy handles a command (the proxy's own column). */
 enum cmd_route {
     CMD_ROUTE_KEYED = 0,    /* all keys in one slot; forwarded whole to the
@@ -68,7 +75,7 @@ struct command {
                              * subcommand name ("get" under "config") */
     const char *fullname;   /* "get", "config|get": used in error texts */
     int16_t arity;          /* Redis arity: n exact, -n at least n */
-    uint32_t flags;         /* CMD_F_* */
+    uint32_t flags;         /* CMD_F_* and CMD_P_* */
     uint8_t route;          /* enum cmd_route */
     uint8_t nkeyspecs;
     const struct cmd_keyspec *keyspecs;

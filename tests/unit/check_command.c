@@ -211,6 +211,81 @@ START_TEST(test_flags)
 }
 END_TEST
 
+/* The permission column: which role the proxy lets run a command. */
+enum { P_ANY_AUTHED = 0, P_READ_ONLY, P_READ_WRITE, P_ADMIN, P_BEFORE_AUTH };
+
+struct perm_case {
+    const char *name;           /* command */
+    const char *sub;            /* subcommand or NULL */
+    int least;                  /* least role that may run it (P_*) */
+};
+
+static const struct perm_case perm_cases[] = {
+    { "auth", NULL, P_BEFORE_AUTH }, { "hello", NULL, P_BEFORE_AUTH },
+    { "ping", NULL, P_BEFORE_AUTH }, { "quit", NULL, P_BEFORE_AUTH },
+    { "get", NULL, P_READ_ONLY },    { "eval_ro", NULL, P_READ_ONLY },
+    { "evalsha_ro", NULL, P_READ_ONLY }, { "fcall_ro", NULL, P_READ_ONLY },
+    { "subscribe", NULL, P_READ_ONLY }, { "ssubscribe", NULL, P_READ_ONLY },
+    { "multi", NULL, P_READ_ONLY },  { "exec", NULL, P_READ_ONLY },
+    { "watch", NULL, P_READ_ONLY },  { "select", NULL, P_READ_ONLY },
+    { "client", "id", P_READ_ONLY }, { "client", "setname", P_READ_ONLY },
+    { "command", "docs", P_READ_ONLY }, { "cluster", "slots", P_READ_ONLY },
+    { "script", "exists", P_READ_ONLY }, { "function", "list", P_READ_ONLY },
+    { "function", "dump", P_READ_ONLY }, { "object", "help", P_READ_ONLY },
+    { "pubsub", "numsub", P_READ_ONLY },
+    { "set", NULL, P_READ_WRITE },   { "eval", NULL, P_READ_WRITE },
+    { "evalsha", NULL, P_READ_WRITE }, { "fcall", NULL, P_READ_WRITE },
+    { "publish", NULL, P_READ_WRITE }, { "spublish", NULL, P_READ_WRITE },
+    { "script", "load", P_READ_WRITE }, { "script", "flush", P_READ_WRITE },
+    { "script", "kill", P_READ_WRITE }, { "function", "kill", P_READ_WRITE },
+    { "function", "load", P_READ_WRITE }, { "wait", NULL, P_READ_WRITE },
+    { "slowlog", "get", P_ADMIN },   { "slowlog", "reset", P_ADMIN },
+    { "client", "list", P_ADMIN },   { "client", "kill", P_ADMIN },
+};
+
+static int
+perm_least(const struct command *c)
+{
+    if (c->flags & CMD_P_BEFORE_AUTH)
+        return P_BEFORE_AUTH;
+    if (c->flags & CMD_F_ADMIN)
+        return P_ADMIN;
+    if (c->flags & (CMD_F_READONLY | CMD_P_READ_ROLE))
+        return P_READ_ONLY;
+    return P_READ_WRITE;
+}
+
+START_TEST(test_perms)
+{
+    const struct perm_case *t = &perm_cases[_i];
+    const struct command *c = command_lookup(t->name, strlen(t->name));
+    ck_assert_ptr_nonnull(c);
+    if (t->sub != NULL)
+        c = command_lookup_sub(c, t->sub, strlen(t->sub));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_msg(perm_least(c) == t->least, "%s: %d, want %d", c->fullname,
+                  perm_least(c), t->least);
+}
+END_TEST
+
+/* Nothing runs before AUTH that a read-only user could not run, and no
+ * command both writes and is open to the read-only role. */
+START_TEST(test_perms_invariants)
+{
+    for (size_t i = 0; i < command_count(); i++) {
+        const struct command *c = command_at(i);
+        for (int j = -1; j < (int)c->nsubcmds; j++) {
+            const struct command *s = j < 0 ? c : &c->subcmds[j];
+            if (s->flags & CMD_P_BEFORE_AUTH)
+                ck_assert_msg(s->flags & CMD_P_READ_ROLE, "%s", s->fullname);
+            if (s->flags & CMD_P_READ_ROLE)
+                ck_assert_msg(!(s->flags & (CMD_F_WRITE | CMD_F_ADMIN)), "%s",
+                              s->fullname);
+        }
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Key extraction
  * ------------------------------------------------------------------------ */
@@ -743,6 +818,8 @@ command_suite(void)
     tcase_add_test(tc, test_lookup_sub);
     tcase_add_test(tc, test_arity);
     tcase_add_test(tc, test_flags);
+    tcase_add_loop_test(tc, test_perms, 0, (int)SP_ARRAY_LEN(perm_cases));
+    tcase_add_test(tc, test_perms_invariants);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("keys");
