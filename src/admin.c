@@ -14,6 +14,7 @@
 
 #include "admin.h"
 #include "alloc.h"
+#include "auth.h"
 #include "client.h"
 #include "command.h"
 #include "config.h"
@@ -109,63 +110,25 @@ cmd_select(struct admin_args *a)
     reply_simple(a, "OK");
 }
 
-/* Equal without a timing side channel: every byte of the longer string
- * is looked at whatever matches. */
-static int
-secret_eq(const char *a, size_t alen, const char *b)
-{
-    size_t blen = strlen(b), n = alen > blen ? alen : blen;
-    unsigned char diff = alen != blen;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = i < alen ? (unsigned char)a[i] : 0;
-        unsigned char y = i < blen ? (unsigned char)b[i] : 0;
-        diff |= x ^ y;
-    }
-    return diff == 0;
-}
-
-/* Check user/password against the config; the user's role or -1. */
-static int
-auth_check(const struct config *conf, const char *user, size_t ulen,
-           const char *pass, size_t plen)
-{
-    if (conf->auth_password != NULL)
-        return sp_strcaseeq(user, ulen, "default") &&
-                       secret_eq(pass, plen, conf->auth_password)
-                   ? ROLE_ADMIN
-                   : -1;
-    int role = -1;
-    for (size_t i = 0; i < conf->nusers; i++) {
-        const struct sp_user *u = &conf->users[i];
-        if (strlen(u->name) == ulen && memcmp(u->name, user, ulen) == 0 &&
-            secret_eq(pass, plen, u->password))
-            role = u->role;
-    }
-    return role;
-}
-
-static int
-auth_configured(const struct config *conf)
-{
-    return conf->auth_password != NULL || conf->nusers > 0;
-}
-
 /* Authenticate the client with argv[ui] (user, or -1 for "default") and
- * argv[pi]; 0 on success, else the WRONGPASS reply is sent. */
+ * argv[pi]; 0 on success. -1 when refused: the WRONGPASS reply is sent,
+ * or held back a while by the throttle (client_auth_failed). */
 static int
 auth_login(struct admin_args *a, int ui, uint32_t pi)
 {
     const char *user = ui < 0 ? "default" : ARG(a, ui);
     size_t ulen = ui < 0 ? 7 : ARGLEN(a, ui);
+    uint64_t fp;
+    int uidx;
     int role = auth_check(a->c->w->conf, user, ulen, ARG(a, pi),
-                          ARGLEN(a, pi));
+                          ARGLEN(a, pi), &fp, &uidx);
     if (role < 0) {
-        reply_err(a, "WRONGPASS invalid username-password pair or user is "
-                     "disabled.");
+        buf_printf(&a->r->rep, "-WRONGPASS invalid username-password pair "
+                   "or user is disabled.\r\n");
+        client_auth_failed(a->c, a->r);
         return -1;
     }
-    a->c->authed = 1;
-    a->c->role = (uint8_t)role;
+    client_login(a->c, role, fp, uidx);
     return 0;
 }
 
@@ -298,7 +261,8 @@ info_section(struct buf *b, struct worker *w, const char *name)
                    "cluster_masters:%u\r\nslots_covered:%u\r\n"
                    "moved:%llu\r\nask:%llu\r\ntryagain:%llu\r\n"
                    "request_timeouts:%llu\r\ntopology_refreshes:%llu\r\n"
-                   "topology_refresh_failures:%llu\r\n\r\n",
+                   "topology_refresh_failures:%llu\r\n"
+                   "auth_failures:%llu\r\n\r\n",
                    PACKAGE_VERSION, w->conf->workers, w->id, w->npins,
                    (unsigned long long)w->map_epoch,
                    w->map->nnodes, w->map->nmasters, w->map->covered,
@@ -307,7 +271,8 @@ info_section(struct buf *b, struct worker *w, const char *name)
                    (unsigned long long)w->stats.tryagain,
                    (unsigned long long)w->stats.timeouts,
                    (unsigned long long)w->stats.refreshes,
-                   (unsigned long long)w->stats.refresh_failures);
+                   (unsigned long long)w->stats.refresh_failures,
+                   (unsigned long long)w->stats.auth_failures);
     }
 }
 

@@ -23,6 +23,7 @@
 
 #include "admin.h"
 #include "alloc.h"
+#include "auth.h"
 #include "client.h"
 #include "command.h"
 #include "config.h"
@@ -45,6 +46,11 @@
 #define HELD_MAX (1024 * 1024)
 /* A client quiet for this long gives its read buffer back. */
 #define IDLE_RELEASE_MS 1000
+/* Wrong AUTHs answered at once; each later one waits AUTH_DELAY_MS. */
+#define AUTH_FREE_FAILURES 3
+#define AUTH_DELAY_MS 500
+/* At most one wrong-AUTH log line per connection this often. */
+#define AUTH_LOG_INTERVAL_MS 5000
 
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
@@ -130,7 +136,7 @@ client_accept(struct worker *w, int fd, const char *addr,
     resp_req_init(&c->parser);
     TAILQ_INIT(&c->pipeline);
     c->created_ms = c->last_ms = sp_msec_now();
-    c->authed = w->conf->auth_password == NULL && w->conf->nusers == 0;
+    c->authed = !auth_configured(w->conf);
     c->role = ROLE_ADMIN;
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
     c->wev = event_new(w->base, fd, EV_WRITE, client_on_write, c);
@@ -181,6 +187,7 @@ client_close(struct client *c, const char *reason)
         request_put(r);
     }
     c->npipeline = 0;
+    c->auth_held = NULL; /* freed with the pipeline */
     /* Closing pinned connections ends their blocks and WATCHes. */
     pin_release_all(w, &c->pins);
     txn_free(c);
@@ -485,6 +492,102 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
     return 1;
 }
 
+void
+client_login(struct client *c, int role, uint64_t fp, int user)
+{
+    (void)user;
+    c->authed = 1;
+    c->role = (uint8_t)role;
+    c->auth_fp = fp;
+}
+
+/* Back to "not authenticated": the next command gets NOAUTH. */
+static void
+client_logout(struct client *c)
+{
+    c->authed = 0;
+    c->role = ROLE_READ_ONLY;
+    c->auth_fp = 0;
+}
+
+void
+client_auth_failed(struct client *c, struct request *r)
+{
+    struct worker *w = c->w;
+    uint64_t now = sp_msec_now();
+
+    c->auth_failures++;
+    w->stats.auth_failures++;
+    if (now - c->auth_log_ms >= AUTH_LOG_INTERVAL_MS) {
+        c->auth_log_ms = now;
+        log_warn("client %llu %s: wrong AUTH (%u on this connection)",
+                 (unsigned long long)c->id, c->addr, c->auth_failures);
+    }
+    if (c->auth_failures >= w->conf->auth_max_failures) {
+        log_warn("client %llu %s: closing after %u wrong AUTHs",
+                 (unsigned long long)c->id, c->addr, c->auth_failures);
+        c->closing = 1; /* once this reply is written */
+        request_complete(r);
+        return;
+    }
+    if (c->auth_failures <= AUTH_FREE_FAILURES) {
+        request_complete(r);
+        return;
+    }
+    /* Answered by client_check_idle; client_process_input makes it a
+     * barrier, so a pipeline of guesses waits its turn too. */
+    c->auth_held = r;
+    c->auth_held_until_ms = now + AUTH_DELAY_MS;
+}
+
+/* The new role of c under the worker's configuration, or -1 when c is
+ * no longer authenticated (see client_recheck_auth). */
+static int
+client_auth_role(const struct client *c, int *user)
+{
+    *user = -1;
+    if (!auth_configured(c->w->conf))
+        return ROLE_ADMIN;
+    if (!c->authed)
+        return -1;
+    return auth_recheck(c->w->conf, c->auth_fp, user);
+}
+
+void
+client_recheck_auth(struct worker *w)
+{
+    struct client *c, *next;
+    int off = !auth_configured(w->conf);
+
+    for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, next);
+        int was = c->authed ? c->role : -1, user;
+        int role = client_auth_role(c, &user);
+        if (role >= 0) {
+            client_login(c, role, off ? 0 : c->auth_fp, user);
+        } else if (c->authed) {
+            client_logout(c);
+        }
+        if (role >= was)
+            continue;
+        /* Less than before: a queued transaction may hold commands the
+         * client may no longer run, subscriptions what it may no longer
+         * read. */
+        if (txn_in_multi(c) || (role < 0 && c->ps != NULL))
+            client_close(c, "credentials changed by reload");
+    }
+}
+
+/* Answer r with a refusal; inside MULTI the transaction then aborts, as
+ * with Redis. Always 1. */
+static int
+client_refuse(struct client *c, struct request *r, const char *msg)
+{
+    txn_queue_error(c);
+    reply_error(r, msg);
+    return 1;
+}
+
 /*
  * Authentication and roles, from the permission bits of the command
  * table: before AUTH only CMD_P_BEFORE_AUTH commands run; a role below
@@ -502,9 +605,7 @@ client_denied(struct client *c, struct request *r, const struct command *cmd)
     if (!c->authed) {
         if (cmd->flags & CMD_P_BEFORE_AUTH)
             return 0;
-        txn_queue_error(c);
-        reply_error(r, "NOAUTH Authentication required.");
-        return 1;
+        return client_refuse(c, r, "NOAUTH Authentication required.");
     }
     if (!(cmd->flags & CMD_F_ADMIN) &&
         (c->role != ROLE_READ_ONLY ||
@@ -512,9 +613,21 @@ client_denied(struct client *c, struct request *r, const struct command *cmd)
         return 0;
     snprintf(msg, sizeof(msg), "NOPERM this user has no permissions to run "
              "the '%s' command", cmd->fullname);
-    txn_queue_error(c);
-    reply_error(r, msg);
-    return 1;
+    return client_refuse(c, r, msg);
+}
+
+/* disabled_commands (top: the top-level command): checked after the
+ * role, as Redis checks ACLs after authentication. 1 when refused. */
+static int
+client_disabled(struct client *c, struct request *r,
+                const struct command *top)
+{
+    char msg[200];
+    if (!config_command_disabled(c->w->conf, top))
+        return 0;
+    snprintf(msg, sizeof(msg), "ERR slotproxy: %s is disabled by the proxy "
+             "configuration", top->fullname);
+    return client_refuse(c, r, msg);
 }
 
 /* cmd: the table entry for argv[0] (looked up once by the caller), or
@@ -540,14 +653,7 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
         request_complete(r);
         return;
     }
-    if (w->conf->ndisabled > 0 && config_command_disabled(w->conf, cmd)) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "ERR slotproxy: %s is disabled by the "
-                 "proxy configuration", cmd->fullname);
-        txn_queue_error(c);
-        reply_error(r, msg);
-        return;
-    }
+    const struct command *top = cmd;
     if (cmd->nsubcmds > 0 && p->argc >= 2) {
         const struct command *sub = command_lookup_sub(
             cmd, base + argv[1].off, argv[1].len);
@@ -567,6 +673,8 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
     }
     r->cmd = cmd;
     if ((!c->authed || c->role != ROLE_ADMIN) && client_denied(c, r, cmd))
+        return;
+    if (w->conf->ndisabled > 0 && client_disabled(c, r, top))
         return;
     /* Cheap tests first: most commands are neither. */
     if ((c->ps != NULL || (cmd->flags & CMD_F_PUBSUB)) &&
@@ -728,7 +836,8 @@ client_process_input(struct client *c)
             if (c->closed)
                 return;
             struct request *last = TAILQ_LAST(&c->pipeline, request_queue);
-            if (excl && last != NULL && !last->done)
+            if ((excl || last == c->auth_held) && last != NULL &&
+                !last->done)
                 c->barrier = last;
         }
         buf_consume(&c->rbuf, (size_t)c->parser.len);
@@ -959,6 +1068,11 @@ client_check_idle(struct worker *w, uint64_t now_ms)
             pubsub_tick(c, now_ms);
         if (c->closed)
             continue;
+        if (c->auth_held != NULL && now_ms >= c->auth_held_until_ms) {
+            struct request *r = c->auth_held;
+            c->auth_held = NULL;
+            request_complete(r);
+        }
         if (stall != 0 && c->stalled_ms != 0 && now_ms - c->stalled_ms >= stall)
             client_close(c, "output stalled (client reads nothing)");
         else if (idle != 0 && c->npipeline == 0 && now_ms - c->last_ms >= idle)

@@ -56,6 +56,14 @@ struct client {
                                      * after it is sent before its reply */
     uint8_t authed;                 /* AUTH done (or no auth configured) */
     uint8_t role;                   /* enum user_role once authed */
+    uint64_t auth_fp;               /* fingerprint of the credential it
+                                     * logged in with (auth.h), rechecked
+                                     * at reload; 0: none */
+    uint32_t auth_failures;         /* wrong AUTHs on this connection */
+    uint64_t auth_log_ms;           /* last wrong-AUTH log line */
+    struct request *auth_held;      /* a wrong AUTH's reply held back
+                                     * (throttle); nothing after it runs */
+    uint64_t auth_held_until_ms;    /* when auth_held is answered */
     struct tls_conn *tls;           /* TLS session, or NULL (plain) */
     uint8_t handshaking;            /* TLS handshake not done yet */
     struct txn *tx;                 /* MULTI/WATCH state, NULL until used */
@@ -76,6 +84,20 @@ int client_keys_slot(const struct command *cmd, const struct resp_req *p,
  * were multibulk, a re-encoding of the args when inline. */
 void client_encode_request(struct buf *out, const struct resp_req *p,
                            const char *base);
+
+/* Log c in with a role and the credential's fingerprint (auth_check);
+ * user: index in conf->users, -1 for auth.password. */
+void client_login(struct client *c, int role, uint64_t fp, int user);
+/* A wrong AUTH (or HELLO AUTH): r holds its error reply and is answered
+ * at once, or held back a while (throttle) with nothing after it read
+ * meanwhile; after auth.max_failures the connection closes. */
+void client_auth_failed(struct client *c, struct request *r);
+/* Reload: re-check every client's credential against the worker's new
+ * configuration. Same user, same password: the new role applies; user
+ * gone or password changed: unauthenticated (closed when it holds a
+ * transaction or subscriptions it may no longer have); auth newly on:
+ * every client unauthenticated; auth off: every client admin. */
+void client_recheck_auth(struct worker *w);
 
 struct tls_ctx;
 /* Take ownership of an accepted socket (TLS with tls, plain if NULL). */

@@ -148,6 +148,8 @@ static const struct config_directive config_directives[] = {
              shutdown_grace_ms, 5000, 0, CONF_MS_DAY),
     CONF_NUM("auth", "password", CONF_T_SECRET, auth_password, 0, 0, 0),
     CONF_ADDRS("auth", "users", CONF_T_USERS, users, nusers),
+    CONF_NUM("auth", "max_failures", CONF_T_INT, auth_max_failures,
+             10, 1, 1000000),
     CONF_NUM("cluster", "read_from", CONF_T_READ_FROM, read_from,
              READ_MASTER, READ_MASTER, READ_PREFER_REPLICA),
     CONF_NUM("cluster", "max_replica_lag", CONF_T_SIZE, max_replica_lag,

@@ -83,6 +83,8 @@ struct config {
     char *auth_password;          /* password: of the "default" user */
     struct sp_user *users;        /* users: named users with roles */
     size_t nusers;
+    uint32_t auth_max_failures;   /* max_failures: wrong AUTH attempts after
+                                   * which a connection is closed; 10 */
 
     /* cluster: read routing */
     int read_from;                /* read_from: enum read_from (master) */

@@ -61,6 +61,8 @@ static const struct metric metrics[] = {
      "ASK redirections followed inside the proxy."},
     {"tryagain_total", M_COUNTER_U64, STAT(tryagain),
      "TRYAGAIN replies retried inside the proxy."},
+    {"auth_failures_total", M_COUNTER_U64, STAT(auth_failures),
+     "Wrong AUTH or HELLO AUTH attempts by clients."},
     {"request_timeouts_total", M_COUNTER_U64, STAT(timeouts),
      "Backend connections closed because a request timed out."},
     {"topology_refreshes_total", M_COUNTER_U64, STAT(refreshes),

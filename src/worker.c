@@ -312,6 +312,7 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
         w->conf = w->next_conf;
         pthread_mutex_unlock(&w->pub_lock);
         worker_reload_listeners(w);
+        client_recheck_auth(w);
         event_add(w->stop_ev, NULL);
         return;
     }

@@ -77,6 +77,7 @@ struct worker_stats {
     uint64_t ask;                   /* ASK redirects followed */
     uint64_t tryagain;              /* TRYAGAIN retries */
     uint64_t timeouts;              /* requests failed by request_timeout */
+    uint64_t auth_failures;         /* wrong AUTH / HELLO AUTH attempts */
     uint64_t refreshes;             /* topology maps fetched */
     uint64_t refresh_failures;      /* topology fetch attempts that failed */
     uint64_t refresh_us;            /* time spent in successful fetches */

@@ -166,5 +166,139 @@ def test_admin_only_introspection(env):
         assert rw.call("DEL", "perm:secret") == 1
 
 
+def reload_with(p, text):
+    """Write the proxy's config with text appended and SIGHUP it; returns
+    once the main thread applied it (workers switch at their next turn:
+    callers wait on the effect they expect)."""
+    n = open(p.log).read().count("configuration from")
+    with open(p.conf, "w") as f:
+        f.write(p.base_conf + text)
+    os.kill(p.pid, signal.SIGHUP)
+    wait_until(lambda: open(p.log).read().count("configuration from") > n,
+               5, "reload applied")
+
+
+def reloadable_proxy(env, text):
+    p = env.new_proxy()
+    p.base_conf = open(p.conf).read()
+    reload_with(p, text)
+    return p
+
+
+def reload_users(*users):
+    return "auth:\n  users:\n" + "".join(
+        "    - {name: %s, password: %s, role: %s}\n" % u for u in users)
+
+
+@test(timeout=60)
+def test_reload_rechecks_users(env):
+    """Roles and credentials are re-checked at SIGHUP: same user and
+    password take the new role; a deleted user or a changed password
+    leaves the connection unauthenticated (NOAUTH on its next command);
+    a connection in MULTI that lost rights is closed."""
+    env.cluster
+    p = reloadable_proxy(env, reload_users(
+        ("keep", "kpw", "read-write"), ("dem", "dpw", "read-write"),
+        ("pro", "ppw", "read-only"), ("gone", "gpw", "read-write"),
+        ("chg", "old", "read-write"), ("tx", "tpw", "read-write")))
+    cs = {}
+    for name, pw in (("keep", "kpw"), ("dem", "dpw"), ("pro", "ppw"),
+                     ("gone", "gpw"), ("chg", "old"), ("tx", "tpw")):
+        cs[name] = p.client()
+        assert cs[name].call("AUTH", name, pw) == b"OK"
+    try:
+        assert is_noperm(cs["pro"].call("SET", "rl:p", "1"), "set")
+        assert cs["tx"].call("MULTI") == b"OK"
+        assert cs["tx"].call("SET", "{rl}t", "1") == b"QUEUED"
+        reload_with(p, reload_users(
+            ("keep", "kpw", "read-write"), ("dem", "dpw", "read-only"),
+            ("pro", "ppw", "admin"), ("chg", "new", "read-write"),
+            ("tx", "tpw", "read-only")))
+        wait_until(lambda: is_noperm(cs["dem"].call("SET", "rl:d", "1"),
+                                     "set"), 5, "demoted to read-only")
+        assert not isinstance(cs["dem"].call("GET", "rl:d"), Error)
+        assert cs["keep"].call("SET", "rl:k", "1") == b"OK"
+        assert cs["pro"].call("SET", "rl:p", "1") == b"OK"
+        assert isinstance(cs["pro"].call("SLOWLOG", "LEN"), int)
+        assert cs["gone"].call("GET", "rl:k") == NOAUTH
+        assert cs["chg"].call("GET", "rl:k") == NOAUTH
+        # The new password works; the old one no longer does.
+        assert cs["chg"].call("AUTH", "chg", "old") == WRONGPASS
+        assert cs["chg"].call("AUTH", "chg", "new") == b"OK"
+        assert cs["gone"].call("AUTH", "gone", "gpw") == WRONGPASS
+        # Demoted inside MULTI: the queued write must not run.
+        assert cs["tx"].is_closed(), "demoted client in MULTI kept"
+        with p.client() as c:
+            assert c.call("AUTH", "keep", "kpw") == b"OK"
+            assert c.call("EXISTS", "{rl}t") == 0
+            assert c.call("DEL", "rl:k", "rl:p", "rl:d") >= 2
+    finally:
+        for c in cs.values():
+            c.close()
+
+
+@test(timeout=60)
+def test_reload_turns_auth_on_and_off(env):
+    """Auth turned on by reload: every open connection must authenticate
+    (a subscribed one, which would go on reading, is closed). Turned off:
+    every connection is served, as admin."""
+    env.cluster
+    p = reloadable_proxy(env, "")
+    with p.client() as a, p.client() as sub, p.client() as b:
+        assert a.call("SET", "rl:on", "1") == b"OK"
+        assert sub.call("SUBSCRIBE", "rl:ch") == [b"subscribe", b"rl:ch", 1]
+        reload_with(p, "auth:\n  password: onpw\n")
+        wait_until(lambda: a.call("GET", "rl:on") == NOAUTH, 5,
+                   "open connection no longer authenticated")
+        assert a.call("SET", "rl:on", "2") == NOAUTH
+        assert sub.is_closed(), "subscribed client kept after auth went on"
+        assert b.call("GET", "rl:on") == NOAUTH
+        assert a.call("AUTH", "onpw") == b"OK"
+        assert a.call("GET", "rl:on") == b"1"
+        reload_with(p, "")
+        wait_until(lambda: b.call("GET", "rl:on") == b"1", 5,
+                   "auth off: served again")
+        assert b.call("SLOWLOG", "LEN") is not None
+        assert b.call("DEL", "rl:on") == 1
+
+
+@test(timeout=60)
+def test_wrong_auth_throttled(env):
+    """Wrong AUTHs on one connection: the first few are answered at once,
+    later ones wait, and at auth.max_failures the connection closes. The
+    log has one line per connection, not one per attempt. The right
+    password still works on a fresh connection; failures are counted."""
+    env.cluster
+    p = env.new_proxy(extra="auth:\n  password: right\n"
+                            "  max_failures: 6\n")
+    with p.client() as c:
+        t = time.time()
+        got = c.pipeline([("AUTH", "guess%d" % i) for i in range(6)])
+        took = time.time() - t
+        assert got == [WRONGPASS] * 6, got
+        # Failures 4 and 5 were held back 500 ms each (the 6th closes).
+        assert took >= 0.9, took
+        assert c.is_closed(), "connection kept after max_failures"
+    with p.client() as c:
+        # HELLO AUTH counts as well; a right AUTH does not reset the
+        # throttle's count, but works.
+        for i in range(3):
+            assert c.call("HELLO", "2", "AUTH", "default", "x") == WRONGPASS
+        t = time.time()
+        assert c.call("AUTH", "nope") == WRONGPASS
+        assert time.time() - t >= 0.4
+        assert c.call("AUTH", "right") == b"OK"
+        assert c.call("PING") == b"PONG"
+        info = c.call("INFO", "proxy").decode()
+        fails = int(info.split("auth_failures:")[1].split()[0])
+        assert fails >= 4, info
+    with p.client() as c:
+        assert c.call("AUTH", "right") == b"OK"
+    text = open(p.log).read()
+    assert text.count("wrong AUTH") <= 3, text
+    assert "closing after 6 wrong AUTHs" in text
+    assert "guess" not in text, "a password reached the log"
+
+
 if __name__ == "__main__":
     sys.exit(harness.main([os.path.abspath(__file__)] + sys.argv[1:]))

@@ -244,11 +244,12 @@ def test_reload_sighup(env):
         os.kill(p.pid, signal.SIGHUP)
         wait_until(lambda: "configuration from" in open(p.log).read(), 5,
                    "reload applied")
-        # The same connection is still served; it authenticated under the
-        # old config (none), so it stays authenticated. Its worker takes
-        # the new config at its next loop turn.
-        wait_until(lambda: isinstance(c.call("KEYS", "rl:*"), Error), 5,
-                   "KEYS disabled on the open connection")
+        # The same connection is still served, but auth went on: like
+        # every open connection it must authenticate now (its worker takes
+        # the new config at its next loop turn).
+        wait_until(lambda: c.call("KEYS", "rl:*") == NOAUTH, 5,
+                   "open connection asked to authenticate")
+        assert c.call("AUTH", "newpw") == b"OK"
         r = c.call("KEYS", "rl:*")
         assert isinstance(r, Error) and "disabled" in r.msg, r
         with p.client() as c2:

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 
@@ -194,6 +195,9 @@ static const struct option_case option_cases[] = {
       300000 },
     { CLUSTER "clients:\n  idle_timeout: 0\n", FIELD(idle_timeout_ms), 0 },
     { CLUSTER "clients: {max_pipeline: 7}\n", FIELD(max_pipeline), 7 },
+    { CLUSTER "auth:\n  password: p\n", FIELD(auth_max_failures), 10 },
+    { CLUSTER "auth:\n  password: p\n  max_failures: 3\n",
+      FIELD(auth_max_failures), 3 },
 };
 
 START_TEST(test_option)
@@ -645,6 +649,114 @@ START_TEST(test_file_is_directory)
 }
 END_TEST
 
+
+/* ---- auth: credential checks and reload re-checks --------------------- */
+
+#define USERS \
+    CLUSTER "auth:\n  users:\n" \
+    "    - {name: ro, password: ropw, role: read-only}\n" \
+    "    - {name: rw, password: rwpw}\n" \
+    "    - {name: adm, password: admpw, role: admin}\n"
+
+struct auth_case {
+    const char *yaml;
+    const char *user;
+    const char *pass;
+    int role;                   /* expected role, -1 refused */
+    int uidx;                   /* expected user index */
+};
+
+static const struct auth_case auth_cases[] = {
+    { USERS, "ro", "ropw", ROLE_READ_ONLY, 0 },
+    { USERS, "rw", "rwpw", ROLE_READ_WRITE, 1 },
+    { USERS, "adm", "admpw", ROLE_ADMIN, 2 },
+    { USERS, "adm", "ropw", -1, -1 },       /* another user's password */
+    { USERS, "ro", "ropw2", -1, -1 },
+    { USERS, "ro", "rop", -1, -1 },
+    { USERS, "RO", "ropw", -1, -1 },        /* user names are exact */
+    { USERS, "r", "ropw", -1, -1 },
+    { USERS, "", "", -1, -1 },
+    { USERS, "default", "ropw", -1, -1 },
+    { CLUSTER "auth:\n  password: pw\n", "default", "pw", ROLE_ADMIN, -1 },
+    { CLUSTER "auth:\n  password: pw\n", "DEFAULT", "pw", ROLE_ADMIN, -1 },
+    { CLUSTER "auth:\n  password: pw\n", "default", "PW", -1, -1 },
+    { CLUSTER "auth:\n  password: pw\n", "other", "pw", -1, -1 },
+};
+
+START_TEST(test_auth_check)
+{
+    const struct auth_case *t = &auth_cases[_i];
+    struct config *c = parse_ok(t->yaml);
+    uint64_t fp = 42;
+    int uidx = 42;
+    ck_assert(auth_configured(c));
+    int role = auth_check(c, t->user, strlen(t->user), t->pass,
+                          strlen(t->pass), &fp, &uidx);
+    ck_assert_int_eq(role, t->role);
+    ck_assert_int_eq(uidx, t->uidx);
+    ck_assert(role < 0 ? fp == 0 : fp != 0);
+    config_free(c);
+}
+END_TEST
+
+/* The fingerprint taken under one config, re-checked under the next. */
+struct recheck_case {
+    const char *user;
+    const char *pass;
+    const char *next;           /* the reloaded config */
+    int role;                   /* expected role under next, -1 refused */
+};
+
+static const struct recheck_case recheck_cases[] = {
+    { "rw", "rwpw", USERS, ROLE_READ_WRITE },
+    { "rw", "rwpw", CLUSTER "auth:\n  users:\n"
+      "    - {name: rw, password: rwpw, role: read-only}\n", ROLE_READ_ONLY },
+    { "ro", "ropw", CLUSTER "auth:\n  users:\n"
+      "    - {name: x, password: y}\n"
+      "    - {name: ro, password: ropw, role: admin}\n", ROLE_ADMIN },
+    { "rw", "rwpw", CLUSTER "auth:\n  users:\n"
+      "    - {name: rw, password: changed}\n", -1 },
+    { "rw", "rwpw", CLUSTER "auth:\n  users:\n"
+      "    - {name: other, password: rwpw}\n", -1 },
+    { "rw", "rwpw", CLUSTER "auth:\n  password: rwpw\n", -1 },
+    { "default", "pw", CLUSTER "auth:\n  password: pw\n", ROLE_ADMIN },
+    { "default", "pw", CLUSTER "auth:\n  password: pw2\n", -1 },
+    { "default", "pw", CLUSTER "auth:\n  users:\n"
+      "    - {name: default, password: pw, role: read-only}\n",
+      ROLE_READ_ONLY },
+};
+
+START_TEST(test_auth_recheck)
+{
+    const struct recheck_case *t = &recheck_cases[_i];
+    struct config *before = parse_ok(
+        strcmp(t->user, "default") == 0
+            ? CLUSTER "auth:\n  password: pw\n" : USERS);
+    struct config *after = parse_ok(t->next);
+    uint64_t fp;
+    int uidx;
+    ck_assert_int_ge(auth_check(before, t->user, strlen(t->user), t->pass,
+                                strlen(t->pass), &fp, &uidx), 0);
+    ck_assert_int_eq(auth_recheck(after, fp, &uidx), t->role);
+    ck_assert_int_eq(auth_recheck(after, 0, &uidx), -1);
+    config_free(before);
+    config_free(after);
+}
+END_TEST
+
+START_TEST(test_auth_secret_eq)
+{
+    ck_assert(auth_secret_eq("abc", 3, "abc", 0));
+    ck_assert(!auth_secret_eq("abc", 2, "abc", 0));
+    ck_assert(!auth_secret_eq("abcd", 4, "abc", 0));
+    ck_assert(!auth_secret_eq("abC", 3, "abc", 0));
+    ck_assert(auth_secret_eq("abC", 3, "abc", 1));
+    ck_assert(!auth_secret_eq("ab[", 3, "ab{", 1));
+    ck_assert(!auth_secret_eq("a\0c", 3, "a", 0));
+    ck_assert(auth_secret_eq("", 0, "", 0));
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -676,6 +788,14 @@ config_suite(void)
     tcase_add_test(tc, test_file_error_names_path);
     tcase_add_test(tc, test_file_missing);
     tcase_add_test(tc, test_file_is_directory);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("auth");
+    tcase_add_loop_test(tc, test_auth_check, 0,
+                        sizeof(auth_cases) / sizeof(auth_cases[0]));
+    tcase_add_loop_test(tc, test_auth_recheck, 0,
+                        sizeof(recheck_cases) / sizeof(recheck_cases[0]));
+    tcase_add_test(tc, test_auth_secret_eq);
     suite_add_tcase(s, tc);
     return s;
 }
