@@ -128,7 +128,10 @@ auth_login(struct admin_args *a, int ui, uint32_t pi)
         client_auth_failed(a->c, a->r);
         return -1;
     }
-    client_login(a->c, role, fp, uidx);
+    if (client_login(a->c, role, fp, uidx) != 0) {
+        reply_err(a, "ERR slotproxy: too many backend credentials");
+        return -1;
+    }
     return 0;
 }
 

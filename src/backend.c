@@ -119,6 +119,65 @@ server_get(struct worker *w, const char *host, uint16_t port)
     return s;
 }
 
+/*
+ * The pool of s's node for credential cred: requests of a client user
+ * with a backend_user travel on connections authenticated as that ACL
+ * user, so the server enforces its permissions (inside scripts too). Made
+ * on first use, owned by the node's cred 0 server; it sends READONLY if
+ * that one does. Credentials thus go only where cluster.password goes.
+ */
+static struct server *
+server_for_cred(struct server *s, uint16_t cred)
+{
+    struct server *base = s->base != NULL ? s->base : s;
+    if (cred == 0)
+        return base;
+    if (cred > base->nalt) {
+        base->alt = sp_realloc(base->alt, cred * sizeof(*base->alt));
+        memset(base->alt + base->nalt, 0,
+               (size_t)(cred - base->nalt) * sizeof(*base->alt));
+        base->nalt = cred;
+    }
+    struct server *a = base->alt[cred - 1];
+    if (a == NULL) {
+        a = server_new(base->w, base->host, base->port, base->nconns);
+        a->cred = cred;
+        a->base = base;
+        a->readonly = base->readonly;
+        base->alt[cred - 1] = a;
+    }
+    return a;
+}
+
+int
+backend_cred_id(struct worker *w, const char *user, const char *password)
+{
+    for (uint32_t i = 0; i < w->ncreds; i++)
+        if (strcmp(w->creds[i].user, user) == 0 &&
+            strcmp(w->creds[i].password, password) == 0)
+            return (int)i + 1;
+    if (w->ncreds >= UINT16_MAX)
+        return -1;
+    w->creds = sp_realloc(w->creds, (w->ncreds + 1) * sizeof(*w->creds));
+    w->creds[w->ncreds].user = sp_strdup(user);
+    w->creds[w->ncreds].password = sp_strdup(password);
+    return (int)++w->ncreds;
+}
+
+void
+backend_creds_free(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->ncreds; i++) {
+        char *p = w->creds[i].password;
+        explicit_bzero(p, strlen(p));
+        sp_free(p);
+        sp_free(w->creds[i].user);
+    }
+    sp_free(w->creds);
+    w->creds = NULL;
+    w->ncreds = 0;
+}
+
 /* Detach q's requests into out and fail each with msg. */
 static void
 fail_queue(struct request_queue *q, const char *msg)
@@ -342,6 +401,8 @@ server_probe(struct server *s)
 void
 server_send(struct server *s, struct request *r)
 {
+    if (r->cred != s->cred && !s->private_conn)
+        s = server_for_cred(s, r->cred);
     /* ASKING and its command must share a connection: use the first. */
     struct backend_conn *c = r->asking ? &s->conns[0]
                                        : &s->conns[s->rr++ % s->nconns];
@@ -506,26 +567,37 @@ server_set_readonly(struct server *s)
             conn_mark_dirty(c);
         }
     }
+    for (uint16_t k = 0; k < s->nalt; k++)
+        if (s->alt[k] != NULL)
+            server_set_readonly(s->alt[k]);
 }
 
-/* cluster.username/password: AUTH goes first on every connection, in
- * front of whatever is already queued. */
+/* The server's credentials (cluster.username/password, or a
+ * backend_user's): AUTH goes first on every connection, in front of
+ * whatever is already queued. */
 static void
 conn_queue_auth(struct backend_conn *c)
 {
-    const struct config *conf = c->srv->w->conf;
-    if (conf->cluster_password == NULL)
+    struct worker *w = c->srv->w;
+    const struct config *conf = w->conf;
+    const char *user = conf->cluster_username;
+    const char *pass = conf->cluster_password;
+    if (c->srv->cred != 0) {
+        user = w->creds[c->srv->cred - 1].user;
+        pass = w->creds[c->srv->cred - 1].password;
+    }
+    if (pass == NULL)
         return;
-    struct request *r = request_new(c->srv->w);
-    if (conf->cluster_username != NULL) {
+    struct request *r = request_new(w);
+    if (user != NULL) {
         buf_add_array(&r->req, 3);
         buf_add_bulk_str(&r->req, "AUTH");
-        buf_add_bulk_str(&r->req, conf->cluster_username);
+        buf_add_bulk_str(&r->req, user);
     } else {
         buf_add_array(&r->req, 2);
         buf_add_bulk_str(&r->req, "AUTH");
     }
-    buf_add_bulk_str(&r->req, conf->cluster_password);
+    buf_add_bulk_str(&r->req, pass);
     r->on_done = auth_done;
     r->data = c;
     r->conn = c;
@@ -759,6 +831,9 @@ server_check_timeouts(struct server *s, uint64_t now_ms)
             conn_error(c, "timed out", 1);
         }
     }
+    for (uint16_t k = 0; k < s->nalt; k++)
+        if (s->alt[k] != NULL)
+            server_check_timeouts(s->alt[k], now_ms);
 }
 
 void
@@ -775,6 +850,9 @@ server_idle(const struct server *s)
         if (!TAILQ_EMPTY(&s->conns[j].sendq) ||
             !TAILQ_EMPTY(&s->conns[j].inflight))
             return 0;
+    for (uint16_t k = 0; k < s->nalt; k++)
+        if (s->alt[k] != NULL && !server_idle(s->alt[k]))
+            return 0;
     return 1;
 }
 
@@ -790,6 +868,10 @@ server_free(struct server *s)
         conn_close_socket(c);
         fail_queue(&q, "ERR slotproxy: shutting down");
     }
+    for (uint16_t k = 0; k < s->nalt; k++)
+        if (s->alt[k] != NULL)
+            server_free(s->alt[k]);
+    sp_free(s->alt);
     sp_free(s->conns);
     sp_free(s->host);
     sp_free(s);

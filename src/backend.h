@@ -48,6 +48,18 @@ struct backend_conn {
     TAILQ_ENTRY(backend_conn) dnext; /* dirty list link */
 };
 
+/*
+ * A backend credential other than cluster.username/password: the ACL
+ * user a client user's requests run as (auth.users[].backend_user). A
+ * worker keeps a table of them; an id (index + 1) never changes meaning,
+ * so pools keyed by it stay right across reloads.
+ */
+struct backend_cred {
+    char *user;                     /* ACL user name (owned) */
+    char *password;                 /* its password (owned; wiped when
+                                     * freed, never logged) */
+};
+
 struct server {
     struct worker *w;               /* owning worker */
     char *host;                     /* endpoint (owned) */
@@ -65,6 +77,15 @@ struct server {
                                      * sent first on every connection */
     int private_conn;               /* a client's pinned connection, not in
                                      * the worker's shared list */
+    uint16_t cred;                  /* credential its connections AUTH with:
+                                     * 0 = cluster.username/password, else
+                                     * w->creds[cred - 1] */
+    struct server *base;            /* for a shared pool with cred != 0:
+                                     * the node's cred 0 server (owner) */
+    struct server **alt;            /* cred 0 shared server: the node's
+                                     * pools for other credentials, by
+                                     * cred - 1, made on first use (owned) */
+    uint16_t nalt;                  /* entries in alt */
     /* Push mode (pub/sub): every reply goes to on_push, unpaired; written
      * requests are not kept in flight. NULL for request/reply mode. */
     void (*on_push)(struct server *s, const char *data, size_t len,
@@ -94,10 +115,18 @@ void server_check_timeouts(struct server *s, uint64_t now_ms);
 
 /*
  * Queue r on one of s's connections (takes a reference), connecting if
- * needed. If the node is in reconnect backoff, r fails at once with an
- * error. The write happens at the end of the loop turn.
+ * needed. A shared s stands for its node: r goes to the node's pool for
+ * r->cred (made on first use). If the node is in reconnect backoff, r
+ * fails at once with an error. The write happens at the end of the loop
+ * turn.
  */
 void server_send(struct server *s, struct request *r);
+
+/* The id of credential user/password in w's table (added if new), for
+ * request and pinset cred fields; -1 when the table is full. */
+int backend_cred_id(struct worker *w, const char *user, const char *password);
+/* Free w's credential table (worker shutdown, after its servers). */
+void backend_creds_free(struct worker *w);
 
 /* Write every dirty connection's send queue (end-of-turn flush). */
 void backend_flush_dirty(struct worker *w);

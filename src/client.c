@@ -24,6 +24,7 @@
 #include "admin.h"
 #include "alloc.h"
 #include "auth.h"
+#include "backend.h"
 #include "client.h"
 #include "command.h"
 #include "config.h"
@@ -271,6 +272,7 @@ client_new_request(struct client *c)
 {
     struct request *r = request_new(c->w);
     r->client = c;
+    r->cred = c->pins.cred;
     r->on_done = client_request_done;
     r->start_us = worker_now_us(c->w);
     TAILQ_INSERT_TAIL(&c->pipeline, r, cnext);
@@ -492,13 +494,22 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
     return 1;
 }
 
-void
+int
 client_login(struct client *c, int role, uint64_t fp, int user)
 {
-    (void)user;
+    const struct config *conf = c->w->conf;
+    int cred = 0;
+    if (user >= 0 && conf->users[user].backend_user != NULL)
+        cred = backend_cred_id(c->w, conf->users[user].backend_user,
+                               conf->users[user].backend_password);
+    if (cred < 0)
+        return -1;
     c->authed = 1;
     c->role = (uint8_t)role;
     c->auth_fp = fp;
+    /* Its requests and new pinned connections run as that ACL user. */
+    c->pins.cred = (uint16_t)cred;
+    return 0;
 }
 
 /* Back to "not authenticated": the next command gets NOAUTH. */
@@ -508,6 +519,7 @@ client_logout(struct client *c)
     c->authed = 0;
     c->role = ROLE_READ_ONLY;
     c->auth_fp = 0;
+    c->pins.cred = 0;
 }
 
 void
@@ -563,11 +575,8 @@ client_recheck_auth(struct worker *w)
         next = TAILQ_NEXT(c, next);
         int was = c->authed ? c->role : -1, user;
         int role = client_auth_role(c, &user);
-        if (role >= 0) {
-            client_login(c, role, off ? 0 : c->auth_fp, user);
-        } else if (c->authed) {
+        if (role < 0 || client_login(c, role, off ? 0 : c->auth_fp, user))
             client_logout(c);
-        }
         if (role >= was)
             continue;
         /* Less than before: a queued transaction may hold commands the

@@ -86,8 +86,10 @@ void client_encode_request(struct buf *out, const struct resp_req *p,
                            const char *base);
 
 /* Log c in with a role and the credential's fingerprint (auth_check);
- * user: index in conf->users, -1 for auth.password. */
-void client_login(struct client *c, int role, uint64_t fp, int user);
+ * user: index in conf->users, -1 for auth.password. Its requests then
+ * travel as the user's backend_user. -1 (c unchanged) when that backend
+ * credential cannot be registered. */
+int client_login(struct client *c, int role, uint64_t fp, int user);
 /* A wrong AUTH (or HELLO AUTH): r holds its error reply and is answered
  * at once, or held back a while (throttle) with nothing after it read
  * meanwhile; after auth.max_failures the connection closes. */

@@ -311,6 +311,8 @@ config_free(struct config *c)
     for (size_t i = 0; i < c->nusers; i++) {
         sp_free(c->users[i].name);
         conf_wipe_free(c->users[i].password);
+        sp_free(c->users[i].backend_user);
+        conf_wipe_free(c->users[i].backend_password);
     }
     sp_free(c->users);
     conf_wipe_free(c->auth_password);
@@ -679,11 +681,26 @@ conf_role(const char *s)
     return -1;
 }
 
-/* One entry of auth.users: {name, password, role}. */
+/* A user's secret field: ${ENV} expanded into *dst (replacing it). */
+static int
+conf_user_secret(struct config_parser *p, yaml_node_t *v, const char *key,
+                 const char *val, char **dst)
+{
+    char why[200];
+    conf_wipe_free(*dst);
+    *dst = conf_expand_env(val, why, sizeof(why));
+    if (*dst == NULL)
+        return conf_error(p, v->start_mark, "'%s': %s", key, why);
+    if (strstr(val, "${") == NULL)
+        p->c->literal_secret = 1;
+    return 0;
+}
+
+/* One entry of auth.users: {name, password, role, backend_user,
+ * backend_password}. */
 static int
 conf_set_user(struct config_parser *p, yaml_node_t *item, struct sp_user *u)
 {
-    char why[200];
     u->role = ROLE_READ_WRITE;
     if (item->type != YAML_MAPPING_NODE)
         return conf_error(p, item->start_mark, "'users' entries must be "
@@ -693,6 +710,7 @@ conf_set_user(struct config_parser *p, yaml_node_t *item, struct sp_user *u)
         yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
         yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
         const char *key = conf_scalar(k), *val = conf_scalar(v);
+        int rc = 0;
         if (key == NULL || val == NULL || *val == '\0')
             return conf_error(p, v->start_mark, "user fields must be "
                               "non-empty strings");
@@ -700,12 +718,12 @@ conf_set_user(struct config_parser *p, yaml_node_t *item, struct sp_user *u)
             sp_free(u->name);
             u->name = sp_strdup(val);
         } else if (strcmp(key, "password") == 0) {
-            conf_wipe_free(u->password);
-            u->password = conf_expand_env(val, why, sizeof(why));
-            if (u->password == NULL)
-                return conf_error(p, v->start_mark, "'password': %s", why);
-            if (strstr(val, "${") == NULL)
-                p->c->literal_secret = 1;
+            rc = conf_user_secret(p, v, key, val, &u->password);
+        } else if (strcmp(key, "backend_user") == 0) {
+            sp_free(u->backend_user);
+            u->backend_user = sp_strdup(val);
+        } else if (strcmp(key, "backend_password") == 0) {
+            rc = conf_user_secret(p, v, key, val, &u->backend_password);
         } else if (strcmp(key, "role") == 0) {
             u->role = conf_role(val);
             if (u->role < 0)
@@ -715,10 +733,15 @@ conf_set_user(struct config_parser *p, yaml_node_t *item, struct sp_user *u)
             return conf_error(p, k->start_mark, "unknown key '%s' in a user",
                               key);
         }
+        if (rc != 0)
+            return rc;
     }
     if (u->name == NULL || u->password == NULL)
         return conf_error(p, item->start_mark, "a user needs a name and a "
                           "password");
+    if ((u->backend_user == NULL) != (u->backend_password == NULL))
+        return conf_error(p, item->start_mark, "user '%s': backend_user and "
+                          "backend_password go together", u->name);
     return 0;
 }
 
@@ -1263,6 +1286,37 @@ conf_read_file(const char *path, char **text, size_t *len, char *err,
     return 0;
 }
 
+/*
+ * disabled_commands cannot reach inside scripts: EVAL "return
+ * redis.call('flushall')" runs FLUSHALL on the server. Say so when a
+ * scripting command is left enabled, and name the cure (the server's ACL,
+ * through auth.users[].backend_user).
+ */
+static void
+conf_warn_scripts(const struct config *c, const char *path)
+{
+    static const char *const scripting[] = {
+        "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro",
+    };
+    char names[80] = "";
+    size_t n = 0;
+
+    if (c->ndisabled == 0)
+        return;
+    for (size_t i = 0; i < SP_ARRAY_LEN(scripting); i++) {
+        const struct command *cmd =
+            command_lookup(scripting[i], strlen(scripting[i]));
+        if (cmd != NULL && !config_command_disabled(c, cmd))
+            n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
+                                  n ? ", " : "", scripting[i]);
+    }
+    if (n > 0)
+        log_warn("%s: disabled_commands does not apply inside scripts: %s "
+                 "can still call the disabled commands on the server; "
+                 "disable them too, or give users a backend_user whose "
+                 "server ACL refuses those commands", path, names);
+}
+
 int
 config_load_file(const char *path, struct config **out, char *err,
                  size_t errlen)
@@ -1280,5 +1334,7 @@ config_load_file(const char *path, struct config **out, char *err,
         (st.st_mode & S_IROTH))
         log_warn("%s holds passwords and is readable by every user "
                  "(chmod o-r, or use ${ENV} variables)", path);
+    if (rc == 0)
+        conf_warn_scripts(*out, path);
     return rc;
 }

@@ -30,6 +30,10 @@ struct sp_user {
     char *name;                 /* user name (owned) */
     char *password;             /* password (owned; never logged) */
     int role;                   /* enum user_role */
+    char *backend_user;         /* ACL user its requests run as on the
+                                 * nodes (owned), NULL: cluster.username */
+    char *backend_password;     /* that user's password (owned; never
+                                 * logged); set with backend_user */
 };
 
 struct config {

@@ -634,8 +634,10 @@ fanout_start(struct worker *w, struct fanout *f, int master)
     f->parent->data = f;
     request_get(f->parent);
     memcpy(frags, f->frags, sizeof(*frags) * n);
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         request_get(frags[i]);
+        frags[i]->cred = f->parent->cred; /* the client's backend user */
+    }
     for (uint32_t i = 0; i < n; i++) {
         if (master < 0)
             router_dispatch(w, frags[i]);

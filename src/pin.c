@@ -40,7 +40,8 @@ pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port)
 {
     for (uint32_t i = 0; i < ps->n; i++) {
         struct server *s = ps->srv[i];
-        if (s->port == port && strcmp(s->host, host) == 0)
+        if (s->port == port && s->cred == ps->cred &&
+            strcmp(s->host, host) == 0)
             return s;
     }
     if (w->npins >= w->conf->max_pinned)
@@ -55,6 +56,7 @@ pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port)
             return NULL;
     }
     struct server *s = server_new_private(w, host, port);
+    s->cred = ps->cred;
     uint32_t cap = ps->n;
     ps->srv = sp_realloc(ps->srv, (cap + 1) * sizeof(*ps->srv));
     ps->srv[ps->n++] = s;

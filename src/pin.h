@@ -18,10 +18,13 @@ struct server;
 struct pinset {
     struct server **srv;            /* this client's pinned servers */
     uint32_t n;
+    uint16_t cred;                  /* backend credential id of the
+                                     * client's user (backend.h) */
 };
 
-/* The client's pinned server for host:port, opened if new; NULL when the
- * worker's cap (clients.max_pinned) is reached. */
+/* The client's pinned server for host:port with its credential
+ * (ps->cred), opened if new; NULL when the worker's cap
+ * (clients.max_pinned) is reached. */
 struct server *pin_get(struct worker *w, struct pinset *ps, const char *host,
                        uint16_t port);
 /* Close all of a client's pinned connections (freed at the end of the

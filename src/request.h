@@ -63,6 +63,9 @@ struct request {
     uint8_t done;                   /* reply complete in rep */
     uint8_t sent;                   /* bytes may have reached a backend */
     uint8_t no_deadline;            /* blocking command with timeout 0 */
+    uint16_t cred;                  /* backend credential id: picks the
+                                     * node's pool it travels on (backend.h;
+                                     * 0 = cluster.username/password) */
     uint32_t replies;               /* replies this request expects (0 and 1
                                      * both mean one) */
     uint32_t replies_seen;          /* replies received so far */

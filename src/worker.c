@@ -535,6 +535,7 @@ worker_free(struct worker *w)
     /* Completions from failed backend requests may dirty clients. */
     client_flush_dirty(w);
     sp_free(w->servers);
+    backend_creds_free(w);
     sp_free(w->map_srv);
     sp_free(w->replica_ok);
     sp_free(w->slot_scratch);

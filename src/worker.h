@@ -109,6 +109,9 @@ struct worker {
     struct server **servers;        /* every node we know, by host:port */
     uint32_t nservers;
     uint32_t servers_cap;
+    struct backend_cred *creds;     /* backend credentials by id - 1
+                                     * (backend_cred_id), never reused */
+    uint32_t ncreds;
     struct client_list clients;     /* connected clients */
     uint32_t nclients;
     struct client_list dirty_clients; /* clients with replies to write */

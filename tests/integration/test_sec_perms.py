@@ -300,5 +300,105 @@ def test_wrong_auth_throttled(env):
     assert "guess" not in text, "a password reached the log"
 
 
+def acl_on_all(cl, *args):
+    for n in cl.nodes:
+        assert n.call("ACL", *args) in (b"OK", 1, 0), args
+
+
+def backend_users(cl):
+    """Proxy users on a real ACL user of every node: 'scripter' may run
+    anything through the proxy (read-write role) but its requests travel
+    as the server user sp_ro, which the server lets read only."""
+    acl_on_all(cl, "SETUSER", "sp_ro", "on", ">sp-ro-pw", "~*", "&*",
+               "+@all", "-@write")
+    return ("auth:\n  users:\n"
+            "    - {name: scripter, password: spw, role: read-write, "
+            "backend_user: sp_ro, backend_password: sp-ro-pw}\n"
+            "    - {name: app, password: apw, role: read-write}\n")
+
+
+def server_refused(r):
+    return isinstance(r, Error) and "NOPERM" in r.msg
+
+
+@test(timeout=60)
+def test_backend_user_enforces_acl_in_scripts(env):
+    """Row 3 / scripts: the proxy cannot see inside EVAL, the server can.
+    A user with backend_user runs on connections authenticated as that
+    ACL user (shared, fan-out, pinned, transactions), so the server
+    refuses a write inside a script; another proxy user on the default
+    pool writes. disabled_commands warns that scripts bypass it."""
+    cl = env.cluster
+    try:
+        p = env.new_proxy(extra=backend_users(cl) +
+                          "disabled_commands: [FLUSHALL]\n")
+        with p.client() as app, p.client() as sc:
+            assert app.call("AUTH", "app", "apw") == b"OK"
+            assert sc.call("AUTH", "scripter", "spw") == b"OK"
+            assert app.call("SET", "bu:k", "orig") == b"OK"
+            # Reads pass; writes, plain or in a script, the server refuses.
+            assert sc.call("GET", "bu:k") == b"orig"
+            r = sc.call("EVAL", "return redis.call('set',KEYS[1],'x')", "1",
+                        "bu:k")
+            assert isinstance(r, Error), r
+            log("    script write as sp_ro: %r" % r.msg)
+            assert server_refused(sc.call("SET", "bu:k", "x"))
+            r = sc.call("EVAL", "return redis.call('flushall')", "0")
+            assert isinstance(r, Error), r
+            keys = ["bu:%d" % i for i in range(20)]
+            assert app.call("MSET", *[x for k in keys for x in (k, k)]) == \
+                b"OK"
+            # Fan-out: split reads pass, split writes are refused.
+            assert sc.call("MGET", *keys) == [k.encode() for k in keys]
+            assert isinstance(sc.call("DEL", *keys), Error)
+            # Pinned: a blocking pop is a write.
+            assert server_refused(sc.call("BLPOP", "bu:q", "0.1"))
+            # A transaction runs as sp_ro too.
+            got = sc.pipeline([("MULTI",), ("SET", "{bu}t", "1"), ("EXEC",)])
+            assert got[:2] == [b"OK", b"QUEUED"], got
+            assert isinstance(got[2], Error) or server_refused(got[2][0]), got
+            assert app.call("EXISTS", "{bu}t") == 0
+            assert app.call("GET", "bu:k") == b"orig"
+            # The default pool still writes, scripts included.
+            assert app.call("EVAL", "return redis.call('set',KEYS[1],'y')",
+                            "1", "bu:k") == b"OK"
+            assert sc.call("GET", "bu:k") == b"y"
+            assert app.call("DEL", "bu:k", *keys) == 21
+        users = [line for n in cl.masters() for line in
+                 n.call("CLIENT", "LIST").decode().splitlines()
+                 if "user=sp_ro" in line]
+        assert users, "no backend connection authenticated as sp_ro"
+        text = open(p.log).read()
+        assert "disabled_commands does not apply inside scripts" in text
+        assert "sp-ro-pw" not in text and "spw" not in text
+    finally:
+        acl_on_all(cl, "DELUSER", "sp_ro")
+
+
+@test(timeout=60)
+def test_backend_user_reload(env):
+    """A reload that changes a user's backend_password: its connection
+    keeps its login (same proxy password) and its requests move to a pool
+    with the new credential; a wrong one fails with the server's reason."""
+    cl = env.cluster
+    try:
+        users = backend_users(cl)
+        p = reloadable_proxy(env, users)
+        with p.client() as sc:
+            assert sc.call("AUTH", "scripter", "spw") == b"OK"
+            assert sc.call("GET", "bur:k") is None
+            reload_with(p, users.replace("sp-ro-pw", "wrong-pw"))
+
+            def refused():
+                r = sc.call("GET", "bur:k")
+                return isinstance(r, Error) and "auth" in r.msg.lower()
+            wait_until(refused, 5, "requests to use the new credential")
+            reload_with(p, users)
+            wait_until(lambda: sc.call("GET", "bur:k") is None, 5,
+                       "requests back on the right credential")
+    finally:
+        acl_on_all(cl, "DELUSER", "sp_ro")
+
+
 if __name__ == "__main__":
     sys.exit(harness.main([os.path.abspath(__file__)] + sys.argv[1:]))

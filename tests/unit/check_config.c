@@ -267,6 +267,22 @@ struct error_case {
 };
 
 static const struct error_case error_cases[] = {
+    /* auth.users[].backend_user/backend_password */
+    { CLUSTER "auth:\n  users:\n    - {name: u, password: p, "
+      "backend_user: acl}\n",
+      "t.yml:5:7: user 'u': backend_user and backend_password go together" },
+    { CLUSTER "auth:\n  users:\n    - {name: u, password: p, "
+      "backend_password: x}\n",
+      "t.yml:5:7: user 'u': backend_user and backend_password go together" },
+    { CLUSTER "auth:\n  users:\n    - {name: u, password: p, "
+      "backend_password: \"${SP_SURELY_UNSET}\", backend_user: a}\n",
+      "t.yml:5:48: 'backend_password': environment variable "
+      "'SP_SURELY_UNSET' is not set" },
+    { CLUSTER "auth:\n  users:\n    - {name: u, password: p, "
+      "backend_user: \"\", backend_password: x}\n",
+      "t.yml:5:44: user fields must be non-empty strings" },
+    { CLUSTER "auth:\n  max_failures: 0\n  password: p\n",
+      "t.yml:4:17: 'max_failures' must be between 1 and 1000000" },
     /* disabled_commands */
     { CLUSTER "disabled_commands: [KEYS, NOPE]\n",
       "t.yml:3:27: unknown command 'NOPE' in 'disabled_commands'" },
@@ -744,6 +760,24 @@ START_TEST(test_auth_recheck)
 }
 END_TEST
 
+START_TEST(test_backend_user)
+{
+    setenv("SP_TEST_BACKEND_PW", "from-env", 1);
+    struct config *c = parse_ok(
+        CLUSTER "auth:\n  users:\n"
+        "    - {name: a, password: p, backend_user: acl_a, "
+        "backend_password: \"${SP_TEST_BACKEND_PW}\"}\n"
+        "    - {name: b, password: q}\n");
+    unsetenv("SP_TEST_BACKEND_PW");
+    ck_assert_uint_eq(c->nusers, 2);
+    ck_assert_str_eq(c->users[0].backend_user, "acl_a");
+    ck_assert_str_eq(c->users[0].backend_password, "from-env");
+    ck_assert_ptr_null(c->users[1].backend_user);
+    ck_assert_ptr_null(c->users[1].backend_password);
+    config_free(c);
+}
+END_TEST
+
 START_TEST(test_auth_secret_eq)
 {
     ck_assert(auth_secret_eq("abc", 3, "abc", 0));
@@ -796,6 +830,7 @@ config_suite(void)
     tcase_add_loop_test(tc, test_auth_recheck, 0,
                         sizeof(recheck_cases) / sizeof(recheck_cases[0]));
     tcase_add_test(tc, test_auth_secret_eq);
+    tcase_add_test(tc, test_backend_user);
     suite_add_tcase(s, tc);
     return s;
 }
