@@ -389,6 +389,7 @@ server_probe(struct server *s)
     buf_append(&p->req, ping, sizeof(ping) - 1);
     p->on_done = probe_done;
     p->data = s;
+    p->cred = s->cred; /* probe s itself, not its node's default pool */
     p->deadline_ms = sp_msec_now() + PROBE_TIMEOUT_MS;
     s->probing = 1;
     s->down = 0; /* let the probe itself through */
