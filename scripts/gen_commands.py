@@ -117,7 +117,7 @@ PERMS = [
         "ping", "echo", "auth", "hello", "quit", "reset", "select", "info",
         "role", "readonly", "readwrite", "asking", "time",
         "client|id", "client|getname", "client|setname", "client|info",
-        "client|reply",
+        "client|reply", "client|setinfo", "client|no-touch",
         "command",         # the command table: metadata, no data
         "cluster|keyslot", "cluster|info", "cluster|slots", "cluster|nodes",
         "cluster|shards", "cluster|myid",
@@ -137,6 +137,10 @@ PERMS = [
 ]
 
 
+# Names in PERMS that an older Redis (the one generating) may not have.
+PERMS_NEWER = {"client|setinfo", "client|no-touch"}
+
+
 def perm_index():
     index = {}
     for flag, names in PERMS:
@@ -154,9 +158,10 @@ def resolve_perms(cmd, parent, index):
     return sorted(flags)
 
 
-def assign_column(cmds, column, index, resolve, table):
+def assign_column(cmds, column, index, resolve, table, newer=()):
     """Set cmd[column] = resolve(cmd, parent, index) on every command and
-    subcommand; fail when the table names a command Redis does not have."""
+    subcommand; fail when the table names a command Redis does not have
+    (unless listed in newer)."""
     known = set()
     for c in cmds:
         c[column] = resolve(c, None, index)
@@ -165,7 +170,7 @@ def assign_column(cmds, column, index, resolve, table):
             s[column] = resolve(s, c, index)
             known.add(s["fullname"])
     for n in index:
-        if n not in known:
+        if n not in known and n not in newer:
             sys.exit("gen_commands: %s names unknown command %s" % (table, n))
 
 
@@ -618,7 +623,8 @@ def main():
         stop_server(proc, conn)
 
     assign_column(cmds, "route", route_index(), resolve_route, "ROUTES")
-    assign_column(cmds, "perms", perm_index(), resolve_perms, "PERMS")
+    assign_column(cmds, "perms", perm_index(), resolve_perms, "PERMS",
+                  PERMS_NEWER)
     check_getkeys(cmds)
     write_if_changed(args.out, emit_def(cmds, version))
     os.makedirs(os.path.dirname(args.docs), exist_ok=True)
