@@ -844,6 +844,21 @@ backend_check_timeouts(struct worker *w, uint64_t now_ms)
         server_check_timeouts(w->servers[i], now_ms);
 }
 
+void
+server_load(const struct server *s, uint32_t *inflight, uint8_t *connected)
+{
+    for (uint32_t j = 0; j < s->nconns; j++) {
+        const struct request *r;
+        *inflight += s->conns[j].ninflight;
+        TAILQ_FOREACH(r, &s->conns[j].sendq, bnext)
+            (*inflight)++;
+        *connected |= s->conns[j].state == BCONN_CONNECTED;
+    }
+    for (uint16_t k = 0; k < s->nalt; k++)
+        if (s->alt[k] != NULL)
+            server_load(s->alt[k], inflight, connected);
+}
+
 int
 server_idle(const struct server *s)
 {

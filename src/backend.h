@@ -108,6 +108,10 @@ struct server *server_new_private(struct worker *w, const char *host,
 void server_set_readonly(struct server *s);
 /* Open s's connections now rather than at the first request. */
 void server_warm(struct server *s);
+/* Add the requests queued or in flight on s's node (every credential's
+ * pool) to *inflight; *connected |= 1 when one connection is up. */
+void server_load(const struct server *s, uint32_t *inflight,
+                 uint8_t *connected);
 /* 1 when nothing is queued or in flight on s. */
 int server_idle(const struct server *s);
 /* Timeout sweep of one server (pinned ones are swept by their owner). */

@@ -78,13 +78,7 @@ worker_node_stats(struct worker *w, int with_slots)
         snprintf(ns->name, sizeof(ns->name), "%.63s", s->name);
         ns->inflight = 0;
         ns->connected = 0;
-        for (uint32_t j = 0; j < s->nconns; j++) {
-            const struct request *r;
-            ns->inflight += s->conns[j].ninflight;
-            TAILQ_FOREACH(r, &s->conns[j].sendq, bnext)
-                ns->inflight++;
-            ns->connected |= s->conns[j].state == BCONN_CONNECTED;
-        }
+        server_load(s, &ns->inflight, &ns->connected);
         ns->master = 0;
         for (uint32_t k = 0; k < m->nmasters; k++)
             ns->master |= w->map_srv[k] == s;
