@@ -302,6 +302,21 @@ command_getkeys_proc(const struct command *c)
     return NULL;
 }
 
+/* n keys from a procedure, or -1 if one is not an argument. Procedures
+ * assume the built-in arity (SORT takes argv[1]); a learned entry carries
+ * the server's, which a broken server could make smaller. */
+static int
+keys_in_range(int n, const int *keys, uint32_t argc)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (keys[i] < 1 || (uint32_t)keys[i] >= argc)
+            return -1;
+    }
+    return n;
+}
+
 int
 command_get_keys(const struct command *c, uint32_t argc,
                  const struct resp_arg *argv, const char *base, int *keys,
@@ -323,7 +338,8 @@ command_get_keys(const struct command *c, uint32_t argc,
          * command to its procedure, if it has one. */
         cmd_getkeys_fn proc = command_getkeys_proc(c);
         if (proc != NULL)
-            return proc(argc, argv, base, keys, max);
+            return keys_in_range(proc(argc, argv, base, keys, max), keys,
+                                 argc);
         return -1;
     }
     return out.n;

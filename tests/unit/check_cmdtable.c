@@ -736,6 +736,36 @@ START_TEST(test_merge_columns)
 }
 END_TEST
 
+/* Key procedures assume the built-in arity; a server that says SORT takes
+ * no argument must not make them name an argument that is not there. */
+START_TEST(test_proc_keys_guarded)
+{
+    static const struct fake_cmd fakes[] = {
+        {"sort", -1, "write movablekeys", "", KS_UNKNOWN},
+        {"migrate", -1, "write movablekeys", "", KS_INCOMPLETE},
+    };
+    struct cmdtable *t = fake_table(fakes, SP_ARRAY_LEN(fakes));
+    struct cmdtable_names *names = cmdtable_names_new();
+    struct cmdtable *m = cmdtable_merge(t, names);
+    struct argv_buf a;
+    int keys[8];
+
+    argv_set(&a, "SORT");
+    ck_assert(command_arity_ok(find(m, "sort"), a.argc));
+    ck_assert_int_eq(command_get_keys(find(m, "sort"), a.argc, a.argv,
+                                      a.base, keys, 8), -1);
+    argv_set(&a, "SORT k");
+    ck_assert_int_eq(command_get_keys(find(m, "sort"), a.argc, a.argv,
+                                      a.base, keys, 8), 1);
+    argv_set(&a, "MIGRATE h 1");
+    ck_assert_int_eq(command_get_keys(find(m, "migrate"), a.argc, a.argv,
+                                      a.base, keys, 8), -1);
+    cmdtable_free(m);
+    cmdtable_free(t);
+    cmdtable_names_free(names);
+}
+END_TEST
+
 /* No master answered yet: the merged table is the built-in one. */
 START_TEST(test_merge_builtin_only)
 {
@@ -1163,6 +1193,7 @@ cmdtable_suite(void)
     tcase_add_loop_test(tc, test_merge_routes, 0,
                         (int)SP_ARRAY_LEN(route_cases));
     tcase_add_test(tc, test_merge_columns);
+    tcase_add_test(tc, test_proc_keys_guarded);
     tcase_add_test(tc, test_merge_builtin_only);
     tcase_add_test(tc, test_stable_indexes);
     tcase_add_test(tc, test_intersect_versions);
