@@ -120,13 +120,22 @@ struct cmdtable *cmdtable_intersect(const struct cmdtable *const *tables,
  * the built-in entry answers it (LOCAL), refuses it or pins it already;
  * ->builtin points to the built-in entry. Subcommands merge the same way;
  * a built-in command or subcommand the server lacks stays as it is.
- * Commands only the server knows get a derived route (derive_route() in
- * cmdtable_merge.c lists the rules). Indexes come from names (which this
- * call may extend). The result does not point into learned (free it at
- * will) but does point into the static built-in table. Never fails.
+ * Commands only the server knows get cmdtable_derive_route(). Indexes
+ * come from names (which this call may extend). The result does not
+ * point into learned (free it at will) but does point into the static
+ * built-in table. Never fails.
  */
 struct cmdtable *cmdtable_merge(const struct cmdtable *learned,
                                 struct cmdtable_names *names);
+
+/*
+ * The route of a command the built-in table does not know, derived from
+ * its flags, tips and key specs (cmdtable_merge.c lists the rules, which
+ * mirror scripts/gen_commands.py's); parent_route is the route of its
+ * container for a subcommand, -1 for a command. Also what a table of
+ * "how the proxy would route it" (docs/commands.md) can print.
+ */
+uint8_t cmdtable_derive_route(const struct command *c, int parent_route);
 
 void cmdtable_free(struct cmdtable *t);
 

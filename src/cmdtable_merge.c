@@ -61,7 +61,7 @@ keys_from_specs(const struct command *c)
 
 /*
  * The route of a command the built-in table does not know, from what the
- * server says, mirroring scripts/gen_commands.py's rules with flags where
+ * server says (contract in cmdtable.h), mirroring scripts/gen_commands.py's rules with flags where
  * the generator lists names. First match wins:
  *   1. a newer_policy_rows entry;
  *   2. a subcommand of a container the proxy answers itself (CLIENT,
@@ -77,19 +77,21 @@ keys_from_specs(const struct command *c)
  *      specs -> ALL, merged by response_policy (all_succeeded,
  *      one_succeeded, agg_*; none: arrays concatenated, Redis's default
  *      for keyless fan-out), except response_policy special -> REFUSED;
- *   7. key specs -> KEYED (one slot, CROSSSLOT otherwise; multi_shard
+ *   7. noscript -> REFUSED: connection or server state, or a script
+ *      runner. Of Redis 7.0's noscript commands without such a tip, the
+ *      proxy answers, pins or refuses all but EVAL/FCALL and FUNCTION
+ *      LIST/DUMP, which the built-in table lists; WATCH, keyed, shows why
+ *      keys alone cannot decide;
+ *   8. key specs -> KEYED (one slot, CROSSSLOT otherwise; multi_shard
  *      commands too, until a generic split by key spec exists), or
  *      REFUSED when a spec cannot be followed (incomplete or unknown:
  *      Redis would ask the module's getkeys callback, the proxy cannot);
- *   8. movablekeys without key specs -> REFUSED (keys it cannot find);
- *   9. noscript (connection or server state: every keyless noscript
- *      command of Redis 7.0 is local, pinned, fanned out or refused)
- *      -> REFUSED;
+ *   9. movablekeys without key specs -> REFUSED (keys it cannot find);
  *  10. otherwise ANY (keyless, any master answers alike).
  * Module commands (flag module) follow the same rules.
  */
-static uint8_t
-derive_route(const struct command *c, int parent_route)
+uint8_t
+cmdtable_derive_route(const struct command *c, int parent_route)
 {
     size_t i;
 
@@ -110,9 +112,11 @@ derive_route(const struct command *c, int parent_route)
         (c->req_policy == CMD_REQ_MULTI_SHARD && c->nkeyspecs == 0))
         return c->resp_policy == CMD_RESP_SPECIAL ? CMD_ROUTE_REFUSED
                                                   : CMD_ROUTE_ALL;
+    if (c->flags & CMD_F_NOSCRIPT)
+        return CMD_ROUTE_REFUSED;
     if (c->nkeyspecs > 0)
         return keys_from_specs(c) ? CMD_ROUTE_KEYED : CMD_ROUTE_REFUSED;
-    if (c->flags & (CMD_F_MOVABLEKEYS | CMD_F_NOSCRIPT))
+    if (c->flags & CMD_F_MOVABLEKEYS)
         return CMD_ROUTE_REFUSED;
     return CMD_ROUTE_ANY;
 }
@@ -141,7 +145,8 @@ merge_entry(struct cmdtable *t, struct command *dst, const struct command *b,
         dst->route = CMD_ROUTE_PINNED;
 }
 
-/* A command only the server knows: a copy of l, routed by derive_route. */
+/* A command only the server knows: a copy of l, routed by
+ * cmdtable_derive_route. */
 static void
 merge_learned_only(struct cmdtable *t, struct command *dst,
                    const struct command *l, int parent_route)
@@ -150,11 +155,11 @@ merge_learned_only(struct cmdtable *t, struct command *dst,
     uint16_t i;
 
     cmdtable_copy_command(t, dst, l);
-    dst->route = derive_route(dst, parent_route);
+    dst->route = cmdtable_derive_route(dst, parent_route);
     dst->builtin = NULL;
     subs = (struct command *)dst->subcmds;  /* ours: in t's arena */
     for (i = 0; i < dst->nsubcmds; i++) {
-        subs[i].route = derive_route(&subs[i], dst->route);
+        subs[i].route = cmdtable_derive_route(&subs[i], dst->route);
         subs[i].builtin = NULL;
     }
 }

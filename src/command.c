@@ -293,8 +293,7 @@ command_getkeys_proc(const struct command *c)
 {
     size_t i;
 
-    if (c->builtin != NULL)
-        c = c->builtin;
+    c = command_origin(c);
     for (i = 0; i < SP_ARRAY_LEN(command_getkeys_rows); i++) {
         if (command_getkeys_rows[i].cmd == c)
             return command_getkeys_rows[i].proc;

@@ -135,6 +135,16 @@ struct command {
                              * generated entries and learned-only ones */
 };
 
+/* The generated entry c stands for: c->builtin for a learned entry that
+ * has one, else c. Tables keyed by generated entries (key procedures,
+ * block positions) look up command_origin(c), so that learned entries
+ * keep the proxy's per-command code. */
+static inline const struct command *
+command_origin(const struct command *c)
+{
+    return c->builtin != NULL ? c->builtin : c;
+}
+
 /* FNV-1a over the ASCII-lower-cased name: the hash command_lookup uses
  * (and scripts/gen_commands.py lays out); cmdtable.c's tables too. */
 uint32_t command_hash(const char *s, size_t len);

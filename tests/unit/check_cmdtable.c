@@ -601,6 +601,7 @@ static const struct fake_cmd route_fakes[] = {
     {"xunknownks", -2, "write", "", KS_UNKNOWN},
     {"xmovable", -2, "write movablekeys", "", KS_NONE},
     {"xnoscript", 1, "noscript", "", KS_NONE},
+    {"xwatch", -2, "noscript fast", "", KS_INDEX1},
     {"xplain", 1, "fast", "nondeterministic_output", KS_NONE},
     {"JSON.GET", -2, "readonly module", "", KS_INDEX1},
     {"MOD.PING", 1, "module fast", "", KS_NONE},
@@ -649,6 +650,7 @@ static const struct route_case route_cases[] = {
     {"xunknownks", CMD_ROUTE_REFUSED},
     {"xmovable", CMD_ROUTE_REFUSED},
     {"xnoscript", CMD_ROUTE_REFUSED},
+    {"xwatch", CMD_ROUTE_REFUSED},          /* keyed, but noscript */
     {"xplain", CMD_ROUTE_ANY},
     {"json.get", CMD_ROUTE_KEYED},
     {"mod.ping", CMD_ROUTE_ANY},
@@ -687,6 +689,77 @@ START_TEST(test_merge_routes)
     cmdtable_free(m);
     cmdtable_free(t);
     cmdtable_names_free(names);
+}
+END_TEST
+
+/* Where the derived route is laxer than the built-in one, only a name can
+ * decide: each such command must be listed here, with why. A change of
+ * the rules (or a server) that lets another command through fails. */
+static const char *const name_decided[] = {
+    /* Containers: dispatched by subcommand, never as such. */
+    "acl", "client", "cluster", "command", "config", "latency", "memory",
+    "module", "slowlog",
+    /* Connection state that no flag marks: must not reach a shared
+     * connection. */
+    "asking", "readonly", "readwrite", "select",
+    /* Answered by the proxy (cheaper, or about the proxy as one node). */
+    "echo", "ping", "cluster|info", "cluster|keyslot", "cluster|myid",
+    "cluster|nodes", "cluster|shards", "cluster|slots",
+    /* One node's view, meaningless behind the proxy. */
+    "cluster|countkeysinslot", "cluster|getkeysinslot", "cluster|links",
+    "memory|purge", "acl|help", "cluster|help", "config|help",
+    "latency|help", "memory|help", "module|help",
+    /* Databases other than 0: cluster mode refuses them anyway. */
+    "move", "swapdb",
+    /* Blocks its connection: Redis flags it blocking from 7.2 only. */
+    "wait",
+};
+
+static int
+route_is_lax(int route)
+{
+    return route == CMD_ROUTE_ANY || route == CMD_ROUTE_KEYED ||
+           route == CMD_ROUTE_ALL || route == CMD_ROUTE_SPLIT;
+}
+
+static void
+assert_derived_not_laxer(const struct command *b, const struct command *l,
+                         int parent_route)
+{
+    uint8_t d = cmdtable_derive_route(l, parent_route);
+    size_t i;
+
+    if (route_is_lax(b->route) || !route_is_lax(d))
+        return;
+    for (i = 0; i < SP_ARRAY_LEN(name_decided); i++) {
+        if (strcmp(name_decided[i], b->fullname) == 0)
+            return;
+    }
+    ck_abort_msg("%s: derived route %d, built-in %d: not in name_decided",
+                 b->fullname, d, b->route);
+}
+
+START_TEST(test_derived_not_laxer)
+{
+    struct cmdtable *t = parse_file(file_cases[_i].file);
+    size_t i;
+    uint16_t s;
+
+    for (i = 0; i < command_count(); i++) {
+        const struct command *b = command_at(i);
+        const struct command *l = cmdtable_lookup(t, b->name,
+                                                  strlen(b->name));
+        if (l == NULL)
+            continue;
+        assert_derived_not_laxer(b, l, -1);
+        for (s = 0; s < b->nsubcmds; s++) {
+            const struct command *ls = command_lookup_sub(
+                l, b->subcmds[s].name, strlen(b->subcmds[s].name));
+            if (ls != NULL)
+                assert_derived_not_laxer(&b->subcmds[s], ls, b->route);
+        }
+    }
+    cmdtable_free(t);
 }
 END_TEST
 
@@ -1193,6 +1266,8 @@ cmdtable_suite(void)
     tcase_add_loop_test(tc, test_merge_routes, 0,
                         (int)SP_ARRAY_LEN(route_cases));
     tcase_add_test(tc, test_merge_columns);
+    tcase_add_loop_test(tc, test_derived_not_laxer, 0,
+                        (int)SP_ARRAY_LEN(file_cases));
     tcase_add_test(tc, test_proc_keys_guarded);
     tcase_add_test(tc, test_merge_builtin_only);
     tcase_add_test(tc, test_stable_indexes);
