@@ -61,8 +61,8 @@ keys_from_specs(const struct command *c)
 
 /*
  * The route of a command the built-in table does not know, from what the
- * server says (contract in cmdtable.h), mirroring scripts/gen_commands.py's rules with flags where
- * the generator lists names. First match wins:
+ * server says (contract in cmdtable.h): scripts/gen_commands.py's rules,
+ * with flags and tips where the generator lists names. First match wins:
  *   1. a newer_policy_rows entry;
  *   2. a subcommand of a container the proxy answers itself (CLIENT,
  *      COMMAND, SLOWLOG: parent_route LOCAL) -> LOCAL;
@@ -77,11 +77,12 @@ keys_from_specs(const struct command *c)
  *      specs -> ALL, merged by response_policy (all_succeeded,
  *      one_succeeded, agg_*; none: arrays concatenated, Redis's default
  *      for keyless fan-out), except response_policy special -> REFUSED;
- *   7. noscript -> REFUSED: connection or server state, or a script
- *      runner. Of Redis 7.0's noscript commands without such a tip, the
- *      proxy answers, pins or refuses all but EVAL/FCALL and FUNCTION
- *      LIST/DUMP, which the built-in table lists; WATCH, keyed, shows why
- *      keys alone cannot decide;
+ *   7. noscript -> REFUSED: what Redis forbids scripts is connection
+ *      state (WATCH, MULTI, HELLO ...), server state or a script runner.
+ *      Each noscript command of Redis 7.0 without an all_* tip is local,
+ *      pinned or refused in the built-in table, but for EVAL/FCALL
+ *      (keyed) and FUNCTION LIST/DUMP (all masters), listed by name; and
+ *      WATCH has keys: keys alone cannot decide;
  *   8. key specs -> KEYED (one slot, CROSSSLOT otherwise; multi_shard
  *      commands too, until a generic split by key spec exists), or
  *      REFUSED when a spec cannot be followed (incomplete or unknown:
@@ -133,7 +134,8 @@ merge_entry(struct cmdtable *t, struct command *dst, const struct command *b,
 {
     *dst = *b;
     dst->arity = l->arity;
-    dst->flags = (l->flags & CMD_F_REDIS_MASK) | (b->flags & ~CMD_F_REDIS_MASK);
+    dst->flags = (l->flags & CMD_F_REDIS_MASK) |
+                 (b->flags & ~CMD_F_REDIS_MASK);
     dst->keyspecs = cmdtable_copy_keyspecs(t, l->keyspecs, l->nkeyspecs);
     dst->nkeyspecs = l->nkeyspecs;
     dst->req_policy = l->req_policy;
