@@ -90,6 +90,8 @@ struct cmdtable_notes {
  * reply, a truncated or malformed reply, a wrong shape, a value out of
  * range, a duplicate name, a name or keyword with NUL or control bytes,
  * counts beyond the CMDTABLE_MAX_* bounds. Nothing in buf is kept.
+ * Memory while parsing grows with len (the decoded tree): the caller caps
+ * the reply size it reads (real replies weigh about 100 KB).
  */
 struct cmdtable *cmdtable_parse(const char *buf, size_t len, char *err,
                                 size_t errlen);
