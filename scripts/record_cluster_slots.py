@@ -144,6 +144,22 @@ class Conn:
         return self.call_raw(*args)[0]
 
 
+def answers_ping(port, proc):
+    """True once the server proc listening on port answers PING; raises
+    if it exited."""
+    if proc.poll() is not None:
+        raise RuntimeError("server on %d exited (%d)"
+                           % (port, proc.returncode))
+    try:
+        c = Conn(port)
+    except OSError:
+        return False
+    try:
+        return c.call("PING") == "PONG"
+    finally:
+        c.close()
+
+
 class Cluster:
     def __init__(self):
         self.tmpdir = tempfile.mkdtemp(prefix="sp-slots-")
@@ -173,17 +189,7 @@ class Cluster:
             timeout=60)
 
     def _pings(self, port, proc):
-        if proc.poll() is not None:
-            raise RuntimeError("redis-server on %d exited (%d)"
-                               % (port, proc.returncode))
-        try:
-            c = Conn(port)
-        except OSError:
-            return False
-        try:
-            return c.call("PING") == "PONG"
-        finally:
-            c.close()
+        return answers_ping(port, proc)
 
     def stop(self):
         for proc in self.procs:

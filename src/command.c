@@ -47,7 +47,12 @@ static int getkeys_migrate(uint32_t argc, const struct resp_arg *argv,
 static int getkeys_xread(uint32_t argc, const struct resp_arg *argv,
                          const char *base, int *keys, int max);
 
+/* The generated rows list only the generated columns; the columns the
+ * learned table adds at the end of struct command stay zero. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #include "command.def"
+#pragma GCC diagnostic pop
 
 /* ------------------------------------------------------------------------
  * Lookup
@@ -61,7 +66,7 @@ cmd_lower(unsigned char ch)
 
 /* FNV-1a over the lower-cased name. Must match name_hash() in
  * scripts/gen_commands.py, which lays out command_hash_slots. */
-static uint32_t
+uint32_t
 command_hash(const char *s, size_t len)
 {
     uint32_t h = 2166136261u;
@@ -280,16 +285,35 @@ keyspec_collect(const struct cmd_keyspec *ks, int argc,
     return ks->incomplete ? KS_UNKNOWN : KS_OK;
 }
 
+/* The key procedure of c, or of the generated entry a learned entry
+ * stands for (Redis's getkeys_proc belongs to the command, whatever its
+ * specs say). */
 static cmd_getkeys_fn
 command_getkeys_proc(const struct command *c)
 {
     size_t i;
 
+    c = command_origin(c);
     for (i = 0; i < SP_ARRAY_LEN(command_getkeys_rows); i++) {
         if (command_getkeys_rows[i].cmd == c)
             return command_getkeys_rows[i].proc;
     }
     return NULL;
+}
+
+/* n keys from a procedure, or -1 if one is not an argument. Procedures
+ * assume the built-in arity (SORT takes argv[1]); a learned entry carries
+ * the server's, which a broken server could make smaller. */
+static int
+keys_in_range(int n, const int *keys, uint32_t argc)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (keys[i] < 1 || (uint32_t)keys[i] >= argc)
+            return -1;
+    }
+    return n;
 }
 
 int
@@ -313,7 +337,8 @@ command_get_keys(const struct command *c, uint32_t argc,
          * command to its procedure, if it has one. */
         cmd_getkeys_fn proc = command_getkeys_proc(c);
         if (proc != NULL)
-            return proc(argc, argv, base, keys, max);
+            return keys_in_range(proc(argc, argv, base, keys, max), keys,
+                                 argc);
         return -1;
     }
     return out.n;

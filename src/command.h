@@ -30,6 +30,15 @@ struct buf;
 #define CMD_F_NO_MULTI     (1u << 11)
 #define CMD_F_NO_AUTH      (1u << 12)
 #define CMD_F_ALLOW_BUSY   (1u << 13)
+/* Flags only the learned table (cmdtable.c) sets: the generated table
+ * predates them. Bits 16..19 are left for the proxy's own bits. */
+#define CMD_F_NO_MANDATORY_KEYS (1u << 14) /* keys optional (EVAL, FCALL) */
+#define CMD_F_MODULE       (1u << 15) /* implemented by a server module */
+#define CMD_F_ASKING       (1u << 20) /* cluster-internal (RESTORE-ASKING) */
+/* Every flag that comes from the server's COMMAND reply: a learned entry
+ * takes these from the server and any other bit from the built-in entry. */
+#define CMD_F_REDIS_MASK   (0x3fffu | CMD_F_NO_MANDATORY_KEYS | \
+                            CMD_F_MODULE | CMD_F_ASKING)
 
 /* The proxy's own permission bits, in the same flags word (generated from
  * PERMS in scripts/gen_commands.py, where each list gives its reasons). */
@@ -57,6 +66,21 @@ enum cmd_route {
 enum cmd_bs_type { CMD_BS_UNKNOWN = 0, CMD_BS_INDEX, CMD_BS_KEYWORD };
 enum cmd_fk_type { CMD_FK_UNKNOWN = 0, CMD_FK_RANGE, CMD_FK_KEYNUM };
 
+/* Redis's key spec flags (cmd_keyspec.kflags), as COMMAND reports them.
+ * Only the learned table (cmdtable.c) fills them in. */
+#define CMD_KS_RO             (1u << 0)  /* read-only access */
+#define CMD_KS_RW             (1u << 1)  /* read-write */
+#define CMD_KS_OW             (1u << 2)  /* overwrite */
+#define CMD_KS_RM             (1u << 3)  /* removes the key */
+#define CMD_KS_ACCESS         (1u << 4)  /* returns or copies user data */
+#define CMD_KS_UPDATE         (1u << 5)  /* updates data */
+#define CMD_KS_INSERT         (1u << 6)  /* adds data */
+#define CMD_KS_DELETE         (1u << 7)  /* deletes data */
+#define CMD_KS_NOT_KEY        (1u << 8)  /* a channel, not a key (SPUBLISH)
+                                          * but routed by its slot */
+#define CMD_KS_INCOMPLETE     (1u << 9)  /* may miss keys (see incomplete) */
+#define CMD_KS_VARIABLE_FLAGS (1u << 10) /* flags depend on arguments */
+
 struct cmd_keyspec {
     uint8_t bs_type;        /* enum cmd_bs_type */
     uint8_t fk_type;        /* enum cmd_fk_type */
@@ -68,6 +92,32 @@ struct cmd_keyspec {
     int16_t keynumidx;      /* KEYNUM: index of numkeys, relative */
     int16_t firstkey;       /* KEYNUM: first key, relative */
     uint8_t incomplete;     /* Redis marks the spec INCOMPLETE */
+    uint16_t kflags;        /* CMD_KS_*; 0 in the generated table */
+};
+
+/* The request_policy tip: how a cluster client spreads a command. */
+enum cmd_req_policy {
+    CMD_REQ_DEFAULT = 0,    /* no tip: by its keys, or any node if none */
+    CMD_REQ_ALL_NODES,      /* every node, replicas too (CONFIG SET) */
+    CMD_REQ_ALL_SHARDS,     /* every master (DBSIZE, WAIT) */
+    CMD_REQ_MULTI_SHARD,    /* split by key slot (MGET, DEL) */
+    CMD_REQ_SPECIAL,        /* client-specific handling (SCAN); also any
+                             * policy this proxy does not know */
+};
+
+/* The response_policy tip: how the replies of a spread command merge. */
+enum cmd_resp_policy {
+    CMD_RESP_DEFAULT = 0,   /* no tip: keyless -> concatenate the arrays;
+                             * keyed -> replies in key order */
+    CMD_RESP_ONE_SUCCEEDED, /* the first non-error reply */
+    CMD_RESP_ALL_SUCCEEDED, /* one reply if none failed, else an error */
+    CMD_RESP_AGG_LOGICAL_AND, /* integer replies ANDed */
+    CMD_RESP_AGG_LOGICAL_OR,  /* integer replies ORed */
+    CMD_RESP_AGG_MIN,       /* the smallest integer */
+    CMD_RESP_AGG_MAX,       /* the largest integer */
+    CMD_RESP_AGG_SUM,       /* integers summed */
+    CMD_RESP_SPECIAL,       /* command-specific merge (INFO); also any
+                             * policy this proxy does not know */
 };
 
 struct command {
@@ -81,7 +131,30 @@ struct command {
     const struct cmd_keyspec *keyspecs;
     const struct command *subcmds; /* container commands only */
     uint16_t nsubcmds;
+    /* Columns below are not in the generated rows (zero there: command.c
+     * includes command.def with missing-initializer warnings off); the
+     * learned table (cmdtable.c) fills them in. */
+    uint8_t req_policy;     /* enum cmd_req_policy (request_policy tip) */
+    uint8_t resp_policy;    /* enum cmd_resp_policy (response_policy tip) */
+    const struct command *builtin; /* learned entries: the generated entry
+                             * of the same name, whose proxy-only parts
+                             * (key procedures ...) still apply; NULL for
+                             * generated entries and learned-only ones */
 };
+
+/* The generated entry c stands for: c->builtin for a learned entry that
+ * has one, else c. Tables keyed by generated entries (key procedures,
+ * block positions) look up command_origin(c), so that learned entries
+ * keep the proxy's per-command code. */
+static inline const struct command *
+command_origin(const struct command *c)
+{
+    return c->builtin != NULL ? c->builtin : c;
+}
+
+/* FNV-1a over the ASCII-lower-cased name: the hash command_lookup uses
+ * (and scripts/gen_commands.py lays out); cmdtable.c's tables too. */
+uint32_t command_hash(const char *s, size_t len);
 
 /* Case-insensitive lookup of argv[0]; NULL if unknown. O(1). */
 const struct command *command_lookup(const char *name, size_t len);

@@ -1,9 +1,9 @@
 #!/bin/sh
 # slotproxy - BSD-2-Clause
 #
-# Build the RESP libFuzzer targets (fuzz_req, fuzz_reply) into OUTDIR with
-# clang, ASan and UBSan. Needs libFuzzer's runtime (Debian:
-# libclang-rt-14-dev). Usage: tests/fuzz/build.sh OUTDIR
+# Build the libFuzzer targets (fuzz_req, fuzz_reply: RESP; fuzz_cmdtable:
+# the learned command table) into OUTDIR with clang, ASan and UBSan. Needs
+# libFuzzer's runtime (Debian: libclang-rt-14-dev). Usage: tests/fuzz/build.sh OUTDIR
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -26,4 +26,8 @@ for t in req reply; do
     $CC $flags -o "$out/fuzz_$t" "$top/tests/fuzz/fuzz_$t.c" \
         "$top/src/resp.c" "$top/src/util.c"
 done
-echo "built $out/fuzz_req $out/fuzz_reply"
+# shellcheck disable=SC2086
+$CC $flags -o "$out/fuzz_cmdtable" "$top/tests/fuzz/fuzz_cmdtable.c" \
+    "$top/src/cmdtable.c" "$top/src/cmdtable_merge.c" "$top/src/command.c" \
+    "$top/src/resp.c" "$top/src/util.c"
+echo "built $out/fuzz_req $out/fuzz_reply $out/fuzz_cmdtable"
