@@ -16,7 +16,10 @@
  * exact on average for a steady rate, also while the sketch is younger
  * than a window. The span is taken as at least a second (or the window,
  * when shorter) so that a handful of samples in the first milliseconds do
- * not read as a storm.
+ * not read as a storm. The flip side of a decayed count: a key that
+ * turns hot in a sketch that is already old reads low at first (about
+ * half its rate after one window, over 90 % after four), though it outranks
+ * cooler keys as soon as its count passes theirs.
  *
  * Error. The space-saving bound (count - error <= true sampled count <=
  * count) is exact for the sampled stream. Sampling adds noise on top: a

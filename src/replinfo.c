@@ -218,8 +218,13 @@ replinfo_parse(struct replinfo *ri, const char *text, size_t len)
     }
     for (uint32_t i = 0; i < ri->nreplicas; i++) {
         struct replinfo_replica *r = &ri->replicas[i];
-        r->lag_known = ri->master_offset >= 0 && r->offset >= 0;
-        r->lag_bytes = r->lag_known && ri->master_offset > r->offset
+        /* A replica "ahead" of its master reports an offset from
+         * another history (a stale view across a restart or failover):
+         * no lag can be computed, and such a replica is no read target,
+         * as topology.c has it today. */
+        r->lag_known = ri->master_offset >= 0 && r->offset >= 0 &&
+                       r->offset <= ri->master_offset;
+        r->lag_bytes = r->lag_known
                            ? (uint64_t)(ri->master_offset - r->offset)
                            : 0;
     }

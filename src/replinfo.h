@@ -43,9 +43,11 @@ struct replinfo_replica {
     long long offset;           /* offset= acknowledged; -1 when missing */
     long long lag_s;            /* lag= seconds since its last ACK; -1
                                  * when missing */
-    int lag_known;              /* both offsets are known */
-    uint64_t lag_bytes;         /* master_offset - offset, when lag_known
-                                 * (0 if the replica reads ahead) */
+    int lag_known;              /* both offsets are known, and the
+                                 * replica's is not ahead of the
+                                 * master's (another history) */
+    uint64_t lag_bytes;         /* master_offset - offset when lag_known,
+                                 * else 0 */
 };
 
 struct replinfo {

@@ -287,9 +287,11 @@ static const struct text_case texts[] = {
     /* No master_repl_offset: lags unknown. */
     {T("role:master\r\nslave0:ip=a,port=2,state=online,offset=5\r\n"),
      0, -1, 1, 0, {"a", 2, "online", 1, 5, -1, 0}, 0},
-    /* A replica ahead of the master (a stale view): lag 0, not huge. */
+    /* A replica ahead of the master (another history): lag unknown. */
     {T("slave0:ip=a,port=2,state=online,offset=900\r\n" MO),
-     0, 150, 1, 0, {"a", 2, "online", 1, 900, -1, 0}, 1},
+     0, 150, 1, 0, {"a", 2, "online", 1, 900, -1, 0}, 0},
+    {T("slave0:ip=a,port=2,state=online,offset=150\r\n" MO),
+     0, 150, 1, 0, {"a", 2, "online", 1, 150, -1, 0}, 1},
     /* Unusable replica lines are skipped. */
     {T("slave0:port=7001,state=online,offset=1\r\n" MO), 0, 150, 0, 1,
      {0}, 0},
