@@ -176,7 +176,7 @@ END_TEST
 /* The whole pipeline as a worker would run it: 100,000 requests per
  * second for 32 s, one in 64 sampled, 10 s windows, Zipf keys. The five
  * hottest are found, in order, with their rates within the sampling
- * noise (4 sigma: 5 % for the hottest, 14 % for the fifth). */
+ * noise (4 sigma: 6 % for the hottest, 14 % for the fifth). */
 START_TEST(test_zipf_sampled_rates)
 {
     enum { RATE = 100000, SECONDS = 32, TOP = 5 };
