@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(autoconf automake libtool pkg-config gcc make
       libevent-dev libyaml-dev libjemalloc-dev libssl-dev openssl check
       redis-server redis-tools python3 python3-redis
-      clang libclang-rt-14-dev valgrind)
+      clang clang-format libclang-rt-14-dev valgrind)
 
 missing=()
 for p in "${PKGS[@]}"; do
