@@ -30,6 +30,7 @@
 #include "config.h"
 #include "log.h"
 #include "request.h"
+#include "slotmap.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -42,6 +43,8 @@ static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define READ_CHUNK (16 * 1024)
+/* A server outside the map is freed after this long with nothing to do. */
+#define REAP_IDLE_MS 10000
 #define MAX_IOV 256
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
@@ -402,6 +405,7 @@ server_probe(struct server *s)
 void
 server_send(struct server *s, struct request *r)
 {
+    s->last_used_ms = sp_msec_now(); /* the node's server (backend_reap) */
     if (r->cred != s->cred && !s->private_conn)
         s = server_for_cred(s, r->cred);
     /* ASKING and its command must share a connection: use the first. */
@@ -857,6 +861,33 @@ server_load(const struct server *s, uint32_t *inflight, uint8_t *connected)
     for (uint16_t k = 0; k < s->nalt; k++)
         if (s->alt[k] != NULL)
             server_load(s->alt[k], inflight, connected);
+}
+
+/* 1 when s is the server of a node of the current map. */
+static int
+server_in_map(const struct worker *w, const struct server *s)
+{
+    for (uint32_t i = 0; i < w->map->nnodes; i++)
+        if (w->map_srv[i] == s)
+            return 1;
+    return 0;
+}
+
+void
+backend_reap(struct worker *w, uint64_t now_ms)
+{
+    for (uint32_t i = 0; i < w->nservers;) {
+        struct server *s = w->servers[i];
+        if (now_ms < s->last_used_ms + REAP_IDLE_MS || !server_idle(s) ||
+            server_in_map(w, s)) {
+            i++;
+            continue;
+        }
+        log_info("backend %s: not in the slot map and idle: closed",
+                 s->name);
+        w->servers[i] = w->servers[--w->nservers];
+        server_free(s);
+    }
 }
 
 int

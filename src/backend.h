@@ -86,6 +86,7 @@ struct server {
                                      * pools for other credentials, by
                                      * cred - 1, made on first use (owned) */
     uint16_t nalt;                  /* entries in alt */
+    uint64_t last_used_ms;          /* last server_send (backend_reap) */
     /* Push mode (pub/sub): every reply goes to on_push, unpaired; written
      * requests are not kept in flight. NULL for request/reply mode. */
     void (*on_push)(struct server *s, const char *data, size_t len,
@@ -136,5 +137,8 @@ void backend_creds_free(struct worker *w);
 void backend_flush_dirty(struct worker *w);
 /* Fail requests past their deadline; their connection is closed. */
 void backend_check_timeouts(struct worker *w, uint64_t now_ms);
+/* Free the shared servers that are no node of the current map (a node
+ * that left, a seed) and have had nothing to do for a while. */
+void backend_reap(struct worker *w, uint64_t now_ms);
 
 #endif

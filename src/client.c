@@ -252,6 +252,8 @@ client_request_done(struct request *r)
         return; /* orphaned */
     c->nundone--;
     client_observe(c->w, r);
+    if (c->pins.nblk > 0) /* a blocking command returned */
+        pin_blocking_done(c->w, &c->pins);
     if (r == c->barrier || (c->held && c->nundone == 0)) {
         /* Input held back for this request can go on (at the flush). */
         c->barrier = NULL;
@@ -396,9 +398,14 @@ static struct server *
 client_pin_target(struct request *r, const char *host, uint16_t port)
 {
     struct client *c = r->client;
-    if (c == NULL)
+    if (c == NULL) {
+        request_fail(r, "ERR slotproxy: client gone");
         return NULL;
-    return pin_get(r->w, &c->pins, host, port);
+    }
+    struct server *s = pin_get_blocking(r->w, &c->pins, host, port);
+    if (s == NULL)
+        request_fail(r, pin_refusal(r->w, &c->pins));
+    return s;
 }
 
 /* The timeout argument of a blocking command, in ms: 0 = forever, -1 =

@@ -121,6 +121,8 @@ static const struct config_directive config_directives[] = {
              max_pinned, 1000, 1, 1000000),
     CONF_NUM("clients", "max_pinned_per_node", CONF_T_INT,
              max_pinned_per_node, 0, 0, 1000000),
+    CONF_NUM("clients", "max_pinned_per_client", CONF_T_INT,
+             max_pinned_per_client, 0, 0, 1000000),
     CONF_NUM("clients", "max_fanout_reply", CONF_T_SIZE,
              max_fanout_reply, 64 * CONF_MB, CONF_KB, 64 * CONF_GB),
     CONF_ADDRS(NULL, "disabled_commands", CONF_T_COMMANDS, disabled,

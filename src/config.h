@@ -76,6 +76,8 @@ struct config {
                                    * 1000 */
     uint32_t max_pinned_per_node; /* max_pinned_per_node: per worker and
                                    * node; 0 = only max_pinned applies */
+    uint32_t max_pinned_per_client; /* max_pinned_per_client: per client;
+                                   * 0 = masters + 2 */
     uint64_t max_fanout_reply;    /* max_fanout_reply: bytes a merged
                                    * fan-out reply (KEYS, MGET ...) may
                                    * hold; 64mb */

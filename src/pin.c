@@ -2,7 +2,12 @@
  *
  * Pinned connections. Each is a private server object (one connection,
  * not in the worker's shared list), registered in the worker's list of
- * live pins for the timeout sweep and the per-worker cap.
+ * live pins for the timeout sweep and the per-worker cap. A blocking
+ * command's pin goes back, once the command returned, to the worker's
+ * pool of idle ones (PIN_POOL_MAX, oldest closed first): a connection
+ * whose only command got its whole reply carries no state, so the next
+ * blocking command of any client can use it without a new connect and
+ * AUTH, and a client that only blocked now and then holds no pin.
  */
 #include "build_config.h"
 
@@ -12,7 +17,11 @@
 #include "backend.h"
 #include "config.h"
 #include "pin.h"
+#include "slotmap.h"
 #include "worker.h"
+
+/* Idle blocking pins a worker keeps for reuse. */
+#define PIN_POOL_MAX 8
 
 static void
 list_add(struct server ***arr, uint32_t *n, uint32_t *cap, struct server *s)
@@ -35,46 +44,180 @@ list_remove(struct server **arr, uint32_t *n, struct server *s)
     }
 }
 
-struct server *
-pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port)
+/* Append s to a client's array (sized exactly, as they stay small). */
+static void
+set_add(struct server ***arr, uint32_t *n, struct server *s)
 {
-    for (uint32_t i = 0; i < ps->n; i++) {
-        struct server *s = ps->srv[i];
-        if (s->port == port && s->cred == ps->cred &&
-            strcmp(s->host, host) == 0)
-            return s;
-    }
-    if (w->npins >= w->conf->max_pinned)
-        return NULL;
+    *arr = sp_realloc(*arr, (*n + 1) * sizeof(**arr));
+    (*arr)[(*n)++] = s;
+}
+
+static int
+same_node(const struct server *s, const char *host, uint16_t port)
+{
+    return s->port == port && strcmp(s->host, host) == 0;
+}
+
+/* The per-client cap: configured, or (0) one per master plus two (a
+ * WATCH and a blocking command), what a client can use at most. */
+static uint32_t
+per_client_cap(const struct worker *w)
+{
+    uint32_t cap = w->conf->max_pinned_per_client;
+    return cap != 0 ? cap : w->map->nmasters + 2;
+}
+
+static int
+client_full(const struct worker *w, const struct pinset *ps)
+{
+    return ps->n + ps->nblk >= per_client_cap(w);
+}
+
+/* 1 when one more pin to host:port fits every cap. */
+static int
+pin_room(const struct worker *w, const struct pinset *ps, const char *host,
+         uint16_t port)
+{
+    if (w->npins >= w->conf->max_pinned || client_full(w, ps))
+        return 0;
     if (w->conf->max_pinned_per_node > 0) {
         /* Per node too, so one busy shard cannot take every pin. */
         uint32_t on_node = 0;
         for (uint32_t i = 0; i < w->npins; i++)
-            on_node += w->pins[i]->port == port &&
-                       strcmp(w->pins[i]->host, host) == 0;
+            on_node += same_node(w->pins[i], host, port);
         if (on_node >= w->conf->max_pinned_per_node)
-            return NULL;
+            return 0;
     }
+    return 1;
+}
+
+const char *
+pin_refusal(const struct worker *w, const struct pinset *ps)
+{
+    if (client_full(w, ps))
+        return "ERR slotproxy: too many pinned connections for this client "
+               "(clients.max_pinned_per_client)";
+    if (w->npins >= w->conf->max_pinned)
+        return "ERR slotproxy: too many pinned connections "
+               "(clients.max_pinned)";
+    return "ERR slotproxy: too many pinned connections to this node "
+           "(clients.max_pinned_per_node)";
+}
+
+struct server *
+pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port)
+{
+    for (uint32_t i = 0; i < ps->n; i++)
+        if (same_node(ps->srv[i], host, port) && ps->srv[i]->cred == ps->cred)
+            return ps->srv[i];
+    if (!pin_room(w, ps, host, port))
+        return NULL;
     struct server *s = server_new_private(w, host, port);
     s->cred = ps->cred;
-    uint32_t cap = ps->n;
-    ps->srv = sp_realloc(ps->srv, (cap + 1) * sizeof(*ps->srv));
-    ps->srv[ps->n++] = s;
+    set_add(&ps->srv, &ps->n, s);
     list_add(&w->pins, &w->npins, &w->pins_cap, s);
     return s;
+}
+
+static void
+pin_kill(struct worker *w, struct server *s)
+{
+    list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap, s);
+    worker_schedule_flush(w);
+}
+
+/* Keep an idle, connected blocking pin for reuse; the pool's oldest
+ * makes room. */
+static void
+pool_put(struct worker *w, struct server *s)
+{
+    if (s->down || s->conns[0].state != BCONN_CONNECTED) {
+        pin_kill(w, s);
+        return;
+    }
+    if (w->pin_pool == NULL)
+        w->pin_pool = sp_calloc(PIN_POOL_MAX, sizeof(*w->pin_pool));
+    if (w->npin_pool == PIN_POOL_MAX) {
+        pin_kill(w, w->pin_pool[0]);
+        memmove(w->pin_pool, w->pin_pool + 1,
+                (PIN_POOL_MAX - 1) * sizeof(*w->pin_pool));
+        w->npin_pool--;
+    }
+    w->pin_pool[w->npin_pool++] = s;
+}
+
+/* The newest pooled pin to host:port authenticated with cred (a pin
+ * never changes user) still connected, or NULL. */
+static struct server *
+pool_take(struct worker *w, const char *host, uint16_t port, uint16_t cred)
+{
+    for (uint32_t i = w->npin_pool; i > 0; i--) {
+        struct server *s = w->pin_pool[i - 1];
+        if (!same_node(s, host, port) || s->cred != cred)
+            continue;
+        memmove(w->pin_pool + i - 1, w->pin_pool + i,
+                (w->npin_pool - i) * sizeof(*w->pin_pool));
+        w->npin_pool--;
+        if (s->conns[0].state == BCONN_CONNECTED && !s->down)
+            return s;
+        pin_kill(w, s); /* dropped while idle */
+        return NULL;
+    }
+    return NULL;
+}
+
+void
+pin_blocking_done(struct worker *w, struct pinset *ps)
+{
+    for (uint32_t i = 0; i < ps->nblk;) {
+        struct server *s = ps->blk[i];
+        if (!server_idle(s)) {
+            i++;
+            continue;
+        }
+        ps->blk[i] = ps->blk[--ps->nblk];
+        list_remove(w->pins, &w->npins, s);
+        pool_put(w, s);
+    }
+}
+
+struct server *
+pin_get_blocking(struct worker *w, struct pinset *ps, const char *host,
+                 uint16_t port)
+{
+    pin_blocking_done(w, ps);
+    if (!pin_room(w, ps, host, port))
+        return NULL;
+    struct server *s = pool_take(w, host, port, ps->cred);
+    if (s == NULL) {
+        s = server_new_private(w, host, port);
+        s->cred = ps->cred;
+    }
+    set_add(&ps->blk, &ps->nblk, s);
+    list_add(&w->pins, &w->npins, &w->pins_cap, s);
+    return s;
+}
+
+/* Close every server of a client's array (freed at the end of the
+ * turn: we may be inside one of their callbacks). */
+static void
+release_set(struct worker *w, struct server ***arr, uint32_t *n)
+{
+    for (uint32_t i = 0; i < *n; i++) {
+        list_remove(w->pins, &w->npins, (*arr)[i]);
+        list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap,
+                 (*arr)[i]);
+    }
+    sp_free(*arr);
+    *arr = NULL;
+    *n = 0;
 }
 
 void
 pin_release_all(struct worker *w, struct pinset *ps)
 {
-    for (uint32_t i = 0; i < ps->n; i++) {
-        list_remove(w->pins, &w->npins, ps->srv[i]);
-        list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap,
-                 ps->srv[i]);
-    }
-    sp_free(ps->srv);
-    ps->srv = NULL;
-    ps->n = 0;
+    release_set(w, &ps->srv, &ps->n);
+    release_set(w, &ps->blk, &ps->nblk);
     if (w->ndead_pins > 0)
         worker_schedule_flush(w);
 }
@@ -86,8 +229,7 @@ pin_release(struct worker *w, struct pinset *ps, struct server *s)
         if (ps->srv[i] == s) {
             ps->srv[i] = ps->srv[--ps->n];
             list_remove(w->pins, &w->npins, s);
-            list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap, s);
-            worker_schedule_flush(w);
+            pin_kill(w, s);
             return;
         }
     }
@@ -115,8 +257,11 @@ pin_free_all(struct worker *w)
     pin_reap(w);
     while (w->npins > 0)
         server_free(w->pins[--w->npins]);
+    while (w->npin_pool > 0)
+        server_free(w->pin_pool[--w->npin_pool]);
     sp_free(w->pins);
     sp_free(w->dead_pins);
-    w->pins = w->dead_pins = NULL;
+    sp_free(w->pin_pool);
+    w->pins = w->dead_pins = w->pin_pool = NULL;
     w->pins_cap = w->dead_pins_cap = 0;
 }

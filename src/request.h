@@ -28,7 +28,8 @@ typedef void (*request_reply_fn)(struct request *r, const char *data,
 /* Called once when r is finished (reply bytes in r->rep). */
 typedef void (*request_done_fn)(struct request *r);
 /* Where a redirect of r to host:port goes: a pinned request must stay on
- * its client's own connections. NULL means the shared server. */
+ * its client's own connections. A NULL hook means the shared server; a
+ * hook that returns NULL has failed r with the reason. */
 struct server;
 typedef struct server *(*request_target_fn)(struct request *r,
                                             const char *host,
@@ -60,6 +61,7 @@ struct request {
     uint8_t redirects;              /* MOVED/ASK/TRYAGAIN followed so far */
     uint8_t asking;                 /* send ASKING before it (ASK redirect) */
     uint8_t asking_reply;           /* next reply is ASKING's +OK: drop it */
+    uint8_t asked;                  /* an ASK was followed for it */
     uint8_t done;                   /* reply complete in rep */
     uint8_t sent;                   /* bytes may have reached a backend */
     uint8_t no_deadline;            /* blocking command with timeout 0 */

@@ -7,6 +7,16 @@
  * request's budget (cluster.redirect_limit); when it runs out the last
  * error goes to the client. A redirect means the command did not run, so
  * re-sending is safe for writes.
+ *
+ * Only cluster members are followed (router_verdict): a redirect to a
+ * node the map does not name is held while the map is fetched again
+ * (polled every HOLD_POLL_MS, for at most the request timeout), then
+ * followed if the new map names the node, else passed to the client. No
+ * connection, credential or DNS lookup ever goes to a node that is not a
+ * member. Scripts (EVAL, FCALL ...) may return any error text after they
+ * ran: their TRYAGAIN is passed on, and their redirects follow the
+ * stricter rule of router_verdict, so a script never runs twice because
+ * of what it returned (unless a member really is importing its slot).
  */
 #include "build_config.h"
 
@@ -15,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "backend.h"
 #include "command.h"
 #include "config.h"
@@ -26,11 +37,11 @@
 #include "worker.h"
 
 #define TRYAGAIN_DELAY_MS 20
+/* How often a request held for a map refresh looks whether it came. */
+#define HOLD_POLL_MS 5
 
 static void router_on_reply(struct request *r, const char *data, size_t len,
                             char type);
-static int follow_redirect(struct request *r, struct server *from,
-                           const char *msg, size_t len, int ask);
 
 /* Every routed request: redirects go through the router, and the request
  * timeout runs from now unless the command blocks without one. */
@@ -96,11 +107,8 @@ router_send_via(struct worker *w, struct request *r)
         return;
     const struct sm_node *n = &w->map->nodes[node];
     struct server *s = r->target(r, n->host, n->port);
-    if (s == NULL) {
-        request_fail(r, "ERR slotproxy: too many pinned connections");
-        return;
-    }
-    server_send(s, r);
+    if (s != NULL) /* else the hook failed r with its reason */
+        server_send(s, r);
 }
 
 /*
@@ -153,15 +161,18 @@ router_dispatch_master(struct worker *w, struct request *r, uint32_t i)
     server_send(node_server(w, (int)i), r);
 }
 
-/* Parse "<slot> <host>:<port>" after MOVED/ASK. The host may be empty
- * (meaning the node that answered) or an IPv6 address (last ':' splits). */
+/* "<slot> <host>:<port>" after MOVED/ASK. The host may be empty
+ * (meaning the node that answered) or an IPv6 address (last ':' splits);
+ * it never holds a space or a control byte. */
 static int
-parse_redirect(const char *p, size_t len, char *host, size_t hostlen,
-               uint16_t *port)
+parse_target(const char *p, size_t len, struct router_redirect *rd)
 {
     const char *sp = memchr(p, ' ', len);
-    if (sp == NULL)
+    long long v;
+    if (sp == NULL || sp_str2ll(p, (size_t)(sp - p), &v) != 0 || v < 0 ||
+        v >= SLOT_COUNT)
         return -1;
+    rd->slot = (uint16_t)v;
     const char *addr = sp + 1;
     size_t alen = len - (size_t)(addr - p);
     const char *colon = NULL;
@@ -174,100 +185,355 @@ parse_redirect(const char *p, size_t len, char *host, size_t hostlen,
     if (colon == NULL)
         return -1;
     size_t hlen = (size_t)(colon - addr);
-    long long pv;
-    if (sp_str2ll(colon + 1, alen - hlen - 1, &pv) != 0 || pv < 1 ||
-        pv > 65535 || hlen >= hostlen)
+    if (sp_str2ll(colon + 1, alen - hlen - 1, &v) != 0 || v < 1 ||
+        v > 65535 || hlen >= sizeof(rd->host))
         return -1;
-    memcpy(host, addr, hlen);
-    host[hlen] = '\0';
-    *port = (uint16_t)pv;
+    for (size_t i = 0; i < hlen; i++)
+        if ((unsigned char)addr[i] <= ' ' || addr[i] == 0x7f)
+            return -1;
+    memcpy(rd->host, addr, hlen);
+    rd->host[hlen] = '\0';
+    rd->port = (uint16_t)v;
     return 0;
 }
 
 int
-router_parse_redirect(const char *msg, size_t len, int *ask, char *host,
-                      size_t hostlen, uint16_t *port)
+router_parse_redirect(const char *msg, size_t len, struct router_redirect *rd)
 {
-    *ask = len > 4 && memcmp(msg, "ASK ", 4) == 0;
+    memset(rd, 0, sizeof(*rd));
+    rd->ask = len > 4 && memcmp(msg, "ASK ", 4) == 0;
     int moved = len > 6 && memcmp(msg, "MOVED ", 6) == 0;
-    if (!*ask && !moved)
+    if (!rd->ask && !moved)
         return -1;
-    size_t skip = *ask ? 4 : 6;
-    return parse_redirect(msg + skip, len - skip, host, hostlen, port);
+    size_t skip = rd->ask ? 4 : 6;
+    return parse_target(msg + skip, len - skip, rd);
+}
+
+int
+router_runs_script(const struct command *cmd)
+{
+    /* The keyed commands Redis forbids inside scripts, with keys found
+     * by a numkeys argument: exactly EVAL*, EVALSHA* and FCALL*. */
+    const uint32_t f = CMD_F_NOSCRIPT | CMD_F_MOVABLEKEYS;
+    return cmd != NULL && cmd->route == CMD_ROUTE_KEYED &&
+           (cmd->flags & f) == f;
+}
+
+enum router_verdict
+router_verdict(const struct slotmap *m, const struct router_redirect *rd,
+               const struct router_facts *f)
+{
+    /* What Redis guarantees of a real redirect. */
+    if (!f->keyed || rd->slot != f->slot)
+        return ROUTER_PASS;
+    if (f->from_host != NULL && rd->port == f->from_port &&
+        strcmp(rd->host, f->from_host) == 0)
+        return ROUTER_PASS;
+    if (f->script && f->asked)
+        return ROUTER_PASS;
+    int node = slotmap_find_node(m, rd->host, rd->port);
+    int ok;
+    if (f->script && !rd->ask)
+        /* A script's MOVED must agree with the map: the owner it names
+         * is where the script would have been sent in the first place. */
+        ok = node >= 0 && slotmap_master_of(m, rd->slot) == node;
+    else
+        ok = node >= 0 || f->member;
+    if (ok)
+        return ROUTER_FOLLOW;
+    return f->refreshed ? ROUTER_PASS : ROUTER_REFRESH;
+}
+
+/* One field of a CLUSTER NODES line: [*p, end) up to the next space. */
+static size_t
+field_len(const char *p, const char *end)
+{
+    const char *sp = memchr(p, ' ', (size_t)(end - p));
+    return (size_t)((sp != NULL ? sp : end) - p);
+}
+
+/* 1 when "ip:port@cport[,hostname]" names host:port (by ip or hostname). */
+static int
+addr_names(const char *a, size_t n, const char *host, uint16_t port)
+{
+    char want[16];
+    size_t hl = strlen(host);
+    int wl = snprintf(want, sizeof(want), ":%u", port);
+    const char *at = memchr(a, '@', n);
+    const char *colon = NULL;
+    if (at == NULL)
+        return 0;
+    for (const char *q = at; q > a; q--) {
+        if (q[-1] == ':') {
+            colon = q - 1;
+            break;
+        }
+    }
+    if (colon == NULL || (size_t)(at - colon) != (size_t)wl ||
+        memcmp(colon, want, (size_t)wl) != 0)
+        return 0;
+    if ((size_t)(colon - a) == hl && memcmp(a, host, hl) == 0)
+        return 1;
+    const char *comma = memchr(at, ',', n - (size_t)(at - a));
+    if (comma == NULL)
+        return 0;
+    const char *hn = comma + 1;
+    size_t hnl = n - (size_t)(hn - a);
+    return hnl == hl && memcmp(hn, host, hl) == 0;
+}
+
+int
+router_nodes_lists(const char *text, size_t len, const char *host,
+                   uint16_t port)
+{
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol != NULL ? eol : end;
+        const char *f = memchr(p, ' ', (size_t)(le - p));
+        if (f != NULL) {
+            const char *addr = f + 1;
+            size_t alen = field_len(addr, le);
+            const char *flags = addr + alen + 1;
+            size_t flen = flags < le ? field_len(flags, le) : 0;
+            char fl[128];
+            snprintf(fl, sizeof(fl), ",%.*s,", (int)SP_MIN(flen, 120),
+                     flags);
+            /* A node being met, without an address, or failed (a
+             * majority says so) is not one to send requests to. */
+            if (flen > 0 && strstr(fl, ",handshake,") == NULL &&
+                strstr(fl, ",noaddr,") == NULL &&
+                strstr(fl, ",fail,") == NULL &&
+                addr_names(addr, alen, host, port))
+                return 1;
+        }
+        p = le + 1;
+    }
+    return 0;
+}
+
+/* A request waiting: for a map refresh (ticket != 0) and the sender's
+ * CLUSTER NODES, either of which may show its redirect's target to be a
+ * member; or for a moment (a bouncing MOVED). Freed on the last unref
+ * (the timer's and the CLUSTER NODES query's). */
+struct router_hold {
+    int refs;                       /* timer + query in flight */
+    struct request *r;              /* the request (a reference) */
+    struct router_redirect rd;      /* its redirect, host filled in */
+    char from_host[256];            /* node that sent it ("": unknown) */
+    uint16_t from_port;
+    uint8_t member;                 /* CLUSTER NODES lists the target */
+    uint64_t ticket;                /* topology refresh awaited, or 0 */
+    uint64_t until_ms;              /* stop waiting after this */
+    size_t len;                     /* bytes of reply */
+    char reply[];                   /* the reply, if it is not followed */
+};
+
+static void hold_cb(evutil_socket_t fd, short what, void *arg);
+
+static void
+hold_unref(struct router_hold *h)
+{
+    if (--h->refs > 0)
+        return;
+    request_put(h->r);
+    sp_free(h);
 }
 
 static void
-stash_redirect(struct request *r, const struct server *from, const char *msg,
-               size_t mlen)
+hold_arm(struct router_hold *h, long ms)
 {
-    char host[256];
-    uint16_t port;
-    if (parse_redirect(msg + 6, mlen - 6, host, sizeof(host), &port) != 0 ||
-        (host[0] == '\0' && from == NULL))
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_once(h->r->w->base, -1, EV_TIMEOUT, hold_cb, h, &tv);
+}
+
+static void
+hold_nodes_done(struct request *q)
+{
+    struct router_hold *h = q->data;
+    const char *d = q->rep.data + q->rep.pos;
+    size_t n = buf_unread(&q->rep);
+    /* A bulk string: "$<len>\r\n<text>\r\n". */
+    const char *body = n > 0 && d[0] == '$' ? memchr(d, '\n', n) : NULL;
+    if (body != NULL)
+        h->member = (uint8_t)router_nodes_lists(
+            body + 1, n - (size_t)(body + 1 - d), h->rd.host, h->rd.port);
+    hold_unref(h);
+}
+
+/* Ask the node that sent the redirect (a member: nothing else is ever
+ * connected to) which nodes it knows, on its shared connection. */
+static void
+hold_ask_nodes(struct router_hold *h)
+{
+    static const char cmd[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nNODES\r\n";
+    struct worker *w = h->r->w;
+    if (h->from_host[0] == '\0')
         return;
-    const char *sp = memchr(msg + 6, ' ', mlen - 6);
-    buf_append(&r->rep, msg, (size_t)(sp - msg)); /* "MOVED <slot>" */
-    buf_printf(&r->rep, " %s:%u", host[0] ? host : from->host, port);
+    struct request *q = request_new(w);
+    buf_append(&q->req, cmd, sizeof(cmd) - 1);
+    q->on_done = hold_nodes_done;
+    q->data = h;
+    q->deadline_ms = h->until_ms;
+    h->refs++;
+    server_send(server_get(w, h->from_host, h->from_port), q);
+    request_put(q);
+}
+
+/* Re-send r where rd points: one redirect followed. */
+static void
+follow_to(struct request *r, const struct router_redirect *rd)
+{
+    struct worker *w = r->w;
+    struct server *to = r->target != NULL
+                            ? r->target(r, rd->host, rd->port)
+                            : server_get(w, rd->host, rd->port);
+    if (to == NULL)
+        return; /* the hook failed r with its reason */
+    r->rep.pos = r->rep.len = 0;
+    r->replies_seen = 0;
+    r->sent = 0;
+    if (rd->ask) {
+        w->stats.ask++;
+        r->asking = 1;
+        r->asked = 1;
+    } else {
+        w->stats.moved++;
+        topology_request_refresh(w);
+    }
+    server_send(to, r);
+}
+
+/* Hold r: for the next map and the sender's word (delay_ms 0), or
+ * delay_ms for a bouncing MOVED. */
+static void
+hold(struct request *r, const struct router_redirect *rd,
+     const struct router_facts *f, const char *data, size_t len,
+     long delay_ms)
+{
+    struct worker *w = r->w;
+    struct router_hold *h = sp_calloc(1, sizeof(*h) + len);
+    uint64_t now = sp_msec_now();
+
+    h->refs = 1;
+    h->r = request_get(r);
+    h->rd = *rd;
+    snprintf(h->from_host, sizeof(h->from_host), "%s",
+             f->from_host != NULL ? f->from_host : "");
+    h->from_port = f->from_port;
+    h->until_ms = now + w->conf->request_timeout_ms;
+    if (r->deadline_ms != 0 && r->deadline_ms < h->until_ms)
+        h->until_ms = r->deadline_ms;
+    h->len = len;
+    memcpy(h->reply, data, len);
+    r->conn = NULL; /* in no queue while held */
+    if (delay_ms == 0) {
+        h->ticket = topology_refresh_ticket(w);
+        topology_request_refresh(w);
+        hold_ask_nodes(h);
+    }
+    hold_arm(h, delay_ms != 0 ? delay_ms : HOLD_POLL_MS);
+}
+
+/* Decide and act on redirect rd for r. 0 when r was taken care of, -1
+ * when it is passed. delayed: r already waited out a bouncing MOVED. */
+static int
+apply(struct request *r, const struct router_redirect *rd,
+      const struct router_facts *f, const char *data, size_t len,
+      int delayed)
+{
+    switch (router_verdict(r->w->map, rd, f)) {
+    case ROUTER_REFRESH:
+        hold(r, rd, f, data, len, 0);
+        return 0;
+    case ROUTER_FOLLOW:
+        if (!rd->ask && r->redirects > 2 && !delayed) {
+            /* MOVED bouncing between nodes while a slot changes hands
+             * (each still names the other): wait a little, with a fresh
+             * map on the way, instead of spending the budget at once; then
+             * go where the last node said, not where a map (maybe older
+             * than that MOVED) says. */
+            topology_request_refresh(r->w);
+            hold(r, rd, f, data, len, TRYAGAIN_DELAY_MS * r->redirects);
+            return 0;
+        }
+        follow_to(r, rd);
+        return 0;
+    case ROUTER_PASS:
+    default:
+        return -1;
+    }
+}
+
+static void
+facts_of(const struct request *r, struct router_facts *f, const char *host,
+         uint16_t port, int refreshed)
+{
+    memset(f, 0, sizeof(*f));
+    f->keyed = r->keyed;
+    f->slot = r->slot;
+    f->script = (uint8_t)router_runs_script(r->cmd);
+    f->asked = r->asked;
+    f->refreshed = (uint8_t)refreshed;
+    f->from_host = host != NULL && host[0] != '\0' ? host : NULL;
+    f->from_port = port;
+}
+
+static void
+hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct router_hold *h = arg;
+    struct request *r = h->r;
+    struct router_facts f;
+
+    if (r->done) /* failed meanwhile (client gone, shutdown) */
+        goto out;
+    /* A script's MOVED needs the map itself (router_verdict). */
+    int enough = h->member && (h->rd.ask || !router_runs_script(r->cmd));
+    int waiting = h->ticket != 0 && !enough &&
+                  sp_msec_now() < h->until_ms &&
+                  !topology_ticket_done(r->w, h->ticket);
+    if (waiting) {
+        hold_arm(h, HOLD_POLL_MS);
+        return;
+    }
+    facts_of(r, &f, h->from_host, h->from_port, 1);
+    f.member = h->member;
+    if (apply(r, &h->rd, &f, h->reply, h->len, 1) != 0)
+        request_reply(r, h->reply, h->len, '-'); /* r->conn is NULL */
+out:
+    hold_unref(h);
+}
+
+int
+router_follow(struct request *r, struct server *from, const char *msg,
+              size_t mlen, const char *data, size_t len)
+{
+    struct router_redirect rd;
+    struct router_facts f;
+
+    if (from == NULL || r->redirects >= r->w->conf->redirect_limit ||
+        router_parse_redirect(msg, mlen, &rd) != 0)
+        return -1;
+    /* An empty endpoint means the node that sent the redirect. */
+    if (rd.host[0] == '\0')
+        snprintf(rd.host, sizeof(rd.host), "%s", from->host);
+    r->redirects++;
+    facts_of(r, &f, from->host, from->port, 0);
+    return apply(r, &rd, &f, data, len, 0);
 }
 
 static void
 tryagain_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct request *r = arg;
-    if (!r->done && buf_unread(&r->rep) > 0) {
-        /* A bouncing MOVED: go where the last node said, not where a map
-         * (maybe older than that MOVED) says. */
-        char tmp[320];
-        size_t mlen = SP_MIN(buf_unread(&r->rep), sizeof(tmp));
-        memcpy(tmp, r->rep.data + r->rep.pos, mlen);
-        r->rep.pos = r->rep.len = 0;
-        if (follow_redirect(r, NULL, tmp, mlen, 0) != 0) {
-            if (r->target != NULL)
-                router_send_via(r->w, r);
-            else
-                router_dispatch(r->w, r);
-        }
-    } else if (!r->done) {
+    if (!r->done) {
         if (r->target != NULL)
             router_send_via(r->w, r); /* a pinned request stays pinned */
         else
             router_dispatch(r->w, r);
     }
     request_put(r);
-}
-
-/* Follow a MOVED or ASK error (text without '-' and CRLF). 0 if followed,
- * -1 when it is malformed (the error then goes to the client as is). */
-static int
-follow_redirect(struct request *r, struct server *from, const char *msg,
-                size_t len, int ask)
-{
-    struct worker *w = r->w;
-    char host[256];
-    uint16_t port;
-    size_t skip = ask ? 4 : 6;
-
-    if (parse_redirect(msg + skip, len - skip, host, sizeof(host), &port))
-        return -1;
-    /* An empty endpoint means the node that sent the redirect. */
-    if (host[0] == '\0' && from == NULL)
-        return -1;
-    const char *h = host[0] ? host : from->host;
-    struct server *to = r->target != NULL ? r->target(r, h, port)
-                                          : server_get(w, h, port);
-    if (to == NULL) {
-        request_fail(r, "ERR slotproxy: too many pinned connections");
-        return 0;
-    }
-    if (ask) {
-        w->stats.ask++;
-        r->asking = 1;
-    } else {
-        w->stats.moved++;
-        topology_request_refresh(w);
-    }
-    server_send(to, r);
-    return 0;
 }
 
 /*
@@ -281,43 +547,29 @@ router_on_reply(struct request *r, const char *data, size_t len, char type)
     struct worker *w = r->w;
     struct server *from = r->conn != NULL ? r->conn->srv : NULL;
 
-    if (type != '-' || r->redirects >= w->conf->redirect_limit ||
-        len < 8) {
+    if (type != '-' || from == NULL || len < 8 ||
+        r->redirects >= w->conf->redirect_limit) {
         request_finish(r, data, len);
         return;
     }
     const char *msg = data + 1;
     size_t mlen = len - 3; /* without '-' and CRLF */
-    int moved = mlen > 6 && memcmp(msg, "MOVED ", 6) == 0;
-    int ask = !moved && mlen > 4 && memcmp(msg, "ASK ", 4) == 0;
-    int again = !moved && !ask && mlen >= 8 &&
-                memcmp(msg, "TRYAGAIN", 8) == 0;
-    if (!moved && !ask && !again) {
-        request_finish(r, data, len);
-        return;
-    }
-    r->redirects++;
-    r->sent = 0;
-    if (again || (moved && r->redirects > 2)) {
-        /* TRYAGAIN, or MOVED bouncing between nodes while a slot changes
-         * hands (each node still names the other): wait a little, with a
-         * fresh map on the way, instead of spending the budget at once. */
-        if (again) {
-            w->stats.tryagain++;
-        } else {
-            topology_request_refresh(w);
-            /* Keep where the redirect points, as "MOVED <slot>
-             * <host>:<port>" with the host filled in (empty means the
-             * node that answered), for the retry. */
-            r->rep.pos = r->rep.len = 0;
-            stash_redirect(r, from, msg, mlen);
+    if (memcmp(msg, "TRYAGAIN", 8) == 0) {
+        /* Redis sends it only for a multi-key request whose keys are
+         * split by a migration; a script may return it after it ran. */
+        if (!r->keyed || router_runs_script(r->cmd)) {
+            request_finish(r, data, len);
+            return;
         }
-        long us = TRYAGAIN_DELAY_MS * 1000L * (again ? 1 : r->redirects);
-        struct timeval tv = {us / 1000000, us % 1000000};
+        r->redirects++;
+        r->sent = 0;
+        w->stats.tryagain++;
+        struct timeval tv = {0, TRYAGAIN_DELAY_MS * 1000L};
+        r->conn = NULL;
         event_base_once(w->base, -1, EV_TIMEOUT, tryagain_cb,
                         request_get(r), &tv);
         return;
     }
-    if (from == NULL || follow_redirect(r, from, msg, mlen, ask) != 0)
+    if (router_follow(r, from, msg, mlen, data, len) != 0)
         request_finish(r, data, len);
 }

@@ -50,6 +50,10 @@ struct topology {
     char asked_host[256];           /* host of the in-flight attempt */
     uint16_t asked_port;            /* and its port */
     uint64_t sent_us;               /* when the attempt was sent */
+    uint64_t sent_seq;              /* attempts sent so far */
+    uint64_t inflight_seq;          /* number of the attempt out */
+    uint64_t done_seq;              /* attempts up to this one are over
+                                     * (see topology_ticket_done) */
 };
 
 static void topo_attempt(struct topology *t);
@@ -145,10 +149,12 @@ topo_round_end(struct topology *t, int ok)
     t->last_ms = sp_msec_now();
     if (ok) {
         t->failed_rounds = 0;
+        t->done_seq = t->inflight_seq;
         delay = w->map->covered < SLOT_COUNT || topo_master_unreachable(w)
                     ? UNCOVERED_POLL_MS
                     : w->conf->refresh_interval_ms;
     } else {
+        t->done_seq = t->sent_seq; /* nobody answered: none will come */
         t->failed_rounds++;
         delay = RETRY_MIN_MS;
         for (uint32_t i = 1; i < t->failed_rounds && delay < RETRY_MAX_MS;
@@ -276,6 +282,7 @@ topo_attempt(struct topology *t)
     r->data = t;
     r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
     t->inflight = 1;
+    t->inflight_seq = ++t->sent_seq;
     t->sent_us = sp_usec_now();
     server_send(server_get(w, host, port), r);
     request_put(r);
@@ -385,6 +392,18 @@ topology_request_refresh(struct worker *w)
     }
     uint64_t since = sp_msec_now() - t->last_ms;
     topo_schedule(t, since >= MIN_SPACING_MS ? 0 : MIN_SPACING_MS - since);
+}
+
+uint64_t
+topology_refresh_ticket(const struct worker *w)
+{
+    return w->topo->sent_seq + 1;
+}
+
+int
+topology_ticket_done(const struct worker *w, uint64_t ticket)
+{
+    return w->topo->done_seq >= ticket;
 }
 
 void

@@ -23,7 +23,6 @@
 #include "request.h"
 #include "router.h"
 #include "slotmap.h"
-#include "topology.h"
 #include "txn.h"
 #include "worker.h"
 
@@ -187,53 +186,37 @@ txn_on_partial(struct request *r, const char *data, size_t len, char type)
         buf_append(&r->rep, data, len);
 }
 
-/* "MOVED <slot> <host>:<port>" or "ASK ..." in the stashed error: 1 and
- * the target when it is a redirect. */
-static int
-stashed_redirect(const struct request *r, int *ask, char *host,
-                 size_t hostlen, uint16_t *port)
+/* The stashed error (text without '-' and CRLF) in *len, or NULL. */
+static const char *
+stashed_redirect(const struct request *r, size_t *len)
 {
     size_t n = buf_unread(&r->rep);
     if (n < 8)
-        return 0;
-    /* Without '-' and CRLF. */
-    return router_parse_redirect(r->rep.data + r->rep.pos + 1, n - 3, ask,
-                                 host, hostlen, port) == 0;
+        return NULL;
+    *len = n - 3;
+    return r->rep.data + r->rep.pos + 1;
 }
 
 /* EXEC's own reply: the transaction's result, unless the block must be
- * re-sent because its slot moved. */
+ * re-sent because its slot moved (router_follow: only to a member). */
 static void
 txn_on_reply(struct request *r, const char *data, size_t len, char type)
 {
-    struct worker *w = r->w;
     struct server *from = r->conn != NULL ? r->conn->srv : NULL;
-    char host[256];
-    uint16_t port;
-    int ask;
+    struct router_redirect rd;
+    size_t n;
+    const char *e = type == '-' && from != NULL ? stashed_redirect(r, &n)
+                                                : NULL;
 
-    if (type == '-' && from != NULL &&
-        stashed_redirect(r, &ask, host, sizeof(host), &port)) {
+    if (e != NULL && router_parse_redirect(e, n, &rd) == 0) {
         if (from->private_conn) {
             request_fail(r, "EXECABORT Transaction discarded because its "
                             "slot moved after WATCH (slotproxy); retry the "
                             "transaction");
             return;
         }
-        if (r->redirects < w->conf->redirect_limit) {
-            r->redirects++;
-            r->replies_seen = 0;
-            r->rep.pos = r->rep.len = 0;
-            if (ask) {
-                w->stats.ask++;
-                r->asking = 1;
-            } else {
-                w->stats.moved++;
-                topology_request_refresh(w);
-            }
-            server_send(server_get(w, host[0] ? host : from->host, port), r);
+        if (router_follow(r, from, e, n, data, len) == 0)
             return;
-        }
     }
     request_finish(r, data, len);
 }
@@ -288,34 +271,46 @@ txn_discard(struct client *c, struct request *r)
     reply_raw(r, "+OK\r\n");
 }
 
-/* WATCH's reply: a redirect moves the WATCH to the new owner's pinned
- * connection (nothing was watched on the old one). */
+/* Where a redirected WATCH goes: the client's pinned connection to the
+ * new owner, which then holds the WATCH. */
+static struct server *
+txn_watch_target(struct request *r, const char *host, uint16_t port)
+{
+    struct client *c = r->client;
+    if (c == NULL || c->tx == NULL) {
+        request_fail(r, "ERR slotproxy: client gone");
+        return NULL;
+    }
+    struct server *to = pin_get(r->w, &c->pins, host, port);
+    if (to == NULL) {
+        request_fail(r, pin_refusal(r->w, &c->pins));
+        return NULL;
+    }
+    c->tx->watch_srv = to;
+    return to;
+}
+
+/* WATCH's reply: a MOVED moves the WATCH to the new owner's pinned
+ * connection (nothing was watched on the old one). An ASK is not
+ * followed: EXEC would need ASKING too. */
 static void
 txn_watch_reply(struct request *r, const char *data, size_t len, char type)
 {
     struct client *c = r->client;
-    struct worker *w = r->w;
     struct server *from = r->conn != NULL ? r->conn->srv : NULL;
-    char host[256];
-    uint16_t port;
-    int ask;
+    struct router_redirect rd;
+    size_t n;
 
     r->rep.pos = r->rep.len = 0;
     if (type == '-' && len < 300)
         buf_append(&r->rep, data, len);
-    if (c != NULL && c->tx != NULL && from != NULL &&
-        r->redirects < w->conf->redirect_limit &&
-        stashed_redirect(r, &ask, host, sizeof(host), &port) && !ask) {
-        struct server *to = pin_get(w, &c->pins, host[0] ? host : from->host,
-                                    port);
-        if (to != NULL) {
-            r->redirects++;
-            r->rep.pos = r->rep.len = 0;
-            c->tx->watch_srv = to;
-            topology_request_refresh(w);
-            server_send(to, r);
+    const char *e = type == '-' && from != NULL ? stashed_redirect(r, &n)
+                                                : NULL;
+    if (c != NULL && c->tx != NULL && e != NULL &&
+        router_parse_redirect(e, n, &rd) == 0 && !rd.ask) {
+        r->target = txn_watch_target;
+        if (router_follow(r, from, e, n, data, len) == 0)
             return;
-        }
     }
     if (c != NULL && c->tx != NULL && type == '-')
         c->tx->watching = 0;

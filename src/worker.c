@@ -201,6 +201,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(w->base);
     }
     backend_check_timeouts(w, now);
+    backend_reap(w, now);
     pin_check_timeouts(w, now);
     client_check_idle(w, now);
 }

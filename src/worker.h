@@ -146,6 +146,9 @@ struct worker {
     struct server **dead_pins;      /* released this turn, freed at flush */
     uint32_t ndead_pins;
     uint32_t dead_pins_cap;
+    struct server **pin_pool;       /* idle blocking pins for reuse, oldest
+                                     * first (pin.c) */
+    uint32_t npin_pool;
     char topo_err[160];             /* why the last map fetch failed */
     uint64_t hold_until_ms;         /* until then (startup, no map yet)
                                      * client input waits for a map; 0 once
