@@ -13,10 +13,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -198,6 +199,10 @@ fail_queue(struct request_queue *q, const char *msg)
 static void
 conn_close_socket(struct backend_conn *c)
 {
+    if (c->dns_req != NULL) {
+        evdns_getaddrinfo_cancel(c->dns_req);
+        c->dns_req = NULL;
+    }
     if (c->rev != NULL) {
         event_free(c->rev);
         c->rev = NULL;
@@ -272,9 +277,10 @@ conn_error(struct backend_conn *c, const char *reason, int connect_failed)
         w->on_node_error(w, s);
 }
 
+/* A numeric host (IPv4 or IPv6) into ss: 0, or -1 for a hostname. */
 static int
-resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
-        socklen_t *sslen)
+addr_numeric(const char *host, uint16_t port, struct sockaddr_storage *ss,
+             socklen_t *sslen)
 {
     struct sockaddr_in *sin = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
@@ -292,44 +298,23 @@ resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
         *sslen = sizeof(*sin6);
         return 0;
     }
-    /* Hostname: a blocking lookup. Rare (hostname endpoints only) and
-     * cached by the resolver; see README, Architecture. */
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
-        return -1;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *sslen = res->ai_addrlen;
-    if (ss->ss_family == AF_INET)
-        sin->sin_port = htons(port);
-    else
-        sin6->sin6_port = htons(port);
-    freeaddrinfo(res);
-    return 0;
+    return -1;
 }
 
-/* Start a non-blocking connect. 0 on success (connecting), -1 with errno. */
+/* Start a non-blocking connect to sa. 0 on success (connecting), -1 with
+ * errno. */
 static int
-conn_connect(struct backend_conn *c)
+conn_connect_to(struct backend_conn *c, const struct sockaddr *sa,
+                socklen_t salen)
 {
-    struct server *s = c->srv;
-    struct worker *w = s->w;
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-
-    if (resolve(s->host, s->port, &ss, &sslen) != 0) {
-        errno = EHOSTUNREACH;
-        return -1;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+    struct worker *w = c->srv->w;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     0);
     if (fd < 0)
         return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&ss, sslen) != 0 &&
-        errno != EINPROGRESS) {
+    if (connect(fd, sa, salen) != 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         errno = e;
@@ -342,6 +327,112 @@ conn_connect(struct backend_conn *c)
     c->wev = event_new(w->base, fd, EV_WRITE, conn_on_write, c);
     event_add(c->wev, NULL);
     return 0;
+}
+
+/* The lookup of c's hostname answered: connect to its first address. A
+ * cancelled lookup (the connection closed, maybe freed) touches nothing. */
+static void
+conn_resolved(int err, struct evutil_addrinfo *res, void *arg)
+{
+    struct backend_conn *c = arg;
+    char msg[200];
+    int rc = -1, e = EHOSTUNREACH;
+
+    if (err == EVUTIL_EAI_CANCEL)
+        return;
+    c->dns_req = NULL;
+    if (err == 0 && res != NULL) {
+        struct sockaddr_storage ss;
+        socklen_t len = (socklen_t)SP_MIN(res->ai_addrlen, sizeof(ss));
+        memcpy(&ss, res->ai_addr, len);
+        if (ss.ss_family == AF_INET)
+            ((struct sockaddr_in *)&ss)->sin_port = htons(c->srv->port);
+        else
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons(c->srv->port);
+        rc = conn_connect_to(c, (struct sockaddr *)&ss, len);
+        e = errno;
+    }
+    if (res != NULL)
+        evutil_freeaddrinfo(res);
+    if (c->dns_sync) {
+        /* Answered inside evdns_getaddrinfo (numeric, /etc/hosts, a
+         * cached answer): conn_connect reports it. */
+        c->dns_rc = rc;
+        errno = e;
+        return;
+    }
+    if (rc == 0)
+        return;
+    if (err != 0)
+        snprintf(msg, sizeof(msg), "cannot resolve: %s",
+                 evutil_gai_strerror(err));
+    else
+        snprintf(msg, sizeof(msg), "connect failed: %s", strerror(e));
+    conn_error(c, msg, 1);
+}
+
+/*
+ * Look c's hostname up without blocking the worker (libevent's evdns,
+ * which reads /etc/resolv.conf and /etc/hosts): the connection waits in
+ * RESOLVING, its requests queue, and the connect timeout covers the
+ * lookup. 0 when connecting or resolving, -1 with errno.
+ */
+static int
+conn_resolve(struct backend_conn *c)
+{
+    struct worker *w = c->srv->w;
+    struct evutil_addrinfo hints;
+
+    if (w->dns == NULL)
+        w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                             EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (w->dns == NULL) {
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    c->state = BCONN_RESOLVING;
+    c->connect_deadline_ms = sp_msec_now() + w->conf->connect_timeout_ms;
+    c->dns_sync = 1;
+    c->dns_rc = 1;
+    struct evdns_getaddrinfo_request *q =
+        evdns_getaddrinfo(w->dns, c->srv->host, NULL, &hints, conn_resolved,
+                          c);
+    c->dns_sync = 0;
+    if (c->dns_rc == 1 && q != NULL) {
+        c->dns_req = q;
+        return 0;
+    }
+    if (c->dns_rc == 0)
+        return 0;
+    if (c->dns_rc == 1)
+        errno = EHOSTUNREACH;
+    c->state = BCONN_DISCONNECTED;
+    return -1;
+}
+
+/* Start connecting (or resolving) c. 0 on success, -1 with errno. */
+static int
+conn_connect(struct backend_conn *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+
+    if (addr_numeric(c->srv->host, c->srv->port, &ss, &sslen) == 0)
+        return conn_connect_to(c, (struct sockaddr *)&ss, sslen);
+    return conn_resolve(c);
+}
+
+void
+backend_dns_free(struct worker *w)
+{
+    if (w->dns != NULL) {
+        evdns_base_free(w->dns, 1);
+        w->dns = NULL;
+    }
 }
 
 static void
@@ -815,9 +906,11 @@ server_check_timeouts(struct server *s, uint64_t now_ms)
 {
     for (uint32_t j = 0; j < s->nconns; j++) {
         struct backend_conn *c = &s->conns[j];
-        if (c->state == BCONN_CONNECTING &&
+        if ((c->state == BCONN_CONNECTING ||
+             c->state == BCONN_RESOLVING) &&
             now_ms >= c->connect_deadline_ms) {
-            conn_error(c, "connect timed out", 1);
+            conn_error(c, c->state == BCONN_RESOLVING ? "name lookup timed "
+                       "out" : "connect timed out", 1);
         } else if (c->state == BCONN_CONNECTED &&
                    (queue_expired(&c->inflight, now_ms) ||
                     queue_expired(&c->sendq, now_ms))) {

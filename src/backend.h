@@ -23,9 +23,12 @@ struct tls_conn;
 
 enum bconn_state {
     BCONN_DISCONNECTED = 0,
+    BCONN_RESOLVING,                /* hostname lookup in flight */
     BCONN_CONNECTING,
     BCONN_CONNECTED,
 };
+
+struct evdns_getaddrinfo_request;
 
 struct backend_conn {
     struct server *srv;             /* node this connects to */
@@ -43,6 +46,10 @@ struct backend_conn {
     uint64_t retry_at_ms;           /* no reconnect before this */
     uint32_t failures;              /* consecutive connect failures */
     struct request *auth_req;       /* AUTH sent first, until answered */
+    struct evdns_getaddrinfo_request *dns_req; /* lookup (RESOLVING) */
+    int dns_rc;                     /* lookup answered inside the call:
+                                     * 0 connecting, -1 failed, 1 not yet */
+    int dns_sync;                   /* inside evdns_getaddrinfo */
     struct tls_conn *tls;           /* TLS session (backend_tls), or NULL */
     int dirty;                      /* on the worker's dirty_conns list */
     TAILQ_ENTRY(backend_conn) dnext; /* dirty list link */
@@ -137,6 +144,8 @@ void backend_creds_free(struct worker *w);
 void backend_flush_dirty(struct worker *w);
 /* Fail requests past their deadline; their connection is closed. */
 void backend_check_timeouts(struct worker *w, uint64_t now_ms);
+/* Free the worker's hostname resolver (after every server is freed). */
+void backend_dns_free(struct worker *w);
 /* Free the shared servers that are no node of the current map (a node
  * that left, a seed) and have had nothing to do for a while. */
 void backend_reap(struct worker *w, uint64_t now_ms);

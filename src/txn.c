@@ -283,6 +283,7 @@ txn_watch_target(struct request *r, const char *host, uint16_t port)
     }
     struct server *to = pin_get(r->w, &c->pins, host, port);
     if (to == NULL) {
+        c->tx->watching = 0; /* the WATCH failed */
         request_fail(r, pin_refusal(r->w, &c->pins));
         return NULL;
     }

@@ -527,6 +527,7 @@ worker_free(struct worker *w)
     pin_free_all(w);
     for (uint32_t i = 0; i < w->nservers; i++)
         server_free(w->servers[i]);
+    backend_dns_free(w);
     /* Completions from failed backend requests may dirty clients. */
     client_flush_dirty(w);
     sp_free(w->servers);

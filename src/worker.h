@@ -22,6 +22,7 @@ struct request;
 struct topology;
 struct listener;
 struct tls_ctx;
+struct evdns_base;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(conn_list, backend_conn);
@@ -154,6 +155,8 @@ struct worker {
                                      * client input waits for a map; 0 once
                                      * a map came or the wait ended */
     struct topology *topo;          /* slot map refresher */
+    struct evdns_base *dns;         /* hostname resolver (backend.c), made
+                                     * at the first hostname */
     /* Hook the topology installs: a backend connection to s failed. */
     void (*on_node_error)(struct worker *w, struct server *s);
     uint64_t start_ms;              /* wall-clock start, for INFO uptime */

@@ -380,5 +380,61 @@ def test_pinned_per_client_cap(env):
             assert c.call("BLPOP", kb, "0.01") is None
 
 
+@test(timeout=60)
+def test_servers_outside_map_reaped(env):
+    """A server the proxy made that is no node of the slot map (here the
+    seed, named localhost while the cluster says 127.0.0.1) is closed and
+    forgotten once idle, not kept forever."""
+    cl = env.cluster
+    mport = harness.free_port()
+    p = harness.Proxy([cl.masters()[0].port],
+                      extra="metrics:\n  listen: [%s:%d]" % (HOST, mport))
+    with open(p.conf) as f:
+        conf = f.read()
+    conf = conf.replace("    - %s:%d" % (HOST, cl.masters()[0].port),
+                        "    - localhost:%d" % cl.masters()[0].port)
+    with open(p.conf, "w") as f:
+        f.write(conf)
+    env.proxies.append(p)
+    p.start()
+    seed = 'node="localhost:%d"' % cl.masters()[0].port
+
+    def seed_listed():
+        with urllib.request.urlopen("http://%s:%d/metrics" % (HOST, mport),
+                                    timeout=5) as r:
+            return seed in r.read().decode()
+    wait_until(seed_listed, 5, "the seed's server in /metrics")
+    with p.client() as c:
+        assert c.call("SET", "redir:reap", "x") == b"OK"
+    wait_until(lambda: not seed_listed(), 20, "the idle seed server closed")
+    with p.client() as c:
+        assert c.call("GET", "redir:reap") == b"x"
+        c.call("DEL", "redir:reap")
+
+
+@test(timeout=60)
+def test_hostname_seeds_resolved_in_loop(env):
+    """Seeds given as hostnames are looked up without blocking the
+    worker: one that does not resolve fails alone (the next seed serves),
+    localhost (from /etc/hosts) works."""
+    cl = env.cluster
+    port = cl.masters()[0].port
+    p = harness.Proxy([port])
+    with open(p.conf) as f:
+        conf = f.read()
+    conf = conf.replace("    - %s:%d" % (HOST, port),
+                        "    - sp-no-such-host.invalid:%d\n"
+                        "    - localhost:%d" % (port, port))
+    with open(p.conf, "w") as f:
+        f.write(conf)
+    env.proxies.append(p)
+    p.start()
+    with p.client() as c:
+        wait_until(lambda: c.call("SET", "redir:dns", "x") == b"OK", 10,
+                   "a slot map from the localhost seed")
+        assert c.call("GET", "redir:dns") == b"x"
+        c.call("DEL", "redir:dns")
+
+
 if __name__ == "__main__":
     sys.exit(harness.main([os.path.abspath(__file__)] + sys.argv[1:]))
