@@ -238,7 +238,7 @@ router_verdict(const struct slotmap *m, const struct router_redirect *rd,
          * is where the script would have been sent in the first place. */
         ok = node >= 0 && slotmap_master_of(m, rd->slot) == node;
     else
-        ok = node >= 0 || f->member;
+        ok = node >= 0 || (rd->ask && f->member);
     if (ok)
         return ROUTER_FOLLOW;
     return f->refreshed ? ROUTER_PASS : ROUTER_REFRESH;
@@ -361,14 +361,17 @@ hold_nodes_done(struct request *q)
     hold_unref(h);
 }
 
-/* Ask the node that sent the redirect (a member: nothing else is ever
- * connected to) which nodes it knows, on its shared connection. */
+/* Ask the node that sent an ASK (a member: nothing else is ever
+ * connected to) which nodes it knows, on its shared connection: the
+ * target may be a master that serves no slot yet, which CLUSTER SLOTS
+ * does not list. (A MOVED's target serves the slot: the next map names
+ * it.) */
 static void
 hold_ask_nodes(struct router_hold *h)
 {
     static const char cmd[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nNODES\r\n";
     struct worker *w = h->r->w;
-    if (h->from_host[0] == '\0')
+    if (h->from_host[0] == '\0' || !h->rd.ask)
         return;
     struct request *q = request_new(w);
     buf_append(&q->req, cmd, sizeof(cmd) - 1);
@@ -488,8 +491,7 @@ hold_cb(evutil_socket_t fd, short what, void *arg)
 
     if (r->done) /* failed meanwhile (client gone, shutdown) */
         goto out;
-    /* A script's MOVED needs the map itself (router_verdict). */
-    int enough = h->member && (h->rd.ask || !router_runs_script(r->cmd));
+    int enough = h->member; /* an ASK's target confirmed */
     int waiting = h->ticket != 0 && !enough &&
                   sp_msec_now() < h->until_ms &&
                   !topology_ticket_done(r->w, h->ticket);

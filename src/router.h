@@ -65,9 +65,9 @@ struct router_facts {
     uint8_t asked;                  /* an ASK was followed for it before */
     uint8_t refreshed;              /* the map was fetched after the
                                      * redirect arrived */
-    uint8_t member;                 /* a member's CLUSTER NODES lists the
-                                     * target (a node that serves no slot
-                                     * yet: CLUSTER SLOTS omits it) */
+    uint8_t member;                 /* the ASK's sender's CLUSTER NODES
+                                     * lists the target (a node serving no
+                                     * slot yet: CLUSTER SLOTS omits it) */
     const char *from_host;          /* node that answered (NULL: unknown) */
     uint16_t from_port;
 };
@@ -82,9 +82,10 @@ enum router_verdict {
 /*
  * The redirect rule, pure. Redis redirects only a request with keys, to
  * the slot of those keys, and never to the node that answered: anything
- * else is passed. The target must be a node of map m, or one a member's
- * CLUSTER NODES lists (f->member); else REFRESH: decide again once a map
- * was fetched and the sender asked, then PASS if it still is not one.
+ * else is passed. The target must be a node of map m, or for an ASK one
+ * the sender's CLUSTER NODES lists (f->member: a master importing its
+ * first slot); else REFRESH: decide again once a map was fetched (and the
+ * sender of an ASK asked), then PASS if it still is not one.
  * A script can return any error text after it ran: it is never followed
  * after an ASK, and a MOVED only to the node the map (refreshed if need
  * be) names as the slot's owner, so a script cannot make the proxy run it

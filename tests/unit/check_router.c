@@ -163,6 +163,8 @@ static const struct {
      F_REFRESHED, ROUTER_PASS},
     {"non-member a member's CLUSTER NODES lists", "ASK 0 10.9.9.9:6379", 0,
      M1, F_REFRESHED | F_MEMBER, ROUTER_FOLLOW},
+    {"a MOVED needs the map, CLUSTER NODES is for ASK",
+     "MOVED 0 10.9.9.9:6379", 0, M1, F_REFRESHED | F_MEMBER, ROUTER_PASS},
     {"member host, unknown port", "MOVED 0 127.0.0.1:1", 0, M1,
      F_REFRESHED, ROUTER_PASS},
     {"hostname non-member", "ASK 0 evil.example:6379", 0, M1, 0,
