@@ -517,8 +517,9 @@ router_follow(struct request *r, struct server *from, const char *msg,
     if (from == NULL || r->redirects >= r->w->conf->redirect_limit ||
         router_parse_redirect(msg, mlen, &rd) != 0)
         return -1;
-    /* An empty endpoint means the node that sent the redirect. */
-    if (rd.host[0] == '\0')
+    /* An empty endpoint means the node that sent the redirect; so does
+     * "?" (no hostname known), as for CLUSTER SLOTS (slotmap.c). */
+    if (rd.host[0] == '\0' || strcmp(rd.host, "?") == 0)
         snprintf(rd.host, sizeof(rd.host), "%s", from->host);
     r->redirects++;
     facts_of(r, &f, from->host, from->port, 0);

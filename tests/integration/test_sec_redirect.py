@@ -111,6 +111,7 @@ def test_script_redirect_to_non_member(env):
             ("EVAL_RO", "return redis.error_reply(ARGV[1])", 1, k,
              "MOVED %d %s" % (s, t)),
             ("EVAL", FAKE, 1, k, "MOVED %d :%d" % (s, trap.port)),
+            ("EVAL", FAKE, 1, k, "ASK %d ?:%d" % (s, trap.port)),
             ("EVAL", FAKE, 0, "MOVED 0 %s" % t),
             ("EVAL", FAKE, 0, "ASK 0 %s" % t),
             ("EVAL", FAKE, 1, k, "MOVED %d sp-no-such-host.invalid:6379" % s),
@@ -125,7 +126,7 @@ def test_script_redirect_to_non_member(env):
                 assert isinstance(r, Error) and r.msg == args[-1], (args, r)
                 # Held for one refresh at most, never a request timeout.
                 assert took < 2.0, (args, took)
-            assert count_of(c, k) == 5, "each script ran once"
+            assert count_of(c, k) == 6, "each script ran once"
             # Pipelined, and inside a transaction (where the script's
             # error is an element of EXEC's array).
             replies = c.pipeline([cases[0][:-1] + ("MOVED %d %s" % (s, t),),
