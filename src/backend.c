@@ -374,8 +374,10 @@ conn_resolved(int err, struct evutil_addrinfo *res, void *arg)
 /*
  * Look c's hostname up without blocking the worker (libevent's evdns,
  * which reads /etc/resolv.conf and /etc/hosts): the connection waits in
- * RESOLVING, its requests queue, and the connect timeout covers the
- * lookup. 0 when connecting or resolving, -1 with errno.
+ * RESOLVING and its requests queue, for as long as a request may wait
+ * (the longer of the request and connect timeouts: a slow DNS server
+ * that a blocking lookup would have waited for still works). 0 when
+ * connecting or resolving, -1 with errno.
  */
 static int
 conn_resolve(struct backend_conn *c)
@@ -395,7 +397,9 @@ conn_resolve(struct backend_conn *c)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
     c->state = BCONN_RESOLVING;
-    c->connect_deadline_ms = sp_msec_now() + w->conf->connect_timeout_ms;
+    c->connect_deadline_ms =
+        sp_msec_now() + SP_MAX(w->conf->connect_timeout_ms,
+                               w->conf->request_timeout_ms);
     c->dns_sync = 1;
     c->dns_rc = 1;
     struct evdns_getaddrinfo_request *q =
