@@ -205,8 +205,7 @@ release_set(struct worker *w, struct server ***arr, uint32_t *n)
 {
     for (uint32_t i = 0; i < *n; i++) {
         list_remove(w->pins, &w->npins, (*arr)[i]);
-        list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap,
-                 (*arr)[i]);
+        list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap, (*arr)[i]);
     }
     sp_free(*arr);
     *arr = NULL;

@@ -21,21 +21,21 @@ struct worker;
 struct server;
 
 struct pinset {
-    struct server **srv;            /* pinned servers holding state (WATCH,
-                                     * pub/sub), one per node */
+    struct server **srv; /* pinned servers holding state (WATCH,
+                          * pub/sub), one per node */
     uint32_t n;
-    struct server **blk;            /* pinned for a blocking command, given
-                                     * back once idle (pin_blocking_done) */
+    struct server **blk; /* pinned for a blocking command, given
+                          * back once idle (pin_blocking_done) */
     uint32_t nblk;
-    uint16_t cred;                  /* backend credential id of the
-                                     * client's user (backend.h) */
+    uint16_t cred; /* backend credential id of the
+                    * client's user (backend.h) */
 };
 
 /* The client's pinned server for host:port with its credential
  * (ps->cred), opened if new; NULL when a cap is reached (pin_refusal
  * says which). */
-struct server *pin_get(struct worker *w, struct pinset *ps, const char *host,
-                       uint16_t port);
+struct server *
+pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port);
 /* A pinned server to host:port for one blocking command, with the
  * client's credential: an idle one of that credential from the worker's
  * pool, or a new one; NULL when a cap is reached. The client's earlier

@@ -40,8 +40,8 @@
 /* How often a request held for a map refresh looks whether it came. */
 #define HOLD_POLL_MS 5
 
-static void router_on_reply(struct request *r, const char *data, size_t len,
-                            char type);
+static void
+router_on_reply(struct request *r, const char *data, size_t len, char type);
 
 /* Every routed request: redirects go through the router, and the request
  * timeout runs from now unless the command blocks without one. */
@@ -69,7 +69,8 @@ router_pick(struct worker *w, struct request *r)
 
     if (m->nmasters == 0) {
         if (w->topo_err[0] != '\0')
-            request_failf(r, "CLUSTERDOWN The cluster is down (slotproxy "
+            request_failf(r,
+                          "CLUSTERDOWN The cluster is down (slotproxy "
                           "has no slot map yet; last answer from %s)",
                           w->topo_err);
         else
@@ -185,8 +186,8 @@ parse_target(const char *p, size_t len, struct router_redirect *rd)
     if (colon == NULL)
         return -1;
     size_t hlen = (size_t)(colon - addr);
-    if (sp_str2ll(colon + 1, alen - hlen - 1, &v) != 0 || v < 1 ||
-        v > 65535 || hlen >= sizeof(rd->host))
+    if (sp_str2ll(colon + 1, alen - hlen - 1, &v) != 0 || v < 1 || v > 65535 ||
+        hlen >= sizeof(rd->host))
         return -1;
     for (size_t i = 0; i < hlen; i++)
         if ((unsigned char)addr[i] <= ' ' || addr[i] == 0x7f)
@@ -297,8 +298,7 @@ router_nodes_lists(const char *text, size_t len, const char *host,
             const char *flags = addr + alen + 1;
             size_t flen = flags < le ? field_len(flags, le) : 0;
             char fl[128];
-            snprintf(fl, sizeof(fl), ",%.*s,", (int)SP_MIN(flen, 120),
-                     flags);
+            snprintf(fl, sizeof(fl), ",%.*s,", (int)SP_MIN(flen, 120), flags);
             /* A node being met, without an address, or failed (a
              * majority says so) is not one to send requests to. */
             if (flen > 0 && strstr(fl, ",handshake,") == NULL &&
@@ -317,16 +317,16 @@ router_nodes_lists(const char *text, size_t len, const char *host,
  * member; or for a moment (a bouncing MOVED). Freed on the last unref
  * (the timer's and the CLUSTER NODES query's). */
 struct router_hold {
-    int refs;                       /* timer + query in flight */
-    struct request *r;              /* the request (a reference) */
-    struct router_redirect rd;      /* its redirect, host filled in */
-    char from_host[256];            /* node that sent it ("": unknown) */
+    int refs;                  /* timer + query in flight */
+    struct request *r;         /* the request (a reference) */
+    struct router_redirect rd; /* its redirect, host filled in */
+    char from_host[256];       /* node that sent it ("": unknown) */
     uint16_t from_port;
-    uint8_t member;                 /* CLUSTER NODES lists the target */
-    uint64_t ticket;                /* topology refresh awaited, or 0 */
-    uint64_t until_ms;              /* stop waiting after this */
-    size_t len;                     /* bytes of reply */
-    char reply[];                   /* the reply, if it is not followed */
+    uint8_t member;    /* CLUSTER NODES lists the target */
+    uint64_t ticket;   /* topology refresh awaited, or 0 */
+    uint64_t until_ms; /* stop waiting after this */
+    size_t len;        /* bytes of reply */
+    char reply[];      /* the reply, if it is not followed */
 };
 
 static void hold_cb(evutil_socket_t fd, short what, void *arg);
@@ -388,9 +388,8 @@ static void
 follow_to(struct request *r, const struct router_redirect *rd)
 {
     struct worker *w = r->w;
-    struct server *to = r->target != NULL
-                            ? r->target(r, rd->host, rd->port)
-                            : server_get(w, rd->host, rd->port);
+    struct server *to = r->target != NULL ? r->target(r, rd->host, rd->port)
+                                          : server_get(w, rd->host, rd->port);
     if (to == NULL)
         return; /* the hook failed r with its reason */
     r->rep.pos = r->rep.len = 0;
@@ -411,8 +410,7 @@ follow_to(struct request *r, const struct router_redirect *rd)
  * delay_ms for a bouncing MOVED. */
 static void
 hold(struct request *r, const struct router_redirect *rd,
-     const struct router_facts *f, const char *data, size_t len,
-     long delay_ms)
+     const struct router_facts *f, const char *data, size_t len, long delay_ms)
 {
     struct worker *w = r->w;
     struct router_hold *h = sp_calloc(1, sizeof(*h) + len);
@@ -442,8 +440,7 @@ hold(struct request *r, const struct router_redirect *rd,
  * when it is passed. delayed: r already waited out a bouncing MOVED. */
 static int
 apply(struct request *r, const struct router_redirect *rd,
-      const struct router_facts *f, const char *data, size_t len,
-      int delayed)
+      const struct router_facts *f, const char *data, size_t len, int delayed)
 {
     switch (router_verdict(r->w->map, rd, f)) {
     case ROUTER_REFRESH:
@@ -492,8 +489,7 @@ hold_cb(evutil_socket_t fd, short what, void *arg)
     if (r->done) /* failed meanwhile (client gone, shutdown) */
         goto out;
     int enough = h->member; /* an ASK's target confirmed */
-    int waiting = h->ticket != 0 && !enough &&
-                  sp_msec_now() < h->until_ms &&
+    int waiting = h->ticket != 0 && !enough && sp_msec_now() < h->until_ms &&
                   !topology_ticket_done(r->w, h->ticket);
     if (waiting) {
         hold_arm(h, HOLD_POLL_MS);
@@ -569,8 +565,8 @@ router_on_reply(struct request *r, const char *data, size_t len, char type)
         w->stats.tryagain++;
         struct timeval tv = {0, TRYAGAIN_DELAY_MS * 1000L};
         r->conn = NULL;
-        event_base_once(w->base, -1, EV_TIMEOUT, tryagain_cb,
-                        request_get(r), &tv);
+        event_base_once(w->base, -1, EV_TIMEOUT, tryagain_cb, request_get(r),
+                        &tv);
         return;
     }
     if (router_follow(r, from, msg, mlen, data, len) != 0)

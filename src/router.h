@@ -39,19 +39,19 @@ struct server *router_server(struct worker *w, struct request *r);
 
 /* A MOVED or ASK error, parsed. */
 struct router_redirect {
-    uint8_t ask;                    /* 1: ASK, 0: MOVED */
-    uint16_t slot;                  /* the slot it names */
-    uint16_t port;                  /* target port */
-    char host[256];                 /* target endpoint; empty: the node
-                                     * that answered */
+    uint8_t ask;    /* 1: ASK, 0: MOVED */
+    uint16_t slot;  /* the slot it names */
+    uint16_t port;  /* target port */
+    char host[256]; /* target endpoint; empty: the node
+                     * that answered */
 };
 
 /* Parse an error text (without '-' and CRLF) that is "MOVED <slot>
  * <host>:<port>" or "ASK ...": 0 with rd set, -1 when it is neither or
  * malformed (slot out of range, port not 1..65535, a host with spaces or
  * control bytes, or longer than rd->host holds). */
-int router_parse_redirect(const char *msg, size_t len,
-                          struct router_redirect *rd);
+int
+router_parse_redirect(const char *msg, size_t len, struct router_redirect *rd);
 
 /* 1 when cmd runs a script or function (EVAL, EVALSHA, FCALL and their
  * _RO forms): its error replies are whatever the script returned. */
@@ -59,24 +59,24 @@ int router_runs_script(const struct command *cmd);
 
 /* What is known about the request a redirect came for. */
 struct router_facts {
-    uint8_t keyed;                  /* the request has keys */
-    uint16_t slot;                  /* their slot */
-    uint8_t script;                 /* it runs a script (see above) */
-    uint8_t asked;                  /* an ASK was followed for it before */
-    uint8_t refreshed;              /* the map was fetched after the
-                                     * redirect arrived */
-    uint8_t member;                 /* the ASK's sender's CLUSTER NODES
-                                     * lists the target (a node serving no
-                                     * slot yet: CLUSTER SLOTS omits it) */
-    const char *from_host;          /* node that answered (NULL: unknown) */
+    uint8_t keyed;         /* the request has keys */
+    uint16_t slot;         /* their slot */
+    uint8_t script;        /* it runs a script (see above) */
+    uint8_t asked;         /* an ASK was followed for it before */
+    uint8_t refreshed;     /* the map was fetched after the
+                            * redirect arrived */
+    uint8_t member;        /* the ASK's sender's CLUSTER NODES
+                            * lists the target (a node serving no
+                            * slot yet: CLUSTER SLOTS omits it) */
+    const char *from_host; /* node that answered (NULL: unknown) */
     uint16_t from_port;
 };
 
 enum router_verdict {
-    ROUTER_PASS = 0,                /* give the client the error as is */
-    ROUTER_FOLLOW,                  /* re-send to the named node */
-    ROUTER_REFRESH,                 /* hold it until the map is fetched
-                                     * again, then decide again */
+    ROUTER_PASS = 0, /* give the client the error as is */
+    ROUTER_FOLLOW,   /* re-send to the named node */
+    ROUTER_REFRESH,  /* hold it until the map is fetched
+                      * again, then decide again */
 };
 
 /*
@@ -91,9 +91,9 @@ enum router_verdict {
  * be) names as the slot's owner, so a script cannot make the proxy run it
  * again elsewhere. rd->host must be filled in (not empty).
  */
-enum router_verdict router_verdict(const struct slotmap *m,
-                                   const struct router_redirect *rd,
-                                   const struct router_facts *f);
+enum router_verdict
+router_verdict(const struct slotmap *m, const struct router_redirect *rd,
+               const struct router_facts *f);
 
 /* 1 when a CLUSTER NODES text lists host:port (by ip or hostname) as a
  * node one may send requests to (not in handshake, noaddr or fail). */

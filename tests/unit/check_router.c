@@ -23,15 +23,15 @@
 #error "SP_TESTDATA must name the tests/unit/data directory"
 #endif
 
-#define M1 43847                /* master of 0-5460 */
-#define M2 45641                /* master of 5461-10922 */
-#define R1 39081                /* replica of M1 */
+#define M1 43847 /* master of 0-5460 */
+#define M2 45641 /* master of 5461-10922 */
+#define R1 39081 /* replica of M1 */
 
 /* ------------------------------------------------------------ parsing */
 
 static const struct {
     const char *msg;
-    int ok;                     /* 0: parsed, -1: refused */
+    int ok; /* 0: parsed, -1: refused */
     int ask;
     unsigned slot;
     const char *host;
@@ -54,8 +54,8 @@ static const struct {
     {"MOVED 1 a\tb:7000", -1, 0, 0, "", 0},
     {"MOVED 1 a\rb:7000", -1, 0, 0, "", 0},
     {"MOVEDX 1 a:7000", -1, 0, 0, "", 0},
-    {"TRYAGAIN Multiple keys request during rehashing of slot", -1, 0, 0,
-     "", 0},
+    {"TRYAGAIN Multiple keys request during rehashing of slot", -1, 0, 0, "",
+     0},
     {"ERR MOVED 1 a:7000", -1, 0, 0, "", 0},
 };
 
@@ -85,27 +85,26 @@ START_TEST(test_parse_long_host)
     snprintf(msg + 300, 100, ":7000");
     ck_assert_int_eq(router_parse_redirect(msg, strlen(msg), &rd), -1);
     /* Not NUL-terminated input: only len bytes are read. */
-    ck_assert_int_eq(router_parse_redirect("MOVED 1 a:7000xyz", 14, &rd),
-                     0);
+    ck_assert_int_eq(router_parse_redirect("MOVED 1 a:7000xyz", 14, &rd), 0);
     ck_assert_uint_eq(rd.port, 7000);
 }
 END_TEST
 
 START_TEST(test_runs_script)
 {
-    static const char *const yes[] = {"eval", "eval_ro", "evalsha",
-                                      "evalsha_ro", "fcall", "fcall_ro"};
-    static const char *const no[] = {"get", "set", "blpop", "zunionstore",
-                                     "multi", "exec", "script", "function",
-                                     "publish", "mget"};
+    static const char *const yes[] = {"eval",       "eval_ro", "evalsha",
+                                      "evalsha_ro", "fcall",   "fcall_ro"};
+    static const char *const no[] = {
+        "get",  "set",    "blpop",    "zunionstore", "multi",
+        "exec", "script", "function", "publish",     "mget"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
-        ck_assert_msg(router_runs_script(command_lookup(yes[i],
-                                                        strlen(yes[i]))),
-                      "%s", yes[i]);
+        ck_assert_msg(
+            router_runs_script(command_lookup(yes[i], strlen(yes[i]))), "%s",
+            yes[i]);
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
-        ck_assert_msg(!router_runs_script(command_lookup(no[i],
-                                                         strlen(no[i]))),
-                      "%s", no[i]);
+        ck_assert_msg(
+            !router_runs_script(command_lookup(no[i], strlen(no[i]))), "%s",
+            no[i]);
     ck_assert(!router_runs_script(NULL));
 }
 END_TEST
@@ -117,36 +116,40 @@ map_load(void)
 {
     char path[512], err[256];
     struct resp_value *v = NULL;
-    snprintf(path, sizeof(path), "%s/slotmap/three_masters.resp",
-             SP_TESTDATA);
+    snprintf(path, sizeof(path), "%s/slotmap/three_masters.resp", SP_TESTDATA);
     FILE *f = fopen(path, "rb");
     ck_assert_ptr_nonnull(f);
     static char buf[65536];
     size_t n = fread(buf, 1, sizeof(buf), f);
     fclose(f);
     ck_assert_int_gt(resp_value_parse(buf, n, &v), 0);
-    struct slotmap *m = slotmap_from_cluster_slots(v, "127.0.0.1", err,
-                                                   sizeof(err));
+    struct slotmap *m =
+        slotmap_from_cluster_slots(v, "127.0.0.1", err, sizeof(err));
     resp_value_free(v);
     ck_assert_msg(m != NULL, "%s", err);
     return m;
 }
 
-enum { F_KEYLESS = 1, F_SCRIPT = 2, F_ASKED = 4, F_REFRESHED = 8,
-       F_MEMBER = 16, F_NOFROM = 32 };
+enum {
+    F_KEYLESS = 1,
+    F_SCRIPT = 2,
+    F_ASKED = 4,
+    F_REFRESHED = 8,
+    F_MEMBER = 16,
+    F_NOFROM = 32
+};
 
 static const struct {
     const char *why;
-    const char *msg;            /* the redirect */
-    unsigned slot;              /* the request's slot */
-    unsigned from;              /* port of the node that answered */
-    int flags;                  /* F_* */
+    const char *msg; /* the redirect */
+    unsigned slot;   /* the request's slot */
+    unsigned from;   /* port of the node that answered */
+    int flags;       /* F_* */
     enum router_verdict want;
 } verdict_cases[] = {
     {"real MOVED to a member", "MOVED 0 127.0.0.1:45641", 0, M1, 0,
      ROUTER_FOLLOW},
-    {"real ASK to a member", "ASK 0 127.0.0.1:45641", 0, M1, 0,
-     ROUTER_FOLLOW},
+    {"real ASK to a member", "ASK 0 127.0.0.1:45641", 0, M1, 0, ROUTER_FOLLOW},
     {"MOVED to a replica (a promotion not seen yet)",
      "MOVED 0 127.0.0.1:39081", 0, M1, 0, ROUTER_FOLLOW},
     {"keyless request", "MOVED 0 127.0.0.1:45641", 0, M1, F_KEYLESS,
@@ -155,37 +158,36 @@ static const struct {
      ROUTER_PASS},
     {"names the node that answered", "MOVED 0 127.0.0.1:43847", 0, M1, 0,
      ROUTER_PASS},
-    {"same host, other port is another node", "MOVED 0 127.0.0.1:45641",
-     0, M1, F_NOFROM, ROUTER_FOLLOW},
+    {"same host, other port is another node", "MOVED 0 127.0.0.1:45641", 0, M1,
+     F_NOFROM, ROUTER_FOLLOW},
     {"non-member: refresh first", "MOVED 0 10.9.9.9:6379", 0, M1, 0,
      ROUTER_REFRESH},
     {"non-member after the refresh", "MOVED 0 10.9.9.9:6379", 0, M1,
      F_REFRESHED, ROUTER_PASS},
-    {"non-member a member's CLUSTER NODES lists", "ASK 0 10.9.9.9:6379", 0,
-     M1, F_REFRESHED | F_MEMBER, ROUTER_FOLLOW},
+    {"non-member a member's CLUSTER NODES lists", "ASK 0 10.9.9.9:6379", 0, M1,
+     F_REFRESHED | F_MEMBER, ROUTER_FOLLOW},
     {"a MOVED needs the map, CLUSTER NODES is for ASK",
      "MOVED 0 10.9.9.9:6379", 0, M1, F_REFRESHED | F_MEMBER, ROUTER_PASS},
-    {"member host, unknown port", "MOVED 0 127.0.0.1:1", 0, M1,
-     F_REFRESHED, ROUTER_PASS},
+    {"member host, unknown port", "MOVED 0 127.0.0.1:1", 0, M1, F_REFRESHED,
+     ROUTER_PASS},
     {"hostname non-member", "ASK 0 evil.example:6379", 0, M1, 0,
      ROUTER_REFRESH},
-    {"script MOVED to the map's owner", "MOVED 5461 127.0.0.1:45641", 5461,
-     M1, F_SCRIPT, ROUTER_FOLLOW},
-    {"script MOVED to a member not owning the slot",
-     "MOVED 0 127.0.0.1:45641", 0, M1, F_SCRIPT, ROUTER_REFRESH},
+    {"script MOVED to the map's owner", "MOVED 5461 127.0.0.1:45641", 5461, M1,
+     F_SCRIPT, ROUTER_FOLLOW},
+    {"script MOVED to a member not owning the slot", "MOVED 0 127.0.0.1:45641",
+     0, M1, F_SCRIPT, ROUTER_REFRESH},
     {"the same after the refresh", "MOVED 0 127.0.0.1:45641", 0, M1,
      F_SCRIPT | F_REFRESHED, ROUTER_PASS},
-    {"script MOVED: CLUSTER NODES is not enough",
-     "MOVED 0 10.9.9.9:6379", 0, M1, F_SCRIPT | F_REFRESHED | F_MEMBER,
-     ROUTER_PASS},
+    {"script MOVED: CLUSTER NODES is not enough", "MOVED 0 10.9.9.9:6379", 0,
+     M1, F_SCRIPT | F_REFRESHED | F_MEMBER, ROUTER_PASS},
     {"script ASK to a member", "ASK 0 127.0.0.1:45641", 0, M1, F_SCRIPT,
      ROUTER_FOLLOW},
     {"script after an ASK", "MOVED 0 127.0.0.1:43847", 0, M2,
      F_SCRIPT | F_ASKED, ROUTER_PASS},
-    {"script keyless", "MOVED 0 127.0.0.1:45641", 0, M1,
-     F_SCRIPT | F_KEYLESS, ROUTER_PASS},
-    {"not a script after an ASK", "MOVED 0 127.0.0.1:43847", 0, M2,
-     F_ASKED, ROUTER_FOLLOW},
+    {"script keyless", "MOVED 0 127.0.0.1:45641", 0, M1, F_SCRIPT | F_KEYLESS,
+     ROUTER_PASS},
+    {"not a script after an ASK", "MOVED 0 127.0.0.1:43847", 0, M2, F_ASKED,
+     ROUTER_FOLLOW},
 };
 
 START_TEST(test_verdict)
@@ -196,8 +198,8 @@ START_TEST(test_verdict)
     int fl = verdict_cases[_i].flags;
 
     ck_assert_int_eq(router_parse_redirect(verdict_cases[_i].msg,
-                                           strlen(verdict_cases[_i].msg),
-                                           &rd), 0);
+                                           strlen(verdict_cases[_i].msg), &rd),
+                     0);
     memset(&f, 0, sizeof(f));
     f.keyed = !(fl & F_KEYLESS);
     f.slot = (uint16_t)verdict_cases[_i].slot;
@@ -221,8 +223,8 @@ START_TEST(test_verdict_empty_map)
     struct router_redirect rd;
     struct router_facts f = {.keyed = 1, .slot = 0};
 
-    ck_assert_int_eq(router_parse_redirect("MOVED 0 127.0.0.1:7000", 22,
-                                           &rd), 0);
+    ck_assert_int_eq(router_parse_redirect("MOVED 0 127.0.0.1:7000", 22, &rd),
+                     0);
     ck_assert(router_verdict(m, &rd, &f) == ROUTER_REFRESH);
     f.refreshed = 1;
     ck_assert(router_verdict(m, &rd, &f) == ROUTER_PASS);
@@ -257,16 +259,16 @@ static const struct {
     int want;
 } nodes_cases[] = {
     {"127.0.0.1", 30002, 1},
-    {"127.0.0.1", 30001, 1},    /* myself */
-    {"127.0.0.1", 30003, 1},    /* fail?: one node's suspicion */
-    {"127.0.0.1", 30008, 1},    /* a master with no slot yet */
-    {"redis-4.svc", 30004, 1},  /* by hostname */
+    {"127.0.0.1", 30001, 1},   /* myself */
+    {"127.0.0.1", 30003, 1},   /* fail?: one node's suspicion */
+    {"127.0.0.1", 30008, 1},   /* a master with no slot yet */
+    {"redis-4.svc", 30004, 1}, /* by hostname */
     {"127.0.0.1", 30004, 1},
     {"redis-4.svc", 30002, 0},
-    {"127.0.0.1", 30005, 0},    /* handshake */
-    {"", 30006, 0},             /* noaddr */
-    {"127.0.0.1", 30007, 0},    /* fail */
-    {"127.0.0.1", 31002, 0},    /* a bus port */
+    {"127.0.0.1", 30005, 0}, /* handshake */
+    {"", 30006, 0},          /* noaddr */
+    {"127.0.0.1", 30007, 0}, /* fail */
+    {"127.0.0.1", 31002, 0}, /* a bus port */
     {"127.0.0.1", 3000, 0},
     {"127.0.0.", 30002, 0},
     {"10.0.0.1", 30002, 0},
@@ -274,21 +276,20 @@ static const struct {
 
 START_TEST(test_nodes_lists)
 {
-    ck_assert_msg(router_nodes_lists(nodes_text, sizeof(nodes_text) - 1,
-                                     nodes_cases[_i].host,
-                                     (uint16_t)nodes_cases[_i].port) ==
-                      nodes_cases[_i].want,
+    ck_assert_msg(router_nodes_lists(
+                      nodes_text, sizeof(nodes_text) - 1, nodes_cases[_i].host,
+                      (uint16_t)nodes_cases[_i].port) == nodes_cases[_i].want,
                   "%s:%u", nodes_cases[_i].host, nodes_cases[_i].port);
 }
 END_TEST
 
 START_TEST(test_nodes_garbage)
 {
-    static const char *const texts[] = {"", "\n\n", "x", "a b", "a b c",
-                                        "a 127.0.0.1:1@2", " :@ , ,,\n"};
+    static const char *const texts[] = {
+        "", "\n\n", "x", "a b", "a b c", "a 127.0.0.1:1@2", " :@ , ,,\n"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
-        ck_assert_int_eq(router_nodes_lists(texts[i], strlen(texts[i]),
-                                            "127.0.0.1", 1), 0);
+        ck_assert_int_eq(
+            router_nodes_lists(texts[i], strlen(texts[i]), "127.0.0.1", 1), 0);
 }
 END_TEST
 
@@ -305,9 +306,9 @@ router_suite(void)
     tcase_add_test(p, test_parse_long_host);
     tcase_add_test(p, test_runs_script);
     suite_add_tcase(s, p);
-    tcase_add_loop_test(v, test_verdict, 0,
-                        (int)(sizeof(verdict_cases) /
-                              sizeof(verdict_cases[0])));
+    tcase_add_loop_test(
+        v, test_verdict, 0,
+        (int)(sizeof(verdict_cases) / sizeof(verdict_cases[0])));
     tcase_add_test(v, test_verdict_empty_map);
     suite_add_tcase(s, v);
     tcase_add_loop_test(n, test_nodes_lists, 0,
