@@ -40,6 +40,12 @@ tls_available(void)
     return 1;
 }
 
+void
+tls_describe(char *out, size_t outlen)
+{
+    tls_lib_describe(out, outlen);
+}
+
 const char *
 tls_last_error(void)
 {
@@ -267,6 +273,12 @@ int
 tls_available(void)
 {
     return 0;
+}
+
+void
+tls_describe(char *out, size_t outlen)
+{
+    snprintf(out, outlen, "none (built --without-openssl)");
 }
 
 const char *

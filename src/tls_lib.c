@@ -18,7 +18,6 @@
 #define SP_TLS_LIB_NO_RENAME
 #endif
 
-#include "tls.h"
 #include "tls_lib.h"
 
 #ifdef SP_TLS_DLOPEN
@@ -74,7 +73,7 @@ tls_lib_loaded(void)
 }
 
 void
-tls_describe(char *out, size_t outlen)
+tls_lib_describe(char *out, size_t outlen)
 {
     /* -v only: a short-lived look at what the loader would find. */
     void *h = dlopen(SP_LIBSSL, RTLD_LAZY | RTLD_LOCAL);
@@ -92,7 +91,7 @@ tls_describe(char *out, size_t outlen)
 #else /* linked against libssl */
 
 void
-tls_describe(char *out, size_t outlen)
+tls_lib_describe(char *out, size_t outlen)
 {
     snprintf(out, outlen, "%s (linked)", OpenSSL_version(OPENSSL_VERSION));
 }
@@ -112,17 +111,5 @@ tls_lib_loaded(void)
 }
 
 #endif /* SP_TLS_DLOPEN */
-
-#else /* !HAVE_OPENSSL */
-
-#include <stdio.h>
-
-#include "tls.h"
-
-void
-tls_describe(char *out, size_t outlen)
-{
-    snprintf(out, outlen, "none (built --without-openssl)");
-}
 
 #endif /* HAVE_OPENSSL */

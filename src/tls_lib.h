@@ -39,6 +39,9 @@ int tls_lib_load(char *err, size_t errlen);
 /* 1 once tls_lib_load() succeeded. */
 int tls_lib_loaded(void);
 
+/* What tls_describe() reports (see tls.h). */
+void tls_lib_describe(char *out, size_t outlen);
+
 #ifdef SP_TLS_DLOPEN
 struct tls_lib {
 #define SP_TLS_MEMBER(f) __typeof__(&f) f;
