@@ -401,49 +401,6 @@ client_pin_target(struct request *r, const char *host, uint16_t port)
     return pin_get(r->w, &c->pins, host, port);
 }
 
-/* The timeout argument of a blocking command, in ms: 0 = forever, -1 =
- * not found or not a number (Redis will answer the error). */
-static long long
-blocking_timeout_ms(const struct command *cmd, const struct resp_req *p,
-                    const char *base, int *blocks)
-{
-    const char *name = cmd->fullname;
-    const struct resp_arg *a = NULL;
-    int in_ms = 0;
-
-    *blocks = 1;
-    if (strcmp(name, "xread") == 0 || strcmp(name, "xreadgroup") == 0) {
-        *blocks = 0;
-        for (uint32_t i = 1; i + 1 < p->argc; i++) {
-            const struct resp_arg *k = &p->argv[i];
-            if (sp_strcaseeq(base + k->off, k->len, "streams"))
-                break;
-            if (sp_strcaseeq(base + k->off, k->len, "block")) {
-                *blocks = 1;
-                a = &p->argv[i + 1];
-                in_ms = 1;
-                break;
-            }
-        }
-        if (!*blocks)
-            return 0;
-    } else if (strcmp(name, "blmpop") == 0 || strcmp(name, "bzmpop") == 0) {
-        a = &p->argv[1];
-    } else {
-        a = &p->argv[p->argc - 1];
-    }
-    char num[64];
-    if (a == NULL || a->len == 0 || a->len >= sizeof(num))
-        return -1;
-    memcpy(num, base + a->off, a->len);
-    num[a->len] = '\0';
-    char *end;
-    double v = strtod(num, &end);
-    if (*end != '\0' || v < 0)
-        return -1;
-    return (long long)(in_ms ? v : v * 1000.0);
-}
-
 /*
  * Commands that need a dedicated connection. Returns 0 when r should be
  * routed normally (XREAD without BLOCK), 1 when it was handled: sent on
@@ -454,7 +411,6 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
               const struct resp_req *p, const char *base)
 {
     char msg[200];
-    int blocks;
 
     if (strcmp(cmd->fullname, "wait") == 0) {
         /* WAIT counts replicas that acked this connection's writes; the
@@ -470,8 +426,11 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
         reply_error(r, msg);
         return 1;
     }
-    long long tmo = blocking_timeout_ms(cmd, p, base, &blocks);
-    if (!blocks)
+    long long tmo;
+    const char *err;
+    int blocks = command_block_timeout(cmd, p->argc, p->argv, base, &tmo,
+                                       &err);
+    if (blocks == CMD_BLOCK_NO)
         return 0;
     uint16_t slot;
     int k = client_keys_slot(cmd, p, base, &slot);
@@ -480,12 +439,18 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
                        "slot");
         return 1;
     }
+    if (blocks == CMD_BLOCK_BAD) {
+        /* Redis would refuse it before blocking: answer here, without
+         * pinning a connection for it. */
+        reply_error(r, err);
+        return 1;
+    }
     r->keyed = k > 0;
     r->slot = slot;
     /* The proxy's request timeout must not cut a longer block short. */
     if (tmo == 0)
         r->no_deadline = 1;
-    else if (tmo > 0)
+    else
         r->deadline_ms = sp_msec_now() + (uint64_t)tmo +
                          c->w->conf->request_timeout_ms;
     r->target = client_pin_target;
@@ -778,14 +743,14 @@ client_exclusive(const struct client *c, const struct resp_req *p,
         return 1; /* its confirmations come before what follows */
     if (strcmp(cmd->fullname, "watch") == 0)
         return 1;
-    if (cmd->flags & CMD_F_BLOCKING)
+    /* The same decision client_pinned acts on: a request that blocks on
+     * the server must never share a connection. */
+    long long tmo;
+    const char *err;
+    if (command_arity_ok(cmd, p->argc) &&
+        command_block_timeout(cmd, p->argc, p->argv, base, &tmo, &err) ==
+            CMD_BLOCK_YES)
         return !(c->tx != NULL && txn_in_multi(c));
-    if (strcmp(cmd->fullname, "xread") == 0 ||
-        strcmp(cmd->fullname, "xreadgroup") == 0) {
-        for (uint32_t i = 1; i < p->argc; i++)
-            if (sp_strcaseeq(base + p->argv[i].off, p->argv[i].len, "block"))
-                return !(c->tx != NULL && txn_in_multi(c));
-    }
     return 0;
 }
 
