@@ -767,6 +767,10 @@ client_process_input(struct client *c)
     };
 
     while (!c->closing && !c->closed && c->barrier == NULL) {
+        /* Before AUTH (only when auth is configured: authed is set from
+         * the start otherwise), Redis's tight caps on sizes. Read per
+         * request: the AUTH just dispatched lifts them for the next. */
+        lim.unauthenticated = !c->authed;
         char *base = c->rbuf.data + c->rbuf.pos;
         if (!c->held) {
             if (buf_unread(&c->rbuf) == 0)

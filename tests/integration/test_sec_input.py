@@ -170,3 +170,59 @@ def test_blocking_timeouts_hostile(env):
             assert r == [b"bt:b", b"x"], (tmo, r)
     with env.client() as c:
         assert c.call("PING") == b"PONG"
+
+
+# ------------------------------------------------------- before AUTH
+
+E_UMBULK = "ERR Protocol error: unauthenticated multibulk length"
+E_UBULK = "ERR Protocol error: unauthenticated bulk length"
+
+
+@test
+def test_unauthenticated_size_caps(env):
+    """Before AUTH (auth configured), Redis's caps: more than 10 arguments
+    or a bulk over 16384 bytes is a protocol error and the connection
+    closes, as soon as the length is read. After AUTH, and on a proxy
+    without auth, the ordinary limits apply."""
+    env.cluster
+    p = env.new_proxy(extra="auth:\n  password: capspw")
+    with p.client() as c:
+        c.send_raw(b"*11\r\n")
+        assert c.read() == E_UMBULK
+        assert c.is_closed()
+    with p.client() as c:
+        # 1M arguments announced: refused before any is sent.
+        c.send_raw(b"*1048576\r\n$3\r\nGET\r\n")
+        assert c.read() == E_UMBULK
+        assert c.is_closed()
+    with p.client() as c:
+        c.send_raw(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n")
+        assert c.read() == E_UBULK
+        assert c.is_closed()
+    with p.client() as c:
+        c.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870000\r\n")
+        assert c.read() == E_UBULK
+        assert c.is_closed()
+    with p.client() as c:
+        # At the limits: answered normally (NOAUTH), connection kept.
+        assert c.call(*(["MGET"] + ["k"] * 9)) == \
+            "NOAUTH Authentication required."
+        assert c.call("ECHO", "x" * 16384) == \
+            "NOAUTH Authentication required."
+        assert c.call("AUTH", "x" * 16384) == \
+            "WRONGPASS invalid username-password pair or user is disabled."
+        # AUTH pipelined with a big request: the cap is lifted for it.
+        c.send(("AUTH", "capspw"), ["MSET"] + ["cap:{a}%d" % (i // 2)
+                                              for i in range(40)],
+               ("SET", "cap:{a}big", "v" * 100000), ("PING",))
+        assert c.read() == b"OK"
+        assert c.read() == b"OK"
+        assert c.read() == b"OK"
+        assert c.read() == b"PONG"
+        assert c.call("STRLEN", "cap:{a}big") == 100000
+        c.call("DEL", "cap:{a}big", *["cap:{a}%d" % i for i in range(20)])
+    # No auth configured: no caps.
+    with env.client() as c:
+        assert c.call("ECHO", "y" * 20000) == b"y" * 20000
+        assert c.call(*(["EXISTS"] + ["cap:n%d" % i for i in range(30)])) == 0
+    assert p.alive()
