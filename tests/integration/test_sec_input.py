@@ -186,23 +186,18 @@ def test_unauthenticated_size_caps(env):
     without auth, the ordinary limits apply."""
     env.cluster
     p = env.new_proxy(extra="auth:\n  password: capspw")
-    with p.client() as c:
-        c.send_raw(b"*11\r\n")
-        assert c.read() == E_UMBULK
-        assert c.is_closed()
-    with p.client() as c:
+    refused = [
+        (b"*11\r\n", E_UMBULK),
         # 1M arguments announced: refused before any is sent.
-        c.send_raw(b"*1048576\r\n$3\r\nGET\r\n")
-        assert c.read() == E_UMBULK
-        assert c.is_closed()
-    with p.client() as c:
-        c.send_raw(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n")
-        assert c.read() == E_UBULK
-        assert c.is_closed()
-    with p.client() as c:
-        c.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870000\r\n")
-        assert c.read() == E_UBULK
-        assert c.is_closed()
+        (b"*1048576\r\n$3\r\nGET\r\n", E_UMBULK),
+        (b"*2\r\n$4\r\nAUTH\r\n$16385\r\n", E_UBULK),
+        (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870000\r\n", E_UBULK),
+    ]
+    for raw, want in refused:
+        with p.client() as c:
+            c.send_raw(raw)
+            assert c.read() == want, raw
+            assert c.is_closed(), raw
     with p.client() as c:
         # At the limits: answered normally (NOAUTH), connection kept.
         assert c.call(*(["MGET"] + ["k"] * 9)) == \
