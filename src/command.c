@@ -641,23 +641,6 @@ err_arg_len(const char *p, size_t len, size_t limit)
     return len < limit ? len : limit;
 }
 
-/* Append user bytes to an error line. Redis maps CR and LF to spaces so
- * that the reply stays one protocol line; upper-cases when asked. */
-static void
-err_append_arg(struct buf *out, const char *p, size_t len, int upper)
-{
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        char ch = p[i];
-        if (ch == '\r' || ch == '\n')
-            ch = ' ';
-        else if (upper && ch >= 'a' && ch <= 'z')
-            ch = (char)(ch - 32);
-        buf_append(out, &ch, 1);
-    }
-}
-
 /*
  * "-ERR unknown command '<argv0>', with args beginning with: 'a' 'b' "
  * argv[0] is cut at 128 bytes; the quoted arguments stop once 128 bytes of
@@ -673,15 +656,15 @@ command_err_unknown(struct buf *out, uint32_t argc,
     buf_append_str(out, "-ERR unknown command '");
     if (argc > 0) {
         const char *p = base + argv[0].off;
-        err_append_arg(out, p, err_arg_len(p, argv[0].len, CMD_ERR_ARG_MAX),
-                       0);
+        buf_append_oneline(out, p,
+                           err_arg_len(p, argv[0].len, CMD_ERR_ARG_MAX), 0);
     }
     buf_append_str(out, "', with args beginning with: ");
     for (i = 1; i < argc && used < CMD_ERR_ARG_MAX; i++) {
         const char *p = base + argv[i].off;
         size_t n = err_arg_len(p, argv[i].len, CMD_ERR_ARG_MAX - used);
         buf_append_str(out, "'");
-        err_append_arg(out, p, n, 0);
+        buf_append_oneline(out, p, n, 0);
         buf_append_str(out, "' ");
         used += n + 3;
     }
@@ -700,10 +683,10 @@ command_err_unknown_sub(struct buf *out, const struct resp_arg *argv,
     const char *cmd = base + argv[0].off;
 
     buf_append_str(out, "-ERR unknown subcommand '");
-    err_append_arg(out, sub, err_arg_len(sub, argv[1].len, CMD_ERR_ARG_MAX),
-                   0);
+    buf_append_oneline(out, sub,
+                       err_arg_len(sub, argv[1].len, CMD_ERR_ARG_MAX), 0);
     buf_append_str(out, "'. Try ");
-    err_append_arg(out, cmd, err_arg_len(cmd, argv[0].len, SIZE_MAX), 1);
+    buf_append_oneline(out, cmd, err_arg_len(cmd, argv[0].len, SIZE_MAX), 1);
     buf_append_str(out, " HELP.\r\n");
 }
 

@@ -125,6 +125,22 @@ buf_append_str(struct buf *b, const char *s)
 }
 
 void
+buf_append_oneline(struct buf *b, const char *p, size_t n, int upper)
+{
+    size_t i;
+
+    buf_reserve(b, n);
+    for (i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch == '\r' || ch == '\n')
+            ch = ' ';
+        else if (upper && ch >= 'a' && ch <= 'z')
+            ch = (char)(ch - 32);
+        b->data[b->len++] = ch;
+    }
+}
+
+void
 buf_printf(struct buf *b, const char *fmt, ...)
 {
     char tmp[256];

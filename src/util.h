@@ -59,6 +59,11 @@ buf_append(struct buf *b, const void *p, size_t n)
     b->len += n;
 }
 void buf_append_str(struct buf *b, const char *s);
+/* Append bytes that sit inside a one-line reply (an error or status text
+ * quoting a client's argument): CR and LF become spaces, as Redis's
+ * addReplyErrorFormat maps them, so the bytes can never end the line and
+ * start a reply of their own. upper: also upper-case ASCII letters. */
+void buf_append_oneline(struct buf *b, const char *p, size_t n, int upper);
 void buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append a RESP bulk string / integer / array header / simple / error. */
