@@ -830,7 +830,7 @@ client_process_input(struct client *c)
  * held) request is copied into a buffer of the client's own. An idle or
  * request/reply client thus owns no read buffer at all.
  */
-static void
+static ssize_t
 client_read_scratch(struct client *c)
 {
     struct worker *w = c->w;
@@ -840,7 +840,7 @@ client_read_scratch(struct client *c)
             client_close(c, "client closed the connection");
         else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             client_close(c, strerror(errno));
-        return;
+        return n;
     }
     c->last_ms = sp_msec_now();
     w->stats.bytes_in += (uint64_t)n;
@@ -857,54 +857,66 @@ client_read_scratch(struct client *c)
     c->rbuf.pos = c->rbuf.len = c->rbuf.cap = 0;
     if (left > 0 && !c->closed)
         buf_append(&c->rbuf, rest, left);
+    return n;
 }
 
-static void client_read_once(struct client *c, evutil_socket_t fd);
+static ssize_t client_read_once(struct client *c);
 
+/*
+ * TLS may hold decrypted bytes the socket will not signal again: read on
+ * while a read returns data and the session still buffers some. Only
+ * progress keeps the loop going: SSL_has_pending() also counts a partial
+ * record, which no read can finish until the rest of it arrives (a client
+ * holding back its last byte must not spin the worker: the socket's next
+ * readiness resumes it).
+ */
 static void
 client_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
 
+    (void)fd;
+    (void)what;
     if (c->handshaking && !client_tls_handshake(c))
         return;
-    /* TLS may hold decrypted bytes the socket will not signal again. */
-    do
-        client_read_once(c, fd);
-    while (c->tls != NULL && !c->closed && !c->read_paused &&
-           tls_pending(c->tls) > 0);
+    while (client_read_once(c) > 0 && c->tls != NULL && !c->closed &&
+           !c->read_paused && tls_pending(c->tls) > 0)
+        ;
 }
 
-static void
-client_read_once(struct client *c, evutil_socket_t fd)
+/* One read and what it parses; the bytes read (<= 0: none, or closed). */
+static ssize_t
+client_read_once(struct client *c)
 {
+    ssize_t n;
+
     if (c->rbuf.data == NULL) {
-        client_read_scratch(c);
+        n = client_read_scratch(c);
     } else {
         buf_reserve(&c->rbuf, READ_CHUNK);
-        ssize_t n = client_recv(c, c->rbuf.data + c->rbuf.len,
-                                c->rbuf.cap - c->rbuf.len);
+        n = client_recv(c, c->rbuf.data + c->rbuf.len,
+                        c->rbuf.cap - c->rbuf.len);
         if (n == 0) {
             client_close(c, "client closed the connection");
-            return;
+            return 0;
         }
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;
-            client_close(c, strerror(errno));
-            return;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                client_close(c, strerror(errno));
+            return n;
         }
         c->rbuf.len += (size_t)n;
         c->last_ms = sp_msec_now();
         c->w->stats.bytes_in += (uint64_t)n;
         client_process_input(c);
     }
-    if (c->closed)
-        return;
+    if (n <= 0 || c->closed)
+        return n;
     /* Waiting on a blocking command: keep reading (to see the client
      * leave) but not without bound. */
     if ((c->barrier != NULL || c->held) && buf_unread(&c->rbuf) > HELD_MAX)
         client_pause_reading(c);
+    return n;
 }
 
 /* Release the head request once its reply is fully written. */
@@ -999,6 +1011,10 @@ client_write(struct client *c)
         c->npipeline < c->w->conf->max_pipeline / 2 + 1) {
         c->read_paused = 0;
         event_add(c->rev, NULL);
+        /* Bytes TLS already decrypted raise no socket event: one read
+         * looks (it stops at once on a partial record). */
+        if (c->tls != NULL && tls_pending(c->tls) > 0)
+            event_active(c->rev, EV_READ, 0);
         client_process_input(c);
     } else if (!c->closing && c->barrier == NULL &&
                (c->held || buf_unread(&c->rbuf) > 0)) {
@@ -1013,7 +1029,7 @@ client_on_write(evutil_socket_t fd, short what, void *arg)
     struct client *c = arg;
     if (c->handshaking) {
         if (client_tls_handshake(c))
-            client_read_once(c, fd); /* data may have come with it */
+            client_read_once(c); /* data may have come with it */
         return;
     }
     client_write(c);

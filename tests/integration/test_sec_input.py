@@ -9,6 +9,10 @@
 # slow, idle and numerous connections.
 
 import os
+import shutil
+import socket
+import ssl
+import subprocess
 import sys
 import time
 
@@ -221,3 +225,233 @@ def test_unauthenticated_size_caps(env):
         assert c.call("ECHO", "y" * 20000) == b"y" * 20000
         assert c.call(*(["EXISTS"] + ["cap:n%d" % i for i in range(30)])) == 0
     assert p.alive()
+
+
+# ------------------------------------------------- HELLO, names, echoes
+
+E_NAME = ("ERR Client names cannot contain spaces, newlines or special "
+          "characters.")
+WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
+
+
+@test
+def test_hello_setname_after_auth_validated(env):
+    """HELLO parses whole, validates SETNAME as CLIENT SETNAME does, then
+    AUTHs; the name is set only once authenticated. A refused HELLO
+    changes nothing (no name, no login)."""
+    env.cluster
+    p = env.new_proxy(extra="auth:\n  password: hellopw")
+    with p.client() as c:
+        r = c.call("HELLO", "2", "SETNAME", "early")
+        assert isinstance(r, Error) and r.startswith("NOAUTH HELLO"), r
+        assert c.call("HELLO", "2", "AUTH", "default", "bad", "SETNAME",
+                      "early2") == WRONGPASS
+        for bad in ("a b", "a\nb", "a\r\n+OK", "\x7f", "caf\xe9", "t\tab"):
+            assert c.call("HELLO", "2", "AUTH", "default", "hellopw",
+                          "SETNAME", bad) == E_NAME, bad
+            # Refused whole: not logged in either.
+            assert c.call("GET", "k") == "NOAUTH Authentication required."
+        r = c.call("HELLO", "2", "AUTH", "default", "hellopw", "BOGUS")
+        assert r == "ERR Syntax error in HELLO option 'BOGUS'", r
+        assert c.call("GET", "k") == "NOAUTH Authentication required."
+        assert c.call("AUTH", "hellopw") == b"OK"
+        assert c.call("CLIENT", "GETNAME") is None
+    with p.client() as c:
+        r = c.call("HELLO", "2", "AUTH", "default", "hellopw", "SETNAME",
+                   "good-name")
+        assert isinstance(r, list) and r[:2] == [b"server", b"redis"], r
+        assert c.call("CLIENT", "GETNAME") == b"good-name"
+        assert b"name=good-name " in c.call("CLIENT", "LIST")
+        assert c.call("HELLO", "2", "SETNAME", "x y") == E_NAME
+        assert c.call("CLIENT", "GETNAME") == b"good-name"
+        assert isinstance(c.call("HELLO", "2", "SETNAME", ""), list)
+        assert c.call("CLIENT", "GETNAME") is None
+
+
+@test
+def test_client_setname_validated(env):
+    """CLIENT SETNAME refuses spaces, newlines and non-printable bytes, as
+    Redis does; "" clears the name."""
+    env.cluster
+    with env.client() as c:
+        assert c.call("CLIENT", "SETNAME", "n1") == b"OK"
+        for bad in ("a b", "a\nb", "a\r\nb", "\x00", "\x80", " "):
+            assert c.call("CLIENT", "SETNAME", bad) == E_NAME, bad
+            assert c.call("CLIENT", "GETNAME") == b"n1"
+        for line in c.call("CLIENT", "LIST").split(b"\n"):
+            assert line == b"" or line.startswith(b"id="), line
+        assert c.call("CLIENT", "SETNAME", "") == b"OK"
+        assert c.call("CLIENT", "GETNAME") is None
+
+
+@test
+def test_echoed_arguments_cannot_inject_replies(env):
+    """Error texts that quote a client's bytes keep them on one line: CR
+    and LF become spaces, so "x\\r\\n+OK" cannot forge a reply. The next
+    reply is the answer to the next request."""
+    env.cluster
+    inject = "x\r\n+OK\r\n:1"
+    with env.client() as c:
+        cases = [
+            (("HELLO", "2", inject),
+             "ERR Syntax error in HELLO option 'x  +OK  :1'"),
+            (("HELLO", "2", "SETNAME", "ok", inject),
+             "ERR Syntax error in HELLO option 'x  +OK  :1'"),
+            (("NOSUCH" + inject, inject),
+             "ERR unknown command 'NOSUCHx  +OK  :1', with args beginning "
+             "with: 'x  +OK  :1' "),
+            (("CONFIG", inject),
+             "ERR unknown subcommand 'x  +OK  :1'. Try CONFIG HELP."),
+        ]
+        for req, want in cases:
+            replies = c.pipeline([req, ("PING",)])
+            assert replies == [want, b"PONG"], (req, replies)
+
+
+# ------------------------------------------------------------------ TLS
+
+def self_signed(d):
+    """A self-signed certificate for 127.0.0.1 (cert, key paths)."""
+    os.makedirs(d, exist_ok=True)
+    cert, key = os.path.join(d, "srv.crt"), os.path.join(d, "srv.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=60)
+    return cert, key
+
+
+def need_openssl():
+    if shutil.which("openssl") is None:
+        if os.environ.get("CI") == "true":
+            raise AssertionError("openssl missing in CI")
+        raise harness.Skip("openssl not installed")
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_over(pid, secs):
+    t0 = cpu_seconds(pid)
+    time.sleep(secs)
+    return cpu_seconds(pid) - t0
+
+
+class TlsByHand:
+    """A TLS client over a MemoryBIO: the test sees and sends the exact
+    record bytes, so it can hold back part of a record."""
+
+    def __init__(self, port):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out)
+        self.sock = socket.create_connection((HOST, port), timeout=5)
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionClosed("closed during handshake")
+                self.inc.write(data)
+        self.flush()
+
+    def flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def record(self, plaintext):
+        """The TLS bytes that carry plaintext (not sent)."""
+        self.obj.write(plaintext)
+        return self.out.read()
+
+    def read_until(self, end, timeout=5):
+        got = b""
+        deadline = time.time() + timeout
+        while not got.endswith(end) and time.time() < deadline:
+            try:
+                got += self.obj.read(65536)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            self.inc.write(data)
+        return got
+
+    def close(self):
+        self.sock.close()
+
+
+@test(timeout=90)
+def test_tls_partial_record_does_not_spin(env):
+    """A TLS client that holds back the last byte of a record: its worker
+    (the only one) keeps serving others at low CPU, and the request is
+    answered once the byte arrives. Also pipelined records and one record
+    split at every byte."""
+    need_openssl()
+    env.cluster
+    cert, key = self_signed(os.path.join(harness.tmp_root(), "sec-tls"))
+    tport = harness.free_port()
+    p = env.new_proxy(extra=(
+        "workers: 1\ntls:\n  listen: [%s:%d]\n  cert: %s\n  key: %s\n"
+        % (HOST, tport, cert, key)))
+    t = TlsByHand(tport)
+    try:
+        rec = t.record(b"*1\r\n$4\r\nPING\r\n")
+        t.sock.sendall(rec[:-1])
+        time.sleep(0.2)
+        used = cpu_over(p.pid, 1.0)
+        log("    proxy CPU over 1s with a partial record held: %.2fs" % used)
+        assert used < 0.5, used
+        with p.client(timeout=3) as c:
+            assert answers_quickly(c, 2.0, "PING") == b"PONG"
+        t.sock.sendall(rec[-1:])
+        assert t.read_until(b"+PONG\r\n") == b"+PONG\r\n"
+        # Two requests in two records, the second one byte short, then a
+        # record fed one byte at a time.
+        rec = t.record(b"*2\r\n$4\r\nECHO\r\n$1\r\na\r\n") + \
+            t.record(b"*2\r\n$4\r\nECHO\r\n$1\r\nb\r\n")
+        t.sock.sendall(rec[:-1])
+        assert t.read_until(b"$1\r\na\r\n") == b"$1\r\na\r\n"
+        assert cpu_over(p.pid, 0.5) < 0.3
+        t.sock.sendall(rec[-1:])
+        assert t.read_until(b"$1\r\nb\r\n") == b"$1\r\nb\r\n"
+        for byte in t.record(b"*1\r\n$4\r\nPING\r\n"):
+            t.sock.sendall(bytes([byte]))
+        assert t.read_until(b"+PONG\r\n") == b"+PONG\r\n"
+    finally:
+        t.close()
+    with p.client() as c:
+        assert c.call("PING") == b"PONG"
+
+
+@test
+def test_tls_require_client_cert_needs_ca(env):
+    """tls.require_client_cert without tls.ca accepted clients with no
+    certificate at all: the configuration is refused, with file:line."""
+    d = os.path.join(harness.tmp_root(), "sec-tlsconf")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "c.yml")
+    with open(path, "w") as f:
+        f.write("cluster:\n  seeds: [127.0.0.1:7000]\n"
+                "tls:\n  listen: [127.0.0.1:6390]\n  cert: c.pem\n"
+                "  key: k.pem\n  require_client_cert: true\n")
+    r = subprocess.run([harness.proxy_bin(), "-t", "-c", path],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=10)
+    assert r.returncode == 1, r
+    assert ("c.yml:7:24: tls: 'require_client_cert' needs 'ca'"
+            in r.stderr.decode()), r.stderr
