@@ -324,3 +324,12 @@ sp_strcaseeq(const char *s, size_t len, const char *cstr)
     }
     return cstr[len] == '\0';
 }
+
+int
+sp_every(uint64_t *last, uint64_t now_ms, uint64_t period_ms)
+{
+    if (*last != 0 && now_ms - *last < period_ms)
+        return 0;
+    *last = now_ms;
+    return 1;
+}

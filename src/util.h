@@ -89,6 +89,9 @@ int sp_str2ll(const char *s, size_t len, long long *out);
 /* Monotonic clock in microseconds / milliseconds. */
 uint64_t sp_usec_now(void);
 uint64_t sp_msec_now(void);
+/* Rate limit (a log line once per period): 1, recording now in *last,
+ * when period_ms have passed since the last 1; else 0. */
+int sp_every(uint64_t *last, uint64_t now_ms, uint64_t period_ms);
 
 /* ASCII case-insensitive compare of a counted string with a C string:
  * 1 when equal, 0 otherwise. */

@@ -455,3 +455,167 @@ def test_tls_require_client_cert_needs_ca(env):
     assert r.returncode == 1, r
     assert ("c.yml:7:24: tls: 'require_client_cert' needs 'ca'"
             in r.stderr.decode()), r.stderr
+
+
+# ---------------------------------------------------------- metrics HTTP
+
+def http_get(port, path, timeout=5):
+    """(status, body) of GET path, by hand (HTTP/1.1, Connection: close)."""
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                  % path.encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def metrics_proxy(env, extra=""):
+    mport = harness.free_port()
+    p = env.new_proxy(extra="metrics:\n  listen: [%s:%d]\n%s" % (
+        HOST, mport, extra))
+    return p, mport
+
+
+def cut_off(s):
+    """True once the peer closed or reset s (EOF, or an error on send)."""
+    try:
+        s.settimeout(0.05)
+        return s.recv(65536) == b""
+    except (socket.timeout, TimeoutError):
+        return False
+    except OSError:
+        return True
+
+
+@test(timeout=60)
+def test_metrics_head_size_and_time_limits(env):
+    """A client that sends headers forever is cut off (431) near 8 KB; one
+    that sends its head a byte at a time, or nothing, is cut off after
+    10 s (408); /metrics keeps answering meanwhile."""
+    env.cluster
+    p, mport = metrics_proxy(env)
+    s = socket.create_connection((HOST, mport), timeout=5)
+    sent, first = 0, b""
+    s.sendall(b"GET /metrics HTTP/1.1\r\n")
+    try:
+        while sent < 4 << 20:
+            s.sendall(b"X-Filler: " + b"y" * 1000 + b"\r\n")
+            sent += 1012
+            if sent % (64 << 10) < 1012 and cut_off(s):
+                break
+    except OSError:
+        pass
+    try:
+        s.settimeout(2)
+        first = s.recv(100)
+    except OSError:
+        pass
+    s.close()
+    log("    endless headers: cut off after %d bytes sent (%r)" % (
+        sent, first[:40]))
+    assert sent < 1 << 20, sent
+    assert first == b"" or first.startswith(b"HTTP/1.1 431"), first
+    # Slow: a byte every 0.3 s, and silent: both closed by the deadline.
+    slow = socket.create_connection((HOST, mport), timeout=5)
+    idle = socket.create_connection((HOST, mport), timeout=5)
+    t0 = time.time()
+    closed_at = None
+    for b in b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"z" * 100:
+        try:
+            slow.sendall(bytes([b]))
+        except OSError:
+            closed_at = time.time() - t0
+            break
+        if cut_off(slow):
+            closed_at = time.time() - t0
+            break
+        time.sleep(0.25)
+        if time.time() - t0 > 20:
+            break
+    assert closed_at is not None and 8 < closed_at < 14, closed_at
+    idle.settimeout(5)
+    assert idle.recv(100).startswith(b"HTTP/1.1 408"), "idle not closed"
+    slow.close()
+    idle.close()
+    assert http_get(mport, "/metrics")[0] == 200
+    assert p.alive()
+
+
+@test(timeout=60)
+def test_metrics_connection_cap(env):
+    """100 idle connections: at most 64 stay open (the oldest idle ones
+    make room), and /metrics still answers a new client at once. Methods
+    and paths other than GET/HEAD of the three pages are refused."""
+    env.cluster
+    p, mport = metrics_proxy(env)
+    idle = [socket.create_connection((HOST, mport), timeout=5)
+            for _ in range(100)]
+    t = time.time()
+    status, body = http_get(mport, "/metrics")
+    assert status == 200 and b"slotproxy_connections" in body
+    assert time.time() - t < 2
+    time.sleep(0.3)
+    still_open = sum(1 for s in idle if not cut_off(s))
+    log("    idle metrics connections still open: %d of 100" % still_open)
+    assert still_open <= 64, still_open
+    for s in idle:
+        s.close()
+    assert http_get(mport, "/healthz") == (200, b"ok\n")
+    assert http_get(mport, "/nope")[0] == 404
+    with socket.create_connection((HOST, mport), timeout=5) as s:
+        s.sendall(b"POST /metrics HTTP/1.1\r\nContent-Length: 1\r\n\r\nx")
+        assert s.recv(100).startswith(b"HTTP/1.1 405")
+    with socket.create_connection((HOST, mport), timeout=5) as s:
+        s.sendall(b"garbage\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400")
+    with socket.create_connection((HOST, mport), timeout=5) as s:
+        s.sendall(b"HEAD /healthz HTTP/1.1\r\n\r\n")
+        r = s.recv(1000)
+        assert r.startswith(b"HTTP/1.1 200") and r.endswith(b"\r\n\r\n"), r
+
+
+@test(timeout=90)
+def test_accept_emfile_backs_off(env):
+    """With RLIMIT_NOFILE low, clients beyond it make accept() fail with
+    EMFILE: the proxy must not spin (CPU stays low, the log does not
+    flood), and it serves again once connections close. Both listeners:
+    the RESP port (workers) and the metrics port (main thread)."""
+    if shutil.which("prlimit") is None:
+        raise harness.Skip("prlimit (util-linux) not installed")
+    env.cluster
+    mport = harness.free_port()
+    p = harness.Proxy([m.port for m in env.cluster.masters()], extra=(
+        "metrics:\n  listen: [%s:%d]\nclients:\n  max_clients: 1000\n"
+        % (HOST, mport)))
+    p.wrapper = ["prlimit", "--nofile=64:64"]
+    env.proxies.append(p)
+    p.start()
+    socks = []
+    try:
+        for _ in range(90):
+            socks.append(socket.create_connection((HOST, p.port), timeout=5))
+        for _ in range(10):
+            socks.append(socket.create_connection((HOST, mport), timeout=5))
+        time.sleep(0.5)
+        size0 = os.path.getsize(p.log)
+        used = cpu_over(p.pid, 1.0)
+        with open(p.log, "rb") as f:
+            f.seek(size0)
+            lines = f.read().count(b"accept")
+        log("    at EMFILE: proxy CPU %.2fs over 1s, %d accept log lines"
+            % (used, lines))
+        assert used < 0.3, used
+        assert lines <= 4, lines
+    finally:
+        for s in socks:
+            s.close()
+    wait_until(lambda: p.client(timeout=2).call("PING") == b"PONG", 10,
+               "the proxy to serve again")
+    wait_until(lambda: http_get(mport, "/healthz", 2)[0] == 200, 10,
+               "metrics to serve again")
+    assert "Too many open files" in open(p.log, errors="replace").read()
