@@ -438,6 +438,48 @@ def test_tls_partial_record_does_not_spin(env):
         assert c.call("PING") == b"PONG"
 
 
+@test(timeout=60)
+def test_tls_renegotiation_refused(env):
+    """A TLS 1.2 client asking to renegotiate is refused (SSL_OP_NO_
+    RENEGOTIATION; OpenSSL 3 also refuses client-initiated renegotiation
+    by default, so this guards 1.1.1 builds and regressions)."""
+    need_openssl()
+    env.cluster
+    cert, key = self_signed(os.path.join(harness.tmp_root(), "sec-reneg"))
+    tport = harness.free_port()
+    env.new_proxy(extra="tls:\n  listen: [%s:%d]\n  cert: %s\n  key: %s\n"
+                  % (HOST, tport, cert, key))
+    cli = subprocess.Popen(
+        ["openssl", "s_client", "-tls1_2", "-connect",
+         "%s:%d" % (HOST, tport)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # s_client gives up once the renegotiation is refused: writes
+        # after it may find the pipe closed.
+        for line, pause in ((b"PING\r\n", 0.5), (b"R\n", 1.0),
+                            (b"PING\r\n", 0)):
+            try:
+                cli.stdin.write(line)
+                cli.stdin.flush()
+            except OSError:
+                break
+            time.sleep(pause)
+        try:
+            cli.stdin.close()
+        except OSError:
+            pass
+        out = cli.stdout.read().decode(errors="replace")
+        cli.wait(timeout=10)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert "+PONG" in out, out
+    assert "RENEGOTIATING" in out, out
+    assert "no renegotiation" in out, out
+    assert out.count("+PONG") == 1, out
+
+
 @test
 def test_tls_require_client_cert_needs_ca(env):
     """tls.require_client_cert without tls.ca accepted clients with no
