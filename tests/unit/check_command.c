@@ -427,6 +427,34 @@ START_TEST(test_block_timeout)
 }
 END_TEST
 
+/* A learned entry keeps its generated entry's timeout position; a
+ * blocking command only the server knows blocks forever (pinned), never
+ * on a shared connection. */
+START_TEST(test_block_learned_entries)
+{
+    const struct command *blpop = command_lookup("blpop", 5);
+    struct command learned = *blpop;
+    struct command unknown = { .name = "bnew", .fullname = "bnew",
+                               .arity = -2, .flags = CMD_F_BLOCKING };
+    struct test_req r;
+    static const char *const args[] = { "BLPOP", "k", "2.5", NULL };
+    long long ms = -1;
+    const char *err;
+
+    learned.builtin = blpop;
+    req_from_strs(&r, args);
+    ck_assert_int_eq(command_block_timeout(&learned, r.argc, r.argv, r.base,
+                                           &ms, &err), CMD_BLOCK_YES);
+    ck_assert_int_eq(ms, 2500);
+    ck_assert_int_eq(command_block_timeout(&unknown, r.argc, r.argv, r.base,
+                                           &ms, &err), CMD_BLOCK_YES);
+    ck_assert_int_eq(ms, 0);
+    unknown.flags = 0;
+    ck_assert_int_eq(command_block_timeout(&unknown, r.argc, r.argv, r.base,
+                                           &ms, &err), CMD_BLOCK_NO);
+}
+END_TEST
+
 /* Every command Redis flags as blocking has a generated timeout position:
  * with every argument "0" it blocks forever (XREAD's walk finds no BLOCK
  * option there and says it does not block). */
@@ -1013,6 +1041,7 @@ command_suite(void)
     tcase_add_loop_test(tc, test_block_timeout, 0,
                         (int)SP_ARRAY_LEN(block_cases));
     tcase_add_test(tc, test_block_every_blocking_command);
+    tcase_add_test(tc, test_block_learned_entries);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("keys");
