@@ -17,15 +17,15 @@ struct worker;
 struct http;
 
 /* Limits of the endpoint: a scraper needs one small request at a time. */
-#define HTTP_HEAD_MAX (8 * 1024)        /* request line and headers */
-#define HTTP_MAX_CONNS 64               /* open connections */
-#define HTTP_CONN_TIMEOUT_MS 10000      /* whole life of a connection */
+#define HTTP_HEAD_MAX (8 * 1024)   /* request line and headers */
+#define HTTP_MAX_CONNS 64          /* open connections */
+#define HTTP_CONN_TIMEOUT_MS 10000 /* whole life of a connection */
 
 /* What http_parse_head found in a request head. */
 struct http_head {
-    int is_get;                 /* GET */
-    int is_head;                /* HEAD */
-    const char *path;           /* target without its query string */
+    int is_get;       /* GET */
+    int is_head;      /* HEAD */
+    const char *path; /* target without its query string */
     size_t path_len;
 };
 
