@@ -362,6 +362,8 @@ def parse_command(raw, docs):
         "subcmds": [],
         "summary": docs.get(fullname, {}).get("summary", ""),
         "group": docs.get(fullname, {}).get("group", ""),
+        "docargs": [pairs(a) for a in
+                    docs.get(fullname, {}).get("arguments", [])],
     }
     subs = [parse_command(s, docs) for s in raw[9]]
     cmd["subcmds"] = sorted(subs, key=lambda c: c["name"])
@@ -423,6 +425,35 @@ def check_getkeys(cmds):
             if needs_proc(s):
                 sys.exit("gen_commands: subcommand %s has incomplete key "
                          "specs (unsupported)" % s["fullname"])
+
+
+def block_position(cmd):
+    """Where a blocking command's timeout is, read from its documented
+    grammar (COMMAND DOCS): the last or the first argument, in seconds
+    (BLPOP, BLMPOP), or the value of a BLOCK option, in milliseconds
+    (XREAD). The proxy must know it to decide whether a request blocks
+    (see command_block_timeout in command.c)."""
+    args = cmd["docargs"]
+    if args and args[-1]["name"] == "timeout" and args[-1]["type"] == "double":
+        return "CMD_BLOCK_LAST"
+    if args and args[0]["name"] == "timeout" and args[0]["type"] == "double":
+        return "CMD_BLOCK_ARG1"
+    if any(a.get("token") == "BLOCK" and a["type"] == "integer"
+           for a in args):
+        return "CMD_BLOCK_OPTION"
+    return None
+
+
+def check_blocking(cmds):
+    for c in cmds:
+        if "blocking" in c["flags"] and block_position(c) is None:
+            sys.exit("gen_commands: blocking %s has no timeout argument the "
+                     "proxy understands; teach block_position() and "
+                     "command_block_timeout()" % c["fullname"])
+        for s in c["subcmds"]:
+            if "blocking" in s["flags"]:
+                sys.exit("gen_commands: blocking subcommand %s "
+                         "(unsupported)" % s["fullname"])
 
 
 # ---------------------------------------------------------------------------
@@ -530,6 +561,15 @@ def emit_def(cmds, version):
                        % (i, GETKEYS_PROCS[c["fullname"]], c["fullname"]))
     out.append("};")
     out.append("")
+    out.append("/* Where each blocking command's timeout is (from COMMAND "
+               "DOCS). */")
+    out.append("static const struct cmd_block_row command_block_rows[] = {")
+    for i, c in enumerate(cmds):
+        if "blocking" in c["flags"]:
+            out.append("    { &command_table[%d], %s }, /* %s */"
+                       % (i, block_position(c), c["fullname"]))
+    out.append("};")
+    out.append("")
     out.append("/* Open addressing on command_hash(name) & (size - 1), linear "
                "probing;")
     out.append(" * each slot holds a command_table index + 1, 0 = empty. */")
@@ -626,6 +666,7 @@ def main():
     assign_column(cmds, "perms", perm_index(), resolve_perms, "PERMS",
                   PERMS_NEWER)
     check_getkeys(cmds)
+    check_blocking(cmds)
     write_if_changed(args.out, emit_def(cmds, version))
     os.makedirs(os.path.dirname(args.docs), exist_ok=True)
     write_if_changed(args.docs, emit_docs(cmds, version))

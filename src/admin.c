@@ -174,11 +174,56 @@ hello_reply(struct admin_args *a)
     reply_done(a);
 }
 
-/* HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only for now. */
+/* Redis's validateClientName: printable ASCII without spaces (a name
+ * shows in CLIENT LIST lines, space-separated). NULL when valid, else the
+ * error text. */
+static const char *
+client_name_error(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch < '!' || ch > '~')
+            return "ERR Client names cannot contain spaces, newlines or "
+                   "special characters.";
+    }
+    return NULL;
+}
+
+/* CLIENT SETNAME / HELLO SETNAME once validated: "" clears the name. */
+static void
+client_set_name(struct client *c, const char *p, size_t n)
+{
+    sp_free(c->name);
+    c->name = n > 0 ? sp_strndup(p, n) : NULL;
+}
+
+/* "-ERR Syntax error in HELLO option '<opt>'": the option as Redis
+ * prints it (up to a NUL byte), cut at 128 bytes, CR/LF made spaces. */
+static void
+hello_syntax_error(struct admin_args *a, uint32_t i)
+{
+    const char *opt = ARG(a, i);
+    const char *nul = memchr(opt, '\0', ARGLEN(a, i));
+    size_t n = nul != NULL ? (size_t)(nul - opt) : ARGLEN(a, i);
+
+    buf_append_str(&a->r->rep, "-ERR Syntax error in HELLO option '");
+    buf_append_oneline(&a->r->rep, opt, SP_MIN(n, 128), 0);
+    buf_append_str(&a->r->rep, "'\r\n");
+    reply_done(a);
+}
+
+/*
+ * HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only for now.
+ * As in Redis, the whole command is parsed (and the name validated)
+ * before anything happens; then AUTH; the name is set only once the
+ * client is authenticated.
+ */
 static void
 cmd_hello(struct admin_args *a)
 {
     uint32_t i = 1;
+    int auth = -1, name = -1;       /* argv index of AUTH's user, of the
+                                     * name; -1: not given */
     if (a->argc >= 2) {
         long long ver;
         if (sp_str2ll(ARG(a, 1), ARGLEN(a, 1), &ver) != 0) {
@@ -195,25 +240,30 @@ cmd_hello(struct admin_args *a)
     for (; i < a->argc; i++) {
         uint32_t left = a->argc - i - 1;
         if (sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "auth") && left >= 2) {
-            if (!auth_configured(a->c->w->conf)) {
-                cmd_auth(a);
+            auth = (int)i + 1;
+            i += 2;
+        } else if (sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "setname") &&
+                   left >= 1) {
+            const char *err = client_name_error(ARG(a, i + 1),
+                                                ARGLEN(a, i + 1));
+            if (err != NULL) {
+                reply_err(a, err);
                 return;
             }
-            if (auth_login(a, (int)i + 1, i + 2) != 0)
-                return;
-            i += 2;
-            continue;
-        }
-        if (sp_strcaseeq(ARG(a, i), ARGLEN(a, i), "setname") && left >= 1) {
-            sp_free(a->c->name);
-            a->c->name = sp_strndup(ARG(a, i + 1), ARGLEN(a, i + 1));
+            name = (int)i + 1;
             i++;
-            continue;
+        } else {
+            hello_syntax_error(a, i);
+            return;
         }
-        buf_printf(&a->r->rep, "-ERR Syntax error in HELLO option '%.*s'\r\n",
-                   (int)SP_MIN(ARGLEN(a, i), 128), ARG(a, i));
-        reply_done(a);
-        return;
+    }
+    if (auth >= 0) {
+        if (!auth_configured(a->c->w->conf)) {
+            cmd_auth(a);
+            return;
+        }
+        if (auth_login(a, auth, (uint32_t)auth + 1) != 0)
+            return;
     }
     if (!a->c->authed) {
         reply_err(a, "NOAUTH HELLO must be called with the client already "
@@ -222,6 +272,8 @@ cmd_hello(struct admin_args *a)
                      "and select the RESP protocol version at the same time");
         return;
     }
+    if (name >= 0)
+        client_set_name(a->c, ARG(a, name), ARGLEN(a, name));
     hello_reply(a);
 }
 
@@ -347,16 +399,12 @@ cmd_client(struct admin_args *a)
         else
             buf_add_nil(&a->r->rep);
     } else if (strcmp(sub, "setname") == 0) {
-        for (uint32_t i = 0; i < ARGLEN(a, 2); i++) {
-            char ch = ARG(a, 2)[i];
-            if (ch < '!' || ch > '~') {
-                reply_err(a, "ERR Client names cannot contain spaces, "
-                             "newlines or special characters.");
-                return;
-            }
+        const char *err = client_name_error(ARG(a, 2), ARGLEN(a, 2));
+        if (err != NULL) {
+            reply_err(a, err);
+            return;
         }
-        sp_free(c->name);
-        c->name = ARGLEN(a, 2) ? sp_strndup(ARG(a, 2), ARGLEN(a, 2)) : NULL;
+        client_set_name(c, ARG(a, 2), ARGLEN(a, 2));
         reply_simple(a, "OK");
         return;
     } else if (strcmp(sub, "info") == 0) {

@@ -408,49 +408,6 @@ client_pin_target(struct request *r, const char *host, uint16_t port)
     return s;
 }
 
-/* The timeout argument of a blocking command, in ms: 0 = forever, -1 =
- * not found or not a number (Redis will answer the error). */
-static long long
-blocking_timeout_ms(const struct command *cmd, const struct resp_req *p,
-                    const char *base, int *blocks)
-{
-    const char *name = cmd->fullname;
-    const struct resp_arg *a = NULL;
-    int in_ms = 0;
-
-    *blocks = 1;
-    if (strcmp(name, "xread") == 0 || strcmp(name, "xreadgroup") == 0) {
-        *blocks = 0;
-        for (uint32_t i = 1; i + 1 < p->argc; i++) {
-            const struct resp_arg *k = &p->argv[i];
-            if (sp_strcaseeq(base + k->off, k->len, "streams"))
-                break;
-            if (sp_strcaseeq(base + k->off, k->len, "block")) {
-                *blocks = 1;
-                a = &p->argv[i + 1];
-                in_ms = 1;
-                break;
-            }
-        }
-        if (!*blocks)
-            return 0;
-    } else if (strcmp(name, "blmpop") == 0 || strcmp(name, "bzmpop") == 0) {
-        a = &p->argv[1];
-    } else {
-        a = &p->argv[p->argc - 1];
-    }
-    char num[64];
-    if (a == NULL || a->len == 0 || a->len >= sizeof(num))
-        return -1;
-    memcpy(num, base + a->off, a->len);
-    num[a->len] = '\0';
-    char *end;
-    double v = strtod(num, &end);
-    if (*end != '\0' || v < 0)
-        return -1;
-    return (long long)(in_ms ? v : v * 1000.0);
-}
-
 /*
  * Commands that need a dedicated connection. Returns 0 when r should be
  * routed normally (XREAD without BLOCK), 1 when it was handled: sent on
@@ -461,7 +418,6 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
               const struct resp_req *p, const char *base)
 {
     char msg[200];
-    int blocks;
 
     if (strcmp(cmd->fullname, "wait") == 0) {
         /* WAIT counts replicas that acked this connection's writes; the
@@ -477,8 +433,11 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
         reply_error(r, msg);
         return 1;
     }
-    long long tmo = blocking_timeout_ms(cmd, p, base, &blocks);
-    if (!blocks)
+    long long tmo;
+    const char *err;
+    int blocks = command_block_timeout(cmd, p->argc, p->argv, base, &tmo,
+                                       &err);
+    if (blocks == CMD_BLOCK_NO)
         return 0;
     uint16_t slot;
     int k = client_keys_slot(cmd, p, base, &slot);
@@ -487,12 +446,18 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
                        "slot");
         return 1;
     }
+    if (blocks == CMD_BLOCK_BAD) {
+        /* Redis would refuse it before blocking: answer here, without
+         * pinning a connection for it. */
+        reply_error(r, err);
+        return 1;
+    }
     r->keyed = k > 0;
     r->slot = slot;
     /* The proxy's request timeout must not cut a longer block short. */
     if (tmo == 0)
         r->no_deadline = 1;
-    else if (tmo > 0)
+    else
         r->deadline_ms = sp_msec_now() + (uint64_t)tmo +
                          c->w->conf->request_timeout_ms;
     r->target = client_pin_target;
@@ -785,14 +750,14 @@ client_exclusive(const struct client *c, const struct resp_req *p,
         return 1; /* its confirmations come before what follows */
     if (strcmp(cmd->fullname, "watch") == 0)
         return 1;
-    if (cmd->flags & CMD_F_BLOCKING)
+    /* The same decision client_pinned acts on: a request that blocks on
+     * the server must never share a connection. */
+    long long tmo;
+    const char *err;
+    if (command_arity_ok(cmd, p->argc) &&
+        command_block_timeout(cmd, p->argc, p->argv, base, &tmo, &err) ==
+            CMD_BLOCK_YES)
         return !(c->tx != NULL && txn_in_multi(c));
-    if (strcmp(cmd->fullname, "xread") == 0 ||
-        strcmp(cmd->fullname, "xreadgroup") == 0) {
-        for (uint32_t i = 1; i < p->argc; i++)
-            if (sp_strcaseeq(base + p->argv[i].off, p->argv[i].len, "block"))
-                return !(c->tx != NULL && txn_in_multi(c));
-    }
     return 0;
 }
 
@@ -809,6 +774,10 @@ client_process_input(struct client *c)
     };
 
     while (!c->closing && !c->closed && c->barrier == NULL) {
+        /* Before AUTH (only when auth is configured: authed is set from
+         * the start otherwise), Redis's tight caps on sizes. Read per
+         * request: the AUTH just dispatched lifts them for the next. */
+        lim.unauthenticated = !c->authed;
         char *base = c->rbuf.data + c->rbuf.pos;
         if (!c->held) {
             if (buf_unread(&c->rbuf) == 0)
@@ -868,7 +837,7 @@ client_process_input(struct client *c)
  * held) request is copied into a buffer of the client's own. An idle or
  * request/reply client thus owns no read buffer at all.
  */
-static void
+static ssize_t
 client_read_scratch(struct client *c)
 {
     struct worker *w = c->w;
@@ -878,7 +847,7 @@ client_read_scratch(struct client *c)
             client_close(c, "client closed the connection");
         else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             client_close(c, strerror(errno));
-        return;
+        return n;
     }
     c->last_ms = sp_msec_now();
     w->stats.bytes_in += (uint64_t)n;
@@ -895,54 +864,66 @@ client_read_scratch(struct client *c)
     c->rbuf.pos = c->rbuf.len = c->rbuf.cap = 0;
     if (left > 0 && !c->closed)
         buf_append(&c->rbuf, rest, left);
+    return n;
 }
 
-static void client_read_once(struct client *c, evutil_socket_t fd);
+static ssize_t client_read_once(struct client *c);
 
+/*
+ * TLS may hold decrypted bytes the socket will not signal again: read on
+ * while a read returns data and the session still buffers some. Only
+ * progress keeps the loop going: SSL_has_pending() also counts a partial
+ * record, which no read can finish until the rest of it arrives (a client
+ * holding back its last byte must not spin the worker: the socket's next
+ * readiness resumes it).
+ */
 static void
 client_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
 
+    (void)fd;
+    (void)what;
     if (c->handshaking && !client_tls_handshake(c))
         return;
-    /* TLS may hold decrypted bytes the socket will not signal again. */
-    do
-        client_read_once(c, fd);
-    while (c->tls != NULL && !c->closed && !c->read_paused &&
-           tls_pending(c->tls) > 0);
+    while (client_read_once(c) > 0 && c->tls != NULL && !c->closed &&
+           !c->read_paused && tls_pending(c->tls) > 0)
+        ;
 }
 
-static void
-client_read_once(struct client *c, evutil_socket_t fd)
+/* One read and what it parses; the bytes read (<= 0: none, or closed). */
+static ssize_t
+client_read_once(struct client *c)
 {
+    ssize_t n;
+
     if (c->rbuf.data == NULL) {
-        client_read_scratch(c);
+        n = client_read_scratch(c);
     } else {
         buf_reserve(&c->rbuf, READ_CHUNK);
-        ssize_t n = client_recv(c, c->rbuf.data + c->rbuf.len,
-                                c->rbuf.cap - c->rbuf.len);
+        n = client_recv(c, c->rbuf.data + c->rbuf.len,
+                        c->rbuf.cap - c->rbuf.len);
         if (n == 0) {
             client_close(c, "client closed the connection");
-            return;
+            return 0;
         }
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return;
-            client_close(c, strerror(errno));
-            return;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                client_close(c, strerror(errno));
+            return n;
         }
         c->rbuf.len += (size_t)n;
         c->last_ms = sp_msec_now();
         c->w->stats.bytes_in += (uint64_t)n;
         client_process_input(c);
     }
-    if (c->closed)
-        return;
+    if (n <= 0 || c->closed)
+        return n;
     /* Waiting on a blocking command: keep reading (to see the client
      * leave) but not without bound. */
     if ((c->barrier != NULL || c->held) && buf_unread(&c->rbuf) > HELD_MAX)
         client_pause_reading(c);
+    return n;
 }
 
 /* Release the head request once its reply is fully written. */
@@ -1037,6 +1018,10 @@ client_write(struct client *c)
         c->npipeline < c->w->conf->max_pipeline / 2 + 1) {
         c->read_paused = 0;
         event_add(c->rev, NULL);
+        /* Bytes TLS already decrypted raise no socket event: one read
+         * looks (it stops at once on a partial record). */
+        if (c->tls != NULL && tls_pending(c->tls) > 0)
+            event_active(c->rev, EV_READ, 0);
         client_process_input(c);
     } else if (!c->closing && c->barrier == NULL &&
                (c->held || buf_unread(&c->rbuf) > 0)) {
@@ -1051,7 +1036,7 @@ client_on_write(evutil_socket_t fd, short what, void *arg)
     struct client *c = arg;
     if (c->handshaking) {
         if (client_tls_handshake(c))
-            client_read_once(c, fd); /* data may have come with it */
+            client_read_once(c); /* data may have come with it */
         return;
     }
     client_write(c);

@@ -9,8 +9,12 @@
  */
 #include "build_config.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -26,6 +30,11 @@ typedef int (*cmd_getkeys_fn)(uint32_t argc, const struct resp_arg *argv,
 struct cmd_getkeys_row {
     const struct command *cmd;  /* row in command_table */
     cmd_getkeys_fn proc;        /* finds its keys instead of the specs */
+};
+
+struct cmd_block_row {
+    const struct command *cmd;  /* row in command_table */
+    uint8_t at;                 /* enum cmd_block_at: where its timeout is */
 };
 
 /* Keys found so far while walking specs or a procedure. */
@@ -451,6 +460,172 @@ getkeys_xread(uint32_t argc, const struct resp_arg *argv, const char *base,
 }
 
 /* ------------------------------------------------------------------------
+ * Blocking commands: does a request block, and for how long
+ * ------------------------------------------------------------------------ */
+
+/* Longest number Redis reads as a long double (MAX_LONG_DOUBLE_CHARS). */
+#define CMD_TMO_CHARS_MAX (5 * 1024)
+/* Timeouts from here on (about 34 years) are treated as "forever": the
+ * proxy's deadline arithmetic then never comes near overflow. */
+#define CMD_BLOCK_FOREVER_MS (1LL << 40)
+
+/* Where c's timeout is: the generated row of c, or of the generated
+ * entry a learned entry stands for. */
+static enum cmd_block_at
+command_block_at(const struct command *c)
+{
+    size_t i;
+
+    c = command_origin(c);
+    for (i = 0; i < SP_ARRAY_LEN(command_block_rows); i++) {
+        if (command_block_rows[i].cmd == c)
+            return (enum cmd_block_at)command_block_rows[i].at;
+    }
+    return CMD_BLOCK_NONE;
+}
+
+/*
+ * A timeout in seconds, as Redis 7 reads it (getTimeoutFromObjectOrReply
+ * with string2ld: strtold over the whole argument, no leading blank, no
+ * NaN, no overflow), rounded up to whole milliseconds (0.0001 is 1 ms,
+ * -0.0001 is 0: forever). Never converts an out-of-range float to an
+ * integer: where Redis 7.0 did (inf, 1e300), this answers Redis 7.2's
+ * "out of range". 0, or -1 with *err.
+ */
+static int
+block_parse_seconds(const char *p, size_t len, long long *ms,
+                    const char **err)
+{
+    char num[CMD_TMO_CHARS_MAX + 1];
+    char *end;
+    long double v;
+
+    *err = "ERR timeout is not a float or out of range";
+    if (len == 0 || len > CMD_TMO_CHARS_MAX || isspace((unsigned char)p[0]))
+        return -1;
+    memcpy(num, p, len);
+    num[len] = '\0';
+    errno = 0;
+    v = strtold(num, &end);
+    if (end != num + len || isnan(v) ||
+        (errno == ERANGE && (v == HUGE_VALL || v == -HUGE_VALL || v == 0)))
+        return -1;
+    v *= 1000.0L;
+    if (v <= -1.0L) {
+        *err = "ERR timeout is negative";
+        return -1;
+    }
+    if (!(v <= (long double)LLONG_MAX)) {
+        *err = "ERR timeout is out of range";
+        return -1;
+    }
+    *err = NULL;
+    if (v <= 0.0L || v >= (long double)CMD_BLOCK_FOREVER_MS)
+        *ms = 0;
+    else
+        *ms = (long long)ceill(v);
+    return 0;
+}
+
+/* A timeout in milliseconds (XREAD BLOCK): a Redis integer. */
+static int
+block_parse_ms(const char *p, size_t len, long long *ms, const char **err)
+{
+    long long v;
+
+    if (sp_str2ll(p, len, &v) != 0) {
+        *err = "ERR timeout is not an integer or out of range";
+        return -1;
+    }
+    if (v < 0) {
+        *err = "ERR timeout is negative";
+        return -1;
+    }
+    *err = NULL;
+    *ms = v >= CMD_BLOCK_FOREVER_MS ? 0 : v;
+    return 0;
+}
+
+/*
+ * XREAD [COUNT n] [BLOCK ms] STREAMS key ... id ...
+ * XREADGROUP GROUP g c [COUNT n] [BLOCK ms] [NOACK] STREAMS key ... id ...
+ * The option walk of Redis's xreadCommand, step for step: an option takes
+ * its arguments only when they are there, GROUP skips two, COUNT and
+ * BLOCK one, and the walk ends at STREAMS. Anything Redis refuses before
+ * it would block (bad COUNT, unknown option, GROUP on XREAD, no STREAMS,
+ * unbalanced keys and ids) is CMD_BLOCK_NO: Redis answers it at once.
+ */
+static int
+block_xread(const struct command *c, uint32_t argc,
+            const struct resp_arg *argv, const char *base, long long *ms,
+            const char **err)
+{
+    int xreadgroup = strcmp(c->name, "xreadgroup") == 0;
+    int blocks = 0, group = 0;
+    uint32_t i, streams = 0;
+    long long count;
+
+    for (i = 1; i < argc; i++) {
+        uint32_t more = argc - i - 1;
+        if (arg_is(argv, base, (int)i, "block") && more > 0) {
+            i++;
+            if (block_parse_ms(base + argv[i].off, argv[i].len, ms, err) != 0)
+                return CMD_BLOCK_BAD;
+            blocks = 1;
+        } else if (arg_is(argv, base, (int)i, "count") && more > 0) {
+            i++;
+            if (sp_str2ll(base + argv[i].off, argv[i].len, &count) != 0)
+                return CMD_BLOCK_NO;
+        } else if (arg_is(argv, base, (int)i, "streams") && more > 0) {
+            streams = i + 1;
+            break;
+        } else if (arg_is(argv, base, (int)i, "group") && more >= 2 &&
+                   xreadgroup) {
+            group = 1;
+            i += 2;
+        } else if (!(arg_is(argv, base, (int)i, "noack") && xreadgroup)) {
+            return CMD_BLOCK_NO;
+        }
+    }
+    if (!blocks || streams == 0 || (argc - streams) % 2 != 0 ||
+        (xreadgroup && !group))
+        return CMD_BLOCK_NO;
+    return CMD_BLOCK_YES;
+}
+
+int
+command_block_timeout(const struct command *c, uint32_t argc,
+                      const struct resp_arg *argv, const char *base,
+                      long long *ms, const char **err)
+{
+    const struct resp_arg *a;
+
+    *ms = 0;
+    *err = NULL;
+    if (argc < 2)
+        return CMD_BLOCK_NO;    /* arity is checked first; stay safe */
+    switch (command_block_at(c)) {
+    case CMD_BLOCK_LAST:
+        a = &argv[argc - 1];
+        break;
+    case CMD_BLOCK_ARG1:
+        a = &argv[1];
+        break;
+    case CMD_BLOCK_OPTION:
+        return block_xread(c, argc, argv, base, ms, err);
+    case CMD_BLOCK_NONE:
+    default:
+        /* A blocking command only the server knows (a newer version, a
+         * module): where its timeout is is unknown, so it counts as
+         * blocking forever: a pinned connection, never a shared one. */
+        return (c->flags & CMD_F_BLOCKING) ? CMD_BLOCK_YES : CMD_BLOCK_NO;
+    }
+    if (block_parse_seconds(base + a->off, a->len, ms, err) != 0)
+        return CMD_BLOCK_BAD;
+    return CMD_BLOCK_YES;
+}
+
+/* ------------------------------------------------------------------------
  * Error replies
  * ------------------------------------------------------------------------ */
 
@@ -464,23 +639,6 @@ err_arg_len(const char *p, size_t len, size_t limit)
     if (nul != NULL)
         len = (size_t)(nul - p);
     return len < limit ? len : limit;
-}
-
-/* Append user bytes to an error line. Redis maps CR and LF to spaces so
- * that the reply stays one protocol line; upper-cases when asked. */
-static void
-err_append_arg(struct buf *out, const char *p, size_t len, int upper)
-{
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        char ch = p[i];
-        if (ch == '\r' || ch == '\n')
-            ch = ' ';
-        else if (upper && ch >= 'a' && ch <= 'z')
-            ch = (char)(ch - 32);
-        buf_append(out, &ch, 1);
-    }
 }
 
 /*
@@ -498,15 +656,15 @@ command_err_unknown(struct buf *out, uint32_t argc,
     buf_append_str(out, "-ERR unknown command '");
     if (argc > 0) {
         const char *p = base + argv[0].off;
-        err_append_arg(out, p, err_arg_len(p, argv[0].len, CMD_ERR_ARG_MAX),
-                       0);
+        buf_append_oneline(out, p,
+                           err_arg_len(p, argv[0].len, CMD_ERR_ARG_MAX), 0);
     }
     buf_append_str(out, "', with args beginning with: ");
     for (i = 1; i < argc && used < CMD_ERR_ARG_MAX; i++) {
         const char *p = base + argv[i].off;
         size_t n = err_arg_len(p, argv[i].len, CMD_ERR_ARG_MAX - used);
         buf_append_str(out, "'");
-        err_append_arg(out, p, n, 0);
+        buf_append_oneline(out, p, n, 0);
         buf_append_str(out, "' ");
         used += n + 3;
     }
@@ -525,10 +683,10 @@ command_err_unknown_sub(struct buf *out, const struct resp_arg *argv,
     const char *cmd = base + argv[0].off;
 
     buf_append_str(out, "-ERR unknown subcommand '");
-    err_append_arg(out, sub, err_arg_len(sub, argv[1].len, CMD_ERR_ARG_MAX),
-                   0);
+    buf_append_oneline(out, sub,
+                       err_arg_len(sub, argv[1].len, CMD_ERR_ARG_MAX), 0);
     buf_append_str(out, "'. Try ");
-    err_append_arg(out, cmd, err_arg_len(cmd, argv[0].len, SIZE_MAX), 1);
+    buf_append_oneline(out, cmd, err_arg_len(cmd, argv[0].len, SIZE_MAX), 1);
     buf_append_str(out, " HELP.\r\n");
 }
 

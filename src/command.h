@@ -156,6 +156,21 @@ command_origin(const struct command *c)
  * (and scripts/gen_commands.py lays out); cmdtable.c's tables too. */
 uint32_t command_hash(const char *s, size_t len);
 
+/* Where a blocking command's timeout is (generated from COMMAND DOCS). */
+enum cmd_block_at {
+    CMD_BLOCK_NONE = 0,     /* not a blocking command */
+    CMD_BLOCK_LAST,         /* last argument, seconds (BLPOP, BLMOVE) */
+    CMD_BLOCK_ARG1,         /* argv[1], seconds (BLMPOP, BZMPOP) */
+    CMD_BLOCK_OPTION,       /* BLOCK <ms> option (XREAD, XREADGROUP) */
+};
+
+/* command_block_timeout results. */
+enum cmd_block_rc {
+    CMD_BLOCK_NO = 0,       /* does not block: route it like any other */
+    CMD_BLOCK_YES = 1,      /* blocks; *ms is its timeout, 0 = forever */
+    CMD_BLOCK_BAD = -1,     /* its timeout is invalid: answer *err */
+};
+
 /* Case-insensitive lookup of argv[0]; NULL if unknown. O(1). */
 const struct command *command_lookup(const char *name, size_t len);
 /* For a container command, look up its subcommand (case-insensitive);
@@ -174,6 +189,24 @@ int command_arity_ok(const struct command *c, uint32_t argc);
 int command_get_keys(const struct command *c, uint32_t argc,
                      const struct resp_arg *argv, const char *base,
                      int *keys, int max);
+
+/*
+ * Does this request block, and for how long? Follows the command's real
+ * grammar (Redis's xreadCommand option walk for XREAD/XREADGROUP: GROUP
+ * takes two arguments, COUNT and BLOCK one), never a keyword scan, so a
+ * group, consumer or key named "block" or "streams" changes nothing.
+ * Timeouts are parsed as Redis parses them: seconds as a long double
+ * (BLPOP ...), milliseconds as an integer (BLOCK). Returns CMD_BLOCK_YES
+ * with *ms (0: forever; values past ~34 years also count as forever),
+ * CMD_BLOCK_NO when the request will not block (not a blocking command,
+ * no BLOCK option, or arguments Redis refuses before blocking: it answers
+ * those itself; a blocking command of unknown grammar blocks forever), or CMD_BLOCK_BAD with *err set to Redis's error text
+ * (no "-" and no CRLF) for a timeout Redis refuses. c is the resolved
+ * command (subcommand if any); argv[0] is the command name.
+ */
+int command_block_timeout(const struct command *c, uint32_t argc,
+                          const struct resp_arg *argv, const char *base,
+                          long long *ms, const char **err);
 
 /* Number of top-level commands, and iteration over them. */
 size_t command_count(void);

@@ -1083,21 +1083,37 @@ conf_validate_bounds(struct config_parser *p)
     return 0;
 }
 
+/* TLS options that only make sense together. */
+static int
+conf_validate_tls(struct config_parser *p)
+{
+    size_t i;
+
+    if (p->c->ntls_listen > 0 &&
+        (p->c->tls_cert == NULL || p->c->tls_key == NULL)) {
+        conf_find("tls", "listen", &i);
+        return conf_error(p, p->seen[i].mark, "tls: 'listen' needs 'cert' "
+                          "and 'key'");
+    }
+    /* Without a CA, OpenSSL verifies nothing and asks for no certificate:
+     * "required" client certificates would not be required at all. */
+    if (p->c->tls_require_client_cert && p->c->tls_ca == NULL) {
+        conf_find("tls", "require_client_cert", &i);
+        return conf_error(p, p->seen[i].mark, "tls: 'require_client_cert' "
+                          "needs 'ca' (the CA that signs client "
+                          "certificates)");
+    }
+    return 0;
+}
+
 static int
 conf_validate(struct config_parser *p)
 {
     size_t idx;
     const struct config_directive *seeds = conf_find("cluster", "seeds", &idx);
 
-    if (conf_validate_bounds(p) != 0)
+    if (conf_validate_bounds(p) != 0 || conf_validate_tls(p) != 0)
         return -1;
-    if (p->c->ntls_listen > 0 &&
-        (p->c->tls_cert == NULL || p->c->tls_key == NULL)) {
-        size_t i3;
-        conf_find("tls", "listen", &i3);
-        return conf_error(p, p->seen[i3].mark, "tls: 'listen' needs 'cert' "
-                          "and 'key'");
-    }
     if (p->c->auth_password != NULL && p->c->nusers > 0) {
         size_t i2;
         conf_find("auth", "users", &i2);

@@ -7,12 +7,17 @@
  */
 #include "build_config.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
+#include <event2/listener.h>
+#include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "command.h"
@@ -23,10 +28,36 @@
 #include "util.h"
 #include "worker.h"
 
+/* After accept() fails for want of descriptors (EMFILE ...), accepting
+ * pauses this long instead of failing again at once, in a loop. */
+#define HTTP_ACCEPT_BACKOFF_MS 100
+
+struct http_conn;
+
 struct http {
-    struct evhttp *eh;              /* libevent's HTTP server */
+    struct event_base *base;        /* the main thread's loop */
     struct worker **workers;        /* read through worker_read_stats */
     int nworkers;
+    struct evconnlistener **ls;     /* one per address */
+    size_t nls;
+    struct event *resume;           /* re-enables accepting after a pause */
+    uint64_t accept_log_ms;         /* last accept error logged */
+    TAILQ_HEAD(, http_conn) conns;  /* open connections, oldest first */
+    uint32_t nconns;
+};
+
+/* One connection: read a request head, write one response, close. */
+struct http_conn {
+    TAILQ_ENTRY(http_conn) next;    /* h->conns */
+    struct http *h;
+    int fd;
+    struct event *ev;               /* read, then write readiness; and the
+                                     * connection's deadline */
+    uint64_t deadline_ms;           /* closed at this time, whatever state */
+    struct evbuffer *out;           /* response being written; NULL while
+                                     * the head is still being read */
+    size_t len;                     /* bytes of head read */
+    char head[HTTP_HEAD_MAX];       /* the request head */
 };
 
 enum metric_kind { M_COUNTER_U64, M_GAUGE_U32 };
@@ -115,6 +146,17 @@ collect(struct http *h, struct worker_stats *sum, uint64_t *calls,
     }
 }
 
+/* Longest label value once escaped (node names are at most 63 bytes). */
+#define LABEL_MAX (2 * 64 + 1)
+
+/* s as a label value, escaped into buf (LABEL_MAX bytes). */
+static const char *
+label(char *buf, const char *s)
+{
+    http_label_escape(buf, LABEL_MAX, s);
+    return buf;
+}
+
 static void
 emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
              const uint64_t *calls, uint32_t covered, uint32_t masters)
@@ -167,11 +209,12 @@ emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
     evbuffer_add_printf(out, "# HELP slotproxy_command_calls_total Requests "
                         "by command.\n# TYPE slotproxy_command_calls_total "
                         "counter\n");
+    char lb[LABEL_MAX];
     for (size_t i = 0; i < command_count(); i++)
         if (calls[i] > 0)
             evbuffer_add_printf(out, "slotproxy_command_calls_total"
                                 "{command=\"%s\"} %llu\n",
-                                command_at(i)->name,
+                                label(lb, command_at(i)->name),
                                 (unsigned long long)calls[i]);
 }
 
@@ -185,6 +228,7 @@ emit_nodes(struct http *h, struct evbuffer *out)
     uint64_t *calls = sp_calloc(command_count(), sizeof(*calls));
     uint32_t n = 0;
     uint64_t total = 0;
+    char lb[LABEL_MAX];
 
     for (int i = 0; i < h->nworkers; i++) {
         worker_read_stats(h->workers[i], s, calls);
@@ -209,20 +253,21 @@ emit_nodes(struct http *h, struct evbuffer *out)
                         "# TYPE slotproxy_backend_inflight gauge\n");
     for (uint32_t j = 0; j < n; j++)
         evbuffer_add_printf(out, "slotproxy_backend_inflight{node=\"%s\"} "
-                            "%u\n", all[j].name, all[j].inflight);
+                            "%u\n", label(lb, all[j].name), all[j].inflight);
     evbuffer_add_printf(out, "# HELP slotproxy_backend_connected 1 when a "
                         "connection to the node is up.\n"
                         "# TYPE slotproxy_backend_connected gauge\n");
     for (uint32_t j = 0; j < n; j++)
         evbuffer_add_printf(out, "slotproxy_backend_connected{node=\"%s\"} "
-                            "%u\n", all[j].name, all[j].connected);
+                            "%u\n", label(lb, all[j].name), all[j].connected);
     evbuffer_add_printf(out, "# HELP slotproxy_master_requests_total Keyed "
                         "requests routed to each master's slots.\n"
                         "# TYPE slotproxy_master_requests_total counter\n");
     for (uint32_t j = 0; j < n; j++)
         if (all[j].master)
             evbuffer_add_printf(out, "slotproxy_master_requests_total"
-                                "{node=\"%s\"} %llu\n", all[j].name,
+                                "{node=\"%s\"} %llu\n",
+                                label(lb, all[j].name),
                                 (unsigned long long)all[j].requests);
     evbuffer_add_printf(out, "# HELP slotproxy_master_load_share Share of "
                         "keyed requests per master since start (uneven "
@@ -231,7 +276,8 @@ emit_nodes(struct http *h, struct evbuffer *out)
     for (uint32_t j = 0; j < n; j++)
         if (all[j].master)
             evbuffer_add_printf(out, "slotproxy_master_load_share"
-                                "{node=\"%s\"} %.4f\n", all[j].name,
+                                "{node=\"%s\"} %.4f\n",
+                                label(lb, all[j].name),
                                 total ? (double)all[j].requests /
                                             (double)total
                                       : 0.0);
@@ -258,7 +304,8 @@ emit_cmd_latency(struct http *h, struct evbuffer *out)
             total += hc[b];
         if (total == 0)
             continue;
-        const char *name = command_at(c)->name;
+        char name[LABEL_MAX];
+        label(name, command_at(c)->name);
         for (int b = 0; b < LAT_BUCKETS; b++) {
             cum += hc[b];
             evbuffer_add_printf(out, "slotproxy_command_duration_seconds_"
@@ -306,55 +353,398 @@ emit_hot_slots(struct http *h, struct evbuffer *out)
     sp_free(slots);
 }
 
-static void
-on_metrics(struct evhttp_request *req, void *arg)
+/* ------------------------------------------------------------------------
+ * Pages: each fills the body and returns the HTTP status
+ * ------------------------------------------------------------------------ */
+
+static int
+on_metrics(struct http *h, struct evbuffer *out)
 {
-    struct http *h = arg;
     struct worker_stats sum;
     uint32_t covered, masters;
     uint64_t *calls = sp_calloc(command_count(), sizeof(*calls));
-    struct evbuffer *out = evbuffer_new();
 
     collect(h, &sum, calls, &covered, &masters);
     emit_metrics(out, &sum, calls, covered, masters);
     emit_nodes(h, out);
     emit_hot_slots(h, out);
     emit_cmd_latency(h, out);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4");
-    evhttp_send_reply(req, HTTP_OK, "OK", out);
-    evbuffer_free(out);
     sp_free(calls);
+    return 200;
 }
 
-static void
-on_healthz(struct evhttp_request *req, void *arg)
+static int
+on_healthz(struct http *h, struct evbuffer *out)
 {
-    struct evbuffer *out = evbuffer_new();
+    (void)h;
     evbuffer_add_printf(out, "ok\n");
-    evhttp_send_reply(req, HTTP_OK, "OK", out);
-    evbuffer_free(out);
+    return 200;
 }
 
 /* Ready: every worker has a slot map that covers every slot. */
-static void
-on_readyz(struct evhttp_request *req, void *arg)
+static int
+on_readyz(struct http *h, struct evbuffer *out)
 {
-    struct http *h = arg;
     struct worker_stats sum;
     uint32_t covered, masters;
     uint64_t *calls = sp_calloc(command_count(), sizeof(*calls));
-    struct evbuffer *out = evbuffer_new();
 
     collect(h, &sum, calls, &covered, &masters);
     int ready = covered == SLOT_COUNT && masters > 0;
     evbuffer_add_printf(out, "%s: %u/%d slots covered, %u masters\n",
                         ready ? "ready" : "not ready", covered, SLOT_COUNT,
                         masters);
-    evhttp_send_reply(req, ready ? HTTP_OK : 503,
-                      ready ? "OK" : "Service Unavailable", out);
-    evbuffer_free(out);
     sp_free(calls);
+    return ready ? 200 : 503;
+}
+
+struct http_route {
+    const char *path;               /* exact path, query string ignored */
+    int (*fn)(struct http *h, struct evbuffer *out);
+    const char *ctype;              /* Content-Type of the body */
+};
+
+static const struct http_route http_routes[] = {
+    {"/metrics", on_metrics, "text/plain; version=0.0.4"},
+    {"/healthz", on_healthz, "text/plain"},
+    {"/readyz", on_readyz, "text/plain"},
+};
+
+static const char *
+http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 431: return "Request Header Fields Too Large";
+    default: return "Service Unavailable";
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Pure helpers (unit tested)
+ * ------------------------------------------------------------------------ */
+
+size_t
+http_label_escape(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0;
+
+    for (; *src != '\0'; src++) {
+        char esc = *src == '\\' ? '\\' : *src == '"' ? '"'
+                                       : *src == '\n' ? 'n' : 0;
+        char pair[2] = {'\\', esc};
+        const char *p = esc ? pair : src;
+        size_t k = esc ? 2 : 1;
+        for (size_t i = 0; i < k; i++, n++)
+            if (n + 1 < cap)
+                dst[n] = p[i];
+    }
+    dst[n < cap ? n : cap - 1] = '\0';
+    return n;
+}
+
+/* Where the head ends (past its blank line), or 0. Bare LF ends lines
+ * too, as most servers accept. */
+static size_t
+http_head_end(const char *buf, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (buf[i + 1] == '\n')
+            return i + 2;
+        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+long
+http_parse_head(const char *buf, size_t len, struct http_head *out)
+{
+    size_t end = http_head_end(buf, len);
+    const char *sp1, *sp2, *eol, *q;
+
+    if (end == 0)
+        return 0;
+    memset(out, 0, sizeof(*out));
+    eol = memchr(buf, '\n', end);
+    sp1 = memchr(buf, ' ', (size_t)(eol - buf));
+    if (sp1 == NULL || sp1 == buf)
+        return -1;
+    sp2 = memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1));
+    if (sp2 == NULL || sp2 == sp1 + 1 || sp2[1] == '\r' || sp2 + 1 == eol ||
+        (size_t)(eol - sp2) < 9 || memcmp(sp2 + 1, "HTTP/1.", 7) != 0)
+        return -1;
+    out->is_get = sp1 - buf == 3 && memcmp(buf, "GET", 3) == 0;
+    out->is_head = sp1 - buf == 4 && memcmp(buf, "HEAD", 4) == 0;
+    out->path = sp1 + 1;
+    q = memchr(out->path, '?', (size_t)(sp2 - out->path));
+    out->path_len = (size_t)((q != NULL ? q : sp2) - out->path);
+    return (long)end;
+}
+
+/* ------------------------------------------------------------------------
+ * Connections
+ * ------------------------------------------------------------------------ */
+
+static void conn_on_io(evutil_socket_t fd, short what, void *arg);
+
+static void
+conn_close(struct http_conn *c)
+{
+    struct http *h = c->h;
+
+    TAILQ_REMOVE(&h->conns, c, next);
+    h->nconns--;
+    event_free(c->ev);
+    if (c->out != NULL)
+        evbuffer_free(c->out);
+    close(c->fd);
+    sp_free(c);
+}
+
+/* Wait for readiness (what: EV_READ or EV_WRITE) until the deadline. */
+static void
+conn_wait(struct http_conn *c, short what)
+{
+    uint64_t now = sp_msec_now();
+    uint64_t left = c->deadline_ms > now ? c->deadline_ms - now : 0;
+    struct timeval tv = {(time_t)(left / 1000),
+                         (suseconds_t)(left % 1000) * 1000};
+
+    event_del(c->ev);
+    event_assign(c->ev, c->h->base, c->fd, what, conn_on_io, c);
+    event_add(c->ev, &tv);
+}
+
+/* Best-effort status line on a socket we are about to close (an error
+ * page of a few bytes fits any empty socket buffer). */
+static void
+conn_refuse(int fd, int status)
+{
+    char msg[160];
+    int n = snprintf(msg, sizeof(msg), "HTTP/1.1 %d %s\r\nContent-Length: "
+                     "0\r\nConnection: close\r\n\r\n", status,
+                     http_reason(status));
+    ssize_t w = write(fd, msg, (size_t)n);
+    (void)w;
+}
+
+static void
+conn_write(struct http_conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            conn_wait(c, EV_WRITE);
+            return;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+    }
+    conn_close(c);
+}
+
+/* Queue the whole response (status, headers, body unless HEAD), then
+ * write it. */
+static void
+conn_respond(struct http_conn *c, int status, const char *ctype,
+             struct evbuffer *body, int head_only)
+{
+    c->out = evbuffer_new();
+    evbuffer_add_printf(c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                        "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
+                        status, http_reason(status), ctype,
+                        body ? evbuffer_get_length(body) : 0,
+                        status == 405 ? "Allow: GET, HEAD\r\n" : "");
+    if (body != NULL && !head_only)
+        evbuffer_add_buffer(c->out, body);
+    conn_write(c);
+}
+
+static void
+conn_serve(struct http_conn *c, const struct http_head *hd)
+{
+    const struct http_route *rt = NULL;
+
+    for (size_t i = 0; i < SP_ARRAY_LEN(http_routes); i++)
+        if (strlen(http_routes[i].path) == hd->path_len &&
+            memcmp(http_routes[i].path, hd->path, hd->path_len) == 0)
+            rt = &http_routes[i];
+    if (!hd->is_get && !hd->is_head) {
+        conn_respond(c, 405, "text/plain", NULL, 0);
+        return;
+    }
+    if (rt == NULL) {
+        conn_respond(c, 404, "text/plain", NULL, 0);
+        return;
+    }
+    struct evbuffer *body = evbuffer_new();
+    int status = rt->fn(c->h, body);
+    conn_respond(c, status, rt->ctype, body, hd->is_head);
+    evbuffer_free(body);
+}
+
+/* Read what the client sent; once the head is complete, answer. A head
+ * that does not fit HTTP_HEAD_MAX gets 431. 1 while the head is still
+ * incomplete; 0 once c is answered or closed (it may be freed). */
+static int
+conn_read(struct http_conn *c)
+{
+    struct http_head hd;
+    ssize_t n = recv(c->fd, c->head + c->len, sizeof(c->head) - c->len, 0);
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 1;
+    if (n <= 0) {
+        conn_close(c);
+        return 0;
+    }
+    c->len += (size_t)n;
+    long rc = http_parse_head(c->head, c->len, &hd);
+    if (rc > 0)
+        conn_serve(c, &hd);
+    else if (rc < 0)
+        conn_respond(c, 400, "text/plain", NULL, 0);
+    else if (c->len == sizeof(c->head))
+        conn_respond(c, 431, "text/plain", NULL, 0);
+    else
+        return 1;
+    return 0;
+}
+
+static void
+conn_on_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_conn *c = arg;
+
+    (void)fd;
+    if (what & EV_TIMEOUT) {
+        /* Too slow to send its request, or to read our answer. */
+        if (c->out == NULL)
+            conn_refuse(c->fd, 408);
+        conn_close(c);
+        return;
+    }
+    if (c->out != NULL) {
+        conn_write(c);
+        return;
+    }
+    if (conn_read(c))
+        conn_wait(c, EV_READ);      /* re-arm: the head is not complete */
+}
+
+/* The oldest connection still sending its request, or NULL. */
+static struct http_conn *
+oldest_reading(struct http *h)
+{
+    struct http_conn *c;
+
+    TAILQ_FOREACH(c, &h->conns, next)
+        if (c->out == NULL)
+            return c;
+    return NULL;
+}
+
+static void
+conn_new(struct http *h, int fd)
+{
+    if (h->nconns >= HTTP_MAX_CONNS) {
+        /* Full: the oldest idle connection makes room (a scraper's new
+         * request outranks a client that sent nothing for a while); if
+         * every one is busy answering, 503. */
+        struct http_conn *old = oldest_reading(h);
+        if (old == NULL) {
+            conn_refuse(fd, 503);
+            close(fd);
+            return;
+        }
+        conn_close(old);
+    }
+    struct http_conn *c = sp_calloc(1, sizeof(*c));
+    c->h = h;
+    c->fd = fd;
+    c->deadline_ms = sp_msec_now() + HTTP_CONN_TIMEOUT_MS;
+    c->ev = event_new(h->base, fd, EV_READ, conn_on_io, c);
+    TAILQ_INSERT_TAIL(&h->conns, c, next);
+    h->nconns++;
+    conn_wait(c, EV_READ);
+}
+
+/* ------------------------------------------------------------------------
+ * Listening
+ * ------------------------------------------------------------------------ */
+
+static void
+on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+          int salen, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)salen;
+    conn_new(arg, fd);
+}
+
+static void
+on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct http *h = arg;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < h->nls; i++)
+        evconnlistener_enable(h->ls[i]);
+}
+
+/*
+ * accept() failed and will fail again at once (EMFILE, ENFILE, ENOBUFS):
+ * libevent would call us in a loop. Stop accepting for a moment, log at
+ * most once a second.
+ */
+static void
+on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct http *h = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, HTTP_ACCEPT_BACKOFF_MS * 1000};
+
+    (void)l;
+    for (size_t i = 0; i < h->nls; i++)
+        evconnlistener_disable(h->ls[i]);
+    evtimer_add(h->resume, &tv);
+    if (sp_every(&h->accept_log_ms, sp_msec_now(), 1000))
+        log_warn("metrics: accept: %s (pausing %d ms)", strerror(err),
+                 HTTP_ACCEPT_BACKOFF_MS);
+}
+
+static struct evconnlistener *
+http_listen(struct http *h, const struct sp_addr *a)
+{
+    struct addrinfo hints, *res = NULL;
+    struct evconnlistener *l;
+    char port[8];
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(port, sizeof(port), "%u", a->port);
+    if (getaddrinfo(a->host, port, &hints, &res) != 0)
+        return NULL;
+    l = evconnlistener_new_bind(h->base, on_accept, h,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                    LEV_OPT_CLOSE_ON_EXEC, 128,
+                                res->ai_addr, (int)res->ai_addrlen);
+    freeaddrinfo(res);
+    if (l != NULL)
+        evconnlistener_set_error_cb(l, on_accept_error);
+    return l;
 }
 
 struct http *
@@ -362,22 +752,22 @@ http_new(struct event_base *base, const struct sp_addr *addrs, size_t naddrs,
          struct worker **workers, int nworkers)
 {
     struct http *h = sp_calloc(1, sizeof(*h));
-    h->eh = evhttp_new(base);
+    h->base = base;
     h->workers = workers;
     h->nworkers = nworkers;
-    evhttp_set_allowed_methods(h->eh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_cb(h->eh, "/metrics", on_metrics, h);
-    evhttp_set_cb(h->eh, "/healthz", on_healthz, h);
-    evhttp_set_cb(h->eh, "/readyz", on_readyz, h);
+    TAILQ_INIT(&h->conns);
+    h->resume = evtimer_new(base, on_resume, h);
+    h->ls = sp_calloc(naddrs ? naddrs : 1, sizeof(*h->ls));
     for (size_t i = 0; i < naddrs; i++) {
         char name[300];
         config_addr_format(&addrs[i], name, sizeof(name));
-        if (evhttp_bind_socket_with_handle(h->eh, addrs[i].host,
-                                           addrs[i].port) == NULL) {
+        h->ls[i] = http_listen(h, &addrs[i]);
+        if (h->ls[i] == NULL) {
             log_error("cannot listen for metrics on %s", name);
             http_free(h);
             return NULL;
         }
+        h->nls++;
         log_notice("metrics on http://%s/metrics", name);
     }
     return h;
@@ -386,8 +776,15 @@ http_new(struct event_base *base, const struct sp_addr *addrs, size_t naddrs,
 void
 http_free(struct http *h)
 {
+    struct http_conn *c;
+
     if (h == NULL)
         return;
-    evhttp_free(h->eh);
+    while ((c = TAILQ_FIRST(&h->conns)) != NULL)
+        conn_close(c);
+    for (size_t i = 0; i < h->nls; i++)
+        evconnlistener_free(h->ls[i]);
+    event_free(h->resume);
+    sp_free(h->ls);
     sp_free(h);
 }

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "util.h"
 #include "worker.h"
 
 struct listener {
@@ -33,8 +34,15 @@ struct listener {
     char *path;                     /* unix path to unlink at close */
     char name[300];                 /* address for logs */
     struct event *ev;               /* accept readiness */
+    struct event *resume;           /* timer: accept again after a pause */
+    uint64_t err_log_ms;            /* last accept error logged */
     struct tls_ctx *tls;            /* TLS context (main's), or NULL */
 };
+
+/* After accept() fails for want of descriptors or memory (EMFILE, ENFILE,
+ * ENOBUFS ...), the listening socket stays readable: accepting pauses
+ * this long instead of failing again in a busy loop. */
+#define ACCEPT_BACKOFF_MS 100
 
 static const char max_clients_err[] = "-ERR max number of clients reached\r\n";
 
@@ -59,6 +67,32 @@ format_peer(const struct sockaddr_storage *ss, char *out, size_t outlen)
 }
 
 static void
+listener_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct listener *l = arg;
+
+    (void)fd;
+    (void)what;
+    if (l->fd >= 0)
+        event_add(l->ev, NULL);
+}
+
+/* accept() failed with err and would fail again at once: stop accepting
+ * for ACCEPT_BACKOFF_MS, and say so at most once a second. Connections
+ * wait in the kernel's backlog meanwhile. */
+static void
+listener_pause(struct listener *l, int err)
+{
+    struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
+
+    event_del(l->ev);
+    evtimer_add(l->resume, &tv);
+    if (sp_every(&l->err_log_ms, sp_msec_now(), 1000))
+        log_warn("listener %s: accept: %s (pausing %d ms)", l->name,
+                 strerror(err), ACCEPT_BACKOFF_MS);
+}
+
+static void
 listener_on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct listener *l = arg;
@@ -70,8 +104,9 @@ listener_on_accept(evutil_socket_t fd, short what, void *arg)
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sslen,
                           SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_warn("listener %s: accept: %s", l->name, strerror(errno));
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                listener_pause(l, errno);
             return;
         }
         /* max_clients counts every worker's clients. */
@@ -185,6 +220,7 @@ listener_new(struct worker *w, const struct sp_addr *a, int announce,
     }
     l->ev = event_new(w->base, l->fd, EV_READ | EV_PERSIST,
                       listener_on_accept, l);
+    l->resume = evtimer_new(w->base, listener_on_resume, l);
     event_add(l->ev, NULL);
     if (announce)
         log_notice("listening on %s%s", l->name, tls ? " (TLS)" : "");
@@ -215,6 +251,7 @@ listener_close(struct listener *l)
     if (l == NULL || l->fd < 0)
         return;
     event_del(l->ev);
+    event_del(l->resume);
     close(l->fd);
     l->fd = -1;
 }
@@ -226,6 +263,7 @@ listener_free(struct listener *l)
         return;
     listener_close(l);
     event_free(l->ev);
+    event_free(l->resume);
     if (l->path != NULL) {
         unlink(l->path);
         sp_free(l->path);

@@ -121,11 +121,15 @@ request_fail(struct request *r, const char *msg)
 {
     char line[512];
     int n = snprintf(line, sizeof(line), "-%s\r\n", msg);
-    if (n < 0 || n >= (int)sizeof(line)) {
+    if (n < 0 || n >= (int)sizeof(line))
         n = (int)sizeof(line) - 1;
-        line[n - 2] = '\r';
-        line[n - 1] = '\n';
-    }
+    /* One line whatever msg holds (a server's text, a node name): a CR or
+     * LF inside would end the error and start a reply of its own. */
+    for (int i = 1; i < n - 2; i++)
+        if (line[i] == '\r' || line[i] == '\n')
+            line[i] = ' ';
+    line[n - 2] = '\r';
+    line[n - 1] = '\n';
     request_finish(r, line, (size_t)n);
 }
 

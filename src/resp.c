@@ -278,7 +278,12 @@ resp_req_mbulk_count(struct resp_req *r, const char *buf, size_t len,
         if (sp_str2ll(buf + 1, (size_t)i - 1, &ll) != 0)
             return resp_req_fail(r, "Protocol error: invalid multibulk length");
     }
-    if (ll > INT_MAX || ll > (long long)lim->max_multibulk)
+    if (ll > INT_MAX)
+        return resp_req_fail(r, "Protocol error: invalid multibulk length");
+    if (lim->unauthenticated && ll > RESP_UNAUTH_MULTIBULK_MAX)
+        return resp_req_fail(r, "Protocol error: unauthenticated multibulk "
+                                "length");
+    if (ll > (long long)lim->max_multibulk)
         return resp_req_fail(r, "Protocol error: invalid multibulk length");
     /* A count <= 0 is an empty request, as in Redis. */
     r->multibulk_left = ll > 0 ? ll : 0;
@@ -317,6 +322,8 @@ resp_req_bulk_count(struct resp_req *r, const char *buf, size_t len,
     }
     if ((uint64_t)ll > lim->max_request_size)
         return resp_req_fail(r, "Protocol error: invalid bulk length");
+    if (lim->unauthenticated && ll > RESP_UNAUTH_BULK_MAX)
+        return resp_req_fail(r, "Protocol error: unauthenticated bulk length");
     /* The whole request, not only this bulk, must fit the limit and the
      * 32-bit offsets of struct resp_arg. */
     start = r->off + (uint64_t)i + 2;

@@ -35,7 +35,13 @@ struct resp_limits {
     uint64_t max_request_size;  /* max bytes of one request (and of one bulk) */
     uint32_t max_multibulk;     /* max number of arguments */
     uint32_t max_inline;        /* max bytes of one inline line (Redis: 64k) */
+    int unauthenticated;        /* client has yet to AUTH: Redis's tighter
+                                 * caps below apply as well */
 };
+
+/* Redis's caps for a client that must still authenticate. */
+#define RESP_UNAUTH_MULTIBULK_MAX 10
+#define RESP_UNAUTH_BULK_MAX 16384
 
 struct resp_req {
     /* Results, valid after RESP_DONE. */

@@ -21,7 +21,7 @@
 #define SP_TLS_FUNCS(X)                                                   \
     X(ERR_clear_error) X(ERR_peek_last_error) X(ERR_reason_error_string)  \
     X(TLS_client_method) X(TLS_server_method)                             \
-    X(SSL_CTX_new) X(SSL_CTX_free) X(SSL_CTX_ctrl)                        \
+    X(SSL_CTX_new) X(SSL_CTX_free) X(SSL_CTX_ctrl) X(SSL_CTX_set_options) \
     X(SSL_CTX_use_certificate_chain_file) X(SSL_CTX_use_PrivateKey_file)  \
     X(SSL_CTX_check_private_key) X(SSL_CTX_load_verify_locations)         \
     X(SSL_CTX_set_default_verify_paths) X(SSL_CTX_set_verify)             \
@@ -61,6 +61,7 @@ extern struct tls_lib sp_tls_lib;
 #define SSL_CTX_new sp_tls_lib.SSL_CTX_new
 #define SSL_CTX_free sp_tls_lib.SSL_CTX_free
 #define SSL_CTX_ctrl sp_tls_lib.SSL_CTX_ctrl
+#define SSL_CTX_set_options sp_tls_lib.SSL_CTX_set_options
 #define SSL_CTX_use_certificate_chain_file \
     sp_tls_lib.SSL_CTX_use_certificate_chain_file
 #define SSL_CTX_use_PrivateKey_file sp_tls_lib.SSL_CTX_use_PrivateKey_file

@@ -125,6 +125,22 @@ buf_append_str(struct buf *b, const char *s)
 }
 
 void
+buf_append_oneline(struct buf *b, const char *p, size_t n, int upper)
+{
+    size_t i;
+
+    buf_reserve(b, n);
+    for (i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch == '\r' || ch == '\n')
+            ch = ' ';
+        else if (upper && ch >= 'a' && ch <= 'z')
+            ch = (char)(ch - 32);
+        b->data[b->len++] = ch;
+    }
+}
+
+void
 buf_printf(struct buf *b, const char *fmt, ...)
 {
     char tmp[256];
@@ -307,4 +323,13 @@ sp_strcaseeq(const char *s, size_t len, const char *cstr)
             return 0;
     }
     return cstr[len] == '\0';
+}
+
+int
+sp_every(uint64_t *last, uint64_t now_ms, uint64_t period_ms)
+{
+    if (*last != 0 && now_ms - *last < period_ms)
+        return 0;
+    *last = now_ms;
+    return 1;
 }

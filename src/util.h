@@ -59,6 +59,11 @@ buf_append(struct buf *b, const void *p, size_t n)
     b->len += n;
 }
 void buf_append_str(struct buf *b, const char *s);
+/* Append bytes that sit inside a one-line reply (an error or status text
+ * quoting a client's argument): CR and LF become spaces, as Redis's
+ * addReplyErrorFormat maps them, so the bytes can never end the line and
+ * start a reply of their own. upper: also upper-case ASCII letters. */
+void buf_append_oneline(struct buf *b, const char *p, size_t n, int upper);
 void buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append a RESP bulk string / integer / array header / simple / error. */
@@ -84,6 +89,9 @@ int sp_str2ll(const char *s, size_t len, long long *out);
 /* Monotonic clock in microseconds / milliseconds. */
 uint64_t sp_usec_now(void);
 uint64_t sp_msec_now(void);
+/* Rate limit (a log line once per period): 1, recording now in *last,
+ * when period_ms have passed since the last 1; else 0. */
+int sp_every(uint64_t *last, uint64_t now_ms, uint64_t period_ms);
 
 /* ASCII case-insensitive compare of a counted string with a C string:
  * 1 when equal, 0 otherwise. */

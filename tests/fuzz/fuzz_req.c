@@ -21,8 +21,9 @@
 #define SP_FUZZ_MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static const struct resp_limits fuzz_lims[] = {
-    { 512ULL * 1024 * 1024, 1024 * 1024, 64 * 1024 },
-    { 64, 4, 16 },
+    { 512ULL * 1024 * 1024, 1024 * 1024, 64 * 1024, 0 },
+    { 64, 4, 16, 0 },
+    { 512ULL * 1024 * 1024, 1024 * 1024, 64 * 1024, 1 },  /* before AUTH */
 };
 
 /* Result of one request, as a byte string for comparison. */

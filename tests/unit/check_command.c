@@ -287,6 +287,212 @@ START_TEST(test_perms_invariants)
 END_TEST
 
 /* ------------------------------------------------------------------------
+ * Blocking commands: does a request block, and for how long
+ * ------------------------------------------------------------------------ */
+
+struct block_case {
+    const char *argv[TEST_MAX_ARGS];    /* NULL-terminated request */
+    int rc;                             /* enum cmd_block_rc */
+    long long ms;                       /* expected timeout when blocking */
+    const char *err;                    /* expected error when BAD */
+};
+
+#define E_FLOAT "ERR timeout is not a float or out of range"
+#define E_INT "ERR timeout is not an integer or out of range"
+#define E_NEG "ERR timeout is negative"
+#define E_RANGE "ERR timeout is out of range"
+
+/* Checked against redis-server 7.0.15 (which blocks, which errors);
+ * values whose conversion is undefined behaviour there (inf, 1e400) get
+ * Redis 7.2's "out of range". */
+static const struct block_case block_cases[] = {
+    /* Where the timeout is. */
+    { { "BLPOP", "k", "0", NULL }, CMD_BLOCK_YES, 0, NULL },
+    { { "blpop", "a", "b", "1.5", NULL }, CMD_BLOCK_YES, 1500, NULL },
+    { { "BRPOPLPUSH", "a", "b", "2", NULL }, CMD_BLOCK_YES, 2000, NULL },
+    { { "BLMOVE", "a", "b", "LEFT", "RIGHT", "3", NULL }, CMD_BLOCK_YES,
+      3000, NULL },
+    { { "BLMPOP", "4", "1", "k", "LEFT", NULL }, CMD_BLOCK_YES, 4000, NULL },
+    { { "BZMPOP", "0.25", "2", "a", "b", "MIN", NULL }, CMD_BLOCK_YES, 250,
+      NULL },
+    { { "BZPOPMIN", "k", "5", NULL }, CMD_BLOCK_YES, 5000, NULL },
+    { { "GET", "k", NULL }, CMD_BLOCK_NO, 0, NULL },
+    { { "LPOP", "k", NULL }, CMD_BLOCK_NO, 0, NULL },
+    /* Timeouts as Redis reads them. */
+    { { "BLPOP", "k", "inf", NULL }, CMD_BLOCK_BAD, 0, E_RANGE },
+    { { "BLPOP", "k", "+inf", NULL }, CMD_BLOCK_BAD, 0, E_RANGE },
+    { { "BLPOP", "k", "infinity", NULL }, CMD_BLOCK_BAD, 0, E_RANGE },
+    { { "BLPOP", "k", "-inf", NULL }, CMD_BLOCK_BAD, 0, E_NEG },
+    { { "BLPOP", "k", "1e400", NULL }, CMD_BLOCK_BAD, 0, E_RANGE },
+    { { "BLPOP", "k", "1e300", NULL }, CMD_BLOCK_BAD, 0, E_RANGE },
+    { { "BLPOP", "k", "1e5000", NULL }, CMD_BLOCK_BAD, 0, E_FLOAT },
+    { { "BLPOP", "k", "-1e5000", NULL }, CMD_BLOCK_BAD, 0, E_FLOAT },
+    { { "BLPOP", "k", "nan", NULL }, CMD_BLOCK_BAD, 0, E_FLOAT },
+    { { "BLPOP", "k", "-nan", NULL }, CMD_BLOCK_BAD, 0, E_FLOAT },
+    { { "BLPOP", "k", "-1", NULL }, CMD_BLOCK_BAD, 0, E_NEG },
+    { { "BLPOP", "k", "-0.002", NULL }, CMD_BLOCK_BAD, 0, E_NEG },
+    /* -0.001 * 1000 is just above -1 in a long double: Redis blocks. */
+    { { "BLPOP", "k", "-0.001", NULL }, CMD_BLOCK_YES, 0, NULL },
+    { { "BLPOP", "k", "-0", NULL }, CMD_BLOCK_YES, 0, NULL },
+    { { "BLPOP", "k", "-0.0001", NULL }, CMD_BLOCK_YES, 0, NULL },
+    { { "BLPOP", "k", "0.0001", NULL }, CMD_BLOCK_YES, 1, NULL },
+    { { "BLPOP", "k", "1e-400", NULL }, CMD_BLOCK_YES, 1, NULL },
+    { { "BLPOP", "k", "0.0015", NULL }, CMD_BLOCK_YES, 2, NULL },
+    { { "BLPOP", "k", "0x10", NULL }, CMD_BLOCK_YES, 16000, NULL },
+    { { "BLPOP", "k", "1e15", NULL }, CMD_BLOCK_YES, 0, NULL },
+    { { "BLPOP", "k", "", NULL }, CMD_BLOCK_BAD, 0, E_FLOAT },
+    { { "BLPOP", "k", " 1", NULL }, CMD_BLOCK_BAD, 0, E_FLOAT },
+    { { "BLPOP", "k", "1 ", NULL }, CMD_BLOCK_BAD, 0, E_FLOAT },
+    { { "BLPOP", "k", "1x", NULL }, CMD_BLOCK_BAD, 0, E_FLOAT },
+    { { "BLMPOP", "nan", "1", "k", "LEFT", NULL }, CMD_BLOCK_BAD, 0,
+      E_FLOAT },
+    { { "BZMPOP", "-2", "1", "k", "MAX", NULL }, CMD_BLOCK_BAD, 0, E_NEG },
+    /* XREAD/XREADGROUP: the option walk, not a keyword scan. */
+    { { "XREAD", "STREAMS", "s", "0", NULL }, CMD_BLOCK_NO, 0, NULL },
+    { { "XREAD", "BLOCK", "0", "STREAMS", "s", "0", NULL }, CMD_BLOCK_YES,
+      0, NULL },
+    { { "xread", "count", "1", "block", "250", "streams", "s", "0", NULL },
+      CMD_BLOCK_YES, 250, NULL },
+    { { "XREAD", "COUNT", "1", "BLOCK", "0", "STREAMS", "block", "streams",
+        "0", "0", NULL }, CMD_BLOCK_YES, 0, NULL },
+    { { "XREAD", "STREAMS", "block", "0", NULL }, CMD_BLOCK_NO, 0, NULL },
+    { { "XREAD", "STREAMS", "block", "5", "0", "0", NULL }, CMD_BLOCK_NO, 0,
+      NULL },
+    { { "XREADGROUP", "GROUP", "streams", "c", "BLOCK", "0", "STREAMS",
+        "s", ">", NULL }, CMD_BLOCK_YES, 0, NULL },
+    { { "XREADGROUP", "GROUP", "g", "streams", "BLOCK", "100", "STREAMS",
+        "s", ">", NULL }, CMD_BLOCK_YES, 100, NULL },
+    { { "XREADGROUP", "GROUP", "block", "block", "STREAMS", "s", ">",
+        NULL }, CMD_BLOCK_NO, 0, NULL },
+    { { "XREADGROUP", "GROUP", "g", "block", "COUNT", "1", "NOACK",
+        "BLOCK", "7", "STREAMS", "block", ">", NULL }, CMD_BLOCK_YES, 7,
+      NULL },
+    { { "XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">", NULL },
+      CMD_BLOCK_NO, 0, NULL },
+    { { "XREADGROUP", "BLOCK", "0", "STREAMS", "s", ">", NULL },
+      CMD_BLOCK_NO, 0, NULL },
+    { { "XREAD", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", "0",
+        NULL }, CMD_BLOCK_NO, 0, NULL },
+    { { "XREAD", "BLOCK", "0", "STREAMS", "s", NULL }, CMD_BLOCK_NO, 0,
+      NULL },
+    { { "XREAD", "BLOCK", "0", "STREAMS", "a", "b", "0", NULL },
+      CMD_BLOCK_NO, 0, NULL },
+    { { "XREAD", "BLOCK", "0", "BOGUS", "STREAMS", "s", "0", NULL },
+      CMD_BLOCK_NO, 0, NULL },
+    { { "XREAD", "COUNT", "x", "BLOCK", "-1", "STREAMS", "s", "0", NULL },
+      CMD_BLOCK_NO, 0, NULL },
+    { { "XREAD", "BLOCK", "-1", "STREAMS", "s", "0", NULL }, CMD_BLOCK_BAD,
+      0, E_NEG },
+    { { "XREAD", "BLOCK", "1.5", "STREAMS", "s", "0", NULL }, CMD_BLOCK_BAD,
+      0, E_INT },
+    { { "XREAD", "BLOCK", "inf", "STREAMS", "s", "0", NULL }, CMD_BLOCK_BAD,
+      0, E_INT },
+    { { "XREAD", "BLOCK", "01", "STREAMS", "s", "0", NULL }, CMD_BLOCK_BAD,
+      0, E_INT },
+    { { "XREAD", "BLOCK", "9223372036854775808", "STREAMS", "s", "0", NULL },
+      CMD_BLOCK_BAD, 0, E_INT },
+    { { "XREAD", "BLOCK", "9223372036854775807", "STREAMS", "s", "0", NULL },
+      CMD_BLOCK_YES, 0, NULL },
+    { { "XREAD", "BLOCK", "5", "BLOCK", "0", "STREAMS", "s", "0", NULL },
+      CMD_BLOCK_YES, 0, NULL },
+    { { "XREAD", "BLOCK", "-5", "BLOCK", "0", "STREAMS", "s", "0", NULL },
+      CMD_BLOCK_BAD, 0, E_NEG },
+    /* BLOCK as the last argument has no value: a syntax error. */
+    { { "XREAD", "STREAMS", "s", "0", "BLOCK", NULL }, CMD_BLOCK_NO, 0,
+      NULL },
+};
+
+START_TEST(test_block_timeout)
+{
+    const struct block_case *t = &block_cases[_i];
+    struct test_req r;
+    const struct command *c;
+    const char *err = "unset";
+    long long ms = -42;
+    int rc;
+
+    req_from_strs(&r, t->argv);
+    c = req_command(&r);
+    ck_assert_ptr_nonnull(c);
+    rc = command_block_timeout(c, r.argc, r.argv, r.base, &ms, &err);
+    ck_assert_msg(rc == t->rc, "case %d (%s %s %s): rc %d, want %d", _i,
+                  t->argv[0], t->argv[1], t->argv[2], rc, t->rc);
+    if (rc == CMD_BLOCK_YES)
+        ck_assert_msg(ms == t->ms, "case %d: ms %lld, want %lld", _i, ms,
+                      t->ms);
+    if (rc == CMD_BLOCK_BAD)
+        ck_assert_str_eq(err, t->err);
+    else
+        ck_assert_ptr_null(err);
+}
+END_TEST
+
+/* A learned entry keeps its generated entry's timeout position; a
+ * blocking command only the server knows blocks forever (pinned), never
+ * on a shared connection. */
+START_TEST(test_block_learned_entries)
+{
+    const struct command *blpop = command_lookup("blpop", 5);
+    struct command learned = *blpop;
+    struct command unknown = { .name = "bnew", .fullname = "bnew",
+                               .arity = -2, .flags = CMD_F_BLOCKING };
+    struct test_req r;
+    static const char *const args[] = { "BLPOP", "k", "2.5", NULL };
+    long long ms = -1;
+    const char *err;
+
+    learned.builtin = blpop;
+    req_from_strs(&r, args);
+    ck_assert_int_eq(command_block_timeout(&learned, r.argc, r.argv, r.base,
+                                           &ms, &err), CMD_BLOCK_YES);
+    ck_assert_int_eq(ms, 2500);
+    ck_assert_int_eq(command_block_timeout(&unknown, r.argc, r.argv, r.base,
+                                           &ms, &err), CMD_BLOCK_YES);
+    ck_assert_int_eq(ms, 0);
+    unknown.flags = 0;
+    ck_assert_int_eq(command_block_timeout(&unknown, r.argc, r.argv, r.base,
+                                           &ms, &err), CMD_BLOCK_NO);
+}
+END_TEST
+
+/* Every command Redis flags as blocking has a generated timeout position:
+ * with every argument "0" it blocks forever (XREAD's walk finds no BLOCK
+ * option there and says it does not block). */
+START_TEST(test_block_every_blocking_command)
+{
+    static const char zeros[8] = "0000000";
+    size_t i, nblocking = 0;
+
+    for (i = 0; i < command_count(); i++) {
+        const struct command *c = command_at(i);
+        struct resp_arg argv[8];
+        long long ms = -1;
+        const char *err;
+        uint32_t j, argc = c->arity < 0 ? (uint32_t)-c->arity
+                                        : (uint32_t)c->arity;
+        int rc;
+
+        if (!(c->flags & CMD_F_BLOCKING))
+            continue;
+        nblocking++;
+        ck_assert_uint_le(argc, SP_ARRAY_LEN(argv));
+        for (j = 0; j < argc; j++) {
+            argv[j].off = j;
+            argv[j].len = 1;
+        }
+        rc = command_block_timeout(c, argc, argv, zeros, &ms, &err);
+        if (c->keyspecs[0].bs_type == CMD_BS_KEYWORD) {
+            ck_assert_int_eq(rc, CMD_BLOCK_NO);
+        } else {
+            ck_assert_msg(rc == CMD_BLOCK_YES, "%s", c->name);
+            ck_assert_int_eq(ms, 0);
+        }
+    }
+    ck_assert_uint_ge(nblocking, 10);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
  * Key extraction
  * ------------------------------------------------------------------------ */
 
@@ -338,6 +544,15 @@ static const struct key_case redis_key_cases[] = {
         NULL }, 1, { 5 } },
     { { "XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "BLOCK", "0", "NOACK",
         "STREAMS", "s1", "s2", ">", "0", NULL }, 2, { 10, 11 } },
+    /* Groups, consumers and keys named like the grammar's keywords. */
+    { { "XREADGROUP", "GROUP", "streams", "c", "BLOCK", "0", "STREAMS", "s",
+        ">", NULL }, 1, { 7 } },
+    { { "XREADGROUP", "GROUP", "g", "streams", "COUNT", "1", "BLOCK", "0",
+        "STREAMS", "block", ">", NULL }, 1, { 9 } },
+    { { "XREAD", "COUNT", "1", "BLOCK", "0", "STREAMS", "block", "streams",
+        "0", "0", NULL }, 2, { 6, 7 } },
+    { { "XREADGROUP", "GROUP", "streams", "streams", "STREAMS", "streams",
+        ">", NULL }, 1, { 5 } },
     { { "SORT", "k", NULL }, 1, { 1 } },
     { { "SORT", "k", "BY", "w_*", "LIMIT", "0", "10", "GET", "o_*", "ALPHA",
         "STORE", "dst", NULL }, 2, { 1, 11 } },
@@ -820,6 +1035,13 @@ command_suite(void)
     tcase_add_test(tc, test_flags);
     tcase_add_loop_test(tc, test_perms, 0, (int)SP_ARRAY_LEN(perm_cases));
     tcase_add_test(tc, test_perms_invariants);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("block");
+    tcase_add_loop_test(tc, test_block_timeout, 0,
+                        (int)SP_ARRAY_LEN(block_cases));
+    tcase_add_test(tc, test_block_every_blocking_command);
+    tcase_add_test(tc, test_block_learned_entries);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("keys");

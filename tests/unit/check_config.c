@@ -411,6 +411,13 @@ static const struct error_case error_cases[] = {
     { "listen: ['::1:6380']\n" CLUSTER,
       "t.yml:1:10: bad address '::1:6380': IPv6 addresses must be in "
       "brackets, as [::1]:6379" },
+    /* TLS options that need each other */
+    { CLUSTER "tls:\n  listen: [127.0.0.1:6390]\n  cert: c.pem\n",
+      "t.yml:4:11: tls: 'listen' needs 'cert' and 'key'" },
+    { CLUSTER "tls:\n  listen: [127.0.0.1:6390]\n  cert: c.pem\n"
+      "  key: k.pem\n  require_client_cert: true\n",
+      "t.yml:7:24: tls: 'require_client_cert' needs 'ca' (the CA that signs "
+      "client certificates)" },
     /* seeds */
     { "cluster:\n  seeds: []\n",
       "t.yml:2:10: cluster.seeds must list at least one seed node" },

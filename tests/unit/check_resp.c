@@ -37,6 +37,13 @@ static const struct resp_limits test_lim_small = {
     .max_multibulk = 2,
     .max_inline = 8,
 };
+/* A client that must still AUTH (Redis: 10 arguments, 16 KB bulks). */
+static const struct resp_limits test_lim_unauth = {
+    .max_request_size = 512ULL * 1024 * 1024,
+    .max_multibulk = 1024 * 1024,
+    .max_inline = 64 * 1024,
+    .unauthenticated = 1,
+};
 static const struct resp_limits test_lim_huge = {
     .max_request_size = UINT64_MAX,
     .max_multibulk = UINT32_MAX,
@@ -47,6 +54,8 @@ static const struct resp_limits test_lim_huge = {
 #define E_BULK "Protocol error: invalid bulk length"
 #define E_QUOTES "Protocol error: unbalanced quotes in request"
 #define E_INLINE "Protocol error: too big inline request"
+#define E_UMBULK "Protocol error: unauthenticated multibulk length"
+#define E_UBULK "Protocol error: unauthenticated bulk length"
 #define E_MCOUNT "Protocol error: too big mbulk count string"
 #define E_BCOUNT "Protocol error: too big bulk count string"
 
@@ -78,6 +87,26 @@ static const struct req_case req_cases[] = {
       { A("PING") } },
     { IN("*1\r\n$4\r\nPINGXY*1"), NULL, RESP_DONE, NULL, 14, 0, 1,
       { A("PING") } },
+    /* before AUTH: at most 10 arguments and 16384-byte bulks, refused
+     * as soon as the count is read (Redis's processMultibulkBuffer) */
+    { IN("*10\r\n"), &test_lim_unauth, RESP_AGAIN, NULL, 0, 0, 0, { { 0 } } },
+    { IN("*11\r\n"), &test_lim_unauth, RESP_ERROR, E_UMBULK, 0, 0, 0,
+      { { 0 } } },
+    { IN("*1048576\r\n"), &test_lim_unauth, RESP_ERROR, E_UMBULK, 0, 0, 0,
+      { { 0 } } },
+    { IN("*2147483648\r\n"), &test_lim_unauth, RESP_ERROR, E_MBULK, 0, 0, 0,
+      { { 0 } } },
+    { IN("*1\r\n$16384\r\n"), &test_lim_unauth, RESP_AGAIN, NULL, 0, 0, 0,
+      { { 0 } } },
+    { IN("*1\r\n$16385\r\n"), &test_lim_unauth, RESP_ERROR, E_UBULK, 0, 0,
+      0, { { 0 } } },
+    { IN("*2\r\n$4\r\nAUTH\r\n$536870912\r\n"), &test_lim_unauth,
+      RESP_ERROR, E_UBULK, 0, 0, 0, { { 0 } } },
+    { IN("*1\r\n$536870913\r\n"), &test_lim_unauth, RESP_ERROR, E_BULK, 0,
+      0, 0, { { 0 } } },
+    { IN("*2\r\n$4\r\nAUTH\r\n$1\r\np\r\n"), &test_lim_unauth, RESP_DONE,
+      NULL, 21, 0, 2, { A("AUTH"), A("p") } },
+    { IN("*11\r\n"), NULL, RESP_AGAIN, NULL, 0, 0, 0, { { 0 } } },
     /* empty requests */
     { IN("*0\r\n"), NULL, RESP_DONE, NULL, 4, 0, 0, { { 0 } } },
     { IN("*-1\r\n*1\r\n"), NULL, RESP_DONE, NULL, 5, 0, 0, { { 0 } } },

@@ -21,7 +21,9 @@
 #include "ttljitter.h"
 #include "util.h"
 
-static const struct resp_limits limits = {1 << 20, 1024, 1 << 16};
+static const struct resp_limits limits = {
+    .max_request_size = 1 << 20, .max_multibulk = 1024, .max_inline = 1 << 16,
+};
 
 /* A parsed request: its bytes and argv. */
 struct req {
