@@ -71,22 +71,15 @@ def http_status(port):
         return None
 
 
-def cmdstat_calls(node, cmd):
-    info = node.call("INFO", "commandstats").decode()
-    for line in info.splitlines():
-        if line.startswith("cmdstat_%s:" % cmd):
-            return int(line.split("calls=")[1].split(",")[0])
-    return 0
-
-
-def tls_helpers():
-    """test_tls.py's certificate and TLS-node helpers. Loaded under another
-    name, and its tests unregistered again, so they neither run twice nor
-    stop test_tls.py from loading normally."""
+def sibling(name):
+    """Another test file's helpers (test_tls's certificates, test_security's
+    cmdstat_calls). Loaded under another module name, and its tests
+    unregistered again, so they neither run twice nor keep that file from
+    loading normally."""
     saved = list(harness._tests)
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                        "test_tls.py")
-    spec = importlib.util.spec_from_file_location("_ops_tls_helpers", path)
+                        name + ".py")
+    spec = importlib.util.spec_from_file_location("_ops_" + name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     harness._tests[:] = saved
@@ -243,6 +236,7 @@ def test_reload_read_from_replica(env):
     p = env.new_proxy()
     base = open(p.conf).read()
     keys = ["rfr:%d" % i for i in range(30)]
+    cmdstat_calls = sibling("test_security").cmdstat_calls
 
     def gets_on_replicas(c):
         before = {n.port: cmdstat_calls(n, "get") for n in cl.nodes}
@@ -276,7 +270,7 @@ def test_reload_backend_tls(env):
     right CA is configured; connections already open keep their context
     when it changes again; a CA file that does not load is refused."""
     need_openssl()
-    t = tls_helpers()
+    t = sibling("test_tls")
     d = os.path.join(harness.tmp_root(), "ops-tls")
     certs = t.make_certs(os.path.join(d, "a"))
     other = t.make_certs(os.path.join(d, "b"))
@@ -316,7 +310,7 @@ def test_check_config(env):
     binds every address, with FILE:LINE messages and exit 1; an address
     held by a running slotproxy's metrics endpoint is a note."""
     need_openssl()
-    t = tls_helpers()
+    t = sibling("test_tls")
     d = os.path.join(harness.tmp_root(), "ops-check")
     certs = t.make_certs(os.path.join(d, "certs"))
     path = os.path.join(d, "c.yml")
