@@ -118,7 +118,8 @@ def test_reload_reports_each_change(env):
         assert "reload: auth.password: (none) -> *** (applied)" in out, out
         assert "s3cr3t" not in log_text(p)
         assert "(4 options changed)" in out, out
-        # The connection authenticated under the old config (none).
+        # Reload re-checks open connections against the new auth.
+        assert c.call("AUTH", "s3cr3t-pw") == b"OK"
         got = config_get(c, "*")
         assert got["cluster.request_timeout"] == "2s", got
         assert got["workers"] == str(workers), got
