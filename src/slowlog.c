@@ -108,9 +108,8 @@ encode_args(struct buf *out, const struct request *r)
 }
 
 void
-slowlog_add(struct slowlog *sl, const struct request *r,
-            uint64_t duration_us, const char *client, const char *name,
-            const char *node)
+slowlog_add(struct slowlog *sl, const struct request *r, uint64_t duration_us,
+            const char *client, const char *name, const char *node)
 {
     if (sl->cap == 0)
         return;
