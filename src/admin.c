@@ -625,49 +625,41 @@ proxy_topology(struct admin_args *a)
     reply_done(a);
 }
 
-/* PROXY CONFIG GET name: the value in force (a few operational knobs;
- * secrets are never shown). */
+static void
+config_get_row(void *arg, const char *name, const char *value)
+{
+    struct buf *body = arg;
+    buf_add_bulk_str(body, name);
+    buf_add_bulk_str(body, value);
+}
+
+/* PROXY CONFIG GET [pattern ...]: the configuration in force, from the
+ * option table (config_get): name/value pairs of every option whose
+ * dotted name matches a glob pattern, all without one; passwords as
+ * "***". */
 static void
 proxy_config_get(struct admin_args *a)
 {
-    const struct config *cf = a->c->w->conf;
-    const struct { const char *name; unsigned long long v; } rows[] = {
-        {"workers", (unsigned long long)cf->workers},
-        {"cluster.connect_timeout", cf->connect_timeout_ms},
-        {"cluster.request_timeout", cf->request_timeout_ms},
-        {"cluster.redirect_limit", cf->redirect_limit},
-        {"cluster.refresh_interval", cf->refresh_interval_ms},
-        {"cluster.connections_per_node", cf->node_connections},
-        {"clients.max_clients", cf->max_clients},
-        {"clients.max_pipeline", cf->max_pipeline},
-        {"clients.output_limit", (unsigned long long)cf->output_limit},
-        {"clients.idle_timeout", cf->idle_timeout_ms},
-        {"clients.max_pinned", cf->max_pinned},
-        {"shutdown_grace", cf->shutdown_grace_ms},
-        {"slowlog.threshold", cf->slowlog_threshold_ms},
-        {"slowlog.max_len", cf->slowlog_max_len},
-    };
+    uint32_t np = a->argc - 3;
+    char **pats = sp_calloc(np ? np : 1, sizeof(*pats));
     struct buf body;
-    long long n = 0;
     buf_init(&body);
-    for (size_t i = 0; i < SP_ARRAY_LEN(rows); i++) {
-        if (a->argc > 3 && !sp_strcaseeq(ARG(a, 3), ARGLEN(a, 3),
-                                         rows[i].name))
-            continue;
-        char v[32];
-        snprintf(v, sizeof(v), "%llu", rows[i].v);
-        buf_add_bulk_str(&body, rows[i].name);
-        buf_add_bulk_str(&body, v);
-        n += 2;
-    }
-    buf_add_array(&a->r->rep, n);
+    for (uint32_t i = 0; i < np; i++)
+        pats[i] = sp_strndup(ARG(a, 3 + i), ARGLEN(a, 3 + i));
+    size_t n = config_get(a->c->w->conf, (const char *const *)pats, np,
+                          config_get_row, &body);
+    buf_add_array(&a->r->rep, (long long)(2 * n));
     if (body.len)
         buf_append(&a->r->rep, body.data, body.len);
     buf_deinit(&body);
+    for (uint32_t i = 0; i < np; i++)
+        sp_free(pats[i]);
+    sp_free(pats);
     reply_done(a);
 }
 
-/* PROXY INFO | STATS | TOPOLOGY | CONFIG GET [name]: admin users only. */
+/* PROXY INFO | STATS | TOPOLOGY | CONFIG GET [pattern ...]: admin users
+ * only. */
 static void
 cmd_proxy(struct admin_args *a)
 {

@@ -743,7 +743,9 @@ conn_on_connected(struct backend_conn *c)
         conn_error(c, msg, 1);
         return;
     }
-    struct tls_ctx *tls = c->srv->w->shared->backend_tls;
+    /* Main swaps the context on reload: new connections take the new. */
+    struct tls_ctx *tls = __atomic_load_n(&c->srv->w->shared->backend_tls,
+                                          __ATOMIC_ACQUIRE);
     if (tls != NULL) {
         c->tls = tls_conn_new(tls, c->fd, 0, c->srv->host);
         if (c->tls == NULL) {

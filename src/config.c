@@ -13,6 +13,7 @@
 #include "build_config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -67,99 +68,119 @@ struct config_directive {
     long long def;              /* default (numeric types only) */
     long long min;              /* inclusive bounds (numeric types only) */
     long long max;
+    enum config_reload reload;  /* how a new value takes effect on SIGHUP:
+                                 * CONFIG_LIVE, CONFIG_NEW_CONNS or
+                                 * CONFIG_RESTART (what runs is kept) */
 };
 
 #define CONF_FIELD(f) \
     offsetof(struct config, f), sizeof(((struct config *)0)->f)
-#define CONF_NUM(sec, name, type, f, def, min, max) \
-    { sec, name, type, CONF_FIELD(f), 0, def, min, max }
-#define CONF_ADDRS(sec, name, type, f, nf) \
-    { sec, name, type, CONF_FIELD(f), offsetof(struct config, nf), 0, 0, 0 }
+#define CONF_NUM(sec, name, type, f, def, min, max, reload) \
+    { sec, name, type, CONF_FIELD(f), 0, def, min, max, reload }
+#define CONF_ADDRS(sec, name, type, f, nf, reload) \
+    { sec, name, type, CONF_FIELD(f), offsetof(struct config, nf), 0, 0, 0, \
+      reload }
 
 /*
  * The option table. Defaults here are the ones documented in config.h,
- * conf/slotproxy.yml and slotproxy.yml(5); keep all four in step.
+ * conf/slotproxy.yml and slotproxy.yml(5); keep all four in step. The last
+ * column says what a reload does with a new value: CONFIG_LIVE when the
+ * workers read the field each time they use it (or main applies it),
+ * CONFIG_NEW_CONNS when it is read as a connection opens, CONFIG_RESTART
+ * when what it sized is built once (the old value stays in force).
  */
 static const struct config_directive config_directives[] = {
-    CONF_ADDRS(NULL, "listen", CONF_T_LISTEN, listen, nlisten),
+    CONF_ADDRS(NULL, "listen", CONF_T_LISTEN, listen, nlisten, CONFIG_LIVE),
     CONF_NUM(NULL, "workers", CONF_T_WORKERS, workers,
-             1, 1, CONF_WORKERS_MAX),
+             1, 1, CONF_WORKERS_MAX, CONFIG_RESTART),
 
     CONF_NUM("log", "level", CONF_T_LOG_LEVEL, log_level,
-             LOG_NOTICE, LOG_ERROR, LOG_DEBUG),
-    CONF_NUM("log", "file", CONF_T_PATH, log_file, 0, 0, 0),
+             LOG_NOTICE, LOG_ERROR, LOG_DEBUG, CONFIG_LIVE),
+    CONF_NUM("log", "file", CONF_T_PATH, log_file, 0, 0, 0, CONFIG_LIVE),
     CONF_NUM("log", "format", CONF_T_LOG_FORMAT, log_format,
-             LOG_FORMAT_TEXT, LOG_FORMAT_TEXT, LOG_FORMAT_JSON),
+             LOG_FORMAT_TEXT, LOG_FORMAT_TEXT, LOG_FORMAT_JSON, CONFIG_LIVE),
 
-    CONF_ADDRS("cluster", "seeds", CONF_T_SEEDS, seeds, nseeds),
+    CONF_ADDRS("cluster", "seeds", CONF_T_SEEDS, seeds, nseeds, CONFIG_LIVE),
     CONF_NUM("cluster", "connect_timeout", CONF_T_DURATION,
-             connect_timeout_ms, 1000, 1, CONF_MS_DAY),
+             connect_timeout_ms, 1000, 1, CONF_MS_DAY, CONFIG_NEW_CONNS),
     CONF_NUM("cluster", "request_timeout", CONF_T_DURATION,
-             request_timeout_ms, 5000, 1, CONF_MS_DAY),
+             request_timeout_ms, 5000, 1, CONF_MS_DAY, CONFIG_LIVE),
     CONF_NUM("cluster", "redirect_limit", CONF_T_INT,
-             redirect_limit, 5, 0, 100),
+             redirect_limit, 5, 0, 100, CONFIG_LIVE),
     CONF_NUM("cluster", "refresh_interval", CONF_T_DURATION,
-             refresh_interval_ms, 10000, 100, CONF_MS_DAY),
+             refresh_interval_ms, 10000, 100, CONF_MS_DAY, CONFIG_LIVE),
     CONF_NUM("cluster", "connections_per_node", CONF_T_INT,
-             node_connections, 1, 1, 64),
+             node_connections, 1, 1, 64, CONFIG_RESTART),
 
     CONF_NUM("clients", "max_clients", CONF_T_INT,
-             max_clients, 10000, 1, 10000000),
+             max_clients, 10000, 1, 10000000, CONFIG_LIVE),
     CONF_NUM("clients", "max_request_size", CONF_T_SIZE,
-             max_request_size, 512 * CONF_MB, CONF_KB, 4 * CONF_GB),
+             max_request_size, 512 * CONF_MB, CONF_KB, 4 * CONF_GB,
+             CONFIG_LIVE),
     CONF_NUM("clients", "max_multibulk_length", CONF_T_INT,
-             max_multibulk, 1048576, 1, INT_MAX),
+             max_multibulk, 1048576, 1, INT_MAX, CONFIG_LIVE),
     CONF_NUM("clients", "max_pipeline", CONF_T_INT,
-             max_pipeline, 10000, 1, 1000000),
+             max_pipeline, 10000, 1, 1000000, CONFIG_LIVE),
     CONF_NUM("clients", "output_limit", CONF_T_SIZE,
-             output_limit, 64 * CONF_MB, CONF_KB, 64 * CONF_GB),
+             output_limit, 64 * CONF_MB, CONF_KB, 64 * CONF_GB, CONFIG_LIVE),
     CONF_NUM("clients", "idle_timeout", CONF_T_DURATION,
-             idle_timeout_ms, 0, 0, CONF_MS_DAY),
+             idle_timeout_ms, 0, 0, CONF_MS_DAY, CONFIG_LIVE),
     CONF_NUM("clients", "output_stall_timeout", CONF_T_DURATION,
-             output_stall_timeout_ms, 60000, 0, CONF_MS_DAY),
+             output_stall_timeout_ms, 60000, 0, CONF_MS_DAY, CONFIG_LIVE),
     CONF_NUM("clients", "max_pinned", CONF_T_INT,
-             max_pinned, 1000, 1, 1000000),
+             max_pinned, 1000, 1, 1000000, CONFIG_LIVE),
     CONF_NUM("clients", "max_pinned_per_node", CONF_T_INT,
-             max_pinned_per_node, 0, 0, 1000000),
+             max_pinned_per_node, 0, 0, 1000000, CONFIG_LIVE),
     CONF_NUM("clients", "max_pinned_per_client", CONF_T_INT,
-             max_pinned_per_client, 0, 0, 1000000),
+             max_pinned_per_client, 0, 0, 1000000, CONFIG_LIVE),
     CONF_NUM("clients", "max_fanout_reply", CONF_T_SIZE,
-             max_fanout_reply, 64 * CONF_MB, CONF_KB, 64 * CONF_GB),
+             max_fanout_reply, 64 * CONF_MB, CONF_KB, 64 * CONF_GB,
+             CONFIG_LIVE),
     CONF_ADDRS(NULL, "disabled_commands", CONF_T_COMMANDS, disabled,
-               ndisabled),
-    CONF_ADDRS("metrics", "listen", CONF_T_SEEDS, metrics, nmetrics),
-    CONF_ADDRS("tls", "listen", CONF_T_LISTEN, tls_listen, ntls_listen),
-    CONF_NUM("tls", "cert", CONF_T_SECRET, tls_cert, 0, 0, 0),
-    CONF_NUM("tls", "key", CONF_T_SECRET, tls_key, 0, 0, 0),
-    CONF_NUM("tls", "ca", CONF_T_SECRET, tls_ca, 0, 0, 0),
+               ndisabled, CONFIG_LIVE),
+    CONF_ADDRS("metrics", "listen", CONF_T_SEEDS, metrics, nmetrics,
+               CONFIG_LIVE),
+    CONF_ADDRS("tls", "listen", CONF_T_LISTEN, tls_listen, ntls_listen,
+               CONFIG_LIVE),
+    CONF_NUM("tls", "cert", CONF_T_SECRET, tls_cert, 0, 0, 0,
+             CONFIG_NEW_CONNS),
+    CONF_NUM("tls", "key", CONF_T_SECRET, tls_key, 0, 0, 0,
+             CONFIG_NEW_CONNS),
+    CONF_NUM("tls", "ca", CONF_T_SECRET, tls_ca, 0, 0, 0,
+             CONFIG_NEW_CONNS),
     CONF_NUM("tls", "require_client_cert", CONF_T_BOOL,
-             tls_require_client_cert, 0, 0, 1),
-    CONF_NUM("backend_tls", "enabled", CONF_T_BOOL, backend_tls, 0, 0, 1),
-    CONF_NUM("backend_tls", "ca", CONF_T_SECRET, backend_tls_ca, 0, 0, 0),
-    CONF_NUM("backend_tls", "cert", CONF_T_SECRET, backend_tls_cert, 0, 0, 0),
-    CONF_NUM("backend_tls", "key", CONF_T_SECRET, backend_tls_key, 0, 0, 0),
+             tls_require_client_cert, 0, 0, 1, CONFIG_NEW_CONNS),
+    CONF_NUM("backend_tls", "enabled", CONF_T_BOOL, backend_tls, 0, 0, 1,
+             CONFIG_NEW_CONNS),
+    CONF_NUM("backend_tls", "ca", CONF_T_SECRET, backend_tls_ca, 0, 0, 0,
+             CONFIG_NEW_CONNS),
+    CONF_NUM("backend_tls", "cert", CONF_T_SECRET, backend_tls_cert, 0, 0, 0,
+             CONFIG_NEW_CONNS),
+    CONF_NUM("backend_tls", "key", CONF_T_SECRET, backend_tls_key, 0, 0, 0,
+             CONFIG_NEW_CONNS),
     CONF_NUM("backend_tls", "server_name", CONF_T_SECRET,
-             backend_tls_server_name, 0, 0, 0),
+             backend_tls_server_name, 0, 0, 0, CONFIG_NEW_CONNS),
     CONF_NUM("backend_tls", "verify", CONF_T_BOOL, backend_tls_verify,
-             1, 0, 1),
+             1, 0, 1, CONFIG_NEW_CONNS),
     CONF_NUM("slowlog", "threshold", CONF_T_DURATION, slowlog_threshold_ms,
-             10, 0, CONF_MS_DAY),
+             10, 0, CONF_MS_DAY, CONFIG_LIVE),
     CONF_NUM("slowlog", "max_len", CONF_T_INT, slowlog_max_len,
-             128, 0, 100000),
+             128, 0, 100000, CONFIG_LIVE),
     CONF_NUM(NULL, "shutdown_grace", CONF_T_DURATION,
-             shutdown_grace_ms, 5000, 0, CONF_MS_DAY),
-    CONF_NUM("auth", "password", CONF_T_SECRET, auth_password, 0, 0, 0),
-    CONF_ADDRS("auth", "users", CONF_T_USERS, users, nusers),
+             shutdown_grace_ms, 5000, 0, CONF_MS_DAY, CONFIG_LIVE),
+    CONF_NUM("auth", "password", CONF_T_SECRET, auth_password, 0, 0, 0,
+             CONFIG_LIVE),
+    CONF_ADDRS("auth", "users", CONF_T_USERS, users, nusers, CONFIG_LIVE),
     CONF_NUM("auth", "max_failures", CONF_T_INT, auth_max_failures,
-             10, 1, 1000000),
+             10, 1, 1000000, CONFIG_LIVE),
     CONF_NUM("cluster", "read_from", CONF_T_READ_FROM, read_from,
-             READ_MASTER, READ_MASTER, READ_PREFER_REPLICA),
+             READ_MASTER, READ_MASTER, READ_PREFER_REPLICA, CONFIG_LIVE),
     CONF_NUM("cluster", "max_replica_lag", CONF_T_SIZE, max_replica_lag,
-             CONF_MB, 0, 64 * CONF_GB),
+             CONF_MB, 0, 64 * CONF_GB, CONFIG_LIVE),
     CONF_NUM("cluster", "username", CONF_T_SECRET, cluster_username,
-             0, 0, 0),
+             0, 0, 0, CONFIG_NEW_CONNS),
     CONF_NUM("cluster", "password", CONF_T_SECRET, cluster_password,
-             0, 0, 0),
+             0, 0, 0, CONFIG_NEW_CONNS),
 };
 
 #define CONF_NDIRECTIVES SP_ARRAY_LEN(config_directives)
@@ -322,6 +343,7 @@ config_free(struct config *c)
     conf_wipe_free(c->cluster_password);
     sp_free(c->log_file);
     sp_free(c->file);
+    sp_free(c->lines);
     sp_free(c);
 }
 
@@ -583,11 +605,12 @@ conf_set_addrs(struct config_parser *p, const struct config_directive *d,
                           d->name);
     yaml_node_item_t *it = v->data.sequence.items.start;
     size_t count = (size_t)(v->data.sequence.items.top - it);
-    if (count == 0 && allow_unix)
+    if (count == 0 && d->section == NULL)
         return conf_error(p, v->start_mark,
                           "'%s' must list at least one address", d->name);
     /* Seeds may be empty here; validation reports it with the rule's
-     * own message. */
+     * own message. An empty tls.listen or metrics.listen means none
+     * (--dump-config writes them so). */
     *arr = sp_calloc(count, sizeof(**arr));
     for (size_t i = 0; i < count; i++) {
         yaml_node_t *item = yaml_document_get_node(p->doc, it[i]);
@@ -601,7 +624,7 @@ conf_set_addrs(struct config_parser *p, const struct config_directive *d,
         if (config_parse_addr(s, allow_unix, &(*arr)[*n], why,
                               sizeof(why)) != 0)
             return conf_error(p, item->start_mark, "%s", why);
-        (*n)++;
+        (*arr)[(*n)++].line = (uint32_t)item->start_mark.line + 1;
     }
     return 0;
 }
@@ -1265,6 +1288,10 @@ config_parse_string(const char *text, size_t len, const char *name,
         config_free(p.c);
         return -1;
     }
+    p.c->lines = sp_calloc(CONF_NDIRECTIVES, sizeof(*p.c->lines));
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++)
+        if (p.seen[i].set)
+            p.c->lines[i] = (uint32_t)p.seen[i].mark.line + 1;
     *out = p.c;
     return 0;
 }
@@ -1355,4 +1382,479 @@ config_load_file(const char *path, struct config **out, char *err,
     if (rc == 0)
         conf_warn_scripts(*out, path);
     return rc;
+}
+
+/* ---- the table as a view: get, diff, dump, copy ------------------- */
+
+/* Flags for conf_format_value. */
+#define CONF_FMT_REVEAL 1       /* passwords in clear (to compare them) */
+#define CONF_FMT_QUOTE 2        /* string scalars as YAML quoted strings */
+
+static const char *const conf_role_names[] = {
+    "read-only", "read-write", "admin",
+};
+
+static const char *const conf_read_from_names[] = {
+    "master", "replica", "prefer-replica",
+};
+
+/* Passwords are the only secrets: paths to keys are not. The parser uses
+ * the same rule for its world-readable warning. */
+static int
+conf_is_password(const struct config_directive *d)
+{
+    return d->type == CONF_T_SECRET && strcmp(d->name, "password") == 0;
+}
+
+static void
+conf_dotted(const struct config_directive *d, char *out, size_t outlen)
+{
+    if (d->section != NULL)
+        snprintf(out, outlen, "%s.%s", d->section, d->name);
+    else
+        snprintf(out, outlen, "%s", d->name);
+}
+
+/* The row whose dotted name is name, or NULL. */
+static const struct config_directive *
+conf_find_dotted(const char *name, size_t *idx)
+{
+    char dn[96];
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
+        conf_dotted(&config_directives[i], dn, sizeof(dn));
+        if (strcmp(dn, name) == 0) {
+            *idx = i;
+            return &config_directives[i];
+        }
+    }
+    return NULL;
+}
+
+/* A YAML double-quoted scalar: " and \ escaped, control bytes as \xNN. */
+static void
+conf_quoted(struct buf *b, const char *s)
+{
+    buf_append(b, "\"", 1);
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            buf_printf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            buf_printf(b, "\\x%02x", ch);
+        else
+            buf_append(b, s, 1);
+    }
+    buf_append(b, "\"", 1);
+}
+
+static void
+conf_format_str(struct buf *b, const char *s, int flags)
+{
+    if (flags & CONF_FMT_QUOTE)
+        conf_quoted(b, s);
+    else
+        buf_append_str(b, s);
+}
+
+static long long
+conf_load_num(const struct config *c, const struct config_directive *d)
+{
+    const char *f = (const char *)c + d->offset;
+    if (d->size == sizeof(uint32_t)) {
+        uint32_t v32;
+        memcpy(&v32, f, sizeof(v32));
+        return (long long)v32;
+    }
+    uint64_t v64;
+    memcpy(&v64, f, sizeof(v64));
+    return (long long)v64;
+}
+
+static void
+conf_format_num(const struct config_directive *d, long long v, struct buf *b)
+{
+    char s[32];
+    switch (d->type) {
+    case CONF_T_LOG_LEVEL:
+        buf_append_str(b, log_level_name((int)v));
+        return;
+    case CONF_T_LOG_FORMAT:
+        buf_append_str(b, v == LOG_FORMAT_JSON ? "json" : "text");
+        return;
+    case CONF_T_BOOL:
+        buf_append_str(b, v ? "true" : "false");
+        return;
+    case CONF_T_READ_FROM:
+        buf_append_str(b, conf_read_from_names[v]);
+        return;
+    default:
+        /* Durations and sizes in the largest unit that is exact. */
+        conf_format_bound(d, v, s, sizeof(s));
+        buf_append_str(b, s);
+        return;
+    }
+}
+
+/* A YAML flow list of the row's entries: addresses, command names or
+ * users ({name, password, role}). */
+static void
+conf_format_list(const struct config *c, const struct config_directive *d,
+                 struct buf *b, int flags)
+{
+    const char *f = (const char *)c + d->offset;
+    size_t n = *(const size_t *)((const char *)c + d->count_offset);
+    buf_append(b, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            buf_append(b, ", ", 2);
+        if (d->type == CONF_T_COMMANDS) {
+            const struct command *const *cmds;
+            memcpy(&cmds, f, sizeof(cmds));
+            conf_quoted(b, cmds[i]->name);
+        } else if (d->type == CONF_T_USERS) {
+            const struct sp_user *u;
+            memcpy(&u, f, sizeof(u));
+            buf_append_str(b, "{name: ");
+            conf_quoted(b, u[i].name);
+            buf_append_str(b, ", password: ");
+            conf_quoted(b, (flags & CONF_FMT_REVEAL) ? u[i].password : "***");
+            buf_printf(b, ", role: %s", conf_role_names[u[i].role]);
+            if (u[i].backend_user != NULL) {
+                buf_append_str(b, ", backend_user: ");
+                conf_quoted(b, u[i].backend_user);
+                buf_append_str(b, ", backend_password: ");
+                conf_quoted(b, (flags & CONF_FMT_REVEAL)
+                                   ? u[i].backend_password : "***");
+            }
+            buf_append(b, "}", 1);
+        } else {
+            const struct sp_addr *a;
+            char s[300];
+            memcpy(&a, f, sizeof(a));
+            config_addr_format(&a[i], s, sizeof(s));
+            conf_quoted(b, s);
+        }
+    }
+    buf_append(b, "]", 1);
+}
+
+/*
+ * Append the value of row d in c to b. Returns 0, or -1 with nothing
+ * appended when the option is a string that is not set.
+ */
+static int
+conf_format_value(const struct config *c, const struct config_directive *d,
+                  struct buf *b, int flags)
+{
+    const char *s;
+    switch (d->type) {
+    case CONF_T_LISTEN:
+    case CONF_T_SEEDS:
+    case CONF_T_COMMANDS:
+    case CONF_T_USERS:
+        conf_format_list(c, d, b, flags);
+        return 0;
+    case CONF_T_PATH:
+    case CONF_T_SECRET:
+        memcpy(&s, (const char *)c + d->offset, sizeof(s));
+        if (s == NULL && d->type == CONF_T_SECRET)
+            return -1;
+        if (s == NULL)
+            s = "stderr";       /* the path's only unset meaning */
+        else if (conf_is_password(d) && !(flags & CONF_FMT_REVEAL))
+            s = "***";
+        conf_format_str(b, s, flags);
+        return 0;
+    default:
+        conf_format_num(d, conf_load_num(c, d), b);
+        return 0;
+    }
+}
+
+/* 1 when row d has different values in a and b (secrets compared in
+ * clear, lists entry by entry). */
+static int
+conf_row_differs(const struct config *a, const struct config *b,
+                 const struct config_directive *d)
+{
+    struct buf va, vb;
+    buf_init(&va);
+    buf_init(&vb);
+    int sa = conf_format_value(a, d, &va, CONF_FMT_REVEAL | CONF_FMT_QUOTE);
+    int sb = conf_format_value(b, d, &vb, CONF_FMT_REVEAL | CONF_FMT_QUOTE);
+    int differs = sa != sb || va.len != vb.len ||
+                  (va.len > 0 && memcmp(va.data, vb.data, va.len) != 0);
+    /* Revealed secrets must not linger in freed memory. */
+    if (va.data != NULL)
+        memset(va.data, 0, va.cap);
+    if (vb.data != NULL)
+        memset(vb.data, 0, vb.cap);
+    buf_deinit(&va);
+    buf_deinit(&vb);
+    return differs;
+}
+
+/* The value as config_get and config_diff show it, NUL-terminated in b;
+ * unset strings as unset. */
+static void
+conf_show(const struct config *c, const struct config_directive *d,
+          struct buf *b, const char *unset)
+{
+    b->pos = b->len = 0;
+    if (conf_format_value(c, d, b, 0) != 0)
+        buf_append_str(b, unset);
+    buf_append(b, "", 1);
+}
+
+size_t
+config_diff(const struct config *old, const struct config *neu,
+            config_diff_fn fn, void *arg)
+{
+    struct buf vo, vn;
+    char name[96];
+    size_t n = 0;
+    buf_init(&vo);
+    buf_init(&vn);
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
+        const struct config_directive *d = &config_directives[i];
+        if (!conf_row_differs(old, neu, d))
+            continue;
+        n++;
+        conf_dotted(d, name, sizeof(name));
+        conf_show(old, d, &vo, "(none)");
+        conf_show(neu, d, &vn, "(none)");
+        fn(arg, name, vo.data, vn.data, d->reload);
+    }
+    buf_deinit(&vo);
+    buf_deinit(&vn);
+    return n;
+}
+
+/* One token of a glob pattern at *pp against ch (both compared
+ * case-insensitively); *pp moves past the token. 1 when it matches. */
+static int
+conf_glob_one(const char **pp, char ch)
+{
+    const char *p = *pp;
+    int c = tolower((unsigned char)ch), match = 0;
+
+    if (*p == '?') {
+        *pp = p + 1;
+        return 1;
+    }
+    if (*p == '\\' && p[1] != '\0') {
+        *pp = p + 2;
+        return tolower((unsigned char)p[1]) == c;
+    }
+    if (*p != '[') {
+        *pp = p + 1;
+        return tolower((unsigned char)*p) == c;
+    }
+    p++;
+    int neg = *p == '^';
+    p += neg;
+    while (*p != '\0' && *p != ']') {
+        if (*p == '\\' && p[1] != '\0')
+            p++;
+        int lo = tolower((unsigned char)*p), hi = lo;
+        if (p[1] == '-' && p[2] != '\0' && p[2] != ']') {
+            hi = tolower((unsigned char)p[2]);
+            p += 2;
+        }
+        if (lo > hi) {
+            int t = lo;
+            lo = hi;
+            hi = t;
+        }
+        match |= c >= lo && c <= hi;
+        p++;
+    }
+    *pp = *p == ']' ? p + 1 : p;
+    return neg ? !match : match;
+}
+
+/* Glob match as Redis's CONFIG GET: *, ?, [abc], [^a-z], \x; no case.
+ * Every token other than * takes one character, so one remembered star
+ * is enough and the cost stays linear in the pattern times the name. */
+static int
+conf_glob(const char *pat, const char *s)
+{
+    const char *star = NULL, *resume = NULL;
+    while (*s != '\0') {
+        const char *p = pat;
+        if (*pat == '*') {
+            while (*pat == '*')
+                pat++;
+            star = pat;
+            resume = s;
+            continue;
+        }
+        if (*p != '\0' && conf_glob_one(&p, *s)) {
+            pat = p;
+            s++;
+            continue;
+        }
+        if (star == NULL)
+            return 0;
+        pat = star;
+        s = ++resume;
+    }
+    while (*pat == '*')
+        pat++;
+    return *pat == '\0';
+}
+
+int
+config_changed(const struct config *a, const struct config *b,
+               const char *pattern)
+{
+    char name[96];
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
+        conf_dotted(&config_directives[i], name, sizeof(name));
+        if (conf_glob(pattern, name) &&
+            conf_row_differs(a, b, &config_directives[i]))
+            return 1;
+    }
+    return 0;
+}
+
+size_t
+config_get(const struct config *c, const char *const *patterns,
+           size_t npatterns, config_value_fn fn, void *arg)
+{
+    struct buf v;
+    char name[96];
+    size_t n = 0;
+    buf_init(&v);
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
+        const struct config_directive *d = &config_directives[i];
+        size_t k = 0;
+        conf_dotted(d, name, sizeof(name));
+        while (k < npatterns && !conf_glob(patterns[k], name))
+            k++;
+        if (npatterns > 0 && k == npatterns)
+            continue;
+        conf_show(c, d, &v, "");
+        fn(arg, name, v.data);
+        n++;
+    }
+    buf_deinit(&v);
+    return n;
+}
+
+/* One option as a YAML line, indented inside its section. */
+static void
+conf_dump_row(const struct config *c, const struct config_directive *d,
+              struct buf *out)
+{
+    const char *indent = d->section != NULL ? "  " : "";
+    size_t mark = out->len;
+    buf_printf(out, "%s%s: ", indent, d->name);
+    if (conf_format_value(c, d, out, CONF_FMT_QUOTE) != 0) {
+        out->len = mark;
+        buf_printf(out, "%s# %s: (not set)", indent, d->name);
+    }
+    buf_append(out, "\n", 1);
+}
+
+void
+config_dump(const struct config *c, struct buf *out)
+{
+    buf_append_str(out, "# slotproxy configuration in force: every option, "
+                        "defaults filled in;\n# passwords are shown as "
+                        "\"***\" (slotproxy --dump-config).\n");
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++)
+        if (config_directives[i].section == NULL)
+            conf_dump_row(c, &config_directives[i], out);
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
+        const char *sec = config_directives[i].section;
+        size_t j = 0;
+        if (sec == NULL)
+            continue;           /* top level: shown above */
+        while (j < i && (config_directives[j].section == NULL ||
+                         strcmp(config_directives[j].section, sec) != 0))
+            j++;
+        if (j < i)
+            continue;           /* a section already shown */
+        buf_printf(out, "%s:\n", sec);
+        for (j = i; j < CONF_NDIRECTIVES; j++)
+            if (config_directives[j].section != NULL &&
+                strcmp(config_directives[j].section, sec) == 0)
+                conf_dump_row(c, &config_directives[j], out);
+    }
+}
+
+uint32_t
+config_line(const struct config *c, const char *name)
+{
+    size_t idx;
+    if (c->lines == NULL || conf_find_dotted(name, &idx) == NULL)
+        return 0;
+    return c->lines[idx];
+}
+
+static struct sp_addr *
+conf_addrs_dup(const struct sp_addr *src, size_t n)
+{
+    struct sp_addr *a = sp_calloc(n ? n : 1, sizeof(*a));
+    for (size_t i = 0; i < n; i++) {
+        a[i] = src[i];
+        a[i].host = src[i].host ? sp_strdup(src[i].host) : NULL;
+        a[i].path = src[i].path ? sp_strdup(src[i].path) : NULL;
+    }
+    return a;
+}
+
+/* dst's value of row idx becomes a copy of src's. -1 for lists other
+ * than addresses (commands and users need no copy so far). */
+static int
+conf_copy_row(struct config *dst, const struct config *src, size_t idx)
+{
+    const struct config_directive *d = &config_directives[idx];
+    char *df = (char *)dst + d->offset;
+    const char *sf = (const char *)src + d->offset;
+
+    if (conf_is_numeric(d->type)) {
+        memcpy(df, sf, d->size);
+    } else if (d->type == CONF_T_PATH || d->type == CONF_T_SECRET) {
+        char *s;
+        memcpy(&s, sf, sizeof(s));
+        conf_wipe_free(*(char **)df);
+        *(char **)df = s != NULL ? sp_strdup(s) : NULL;
+    } else if (d->type == CONF_T_LISTEN || d->type == CONF_T_SEEDS) {
+        size_t *dn = (size_t *)((char *)dst + d->count_offset);
+        size_t sn = *(const size_t *)((const char *)src + d->count_offset);
+        struct sp_addr *sa;
+        memcpy(&sa, sf, sizeof(sa));
+        conf_addrs_free(*(struct sp_addr **)df, *dn);
+        *(struct sp_addr **)df = conf_addrs_dup(sa, sn);
+        *dn = sn;
+    } else {
+        return -1;
+    }
+    if (dst->lines != NULL)
+        dst->lines[idx] = src->lines != NULL ? src->lines[idx] : 0;
+    return 0;
+}
+
+int
+config_copy_option(struct config *dst, const struct config *src,
+                   const char *name)
+{
+    size_t idx;
+    if (conf_find_dotted(name, &idx) == NULL)
+        return -1;
+    return conf_copy_row(dst, src, idx);
+}
+
+void
+config_keep_restart(struct config *neu, const struct config *old)
+{
+    for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
+        if (config_directives[i].reload != CONFIG_RESTART)
+            continue;
+        int rc = conf_copy_row(neu, old, i);
+        SP_ASSERT(rc == 0);
+        (void)rc;
+    }
 }

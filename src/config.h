@@ -10,9 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct buf;
 struct command;
 
 enum addr_kind { ADDR_TCP = 0, ADDR_UNIX };
+
+/* How an option's new value takes effect on reload (SIGHUP). */
+enum config_reload {
+    CONFIG_LIVE = 0,            /* applied to running workers at once */
+    CONFIG_NEW_CONNS,           /* used by connections opened afterwards */
+    CONFIG_RESTART,             /* needs a restart; the old value stays */
+};
 
 /* A listen or seed address: "host:port", "[v6]:port" or "unix:/path". */
 struct sp_addr {
@@ -20,6 +28,8 @@ struct sp_addr {
     char *host;                 /* TCP: host without brackets (owned) */
     uint16_t port;              /* TCP: port */
     char *path;                 /* UNIX: socket path (owned) */
+    uint32_t line;              /* line in the config file, 0 = not
+                                 * from a file (a default) */
 };
 
 enum user_role { ROLE_READ_ONLY = 0, ROLE_READ_WRITE, ROLE_ADMIN };
@@ -38,6 +48,9 @@ struct sp_user {
 
 struct config {
     char *file;                 /* path the config came from (owned) */
+    uint32_t *lines;            /* per option of the table: line of its
+                                 * value in the file, 0 = default (owned;
+                                 * NULL when not parsed from text) */
 
     /* listen: list of addresses (default 127.0.0.1:6380) */
     struct sp_addr *listen;
@@ -149,6 +162,52 @@ int config_parse_string(const char *text, size_t len, const char *name,
 int config_load_file(const char *path, struct config **out, char *err,
                      size_t errlen);
 void config_free(struct config *c);
+
+/*
+ * Reported by config_diff for each option whose value differs: its
+ * dotted name ("cluster.request_timeout"), the old and new values as
+ * config_get shows them ("(none)" when unset; passwords as "***", so a
+ * changed secret is reported without its value) and how a reload
+ * applies it.
+ */
+typedef void (*config_diff_fn)(void *arg, const char *name,
+                               const char *old_value, const char *new_value,
+                               enum config_reload how);
+/* Walk the option table and call fn for every option whose value differs
+ * between old and neu (lists and strings compared in full). Returns the
+ * number of such options. Pure: no logging, no I/O. */
+size_t config_diff(const struct config *old, const struct config *neu,
+                   config_diff_fn fn, void *arg);
+/* 1 when an option whose dotted name matches pattern (a glob, as in
+ * config_get) differs between a and b. */
+int config_changed(const struct config *a, const struct config *b,
+                   const char *pattern);
+/* Give neu the value old has for every option that needs a restart, so
+ * that the configuration in force says what actually runs. */
+void config_keep_restart(struct config *neu, const struct config *old);
+/* Copy the value of the option named name (dotted) from src into dst:
+ * numbers, strings and address lists. 0, or -1 when there is no such
+ * option or its type cannot be copied. */
+int config_copy_option(struct config *dst, const struct config *src,
+                       const char *name);
+
+/* Called by config_get with an option's dotted name and value: numbers
+ * in the units the file uses (5s, 64mb), lists as YAML flow lists,
+ * passwords as "***", "" when unset. */
+typedef void (*config_value_fn)(void *arg, const char *name,
+                                const char *value);
+/* Every option, in table order, whose dotted name matches one of the
+ * glob patterns (*, ?, [...], \x; case-insensitive, as Redis's CONFIG
+ * GET); no patterns match all. Returns the number of matches. */
+size_t config_get(const struct config *c, const char *const *patterns,
+                  size_t npatterns, config_value_fn fn, void *arg);
+/* Append c as a YAML document that config_parse_string accepts: every
+ * option, defaults filled in, passwords as "***", unset strings as
+ * comments. */
+void config_dump(const struct config *c, struct buf *out);
+/* Line of an option's value (dotted name) in the file, 0 when it was not
+ * set there. */
+uint32_t config_line(const struct config *c, const char *name);
 
 /* Parse "host:port", "[v6]:port" or "unix:/path" (unix only when
  * allow_unix). 0 on success, -1 with a message in err. */

@@ -13,10 +13,16 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -26,6 +32,7 @@
 #include "listener.h"
 #include "log.h"
 #include "tls.h"
+#include "util.h"
 #include "worker.h"
 
 static void
@@ -33,13 +40,18 @@ usage(FILE *out)
 {
     fprintf(out,
             "Usage: slotproxy -c FILE [-t] [-d] [-p PIDFILE]\n"
+            "       slotproxy --dump-config -c FILE\n"
             "       slotproxy -v | -h\n"
             "\n"
             "A Redis Cluster proxy: plain RESP clients connect to one\n"
             "endpoint; commands are routed to the cluster's masters.\n"
             "\n"
             "  -c, --config FILE  YAML configuration (see slotproxy.yml(5))\n"
-            "  -t, --test         check the configuration and exit (0 = ok)\n"
+            "  -t, --test         check the configuration as start-up would\n"
+            "                     (TLS files, addresses can be bound) and\n"
+            "                     exit (0 = ok)\n"
+            "      --dump-config  print the configuration in force (every\n"
+            "                     option, defaults filled in) as YAML\n"
             "  -d, --daemonize    run in the background (default: foreground)\n"
             "  -p, --pidfile FILE write the process id to FILE\n"
             "  -v, -V, --version  print the version, commit, build options\n"
@@ -47,7 +59,8 @@ usage(FILE *out)
             "  -h, --help         this help\n"
             "\n"
             "SIGTERM or SIGINT: stop accepting, let requests in flight finish\n"
-            "(up to shutdown_grace), exit 0.\n");
+            "(up to shutdown_grace), exit 0. SIGHUP: reload the file; the\n"
+            "log says, per changed option, whether it was applied.\n");
 }
 
 /* Shared by the signal handlers and run(). */
@@ -61,9 +74,12 @@ struct proc {
                                      * read one; freed at exit */
     size_t nretired;
     struct tls_ctx *client_tls;     /* TLS listeners' context in force */
-    struct tls_ctx **retired_tls;   /* replaced ones (open sessions may
-                                     * still use them); freed at exit */
+    struct tls_ctx **retired_tls;   /* replaced contexts, client or
+                                     * backend (open sessions may still
+                                     * use them); freed at exit */
     size_t nretired_tls;
+    struct shared *shared;          /* the workers' shared state (run's) */
+    struct http *http;              /* metrics endpoint, or NULL */
 };
 
 static int
@@ -203,21 +219,130 @@ raise_nofile(const struct config *conf)
                    (unsigned long long)rl.rlim_cur, conf->max_clients);
 }
 
-/* Options that only a restart can change: say so rather than half-apply. */
+/* Keep a replaced TLS context until exit: sessions opened with it may
+ * still be running. */
 static void
-reload_warn_restart(const struct config *old, const struct config *neu)
+retire_tls(struct proc *pr, struct tls_ctx *t)
 {
-    if (old->workers != neu->workers || old->nmetrics != neu->nmetrics ||
-        old->backend_tls != neu->backend_tls ||
-        old->node_connections != neu->node_connections)
-        log_warn("reload: backend_tls, workers, metrics and "
-                 "connections_per_node keep their values until a restart");
+    if (t == NULL)
+        return;
+    pr->retired_tls = sp_realloc(pr->retired_tls, (pr->nretired_tls + 1) *
+                                                      sizeof(*pr->retired_tls));
+    pr->retired_tls[pr->nretired_tls++] = t;
 }
 
 /*
- * SIGHUP: read the file again; if it is valid, apply it to every worker
- * (timeouts, limits, auth, disabled commands, log level and file) without
- * dropping a client; if not, log why and keep the running config.
+ * Build the TLS contexts neu needs where its settings changed: the
+ * listeners' and the backends'. On success *ctls and *btls are the ones
+ * to run with (new, or the ones in force). -1 with err set when a file
+ * does not load; nothing built is kept.
+ */
+static int
+reload_tls(struct proc *pr, const struct config *neu, struct tls_ctx **ctls,
+           struct tls_ctx **btls, char *err, size_t errlen)
+{
+    char terr[400];
+    *ctls = pr->client_tls;
+    *btls = pr->shared->backend_tls;
+    if (neu->ntls_listen > 0 &&
+        (*ctls == NULL || tls_certs_changed(pr->conf, neu))) {
+        *ctls = tls_server_ctx(neu->tls_cert, neu->tls_key, neu->tls_ca,
+                               (int)neu->tls_require_client_cert, terr,
+                               sizeof(terr));
+        if (*ctls == NULL) {
+            snprintf(err, errlen, "tls: %s", terr);
+            return -1;
+        }
+    }
+    if (!config_changed(pr->conf, neu, "backend_tls.*"))
+        return 0;
+    *btls = NULL;
+    if (neu->backend_tls &&
+        (*btls = tls_client_ctx(neu->backend_tls_ca, neu->backend_tls_cert,
+                                neu->backend_tls_key,
+                                neu->backend_tls_server_name,
+                                (int)neu->backend_tls_verify, terr,
+                                sizeof(terr))) == NULL) {
+        if (*ctls != pr->client_tls)
+            tls_ctx_free(*ctls);
+        snprintf(err, errlen, "backend_tls: %s", terr);
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 when a and b share a TCP port: evhttp binds without SO_REUSEPORT, so
+ * the new endpoint could not bind while the old one holds it. */
+static int
+ports_overlap(const struct config *a, const struct config *b)
+{
+    for (size_t i = 0; i < a->nmetrics; i++)
+        for (size_t j = 0; j < b->nmetrics; j++)
+            if (a->metrics[i].port == b->metrics[j].port)
+                return 1;
+    return 0;
+}
+
+/*
+ * metrics.listen changed: serve the endpoint on the new addresses. The
+ * old endpoint stays until the new one is bound, unless they share a
+ * port; then it goes first, and comes back if the new addresses cannot be
+ * bound. On failure neu keeps the old addresses, so that the
+ * configuration in force says what is served (and the next reload tries
+ * again).
+ */
+static void
+reload_metrics(struct proc *pr, struct config *neu)
+{
+    if (!config_changed(pr->conf, neu, "metrics.listen"))
+        return;
+    if (ports_overlap(pr->conf, neu)) {
+        http_free(pr->http);
+        pr->http = NULL;
+    }
+    struct http *h = NULL;
+    if (neu->nmetrics > 0) {
+        h = http_new(pr->base, neu->metrics, neu->nmetrics, pr->workers,
+                     pr->nworkers);
+        if (h == NULL) {
+            log_error("reload: metrics.listen: cannot listen on the new "
+                      "addresses; the endpoint stays where it was");
+            config_copy_option(neu, pr->conf, "metrics.listen");
+            if (pr->http == NULL && neu->nmetrics > 0)
+                pr->http = http_new(pr->base, neu->metrics, neu->nmetrics,
+                                    pr->workers, pr->nworkers);
+            return;
+        }
+    }
+    http_free(pr->http);
+    pr->http = h;
+    if (h == NULL)
+        log_notice("reload: metrics endpoint closed");
+}
+
+/* config_diff's report: one line per changed option. */
+static void
+reload_log_change(void *arg, const char *name, const char *old_value,
+                  const char *new_value, enum config_reload how)
+{
+    (void)arg;
+    if (how == CONFIG_RESTART)
+        log_warn("reload: %s: %s -> %s (needs a restart; %s stays in "
+                 "force)", name, old_value, new_value, old_value);
+    else
+        log_notice("reload: %s: %s -> %s (%s)", name, old_value, new_value,
+                   how == CONFIG_LIVE ? "applied"
+                                      : "applies to new connections");
+}
+
+/*
+ * SIGHUP: read the file again. If it (and every TLS file it names) is
+ * valid: log each changed option with its old and new value and whether
+ * it is applied, applies to new connections or needs a restart; apply
+ * it (log settings and the metrics endpoint here, TLS contexts for new
+ * connections, the rest in every worker at its next loop turn) without
+ * dropping a client. If not, log why and keep the running configuration.
+ * Counted in shared->reloads_ok / reloads_invalid for /metrics.
  */
 static void
 on_reload_signal(evutil_socket_t sig, short what, void *arg)
@@ -225,35 +350,26 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
     struct proc *pr = arg;
     char err[512];
     struct config *neu = NULL;
+    struct tls_ctx *ctls, *btls;
 
-    if (config_load_file(pr->file, &neu, err, sizeof(err)) != 0) {
+    if (config_load_file(pr->file, &neu, err, sizeof(err)) != 0 ||
+        reload_tls(pr, neu, &ctls, &btls, err, sizeof(err)) != 0) {
         log_error("reload: %s; keeping the running configuration", err);
+        pr->shared->reloads_invalid++;
+        config_free(neu);
         return;
     }
-    struct tls_ctx *tls = pr->client_tls;
-    if (neu->ntls_listen > 0 &&
-        (tls == NULL || tls_certs_changed(pr->conf, neu))) {
-        /* New certificates: new listeners use them, sessions already
-         * open keep the old context (kept until exit). */
-        char terr[400];
-        tls = tls_server_ctx(neu->tls_cert, neu->tls_key, neu->tls_ca,
-                             (int)neu->tls_require_client_cert, terr,
-                             sizeof(terr));
-        if (tls == NULL) {
-            log_error("reload: tls: %s; keeping the running configuration",
-                      terr);
-            config_free(neu);
-            return;
-        }
-        if (pr->client_tls != NULL) {
-            pr->retired_tls = sp_realloc(pr->retired_tls,
-                                         (pr->nretired_tls + 1) *
-                                             sizeof(*pr->retired_tls));
-            pr->retired_tls[pr->nretired_tls++] = pr->client_tls;
-        }
-        pr->client_tls = tls;
+    reload_metrics(pr, neu);
+    size_t changed = config_diff(pr->conf, neu, reload_log_change, NULL);
+    config_keep_restart(neu, pr->conf);
+    if (ctls != pr->client_tls) {
+        retire_tls(pr, pr->client_tls);
+        pr->client_tls = ctls;
     }
-    reload_warn_restart(pr->conf, neu);
+    if (btls != pr->shared->backend_tls) {
+        retire_tls(pr, pr->shared->backend_tls);
+        __atomic_store_n(&pr->shared->backend_tls, btls, __ATOMIC_RELEASE);
+    }
     log_set_level(neu->log_level);
     log_set_format(neu->log_format);
     if (log_open(neu->log_file) != 0)
@@ -264,7 +380,10 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
     pr->conf = neu;
     for (int i = 0; i < pr->nworkers; i++)
         worker_reload(pr->workers[i], neu, pr->client_tls);
-    log_notice("reload: configuration from %s applied", pr->file);
+    pr->shared->reloads_ok++;
+    pr->shared->last_reload_success_unix = (int64_t)time(NULL);
+    log_notice("reload: configuration from %s applied (%zu option%s "
+               "changed)", pr->file, changed, changed == 1 ? "" : "s");
 }
 
 /* SIGUSR1: reopen the log file (after logrotate moved it). */
@@ -276,6 +395,216 @@ on_reopen_signal(evutil_socket_t sig, short what, void *arg)
         log_error("cannot reopen log file %s", pr->conf->log_file);
     else
         log_notice("log file reopened");
+}
+
+/* ---- -t: what start-up would check --------------------------------- */
+
+/* A -t finding as FILE:LINE: message (FILE: message when the option has
+ * no line): errors on stderr, notes on stdout. */
+static void
+check_say(const struct config *c, uint32_t line, int error, const char *fmt,
+          ...) __attribute__((format(printf, 4, 5)));
+
+static void
+check_say(const struct config *c, uint32_t line, int error, const char *fmt,
+          ...)
+{
+    FILE *out = error ? stderr : stdout;
+    va_list ap;
+    if (line > 0)
+        fprintf(out, "%s:%u: %s", c->file, line, error ? "" : "note: ");
+    else
+        fprintf(out, "%s: %s", c->file, error ? "" : "note: ");
+    va_start(ap, fmt);
+    vfprintf(out, fmt, ap);
+    va_end(ap);
+    fputc('\n', out);
+}
+
+/* The line of the option a TLS error is about: "cannot load key ..."
+ * names prefix.key, "cannot load CA" prefix.ca, others the certificate
+ * (else the section's first option in the file). */
+static uint32_t
+check_tls_line(const struct config *c, const char *prefix, const char *err,
+               const char *fallback)
+{
+    char name[64];
+    const char *opt = strstr(err, "cannot load key") ? "key"
+                      : strstr(err, "cannot load CA") ? "ca" : "cert";
+    snprintf(name, sizeof(name), "%s.%s", prefix, opt);
+    uint32_t line = config_line(c, name);
+    return line > 0 ? line : config_line(c, fallback);
+}
+
+/* Load the TLS files as start-up does: they exist, parse, and the key
+ * matches the certificate. Returns the number of errors. */
+static int
+check_tls(const struct config *c)
+{
+    char err[400];
+    int errors = 0;
+    struct tls_ctx *t;
+    if (c->ntls_listen > 0) {
+        t = tls_server_ctx(c->tls_cert, c->tls_key, c->tls_ca,
+                           (int)c->tls_require_client_cert, err, sizeof(err));
+        if (t == NULL) {
+            check_say(c, check_tls_line(c, "tls", err, "tls.listen"), 1,
+                      "tls: %s", err);
+            errors++;
+        }
+        tls_ctx_free(t);
+    }
+    if (c->backend_tls) {
+        t = tls_client_ctx(c->backend_tls_ca, c->backend_tls_cert,
+                           c->backend_tls_key, c->backend_tls_server_name,
+                           (int)c->backend_tls_verify, err, sizeof(err));
+        if (t == NULL) {
+            check_say(c, check_tls_line(c, "backend_tls", err,
+                                        "backend_tls.enabled"), 1,
+                      "backend_tls: %s", err);
+            errors++;
+        }
+        tls_ctx_free(t);
+    }
+    return errors;
+}
+
+/*
+ * Bind a TCP address as the listeners do (SO_REUSEADDR and SO_REUSEPORT,
+ * so a running slotproxy's listeners do not get in the way) and close it.
+ * 0 bound, 1 in use by a socket that does not share its port, -1 error
+ * with why set.
+ */
+static int
+check_bind_tcp(const struct sp_addr *a, char *why, size_t whylen)
+{
+    struct addrinfo hints, *res = NULL;
+    char port[8];
+    int one = 1, rc = 0;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(port, sizeof(port), "%u", a->port);
+    int gai = getaddrinfo(a->host, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(why, whylen, "cannot resolve: %s", gai_strerror(gai));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        if (res->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        rc = errno == EADDRINUSE ? 1 : -1;
+        snprintf(why, whylen, "cannot bind: %s", strerror(errno));
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* A unix socket path: a socket file there is in use or stale (start-up
+ * replaces it; not touched here); else its directory must be writable. */
+static int
+check_bind_unix(const struct sp_addr *a, char *why, size_t whylen)
+{
+    struct stat st;
+    if (stat(a->path, &st) == 0) {
+        if (S_ISSOCK(st.st_mode))
+            return 1;
+        snprintf(why, whylen, "exists and is not a socket");
+        return -1;
+    }
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(dir, sizeof(dir), "%s", a->path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof(dir), ".");
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(why, whylen, "cannot create a socket in %s: %s", dir,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Every address of one option can be bound. Returns the errors. */
+static int
+check_addrs(const struct config *c, const char *opt,
+            const struct sp_addr *addrs, size_t n)
+{
+    int errors = 0;
+    for (size_t i = 0; i < n; i++) {
+        char name[300], why[300];
+        config_addr_format(&addrs[i], name, sizeof(name));
+        uint32_t line = addrs[i].line ? addrs[i].line : config_line(c, opt);
+        int rc = addrs[i].kind == ADDR_UNIX
+                     ? check_bind_unix(&addrs[i], why, sizeof(why))
+                     : check_bind_tcp(&addrs[i], why, sizeof(why));
+        if (rc < 0) {
+            check_say(c, line, 1, "%s: %s: %s", opt, name, why);
+            errors++;
+        } else if (rc > 0) {
+            check_say(c, line, 0, "%s: %s is in use (binding not tried "
+                      "past that)", opt, name);
+        }
+    }
+    return errors;
+}
+
+/* log.file can be opened for appending (created if missing). */
+static int
+check_log_file(const struct config *c)
+{
+    if (c->log_file == NULL)
+        return 0;
+    int fd = open(c->log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                  0640);
+    if (fd < 0) {
+        check_say(c, config_line(c, "log.file"), 1, "log.file: cannot open "
+                  "%s: %s", c->log_file, strerror(errno));
+        return 1;
+    }
+    close(fd);
+    return 0;
+}
+
+/*
+ * slotproxy -t: beyond the file itself (already parsed and validated),
+ * what start-up would check: the TLS files load and keys match their
+ * certificates, the log file opens, and every listen, tls.listen and
+ * metrics.listen address can be bound. An address in use by something
+ * that does not share it (a running slotproxy's metrics endpoint, under
+ * systemctl reload) is a note, not an error. Returns the number of
+ * errors.
+ */
+static int
+check_config(const struct config *c)
+{
+    int errors = check_tls(c) + check_log_file(c);
+    errors += check_addrs(c, "listen", c->listen, c->nlisten);
+    errors += check_addrs(c, "tls.listen", c->tls_listen, c->ntls_listen);
+    errors += check_addrs(c, "metrics.listen", c->metrics, c->nmetrics);
+    return errors;
+}
+
+static int
+dump_config(const struct config *c)
+{
+    struct buf b;
+    buf_init(&b);
+    config_dump(c, &b);
+    int rc = fwrite(b.data, 1, b.len, stdout) == b.len ? 0 : 1;
+    buf_deinit(&b);
+    return fflush(stdout) == 0 ? rc : 1;
 }
 
 static void *
@@ -304,12 +633,14 @@ run(struct config **confp, const char *file)
 {
     struct config *conf = *confp;
     int n = conf->workers > 0 ? conf->workers : 1;
-    struct proc pr = {event_base_new(), sp_calloc((size_t)n, sizeof(void *)),
-                      0, file, conf, NULL, 0, NULL, NULL, 0};
+    struct shared shared;
+    struct proc pr = {.base = event_base_new(),
+                      .workers = sp_calloc((size_t)n, sizeof(void *)),
+                      .file = file, .conf = conf, .shared = &shared};
     pthread_t *tids = sp_calloc((size_t)n, sizeof(*tids));
     int rc = pr.base == NULL;
-    struct shared shared;
     shared_init(&shared);
+    shared.last_reload_success_unix = (int64_t)time(NULL);
     struct tls_ctx *client_tls = NULL;
     char terr[400];
     if (conf->ntls_listen > 0) {
@@ -365,12 +696,11 @@ run(struct config **confp, const char *file)
                sizeof(pr.workers[0]->proxy_id));
     struct event *sigint = NULL, *sigterm = NULL, *sighup = NULL;
     struct event *sigusr1 = NULL;
-    struct http *http = NULL;
     int started = 0;
     if (rc == 0 && conf->nmetrics > 0) {
-        http = http_new(pr.base, conf->metrics, conf->nmetrics, pr.workers,
-                        pr.nworkers);
-        rc = http == NULL;
+        pr.http = http_new(pr.base, conf->metrics, conf->nmetrics,
+                           pr.workers, pr.nworkers);
+        rc = pr.http == NULL;
     }
     if (rc == 0) {
         sigint = evsignal_new(pr.base, SIGINT, on_stop_signal, &pr);
@@ -402,7 +732,7 @@ run(struct config **confp, const char *file)
     }
     for (int i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
-    http_free(http);
+    http_free(pr.http);
     for (int i = 0; i < pr.nworkers; i++)
         worker_free(pr.workers[i]);
     if (sigint != NULL)
@@ -444,10 +774,11 @@ main(int argc, char **argv)
         {"pidfile", required_argument, NULL, 'p'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        {"dump-config", no_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     const char *file = NULL, *pidfile = NULL;
-    int test_only = 0, daemonize = 0, opt;
+    int test_only = 0, daemonize = 0, dump = 0, opt;
 
     while ((opt = getopt_long(argc, argv, "c:tdp:vVh", opts, NULL)) != -1) {
         switch (opt) {
@@ -462,6 +793,9 @@ main(int argc, char **argv)
             break;
         case 'p':
             pidfile = optarg;
+            break;
+        case 'D':
+            dump = 1;
             break;
         case 'v':
         case 'V':
@@ -485,10 +819,14 @@ main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (test_only) {
-        printf("%s: configuration is valid\n", file);
+    if (dump || test_only) {
+        int rc = dump ? dump_config(conf) : 0;
+        if (rc == 0 && test_only && check_config(conf) > 0)
+            rc = 1;
+        else if (rc == 0 && test_only)
+            printf("%s: configuration is valid\n", file);
         config_free(conf);
-        return 0;
+        return rc;
     }
     log_set_thread("main");
     log_set_level(conf->log_level);

@@ -42,6 +42,28 @@ slowlog_deinit(struct slowlog *sl)
     sl->ring = NULL;
 }
 
+void
+slowlog_resize(struct slowlog *sl, uint32_t cap)
+{
+    if (cap == sl->cap)
+        return;
+    struct slowlog_entry *ring = cap ? sp_calloc(cap, sizeof(*ring)) : NULL;
+    uint32_t keep = sl->len < cap ? sl->len : cap;
+    /* Oldest kept entry first, so the newest lands at keep - 1. Moving an
+     * entry moves its args buffer; what stays behind is freed below. */
+    for (uint32_t i = 0; i < keep; i++) {
+        uint32_t at = (sl->head + sl->cap - keep + i) % sl->cap;
+        ring[i] = sl->ring[at];
+        memset(&sl->ring[at].args, 0, sizeof(sl->ring[at].args));
+    }
+    slowlog_reset(sl);
+    sp_free(sl->ring);
+    sl->ring = ring;
+    sl->cap = cap;
+    sl->len = keep;
+    sl->head = cap ? keep % cap : 0;
+}
+
 /* Redis's slowlog argument rules: at most 32 (the last says how many
  * more), each cut at 128 bytes with "... (N more bytes)". */
 static void
@@ -86,9 +108,8 @@ encode_args(struct buf *out, const struct request *r)
 }
 
 void
-slowlog_add(struct slowlog *sl, const struct request *r,
-            uint64_t duration_us, const char *client, const char *name,
-            const char *node)
+slowlog_add(struct slowlog *sl, const struct request *r, uint64_t duration_us,
+            const char *client, const char *name, const char *node)
 {
     if (sl->cap == 0)
         return;

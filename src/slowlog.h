@@ -34,6 +34,9 @@ struct slowlog {
 
 void slowlog_init(struct slowlog *sl, uint32_t cap);
 void slowlog_deinit(struct slowlog *sl);
+/* Change the ring to cap entries (slowlog.max_len on reload), keeping the
+ * newest min(len, cap) entries and their ids; 0 turns the log off. */
+void slowlog_resize(struct slowlog *sl, uint32_t cap);
 /* Record r (its request bytes are decoded, as Redis does, to at most 32
  * arguments of at most 128 bytes). */
 void slowlog_add(struct slowlog *sl, const struct request *r,

@@ -415,10 +415,21 @@ topology_init(struct worker *w)
     w->topo = t;
     w->on_node_error = topo_node_error;
     topo_schedule(t, 0);
-    if (w->conf->read_from != READ_MASTER) {
+    topology_replica_poll(w, w->conf->read_from != READ_MASTER);
+}
+
+void
+topology_replica_poll(struct worker *w, int on)
+{
+    if (on && w->repl_ev == NULL) {
         struct timeval tv = {1, 0};
         w->repl_ev = event_new(w->base, -1, EV_PERSIST, repl_tick, w);
         event_add(w->repl_ev, &tv);
+    } else if (!on && w->repl_ev != NULL) {
+        event_free(w->repl_ev);
+        w->repl_ev = NULL;
+        if (w->replica_ok != NULL)
+            memset(w->replica_ok, 0, w->map->nnodes ? w->map->nnodes : 1);
     }
 }
 
@@ -429,10 +440,7 @@ topology_deinit(struct worker *w)
     if (t == NULL)
         return;
     event_free(t->timer);
-    if (w->repl_ev != NULL) {
-        event_free(w->repl_ev);
-        w->repl_ev = NULL;
-    }
+    topology_replica_poll(w, 0);
     sp_free(t);
     w->topo = NULL;
     w->on_node_error = NULL;

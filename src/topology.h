@@ -16,6 +16,10 @@ struct worker;
 
 void topology_init(struct worker *w);
 void topology_deinit(struct worker *w);
+/* Start (on) or stop the once-a-second replication poll that
+ * read_from: replica|prefer-replica needs; idempotent. Stopping forgets
+ * which replicas were fit for reads. */
+void topology_replica_poll(struct worker *w, int on);
 /* Ask for a refresh soon (debounced). */
 void topology_request_refresh(struct worker *w);
 /* A ticket for the next CLUSTER SLOTS attempt (the one sent after this

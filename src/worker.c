@@ -297,16 +297,36 @@ worker_reload_listeners(struct worker *w)
     w->nlisteners = k;
 }
 
+/*
+ * SIGHUP, in the worker's own thread, once w->conf is the new config:
+ * rebuild what was sized or started from the old one (slow log ring,
+ * replication poll, READONLY on replica connections, listeners).
+ */
+static void
+worker_reload_apply(struct worker *w, const struct config *old)
+{
+    const struct config *c = w->conf;
+    slowlog_resize(w->slowlog, c->slowlog_max_len);
+    if ((old->read_from == READ_MASTER) != (c->read_from == READ_MASTER)) {
+        topology_replica_poll(w, c->read_from != READ_MASTER);
+        for (uint32_t i = w->map->nmasters;
+             c->read_from != READ_MASTER && i < w->map->nnodes; i++)
+            server_set_readonly(w->map_srv[i]);
+    }
+    worker_reload_listeners(w);
+}
+
 static void
 worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     char how = 'x';
     if (read(fd, &how, 1) == 1 && how == 'r') {
+        const struct config *old = w->conf;
         pthread_mutex_lock(&w->pub_lock);
         w->conf = w->next_conf;
         pthread_mutex_unlock(&w->pub_lock);
-        worker_reload_listeners(w);
+        worker_reload_apply(w, old);
         client_recheck_auth(w);
         event_add(w->stop_ev, NULL);
         return;

@@ -36,10 +36,21 @@ TAILQ_HEAD(conn_list, backend_conn);
 struct shared {
     unsigned int nclients;          /* clients of all workers (atomic) */
     uint64_t next_client_id;        /* CLIENT ID source (atomic) */
-    struct tls_ctx *backend_tls;    /* TLS towards the nodes, or NULL */
+    struct tls_ctx *backend_tls;    /* TLS towards the nodes, or NULL;
+                                     * main swaps it on reload (atomic
+                                     * store), backends read it as they
+                                     * connect (atomic load) */
     pthread_mutex_t map_lock;       /* guards map and map_seq updates */
     struct slotmap *map;            /* latest published map (a ref) */
     uint64_t map_seq;               /* bumps per publish (atomic reads) */
+    /* Configuration reloads (SIGHUP), for /metrics: written by the main
+     * thread, which also serves the endpoint, so read there unlocked. */
+    uint64_t reloads_ok;            /* reloads applied */
+    uint64_t reloads_invalid;       /* reloads refused: the file (or a
+                                     * TLS file it names) is invalid */
+    int64_t last_reload_success_unix; /* when the configuration in force
+                                     * was loaded: start-up or the last
+                                     * applied reload (Unix seconds) */
 };
 
 void shared_init(struct shared *sh);

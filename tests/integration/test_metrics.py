@@ -193,7 +193,7 @@ def test_slowlog_and_proxy_command(env):
         assert sum(e[1] - e[0] + 1 for e in topo) == 16384
         assert all(e[2] is not None for e in topo)
         assert c.call("PROXY", "CONFIG", "GET", "cluster.request_timeout") \
-            == [b"cluster.request_timeout", b"5000"]
+            == [b"cluster.request_timeout", b"5s"]
         assert b"# Proxy" in c.call("PROXY", "INFO")
         assert c.call("DEL", *["sl:%d" % i for i in range(6)]) == 6
     with p.client() as c:

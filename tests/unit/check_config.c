@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "util.h"
 
 #define MINIMAL \
     "listen:\n" \
@@ -798,6 +799,320 @@ START_TEST(test_auth_secret_eq)
 }
 END_TEST
 
+/* ---- reload: config_diff ------------------------------------------- */
+
+/* Two configs and the one change config_diff must report between them
+ * (name NULL: none). Values as config_get shows them. */
+struct diff_case {
+    const char *a;
+    const char *b;
+    const char *name;
+    const char *old_value;
+    const char *new_value;
+    enum config_reload how;
+};
+
+#define SEEDS_A "cluster:\n  seeds: [127.0.0.1:7000]\n"
+
+static const struct diff_case diff_cases[] = {
+    /* Unchanged, however written. */
+    { SEEDS_A, SEEDS_A, NULL, NULL, NULL, 0 },
+    { SEEDS_A "  request_timeout: 5000\n", SEEDS_A "  request_timeout: 5s\n",
+      NULL, NULL, NULL, 0 },
+    { SEEDS_A "clients:\n  output_limit: 65536kb\n",
+      SEEDS_A "clients:\n  output_limit: 64mb\n", NULL, NULL, NULL, 0 },
+    { SEEDS_A "auth:\n  password: same\n", SEEDS_A "auth:\n  password: same\n",
+      NULL, NULL, NULL, 0 },
+    /* Each type, changed. */
+    { SEEDS_A, "listen: [127.0.0.1:6390]\n" SEEDS_A, "listen",
+      "[\"127.0.0.1:6380\"]", "[\"127.0.0.1:6390\"]", CONFIG_LIVE },
+    { "listen: [127.0.0.1:6380, unix:/tmp/a]\n" SEEDS_A,
+      "listen: [127.0.0.1:6380, unix:/tmp/b]\n" SEEDS_A, "listen",
+      "[\"127.0.0.1:6380\", \"unix:/tmp/a\"]",
+      "[\"127.0.0.1:6380\", \"unix:/tmp/b\"]", CONFIG_LIVE },
+    { SEEDS_A, "cluster:\n  seeds: [127.0.0.1:7000, 127.0.0.1:7001]\n",
+      "cluster.seeds", "[\"127.0.0.1:7000\"]",
+      "[\"127.0.0.1:7000\", \"127.0.0.1:7001\"]", CONFIG_LIVE },
+    { SEEDS_A, SEEDS_A "workers: 4\n", "workers", "1", "4", CONFIG_RESTART },
+    { SEEDS_A, SEEDS_A "log:\n  level: debug\n", "log.level", "notice",
+      "debug", CONFIG_LIVE },
+    { SEEDS_A, SEEDS_A "log:\n  format: json\n", "log.format", "text",
+      "json", CONFIG_LIVE },
+    { SEEDS_A, SEEDS_A "log:\n  file: /tmp/x.log\n", "log.file", "stderr",
+      "/tmp/x.log", CONFIG_LIVE },
+    { SEEDS_A, SEEDS_A "  redirect_limit: 7\n", "cluster.redirect_limit",
+      "5", "7", CONFIG_LIVE },
+    { SEEDS_A, SEEDS_A "  connections_per_node: 4\n",
+      "cluster.connections_per_node", "1", "4", CONFIG_RESTART },
+    { SEEDS_A, SEEDS_A "  connect_timeout: 250ms\n", "cluster.connect_timeout",
+      "1s", "250ms", CONFIG_NEW_CONNS },
+    { SEEDS_A, SEEDS_A "clients:\n  max_request_size: 1mb\n",
+      "clients.max_request_size", "512mb", "1mb", CONFIG_LIVE },
+    { SEEDS_A "disabled_commands: [KEYS]\n",
+      SEEDS_A "disabled_commands: [KEYS, FLUSHALL]\n", "disabled_commands",
+      "[\"keys\"]", "[\"keys\", \"flushall\"]", CONFIG_LIVE },
+    { SEEDS_A, SEEDS_A "  read_from: replica\n", "cluster.read_from",
+      "master", "replica", CONFIG_LIVE },
+    { SEEDS_A, SEEDS_A "backend_tls:\n  verify: false\n", "backend_tls.verify",
+      "true", "false", CONFIG_NEW_CONNS },
+    { SEEDS_A, SEEDS_A "metrics:\n  listen: [127.0.0.1:9121]\n",
+      "metrics.listen", "[]", "[\"127.0.0.1:9121\"]", CONFIG_LIVE },
+    { SEEDS_A, SEEDS_A "slowlog:\n  max_len: 3\n", "slowlog.max_len", "128",
+      "3", CONFIG_LIVE },
+    /* Strings: unset, and compared in full. */
+    { SEEDS_A, SEEDS_A "backend_tls:\n  ca: /etc/ca.pem\n", "backend_tls.ca",
+      "(none)", "/etc/ca.pem", CONFIG_NEW_CONNS },
+    { SEEDS_A "  username: app\n", SEEDS_A "  username: app2\n",
+      "cluster.username", "app", "app2", CONFIG_NEW_CONNS },
+    /* Secrets: reported as changed, never shown. */
+    { SEEDS_A "  password: old\n", SEEDS_A "  password: new\n",
+      "cluster.password", "***", "***", CONFIG_NEW_CONNS },
+    { SEEDS_A, SEEDS_A "auth:\n  password: pw\n", "auth.password", "(none)",
+      "***", CONFIG_LIVE },
+    { SEEDS_A "auth:\n  users: [{name: u, password: a}]\n",
+      SEEDS_A "auth:\n  users: [{name: u, password: b}]\n", "auth.users",
+      "[{name: \"u\", password: \"***\", role: read-write}]",
+      "[{name: \"u\", password: \"***\", role: read-write}]", CONFIG_LIVE },
+    { SEEDS_A "auth:\n  users: [{name: u, password: a, backend_user: x, "
+      "backend_password: y}]\n",
+      SEEDS_A "auth:\n  users: [{name: u, password: a, backend_user: x, "
+      "backend_password: z}]\n", "auth.users",
+      "[{name: \"u\", password: \"***\", role: read-write, backend_user: "
+      "\"x\", backend_password: \"***\"}]",
+      "[{name: \"u\", password: \"***\", role: read-write, backend_user: "
+      "\"x\", backend_password: \"***\"}]", CONFIG_LIVE },
+    { SEEDS_A, SEEDS_A "auth:\n  max_failures: 3\n", "auth.max_failures",
+      "10", "3", CONFIG_LIVE },
+    { SEEDS_A "auth:\n  users: [{name: u, password: a}]\n",
+      SEEDS_A "auth:\n  users: [{name: u, password: a, role: admin}]\n",
+      "auth.users", "[{name: \"u\", password: \"***\", role: read-write}]",
+      "[{name: \"u\", password: \"***\", role: admin}]", CONFIG_LIVE },
+};
+
+/* What config_diff reported. */
+struct diff_seen {
+    int n;
+    char name[64];
+    char old_value[256];
+    char new_value[256];
+    enum config_reload how;
+};
+
+static void
+diff_record(void *arg, const char *name, const char *old_value,
+            const char *new_value, enum config_reload how)
+{
+    struct diff_seen *s = arg;
+    s->n++;
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    snprintf(s->old_value, sizeof(s->old_value), "%s", old_value);
+    snprintf(s->new_value, sizeof(s->new_value), "%s", new_value);
+    s->how = how;
+}
+
+START_TEST(test_diff)
+{
+    const struct diff_case *tc = &diff_cases[_i];
+    struct config *a = parse_ok(tc->a), *b = parse_ok(tc->b);
+    struct diff_seen seen = { 0 };
+    size_t n = config_diff(a, b, diff_record, &seen);
+    if (tc->name == NULL) {
+        ck_assert_msg(n == 0 && seen.n == 0, "case %d: unexpected change "
+                      "%s: %s -> %s", _i, seen.name, seen.old_value,
+                      seen.new_value);
+    } else {
+        ck_assert_uint_eq(n, 1);
+        ck_assert_int_eq(seen.n, 1);
+        ck_assert_str_eq(seen.name, tc->name);
+        ck_assert_str_eq(seen.old_value, tc->old_value);
+        ck_assert_str_eq(seen.new_value, tc->new_value);
+        ck_assert_int_eq(seen.how, tc->how);
+        /* Secrets never appear in a report. */
+        ck_assert_ptr_null(strstr(seen.new_value, "new"));
+        ck_assert_int_eq(config_changed(a, b, tc->name), 1);
+        ck_assert_int_eq(config_changed(a, b, "nosuch.*"), 0);
+    }
+    config_free(a);
+    config_free(b);
+}
+END_TEST
+
+/* Options that need a restart keep what runs; the others take the file. */
+START_TEST(test_keep_restart)
+{
+    struct config *a = parse_ok(SEEDS_A);
+    struct config *b = parse_ok("workers: 3\ncluster:\n  seeds: [127.0.0.1:7000]\n"
+                 "  connections_per_node: 2\n  request_timeout: 2s\n");
+    config_keep_restart(b, a);
+    ck_assert_int_eq(b->workers, 1);
+    ck_assert_uint_eq(b->node_connections, 1);
+    ck_assert_uint_eq(b->request_timeout_ms, 2000);
+    ck_assert_int_eq(config_copy_option(b, a, "cluster.request_timeout"), 0);
+    ck_assert_uint_eq(b->request_timeout_ms, 5000);
+    ck_assert_int_eq(config_copy_option(b, a, "no.such"), -1);
+    config_free(a);
+    config_free(b);
+}
+END_TEST
+
+/* ---- dump and get -------------------------------------------------- */
+
+#define RICH \
+    "listen: [127.0.0.1:6380, \"[::1]:6381\", unix:/tmp/sp.sock]\n" \
+    "workers: 2\n" \
+    "disabled_commands: [KEYS, FLUSHALL]\n" \
+    "log:\n  level: info\n  file: \"/tmp/a b\\\"c.log\"\n" \
+    "cluster:\n  seeds: [10.0.0.1:7000, \"[fe80::1%eth0]:7001\"]\n" \
+    "  request_timeout: 1500\n  max_replica_lag: 3kb\n" \
+    "  read_from: prefer-replica\n  username: u\n  password: secret1\n" \
+    "metrics:\n  listen: [127.0.0.1:9121]\n" \
+    "backend_tls:\n  enabled: true\n  server_name: redis.example\n" \
+    "auth:\n  users:\n    - {name: a, password: secret2, role: admin}\n" \
+    "    - {name: b, password: secret3, role: read-only,\n" \
+    "       backend_user: ro, backend_password: secret4}\n" \
+    "  max_failures: 4\n"
+
+static char *
+dump_of(const struct config *c)
+{
+    struct buf b;
+    buf_init(&b);
+    config_dump(c, &b);
+    buf_append(&b, "", 1);
+    char *s = strdup(b.data);
+    buf_deinit(&b);
+    return s;
+}
+
+/* dump, parse the dump, dump again: the same text; and the only options
+ * that differ from the original are the passwords (shown as ***). */
+START_TEST(test_dump_round_trip)
+{
+    const char *inputs[] = { RICH, MINIMAL };
+    for (size_t k = 0; k < sizeof(inputs) / sizeof(inputs[0]); k++) {
+        struct config *a = parse_ok(inputs[k]);
+        char *d1 = dump_of(a);
+        struct config *b = parse_ok(d1);
+        char *d2 = dump_of(b);
+        ck_assert_str_eq(d1, d2);
+        ck_assert_ptr_null(strstr(d1, "secret"));
+        ck_assert(k > 0 || strstr(d1, "backend_user: \"ro\"") != NULL);
+        struct diff_seen seen = { 0 };
+        size_t n = config_diff(a, b, diff_record, &seen);
+        ck_assert_uint_eq(n, k == 0 ? 2 : 0);  /* auth.users, then */
+        if (k == 0)                             /* cluster.password */
+            ck_assert_str_eq(seen.name, "cluster.password");
+        free(d1);
+        free(d2);
+        config_free(a);
+        config_free(b);
+    }
+}
+END_TEST
+
+/* Every option of the table is in the dump, once. */
+START_TEST(test_dump_every_option)
+{
+    struct config *c = parse_ok(MINIMAL);
+    char *d = dump_of(c);
+    ck_assert_ptr_nonnull(strstr(d, "\nworkers: 1\n"));
+    ck_assert_ptr_nonnull(strstr(d, "\n  request_timeout: 5s\n"));
+    ck_assert_ptr_nonnull(strstr(d, "\n  output_limit: 64mb\n"));
+    ck_assert_ptr_nonnull(strstr(d, "\n  # cert: (not set)\n"));
+    ck_assert_ptr_nonnull(strstr(d, "\n  listen: []\n"));
+    ck_assert_ptr_nonnull(strstr(d, "\n  file: \"stderr\"\n"));
+    free(d);
+    config_free(c);
+}
+END_TEST
+
+struct get_seen {
+    int n;
+    char names[64][64];
+    char values[64][256];
+};
+
+static void
+get_record(void *arg, const char *name, const char *value)
+{
+    struct get_seen *s = arg;
+    ck_assert_int_lt(s->n, 64);
+    snprintf(s->names[s->n], sizeof(s->names[0]), "%s", name);
+    snprintf(s->values[s->n], sizeof(s->values[0]), "%s", value);
+    s->n++;
+}
+
+/* A pattern, how many options it matches, and the first one's value. */
+struct get_case {
+    const char *pattern;
+    int count;
+    const char *first;
+    const char *value;
+};
+
+static const struct get_case get_cases[] = {
+    { "cluster.request_timeout", 1, "cluster.request_timeout", "1500ms" },
+    { "CLUSTER.REQUEST_TIMEOUT", 1, "cluster.request_timeout", "1500ms" },
+    { "cluster.password", 1, "cluster.password", "***" },
+    { "cluster.username", 1, "cluster.username", "u" },
+    { "tls.cert", 1, "tls.cert", "" },
+    { "workers", 1, "workers", "2" },
+    { "log.file", 1, "log.file", "/tmp/a b\"c.log" },
+    { "metrics.*", 1, "metrics.listen", "[\"127.0.0.1:9121\"]" },
+    { "cluster.*", 10, "cluster.seeds",
+      "[\"10.0.0.1:7000\", \"[fe80::1%eth0]:7001\"]" },
+    { "*timeout", 4, "cluster.connect_timeout", "1s" },
+    { "cluster.?eeds", 1, "cluster.seeds", NULL },
+    { "[lw]*", 5, "listen", NULL },
+    { "[^a-z]*", 0, NULL, NULL },
+    { "cluster.max_replica_la[f-h]", 1, "cluster.max_replica_lag", "3kb" },
+    { "auth.users", 1, "auth.users",
+      "[{name: \"a\", password: \"***\", role: admin}, "
+      "{name: \"b\", password: \"***\", role: read-only, "
+      "backend_user: \"ro\", backend_password: \"***\"}]" },
+    { "auth.max_failures", 1, "auth.max_failures", "4" },
+    { "nosuch", 0, NULL, NULL },
+    { "***************************************************x", 0, NULL,
+      NULL },
+    { "cluster\\.seeds", 1, "cluster.seeds", NULL },
+};
+
+START_TEST(test_get)
+{
+    const struct get_case *tc = &get_cases[_i];
+    struct config *c = parse_ok(RICH);
+    struct get_seen seen = { 0 };
+    const char *pats[] = { tc->pattern };
+    size_t n = config_get(c, pats, 1, get_record, &seen);
+    ck_assert_int_eq((int)n, tc->count);
+    ck_assert_int_eq(seen.n, tc->count);
+    if (tc->first != NULL)
+        ck_assert_str_eq(seen.names[0], tc->first);
+    if (tc->value != NULL)
+        ck_assert_str_eq(seen.values[0], tc->value);
+    config_free(c);
+}
+END_TEST
+
+START_TEST(test_get_all_and_lines)
+{
+    struct config *c = parse_ok(RICH);
+    struct get_seen seen = { 0 };
+    size_t n = config_get(c, NULL, 0, get_record, &seen);
+    ck_assert_uint_gt(n, 40);
+    ck_assert_str_eq(seen.names[0], "listen");
+    /* Two patterns: the union, in table order, each option once. */
+    const char *pats[] = { "workers", "w*" };
+    struct get_seen two = { 0 };
+    ck_assert_uint_eq(config_get(c, pats, 2, get_record, &two), 1);
+    ck_assert_uint_eq(config_line(c, "workers"), 2);
+    ck_assert_uint_eq(config_line(c, "cluster.request_timeout"), 9);
+    ck_assert_uint_eq(config_line(c, "clients.max_clients"), 0);
+    ck_assert_uint_eq(c->listen[2].line, 1);
+    config_free(c);
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -838,6 +1153,20 @@ config_suite(void)
                         sizeof(recheck_cases) / sizeof(recheck_cases[0]));
     tcase_add_test(tc, test_auth_secret_eq);
     tcase_add_test(tc, test_backend_user);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reload");
+    tcase_add_loop_test(tc, test_diff, 0,
+                        sizeof(diff_cases) / sizeof(diff_cases[0]));
+    tcase_add_test(tc, test_keep_restart);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("view");
+    tcase_add_test(tc, test_dump_round_trip);
+    tcase_add_test(tc, test_dump_every_option);
+    tcase_add_loop_test(tc, test_get, 0,
+                        sizeof(get_cases) / sizeof(get_cases[0]));
+    tcase_add_test(tc, test_get_all_and_lines);
     suite_add_tcase(s, tc);
     return s;
 }
