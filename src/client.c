@@ -153,9 +153,14 @@ client_accept(struct worker *w, int fd, const char *addr,
     log_info("client %llu %s: connected", (unsigned long long)c->id, addr);
 }
 
+/* The end of a closed client (end of the loop turn): its feature state
+ * lives until here, so code still on the stack when the client closed
+ * (a completion callback's caller) never touches freed memory. */
 static void
 client_free(struct client *c)
 {
+    txn_free(c);
+    pubsub_free(c);
     resp_req_deinit(&c->parser);
     buf_deinit(&c->rbuf);
     sp_free(c->name);
@@ -189,10 +194,9 @@ client_close(struct client *c, const char *reason)
     }
     c->npipeline = 0;
     c->auth_held = NULL; /* freed with the pipeline */
-    /* Closing pinned connections ends their blocks and WATCHes. */
+    /* Closing pinned connections ends their blocks, WATCHes and
+     * subscriptions; the feature state is freed with the client. */
     pin_release_all(w, &c->pins);
-    txn_free(c);
-    pubsub_free(c);
     TAILQ_REMOVE(&w->clients, c, next);
     w->nclients--;
     __atomic_sub_fetch(&w->shared->nclients, 1, __ATOMIC_RELAXED);
@@ -398,7 +402,7 @@ client_pin_target(struct request *r, const char *host, uint16_t port)
     struct client *c = r->client;
     if (c == NULL)
         return NULL;
-    return pin_get(r->w, &c->pins, host, port);
+    return pin_get(r->w, &c->pins, host, port, PIN_BLOCK);
 }
 
 /* The timeout argument of a blocking command, in ms: 0 = forever, -1 =
@@ -520,6 +524,19 @@ client_logout(struct client *c)
     c->role = ROLE_READ_ONLY;
     c->auth_fp = 0;
     c->pins.cred = 0;
+}
+
+void
+client_reset(struct client *c)
+{
+    sp_free(c->name);
+    c->name = NULL;
+    if (auth_configured(c->w->conf))
+        client_logout(c);
+    txn_reset(c);
+    pin_release_user(c->w, &c->pins, PIN_BLOCK);
+    /* Last: it may complete a request, which may close the client. */
+    pubsub_reset(c);
 }
 
 void

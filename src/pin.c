@@ -36,11 +36,13 @@ list_remove(struct server **arr, uint32_t *n, struct server *s)
 }
 
 struct server *
-pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port)
+pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port,
+        enum pin_user user)
 {
     for (uint32_t i = 0; i < ps->n; i++) {
-        struct server *s = ps->srv[i];
-        if (s->port == port && s->cred == ps->cred &&
+        struct server *s = ps->v[i].srv;
+        if (ps->v[i].user == user && s->port == port &&
+            s->cred == ps->cred &&
             strcmp(s->host, host) == 0)
             return s;
     }
@@ -57,37 +59,65 @@ pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port)
     }
     struct server *s = server_new_private(w, host, port);
     s->cred = ps->cred;
-    uint32_t cap = ps->n;
-    ps->srv = sp_realloc(ps->srv, (cap + 1) * sizeof(*ps->srv));
-    ps->srv[ps->n++] = s;
+    ps->v = sp_realloc(ps->v, (ps->n + 1) * sizeof(*ps->v));
+    ps->v[ps->n].srv = s;
+    ps->v[ps->n++].user = (uint8_t)user;
     list_add(&w->pins, &w->npins, &w->pins_cap, s);
     return s;
+}
+
+/* What a released connection still receives unsolicited goes nowhere. */
+static void
+pin_drop_push(struct server *s, const char *data, size_t len, char type)
+{
+    (void)s;
+    (void)data;
+    (void)len;
+    (void)type;
+}
+
+/* Move s to the worker's dead list, cut from its user's hooks. */
+static void
+pin_retire(struct worker *w, struct server *s)
+{
+    s->on_push = pin_drop_push;
+    s->on_push_lost = NULL;
+    s->push_ctx = NULL;
+    list_remove(w->pins, &w->npins, s);
+    list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap, s);
+    worker_schedule_flush(w);
 }
 
 void
 pin_release_all(struct worker *w, struct pinset *ps)
 {
-    for (uint32_t i = 0; i < ps->n; i++) {
-        list_remove(w->pins, &w->npins, ps->srv[i]);
-        list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap,
-                 ps->srv[i]);
-    }
-    sp_free(ps->srv);
-    ps->srv = NULL;
+    for (uint32_t i = 0; i < ps->n; i++)
+        pin_retire(w, ps->v[i].srv);
+    sp_free(ps->v);
+    ps->v = NULL;
     ps->n = 0;
-    if (w->ndead_pins > 0)
-        worker_schedule_flush(w);
+}
+
+void
+pin_release_user(struct worker *w, struct pinset *ps, enum pin_user user)
+{
+    for (uint32_t i = 0; i < ps->n;) {
+        if (ps->v[i].user == user) {
+            pin_retire(w, ps->v[i].srv);
+            ps->v[i] = ps->v[--ps->n];
+        } else {
+            i++;
+        }
+    }
 }
 
 void
 pin_release(struct worker *w, struct pinset *ps, struct server *s)
 {
     for (uint32_t i = 0; i < ps->n; i++) {
-        if (ps->srv[i] == s) {
-            ps->srv[i] = ps->srv[--ps->n];
-            list_remove(w->pins, &w->npins, s);
-            list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap, s);
-            worker_schedule_flush(w);
+        if (ps->v[i].srv == s) {
+            ps->v[i] = ps->v[--ps->n];
+            pin_retire(w, s);
             return;
         }
     }
