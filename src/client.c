@@ -702,7 +702,13 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
         return;
     if (w->conf->ndisabled > 0 && client_disabled(c, r, top))
         return;
-    /* Cheap tests first: most commands are neither. */
+    /* Inside MULTI the transaction queues (or refuses) everything but
+     * QUIT and RESET, subscribe commands too: they must not run before
+     * EXEC. Cheap tests first: most commands are neither. */
+    if (c->tx != NULL && txn_in_multi(c) && txn_intercepts(c, cmd)) {
+        txn_dispatch(c, r, cmd, p, base);
+        return;
+    }
     if ((c->ps != NULL || (cmd->flags & CMD_F_PUBSUB)) &&
         pubsub_intercepts(c, cmd)) {
         pubsub_dispatch(c, r, cmd, p, base);

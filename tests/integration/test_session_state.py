@@ -105,9 +105,10 @@ def test_lost_push_connection_leaves_watch(env):
     p = env.proxy
     cl = env.cluster
     hit = 0
-    for attempt in range(12):
+    for attempt in range(24):
         with p.client() as c:
-            m0 = cl.masters()[attempt % 3]
+            # SUBSCRIBE takes masters round robin: walk them out of step.
+            m0 = cl.masters()[(attempt + attempt // 3) % 3]
             k = harness.keys_in_slots("lw%d" % attempt, cl.slots_of(m0),
                                       1)[0]
             before = len(sub_conns(m0))
@@ -219,10 +220,14 @@ def test_subscribe_again_after_unsubscribe(env):
     cases = [("SUBSCRIBE", "UNSUBSCRIBE", "PUBLISH", "message", "ra:ch"),
              ("PSUBSCRIBE", "PUNSUBSCRIBE", "PUBLISH", "pmessage", "ra:p*"),
              ("SSUBSCRIBE", "SUNSUBSCRIBE", "SPUBLISH", "smessage", "ra:sh")]
-    for sub, unsub, pubcmd, kind, ch in cases:
+    for sub, unsub, pubcmd, kind, base in cases:
         lower = sub.lower().encode()
         with p.client() as c, p.client() as pub:
             for rnd in range(3):
+                # A name per round: a message of the last round may still
+                # travel the cluster bus to the node of this round's
+                # connection.
+                ch = base.replace(":", ":%d" % rnd, 1)
                 c.send((sub, ch))
                 assert c.read() == [lower, ch.encode(), 1], (sub, rnd)
                 target = ch.replace("*", "x")
@@ -375,3 +380,23 @@ def test_close_inside_completion_node_down(env):
             closes, 3 * len(tails)))
     finally:
         cl.stop()
+
+
+# ------------------------------------- subscribe commands inside MULTI
+
+@test
+def test_subscribe_inside_multi_is_queued_error(env):
+    """Inside MULTI a subscribe command ran at once (pub/sub was asked
+    before the transaction) and left the client subscribed inside a
+    transaction; the proxy refuses it at queuing time instead."""
+    with env.client() as c, env.client() as pub:
+        for cmd in (("SUBSCRIBE", "sm:ch"), ("PSUBSCRIBE", "sm:*"),
+                    ("SSUBSCRIBE", "sm:ch"), ("UNSUBSCRIBE",),
+                    ("SUNSUBSCRIBE", "sm:ch")):
+            assert c.call("MULTI") == b"OK"
+            r = c.call(*cmd)
+            assert isinstance(r, Error) and "MULTI" in r.msg, (cmd, r)
+            assert c.call("EXEC").startswith("EXECABORT"), cmd
+            pub.call("PUBLISH", "sm:ch", "x")
+            assert c.call("SET", "{sm}k", "v") == b"OK", cmd
+        assert c.call("DEL", "{sm}k") == 1
