@@ -123,7 +123,6 @@ def test_lost_push_connection_leaves_watch(env):
                          if "=" in kv)
                 m0.call("CLIENT", "KILL", "ID", f["id"])
             # The proxy subscribes again elsewhere, silently.
-            time.sleep(0.3)
             with p.client() as pub:
                 def got():
                     pub.call("PUBLISH", "lw:ch", "x")
@@ -400,3 +399,51 @@ def test_subscribe_inside_multi_is_queued_error(env):
             pub.call("PUBLISH", "sm:ch", "x")
             assert c.call("SET", "{sm}k", "v") == b"OK", cmd
         assert c.call("DEL", "{sm}k") == 1
+
+
+# --------------------------------------------- a WATCH whose link drops
+
+def kill_where(node, pred):
+    """CLIENT KILL on node every connection whose CLIENT LIST fields
+    satisfy pred; returns how many."""
+    n = 0
+    for line in node.call("CLIENT", "LIST").decode().splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        if pred(f):
+            node.call("CLIENT", "KILL", "ID", f["id"])
+            n += 1
+    return n
+
+
+@test
+def test_watch_connection_lost_aborts_exec(env):
+    """The WATCH lives on a pinned connection; when it drops, the server
+    forgets the WATCH, and a later EXEC on a new connection ran the
+    transaction unwatched. It now aborts (null reply) like a WATCH that
+    saw a change; the next WATCH works again."""
+    cl = env.cluster
+    k = "{wl}k"
+    node = cl.node_for_key(k)
+    with env.client() as c:
+        c.call("SET", k, "0")
+        assert c.call("WATCH", k) == b"OK"
+        assert kill_where(node, lambda f: f.get("cmd") == "watch") >= 1
+        r = [c.call("MULTI"), c.call("SET", k, "1"), c.call("EXEC")]
+        # Null once the proxy saw the connection go; an error when EXEC
+        # itself found it gone. Never run.
+        assert r[:2] == [b"OK", b"QUEUED"] and (
+            r[2] is None or isinstance(r[2], Error)), r
+        assert c.call("GET", k) == b"0"
+        # Lost, then UNWATCH: nothing watched, the transaction runs.
+        assert c.call("WATCH", k) == b"OK"
+        assert kill_where(node, lambda f: f.get("cmd") == "watch") >= 1
+        r = c.call("UNWATCH")
+        assert r == b"OK" or isinstance(r, Error), r
+        r = [c.call("MULTI"), c.call("SET", k, "2"), c.call("EXEC")]
+        assert r == [b"OK", b"QUEUED", [b"OK"]], r
+        # A fresh WATCH after the loss works as usual.
+        assert c.call("WATCH", k) == b"OK"
+        r = [c.call("MULTI"), c.call("SET", k, "3"), c.call("EXEC")]
+        assert r == [b"OK", b"QUEUED", [b"OK"]], r
+        assert c.call("GET", k) == b"3"
+        c.call("DEL", k)
