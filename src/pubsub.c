@@ -195,11 +195,13 @@ elem_is(const struct resp_value *e, const char *s)
     return e->type == '$' && e->str != NULL && sp_strcaseeq(e->str, e->len, s);
 }
 
-/* 1 when the client is (or is about to be) in subscribed mode. */
+/* 1 when the client is (or is about to be, or is being re-subscribed)
+ * in subscribed mode. */
 static int
 pubsub_subscribed(const struct pubsub *ps)
 {
-    if (ps->count > 0 || (ps->conn != NULL && ps->subscribing))
+    if (ps->count > 0 || (ps->conn != NULL && ps->subscribing) ||
+        ps->resub_main || ps->resub_shard.n > 0)
         return 1;
     for (uint32_t i = 0; i < ps->nshards; i++)
         if (ps->shards[i].count > 0 || ps->shards[i].subscribing)
@@ -805,6 +807,7 @@ resub_main(struct client *c, struct pubsub *ps)
     if (s == NULL)
         return -1;
     ps->conn = s;
+    ps->subscribing = 1;
     ps->suppress = ps->channels.n + ps->patterns.n;
     if (ps->channels.n > 0)
         send_internal(c->w, s, "SUBSCRIBE", &ps->channels);
@@ -836,6 +839,7 @@ resub_shards(struct client *c, struct pubsub *ps)
         }
         struct chanlist one = {ch, 1};
         sh->suppress++;
+        sh->subscribing = 1;
         send_internal(c->w, s, "SSUBSCRIBE", &one);
         chan_del(&ps->resub_shard, ch->data, ch->len);
     }
