@@ -735,7 +735,10 @@ admin_exec(struct client *c, struct request *r, const struct command *cmd,
         }
     }
     if (strncmp(name, "reset", nlen) == 0 && nlen == 5) {
-        reply_simple(&a, "RESET");
+        /* Every mode routes RESET here (txn and pubsub let it through). */
+        client_reset(c);
+        if (!c->closed)
+            reply_simple(&a, "RESET");
         return;
     }
     command_err_refused(&r->rep, cmd);

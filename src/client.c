@@ -153,9 +153,14 @@ client_accept(struct worker *w, int fd, const char *addr,
     log_info("client %llu %s: connected", (unsigned long long)c->id, addr);
 }
 
+/* The end of a closed client (end of the loop turn): its feature state
+ * lives until here, so code still on the stack when the client closed
+ * (a completion callback's caller) never touches freed memory. */
 static void
 client_free(struct client *c)
 {
+    txn_free(c);
+    pubsub_free(c);
     resp_req_deinit(&c->parser);
     buf_deinit(&c->rbuf);
     sp_free(c->name);
@@ -189,10 +194,9 @@ client_close(struct client *c, const char *reason)
     }
     c->npipeline = 0;
     c->auth_held = NULL; /* freed with the pipeline */
-    /* Closing pinned connections ends their blocks and WATCHes. */
+    /* Closing pinned connections ends their blocks, WATCHes and
+     * subscriptions; the feature state is freed with the client. */
     pin_release_all(w, &c->pins);
-    txn_free(c);
-    pubsub_free(c);
     TAILQ_REMOVE(&w->clients, c, next);
     w->nclients--;
     __atomic_sub_fetch(&w->shared->nclients, 1, __ATOMIC_RELAXED);
@@ -495,6 +499,19 @@ client_logout(struct client *c)
 }
 
 void
+client_reset(struct client *c)
+{
+    sp_free(c->name);
+    c->name = NULL;
+    if (auth_configured(c->w->conf))
+        client_logout(c);
+    txn_reset(c);
+    pin_blocking_done(c->w, &c->pins);
+    /* Last: it may complete a request, which may close the client. */
+    pubsub_reset(c);
+}
+
+void
 client_auth_failed(struct client *c, struct request *r)
 {
     struct worker *w = c->w;
@@ -657,7 +674,13 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
         return;
     if (w->conf->ndisabled > 0 && client_disabled(c, r, top))
         return;
-    /* Cheap tests first: most commands are neither. */
+    /* Inside MULTI the transaction queues (or refuses) everything but
+     * QUIT and RESET, subscribe commands too: they must not run before
+     * EXEC. Cheap tests first: most commands are neither. */
+    if (c->tx != NULL && txn_in_multi(c) && txn_intercepts(c, cmd)) {
+        txn_dispatch(c, r, cmd, p, base);
+        return;
+    }
     if ((c->ps != NULL || (cmd->flags & CMD_F_PUBSUB)) &&
         pubsub_intercepts(c, cmd)) {
         pubsub_dispatch(c, r, cmd, p, base);

@@ -107,6 +107,15 @@ void client_accept(struct worker *w, int fd, const char *addr,
                    struct tls_ctx *tls);
 /* Write replies of dirty clients; free clients closed this turn. */
 void client_flush_dirty(struct worker *w);
+/*
+ * RESET: every feature's session state back to a new connection's (as
+ * Redis: MULTI discarded, WATCH ended, subscriptions dropped, name
+ * cleared, de-authenticated when auth is configured; the proxy speaks
+ * only RESP2, SELECT 0 and CLIENT REPLY ON already). The one place that
+ * knows every feature: a new one adds its reset here. May complete a
+ * request: check c->closed afterwards.
+ */
+void client_reset(struct client *c);
 /* Close now (deferred free); reason is logged. */
 void client_close(struct client *c, const char *reason);
 /* Close clients idle past idle_timeout. */

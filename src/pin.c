@@ -44,7 +44,8 @@ list_remove(struct server **arr, uint32_t *n, struct server *s)
     }
 }
 
-/* Append s to a client's array (sized exactly, as they stay small). */
+/* Append s to a client's array of blocking pins (sized exactly, as it
+ * stays small). */
 static void
 set_add(struct server ***arr, uint32_t *n, struct server *s)
 {
@@ -105,23 +106,45 @@ pin_refusal(const struct worker *w, const struct pinset *ps)
 }
 
 struct server *
-pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port)
+pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port,
+        enum pin_user user)
 {
-    for (uint32_t i = 0; i < ps->n; i++)
-        if (same_node(ps->srv[i], host, port) && ps->srv[i]->cred == ps->cred)
-            return ps->srv[i];
+    for (uint32_t i = 0; i < ps->n; i++) {
+        struct server *s = ps->v[i].srv;
+        if (ps->v[i].user == user && same_node(s, host, port) &&
+            s->cred == ps->cred)
+            return s;
+    }
     if (!pin_room(w, ps, host, port))
         return NULL;
     struct server *s = server_new_private(w, host, port);
     s->cred = ps->cred;
-    set_add(&ps->srv, &ps->n, s);
+    ps->v = sp_realloc(ps->v, (ps->n + 1) * sizeof(*ps->v));
+    ps->v[ps->n].srv = s;
+    ps->v[ps->n++].user = (uint8_t)user;
     list_add(&w->pins, &w->npins, &w->pins_cap, s);
     return s;
 }
 
+/* What a released connection still receives unsolicited goes nowhere. */
+static void
+pin_drop_push(struct server *s, const char *data, size_t len, char type)
+{
+    (void)s;
+    (void)data;
+    (void)len;
+    (void)type;
+}
+
+/* Move s to the worker's dead list (freed at the end of the turn: we may
+ * be inside one of its callbacks), cut from its user's hooks, so nothing
+ * it still receives reaches a client or feature state being reset. */
 static void
 pin_kill(struct worker *w, struct server *s)
 {
+    s->on_push = pin_drop_push;
+    s->on_push_lost = NULL;
+    s->push_ctx = NULL;
     list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap, s);
     worker_schedule_flush(w);
 }
@@ -198,35 +221,52 @@ pin_get_blocking(struct worker *w, struct pinset *ps, const char *host,
     return s;
 }
 
-/* Close every server of a client's array (freed at the end of the
- * turn: we may be inside one of their callbacks). */
+/* Release every pin of a client's blocking array. */
 static void
-release_set(struct worker *w, struct server ***arr, uint32_t *n)
+release_blocking(struct worker *w, struct pinset *ps)
 {
-    for (uint32_t i = 0; i < *n; i++) {
-        list_remove(w->pins, &w->npins, (*arr)[i]);
-        list_add(&w->dead_pins, &w->ndead_pins, &w->dead_pins_cap, (*arr)[i]);
+    for (uint32_t i = 0; i < ps->nblk; i++) {
+        list_remove(w->pins, &w->npins, ps->blk[i]);
+        pin_kill(w, ps->blk[i]);
     }
-    sp_free(*arr);
-    *arr = NULL;
-    *n = 0;
+    sp_free(ps->blk);
+    ps->blk = NULL;
+    ps->nblk = 0;
 }
 
 void
 pin_release_all(struct worker *w, struct pinset *ps)
 {
-    release_set(w, &ps->srv, &ps->n);
-    release_set(w, &ps->blk, &ps->nblk);
-    if (w->ndead_pins > 0)
-        worker_schedule_flush(w);
+    for (uint32_t i = 0; i < ps->n; i++) {
+        list_remove(w->pins, &w->npins, ps->v[i].srv);
+        pin_kill(w, ps->v[i].srv);
+    }
+    sp_free(ps->v);
+    ps->v = NULL;
+    ps->n = 0;
+    release_blocking(w, ps);
+}
+
+void
+pin_release_user(struct worker *w, struct pinset *ps, enum pin_user user)
+{
+    for (uint32_t i = 0; i < ps->n;) {
+        if (ps->v[i].user == user) {
+            list_remove(w->pins, &w->npins, ps->v[i].srv);
+            pin_kill(w, ps->v[i].srv);
+            ps->v[i] = ps->v[--ps->n];
+        } else {
+            i++;
+        }
+    }
 }
 
 void
 pin_release(struct worker *w, struct pinset *ps, struct server *s)
 {
     for (uint32_t i = 0; i < ps->n; i++) {
-        if (ps->srv[i] == s) {
-            ps->srv[i] = ps->srv[--ps->n];
+        if (ps->v[i].srv == s) {
+            ps->v[i] = ps->v[--ps->n];
             list_remove(w->pins, &w->npins, s);
             pin_kill(w, s);
             return;

@@ -3,7 +3,9 @@
  * Pinned connections: backend connections dedicated to one client, for
  * state a shared, multiplexed connection cannot carry (WATCH) and for
  * commands that would stall it (BLPOP, XREAD BLOCK ...). A client holds
- * at most one per node for state (WATCH, pub/sub), kept until it closes,
+ * at most one per node for each stateful feature (WATCH, pub/sub), kept
+ * until that feature releases it (RESET, leaving subscribed mode) or the
+ * client closes,
  * and one for the blocking command it is waiting on, given back when the
  * command returns: to a small per-worker pool of idle connections that
  * the next blocking command of any client reuses (no connect and AUTH per
@@ -20,9 +22,23 @@
 struct worker;
 struct server;
 
+/* Who uses a pinned connection that holds state. Such a pin serves
+ * exactly one feature, which alone keeps pointers to it and alone
+ * releases it: no feature can free a connection another one still names
+ * (a WATCH on a connection that RESET in subscribed mode released ...). */
+enum pin_user {
+    PIN_TXN = 0,                    /* WATCH and the EXEC that follows */
+    PIN_PUBSUB,                     /* push-mode pub/sub connections */
+};
+
+struct pin {
+    struct server *srv;             /* the private server (owned) */
+    uint8_t user;                   /* enum pin_user */
+};
+
 struct pinset {
-    struct server **srv; /* pinned servers holding state (WATCH,
-                          * pub/sub), one per node */
+    struct pin *v;       /* pinned servers holding state (WATCH,
+                          * pub/sub), one per node and user */
     uint32_t n;
     struct server **blk; /* pinned for a blocking command, given
                           * back once idle (pin_blocking_done) */
@@ -31,11 +47,11 @@ struct pinset {
                     * client's user (backend.h) */
 };
 
-/* The client's pinned server for host:port with its credential
- * (ps->cred), opened if new; NULL when a cap is reached (pin_refusal
- * says which). */
-struct server *
-pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port);
+/* The client's pinned server for host:port used by user, with its
+ * credential (ps->cred), opened if new; NULL when a cap is reached
+ * (pin_refusal says which). */
+struct server *pin_get(struct worker *w, struct pinset *ps, const char *host,
+                       uint16_t port, enum pin_user user);
 /* A pinned server to host:port for one blocking command, with the
  * client's credential: an idle one of that credential from the worker's
  * pool, or a new one; NULL when a cap is reached. The client's earlier
@@ -48,10 +64,18 @@ void pin_blocking_done(struct worker *w, struct pinset *ps);
 /* Why pin_get/pin_get_blocking refused: the error text for the client
  * (without '-'), naming the cap. */
 const char *pin_refusal(const struct worker *w, const struct pinset *ps);
-/* Close all of a client's pinned connections (freed at the end of the
- * loop turn: we may be inside one of their callbacks). */
+/*
+ * Releasing: the connection is closed and freed at the end of the loop
+ * turn (we may be inside one of its callbacks); from now on it drops
+ * whatever it still receives unsolicited (its push hooks are gone), so
+ * nothing reaches a client or feature state that is being reset.
+ */
+/* Release every pinned connection of a client, blocking ones too. */
 void pin_release_all(struct worker *w, struct pinset *ps);
-/* Close one pinned connection (freed at the end of the turn). */
+/* Release the state connections of one user. */
+void pin_release_user(struct worker *w, struct pinset *ps,
+                      enum pin_user user);
+/* Release one state connection (no-op when s is not in ps). */
 void pin_release(struct worker *w, struct pinset *ps, struct server *s);
 /* Free pinned servers released this turn (worker's flush). */
 void pin_reap(struct worker *w);

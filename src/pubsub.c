@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "alloc.h"
 #include "backend.h"
@@ -28,6 +29,14 @@
 #include "slotmap.h"
 #include "worker.h"
 
+/* The marker PING sent behind an unsubscribe: its reply (["pong", token]
+ * while still subscribed, the bulk token once not) says every
+ * confirmation before it has arrived. The token is 128 random bits per
+ * client, and a reply counts as the marker only in exactly those shapes
+ * and while a marker is outstanding on that connection: nothing another
+ * client publishes, nor the client's own PING, can pass for it. */
+#define SYNC_TOKEN_LEN 32
+
 /* A set of channel (or pattern) names, as the server confirmed them. */
 struct chanlist {
     struct buf *v;                  /* names (each buf holds one) */
@@ -40,9 +49,9 @@ struct shard_sub {
     struct chanlist chans;          /* shard channels subscribed there */
     uint32_t suppress;              /* confirmations of a re-subscription
                                      * still to swallow */
-    uint8_t subscribing;            /* subscribed since the last sync: in
-                                     * subscribed mode even before the
-                                     * confirmations are in */
+    uint8_t subscribing;            /* subscribe sent, no confirmation
+                                     * from there yet: in subscribed mode
+                                     * before the count says so */
 };
 
 struct pubsub {
@@ -64,13 +73,12 @@ struct pubsub {
     struct request *sync_req;       /* an (un)subscribe waiting for its
                                      * confirmations (marker PING) */
     struct server *sync_srv;        /* where the marker went */
+    struct server **marks;          /* one entry per marker PING sent and
+                                     * not answered yet (its connection) */
+    uint32_t nmarks;
+    char token[SYNC_TOKEN_LEN + 1]; /* this client's marker argument:
+                                     * random, never shown to anyone */
 };
-
-/* The marker PING sent behind an unsubscribe: its reply (["pong", tok]
- * while still subscribed, the bulk tok once not) says every confirmation
- * before it has arrived. */
-#define SYNC_TOKEN "slotproxy-pubsub-sync"
-#define SYNC_TOKEN_LEN (sizeof(SYNC_TOKEN) - 1)
 
 /* Give up re-subscribing (and close the client) after this long. */
 #define RESUB_GIVE_UP_MS 15000
@@ -133,7 +141,7 @@ int
 pubsub_intercepts(const struct client *c, const struct command *cmd)
 {
     if (c->ps != NULL && c->ps->active)
-        return !is_named(cmd, "quit");
+        return !is_named(cmd, "quit") && !is_named(cmd, "reset");
     return is_sub_command(cmd);
 }
 
@@ -187,12 +195,77 @@ elem_is(const struct resp_value *e, const char *s)
     return e->type == '$' && e->str != NULL && sp_strcaseeq(e->str, e->len, s);
 }
 
+/* 1 when the client is (or is about to be, or is being re-subscribed)
+ * in subscribed mode. */
 static int
-pubsub_is_sync(const char *data, size_t len)
+pubsub_subscribed(const struct pubsub *ps)
 {
-    return len >= SYNC_TOKEN_LEN &&
-           memmem(data, len, SYNC_TOKEN, SYNC_TOKEN_LEN) != NULL &&
-           len < SYNC_TOKEN_LEN + 40;
+    if (ps->count > 0 || (ps->conn != NULL && ps->subscribing) ||
+        ps->resub_main || ps->resub_shard.n > 0)
+        return 1;
+    for (uint32_t i = 0; i < ps->nshards; i++)
+        if (ps->shards[i].count > 0 || ps->shards[i].subscribing)
+            return 1;
+    return 0;
+}
+
+/* Consume one outstanding marker of s when data is its exact reply. */
+static int
+pubsub_take_marker(struct pubsub *ps, const struct server *s,
+                   const char *data, size_t len)
+{
+    static const char pong[] = "*2\r\n$4\r\npong\r\n";
+    char want[64];
+    int n = snprintf(want, sizeof(want), "$%d\r\n%s\r\n", SYNC_TOKEN_LEN,
+                     ps->token);
+    const char *tail = data;
+    size_t tlen = len;
+    uint32_t i;
+
+    for (i = 0; i < ps->nmarks && ps->marks[i] != s; i++)
+        ;
+    if (i == ps->nmarks)
+        return 0;
+    if (tlen > sizeof(pong) - 1 &&
+        memcmp(tail, pong, sizeof(pong) - 1) == 0) {
+        tail += sizeof(pong) - 1;
+        tlen -= sizeof(pong) - 1;
+    }
+    if (tlen != (size_t)n || memcmp(tail, want, tlen) != 0)
+        return 0;
+    ps->marks[i] = ps->marks[--ps->nmarks];
+    return 1;
+}
+
+/* Forget the markers outstanding on s (its connection is gone). */
+static void
+pubsub_drop_marks(struct pubsub *ps, const struct server *s)
+{
+    for (uint32_t i = 0; i < ps->nmarks;) {
+        if (ps->marks[i] == s)
+            ps->marks[i] = ps->marks[--ps->nmarks];
+        else
+            i++;
+    }
+}
+
+/* Out of subscribed mode with nothing left to re-subscribe: the push
+ * connections go (a later SUBSCRIBE opens new ones). */
+static void
+pubsub_drop_conns(struct client *c, struct pubsub *ps)
+{
+    pin_release_user(c->w, &c->pins, PIN_PUBSUB);
+    ps->conn = NULL;
+    ps->count = 0;
+    ps->suppress = 0;
+    ps->subscribing = 0;
+    for (uint32_t i = 0; i < ps->nshards; i++)
+        chan_free(&ps->shards[i].chans);
+    sp_free(ps->shards);
+    ps->shards = NULL;
+    ps->nshards = 0;
+    ps->nmarks = 0;
+    chan_free(&ps->sunsub_asked);
 }
 
 /* The confirmations of the client's unsubscribe are all in: complete it
@@ -211,16 +284,11 @@ pubsub_sync_done(struct client *c, struct pubsub *ps, struct server *s)
     struct shard_sub *sh = shard_of(ps, s);
     if (sh != NULL)
         sh->subscribing = 0;
-    if (!ps->active) {
-        if (ps->conn != NULL && ps->conn->on_push != NULL) {
-            ps->conn->on_push = NULL;
-            ps->conn->on_push_lost = NULL;
-        }
-        for (uint32_t i = 0; i < ps->nshards; i++) {
-            ps->shards[i].srv->on_push = NULL;
-            ps->shards[i].srv->on_push_lost = NULL;
-        }
-    }
+    if (!pubsub_subscribed(ps))
+        pubsub_leave(ps);
+    if (!ps->active && !ps->resub_main && ps->resub_shard.n == 0)
+        pubsub_drop_conns(c, ps);
+    /* Last: completing r may close the client. */
     if (r != NULL) {
         if (!r->done)
             request_complete(r);
@@ -228,16 +296,93 @@ pubsub_sync_done(struct client *c, struct pubsub *ps, struct server *s)
     }
 }
 
-/* Everything a push-mode connection sends. */
+/* A sharded (un)subscribe confirmation from s: 1 when the client is
+ * to see it (rewritten with its total count). */
+static int
+pubsub_shard_confirm(struct pubsub *ps, struct server *s,
+                     const struct resp_value *v)
+{
+    const struct resp_value *name = &v->elems[1];
+    int sub = elem_is(&v->elems[0], "ssubscribe");
+    struct shard_sub *sh = shard_of(ps, s);
+
+    if (sh != NULL) {
+        sh->count = v->elems[2].integer;
+        if (sub)
+            sh->subscribing = 0;
+        if (name->str != NULL && sub)
+            chan_add(&sh->chans, name->str, name->len);
+        else if (name->str != NULL)
+            chan_del(&sh->chans, name->str, name->len);
+    }
+    if (sh != NULL && sub && sh->suppress > 0) {
+        sh->suppress--; /* a re-subscription the client never asked */
+        return 0;
+    }
+    if (!sub && name->str != NULL &&
+        chan_find(&ps->sunsub_asked, name->str, name->len) < 0) {
+        /* The server dropped the channel (its slot moved, or the node
+         * became a replica): subscribe again where the slot is now. */
+        chan_add(&ps->resub_shard, name->str, name->len);
+        if (ps->lost_ms == 0)
+            ps->lost_ms = sp_msec_now();
+        return 0;
+    }
+    if (!sub && name->str != NULL)
+        chan_del(&ps->sunsub_asked, name->str, name->len);
+    return 1;
+}
+
+/* A SUBSCRIBE/PSUBSCRIBE-family confirmation from s: 1 when the client
+ * is to see it as is. */
+static int
+pubsub_main_confirm(struct pubsub *ps, struct server *s,
+                    const struct resp_value *v)
+{
+    const struct resp_value *kind = &v->elems[0];
+    const struct resp_value *name = &v->elems[1];
+    struct chanlist *l = NULL;
+    int sub = elem_is(kind, "subscribe") || elem_is(kind, "psubscribe");
+
+    if (s != ps->conn)
+        return 1;
+    if (elem_is(kind, "subscribe") || elem_is(kind, "unsubscribe"))
+        l = &ps->channels;
+    else if (elem_is(kind, "psubscribe") || elem_is(kind, "punsubscribe"))
+        l = &ps->patterns;
+    if (l == NULL)
+        return 1;
+    ps->count = v->elems[2].integer;
+    if (sub)
+        ps->subscribing = 0;
+    if (name->str != NULL && sub)
+        chan_add(l, name->str, name->len);
+    else if (name->str != NULL)
+        chan_del(l, name->str, name->len);
+    if (sub && ps->suppress > 0) {
+        ps->suppress--;
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * Everything a push-mode connection sends. The client's state is
+ * updated first and the push appended last: appending may close the
+ * client (its output limit), after which nothing of it is touched.
+ */
 static void
 pubsub_on_push(struct server *s, const char *data, size_t len, char type)
 {
     struct client *c = s->push_ctx;
-    struct pubsub *ps = c->ps;
+    struct pubsub *ps = c != NULL ? c->ps : NULL;
     struct resp_value *v = NULL;
 
-    if (pubsub_is_sync(data, len)) {
-        pubsub_sync_done(c, ps, s);
+    if (ps == NULL || c->closed)
+        return; /* a released pin drops its pushes; be safe anyway */
+    if (pubsub_take_marker(ps, s, data, len)) {
+        if (ps->sync_srv == s)
+            pubsub_sync_done(c, ps, s);
         return;
     }
     if (type != '*' || resp_value_parse(data, len, &v) <= 0 ||
@@ -249,62 +394,17 @@ pubsub_on_push(struct server *s, const char *data, size_t len, char type)
         client_push(c, data, len);
         return;
     }
-    const struct resp_value *kind = &v->elems[0];
-    const struct resp_value *name = &v->elems[1];
-    long long count = v->elems[2].integer;
-    if (elem_is(kind, "ssubscribe") || elem_is(kind, "sunsubscribe")) {
-        struct shard_sub *sh = shard_of(ps, s);
-        int sub = elem_is(kind, "ssubscribe");
-        if (sh != NULL) {
-            sh->count = count;
-            if (name->str != NULL && sub)
-                chan_add(&sh->chans, name->str, name->len);
-            else if (name->str != NULL)
-                chan_del(&sh->chans, name->str, name->len);
-        }
-        if (sh != NULL && sub && sh->suppress > 0) {
-            sh->suppress--; /* a re-subscription the client never asked */
-        } else if (!sub && name->str != NULL &&
-                   chan_find(&ps->sunsub_asked, name->str, name->len) < 0) {
-            /* The server dropped the channel (its slot moved, or the node
-             * became a replica): subscribe again where the slot is now. */
-            chan_add(&ps->resub_shard, name->str, name->len);
-            if (ps->lost_ms == 0)
-                ps->lost_ms = sp_msec_now();
-        } else {
-            if (!sub && name->str != NULL)
-                chan_del(&ps->sunsub_asked, name->str, name->len);
-            push_rewritten(c, v, shard_total(ps));
-        }
-    } else {
-        int swallow = 0;
-        if (s == ps->conn) {
-            struct chanlist *l = NULL;
-            int sub = elem_is(kind, "subscribe") ||
-                      elem_is(kind, "psubscribe");
-            if (elem_is(kind, "subscribe") || elem_is(kind, "unsubscribe"))
-                l = &ps->channels;
-            else if (elem_is(kind, "psubscribe") ||
-                     elem_is(kind, "punsubscribe"))
-                l = &ps->patterns;
-            if (l != NULL) {
-                ps->count = count;
-                if (name->str != NULL && sub)
-                    chan_add(l, name->str, name->len);
-                else if (name->str != NULL)
-                    chan_del(l, name->str, name->len);
-                if (sub && ps->suppress > 0) {
-                    ps->suppress--;
-                    swallow = 1;
-                }
-            }
-        }
-        if (!swallow)
-            client_push(c, data, len);
-    }
-    resp_value_free(v);
-    if (ps->count == 0 && shard_total(ps) == 0)
+    int shard = elem_is(&v->elems[0], "ssubscribe") ||
+                elem_is(&v->elems[0], "sunsubscribe");
+    int show = shard ? pubsub_shard_confirm(ps, s, v)
+                     : pubsub_main_confirm(ps, s, v);
+    if (!pubsub_subscribed(ps))
         pubsub_leave(ps);
+    if (show && shard)
+        push_rewritten(c, v, shard_total(ps));
+    else if (show)
+        client_push(c, data, len);
+    resp_value_free(v);
 }
 
 /*
@@ -318,21 +418,18 @@ static void
 pubsub_on_lost(struct server *s)
 {
     struct client *c = s->push_ctx;
-    struct pubsub *ps = c->ps;
+    struct pubsub *ps = c != NULL ? c->ps : NULL;
 
     s->on_push = NULL;
     s->on_push_lost = NULL;
-    if (ps == NULL)
+    if (ps == NULL || c->closed)
         return;
-    if (ps->sync_srv == s) {
-        /* The unsubscribe's marker will not come back: release the
-         * client's input held behind it. */
-        pubsub_sync_done(c, ps, s);
-    }
+    pubsub_drop_marks(ps, s);
     if (s == ps->conn) {
         ps->conn = NULL;
         ps->suppress = 0;
         ps->count = 0;
+        ps->subscribing = 0;
         ps->resub_main = ps->channels.n + ps->patterns.n > 0;
     }
     for (uint32_t i = 0; i < ps->nshards; i++) {
@@ -349,13 +446,36 @@ pubsub_on_lost(struct server *s)
     if (ps->lost_ms == 0)
         ps->lost_ms = sp_msec_now();
     pin_release(c->w, &c->pins, s);
+    /* The unsubscribe's marker will not come back: release the client's
+     * input held behind it (last: that may close the client). */
+    if (ps->sync_srv == s)
+        pubsub_sync_done(c, ps, s);
+}
+
+/* 128 random bits as hex: the kernel's, or the worker's generator. */
+static void
+pubsub_new_token(struct worker *w, char *out)
+{
+    uint8_t b[SYNC_TOKEN_LEN / 2];
+    if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+        for (size_t i = 0; i < sizeof(b); i++) {
+            w->rand_state ^= w->rand_state << 13;
+            w->rand_state ^= w->rand_state >> 7;
+            w->rand_state ^= w->rand_state << 17;
+            b[i] = (uint8_t)(w->rand_state ^ sp_usec_now());
+        }
+    }
+    for (size_t i = 0; i < sizeof(b); i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
 static struct pubsub *
 pubsub_get(struct client *c)
 {
-    if (c->ps == NULL)
+    if (c->ps == NULL) {
         c->ps = sp_calloc(1, sizeof(*c->ps));
+        pubsub_new_token(c->w, c->ps->token);
+    }
     return c->ps;
 }
 
@@ -376,10 +496,9 @@ pubsub_server(struct client *c, struct request *r)
     if (node < 0)
         return NULL;
     const struct sm_node *n = &c->w->map->nodes[node];
-    struct server *s = pin_get(c->w, &c->pins, n->host, n->port);
+    struct server *s = pin_get(c->w, &c->pins, n->host, n->port, PIN_PUBSUB);
     if (s == NULL)
-        request_fail(r, "ERR slotproxy: too many pinned connections "
-                        "(clients.max_pinned)");
+        request_fail(r, pin_refusal(c->w, &c->pins));
     return s;
 }
 
@@ -391,9 +510,13 @@ send_on(struct client *c, struct server *s, struct request *r,
 {
     client_encode_request(&r->req, p, base);
     r->no_deadline = 1;
+    /* A send that fails at once completes r, and may close the client
+     * and drop its reference: hold one. */
+    request_get(r);
     server_send(s, r);
     if (!r->done)
         request_complete(r);
+    request_put(r);
 }
 
 /* An unsubscribe: r stays open until a marker PING sent right behind it
@@ -403,25 +526,35 @@ static void
 send_unsub(struct client *c, struct server *s, struct request *r,
            const struct resp_req *p, const char *base)
 {
-    static const char marker[] = "*2\r\n$4\r\nPING\r\n$21\r\n" SYNC_TOKEN
-                                 "\r\n";
     struct pubsub *ps = c->ps;
     client_encode_request(&r->req, p, base);
-    buf_append(&r->req, marker, sizeof(marker) - 1);
+    buf_printf(&r->req, "*2\r\n$4\r\nPING\r\n$%d\r\n%s\r\n",
+               SYNC_TOKEN_LEN, ps->token);
     r->no_deadline = 1;
     if (ps->sync_req != NULL) {
-        /* One at a time: the client's barrier keeps it so; be safe. */
-        request_complete(ps->sync_req);
-        request_put(ps->sync_req);
+        /* One at a time: the client's barrier keeps it so. */
+        struct request *old = ps->sync_req;
+        ps->sync_req = NULL;
+        if (!old->done)
+            request_complete(old);
+        request_put(old);
+        if (c->closed)
+            return;
     }
+    ps->marks = sp_realloc(ps->marks, (ps->nmarks + 1) * sizeof(*ps->marks));
+    ps->marks[ps->nmarks++] = s;
     ps->sync_req = request_get(r);
     ps->sync_srv = s;
+    request_get(r);
     server_send(s, r);
-    if (r->done && ps->sync_req == r) {
+    if (r->done && !c->closed && ps->sync_req == r) {
         /* Failed at once (connection down): nothing to wait for. */
         ps->sync_req = NULL;
+        ps->sync_srv = NULL;
+        pubsub_drop_marks(ps, s);
         request_put(r);
     }
+    request_put(r);
 }
 
 /* A push connection with subscriptions, to answer PING in order; NULL
@@ -429,12 +562,10 @@ send_unsub(struct client *c, struct server *s, struct request *r,
 static struct server *
 ping_server(const struct pubsub *ps)
 {
-    if (ps->conn != NULL && ps->conn->on_push != NULL &&
-        (ps->count > 0 || ps->subscribing))
+    if (ps->conn != NULL && (ps->count > 0 || ps->subscribing))
         return ps->conn;
     for (uint32_t i = 0; i < ps->nshards; i++)
-        if ((ps->shards[i].count > 0 || ps->shards[i].subscribing) &&
-            ps->shards[i].srv->on_push != NULL)
+        if (ps->shards[i].count > 0 || ps->shards[i].subscribing)
             return ps->shards[i].srv;
     return NULL;
 }
@@ -502,14 +633,27 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
             for (uint32_t j = 0; j < ps->shards[i].chans.n; j++)
                 chan_add(&ps->sunsub_asked, ps->shards[i].chans.v[j].data,
                          ps->shards[i].chans.v[j].len);
-        /* From every shard: each confirms its own channels. */
-        for (uint32_t i = 0; i + 1 < ps->nshards; i++) {
+        /* From every shard: each confirms its own channels. A send may
+         * lose a connection (and change the shard list): send on a copy,
+         * then check what is left. */
+        uint32_t n = ps->nshards;
+        struct server **to = sp_malloc(n * sizeof(*to));
+        for (uint32_t i = 0; i < n; i++)
+            to[i] = ps->shards[i].srv;
+        for (uint32_t i = 0; i + 1 < n; i++) {
             struct request *extra = request_new(c->w);
             client_encode_request(&extra->req, p, base);
-            server_send(ps->shards[i].srv, extra);
+            server_send(to[i], extra);
             request_put(extra);
         }
-        send_unsub(c, ps->shards[ps->nshards - 1].srv, r, p, base);
+        struct server *last = to[n - 1];
+        sp_free(to);
+        if (c->closed)
+            return;
+        if (shard_of(ps, last) == NULL)
+            reply_unsub_none(r, "sunsubscribe", p, base, shard_total(ps));
+        else
+            send_unsub(c, last, r, p, base);
         return;
     }
     uint16_t slot;
@@ -550,14 +694,15 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
             ps->conn = pubsub_server(c, r);
             if (ps->conn == NULL)
                 return;
-            set_push_mode(c, ps->conn);
         }
+        /* A PIN_PUBSUB pin is only ever in push mode; say so anyway. */
+        set_push_mode(c, ps->conn);
         ps->active = 1;
         ps->subscribing = 1;
         send_on(c, ps->conn, r, p, base);
     } else if (is_named(cmd, "unsubscribe") ||
                is_named(cmd, "punsubscribe")) {
-        if (ps == NULL || ps->conn == NULL || ps->conn->on_push == NULL)
+        if (ps == NULL || ps->conn == NULL)
             reply_unsub_none(r, cmd->name, p, base, ps ? ps->count : 0);
         else
             send_unsub(c, ps->conn, r, p, base);
@@ -578,16 +723,31 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
         else
             buf_add_bulk_str(&r->rep, "");
         request_complete(r);
-    } else if (is_named(cmd, "reset")) {
-        /* Closing the push connections drops every subscription. */
-        pin_release_all(c->w, &c->pins);
-        pubsub_free(c);
-        request_finish(r, "+RESET\r\n", 8);
     } else {
         snprintf(msg, sizeof(msg), "ERR Can't execute '%s': only (P|S)"
                  "SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
                  "allowed in this context", cmd->fullname);
         request_fail(r, msg);
+    }
+}
+
+void
+pubsub_reset(struct client *c)
+{
+    struct pubsub *ps = c->ps;
+    if (ps == NULL)
+        return;
+    /* Closing the push connections drops every subscription. */
+    pin_release_user(c->w, &c->pins, PIN_PUBSUB);
+    struct request *r = ps->sync_req;
+    ps->sync_req = NULL;
+    pubsub_free(c);
+    if (r != NULL) {
+        /* Not reached while the barrier holds RESET behind it; last,
+         * since completing r may close the client. */
+        if (!r->done)
+            request_complete(r);
+        request_put(r);
     }
 }
 
@@ -599,6 +759,7 @@ pubsub_free(struct client *c)
         return;
     if (ps->sync_req != NULL)
         request_put(ps->sync_req);
+    sp_free(ps->marks);
     for (uint32_t i = 0; i < ps->nshards; i++)
         chan_free(&ps->shards[i].chans);
     chan_free(&ps->channels);
@@ -628,7 +789,7 @@ send_internal(struct worker *w, struct server *s, const char *cmd,
 static struct server *
 resub_server(struct client *c, const struct sm_node *n)
 {
-    struct server *s = pin_get(c->w, &c->pins, n->host, n->port);
+    struct server *s = pin_get(c->w, &c->pins, n->host, n->port, PIN_PUBSUB);
     if (s != NULL)
         set_push_mode(c, s);
     return s;
@@ -645,6 +806,7 @@ resub_main(struct client *c, struct pubsub *ps)
     if (s == NULL)
         return -1;
     ps->conn = s;
+    ps->subscribing = 1;
     ps->suppress = ps->channels.n + ps->patterns.n;
     if (ps->channels.n > 0)
         send_internal(c->w, s, "SUBSCRIBE", &ps->channels);
@@ -676,6 +838,7 @@ resub_shards(struct client *c, struct pubsub *ps)
         }
         struct chanlist one = {ch, 1};
         sh->suppress++;
+        sh->subscribing = 1;
         send_internal(c->w, s, "SSUBSCRIBE", &one);
         chan_del(&ps->resub_shard, ch->data, ch->len);
     }

@@ -20,6 +20,11 @@ int pubsub_intercepts(const struct client *c, const struct command *cmd);
 void pubsub_dispatch(struct client *c, struct request *r,
                      const struct command *cmd, const struct resp_req *p,
                      const char *base);
+/* RESET: leave subscribed mode, dropping every subscription (the push
+ * connections are released). May complete a pending unsubscribe: check
+ * c->closed afterwards. */
+void pubsub_reset(struct client *c);
+/* Free a client's pub/sub state (client free, end of the turn). */
 void pubsub_free(struct client *c);
 /* Every tick: re-subscribe what a lost connection carried. */
 #include <stdint.h>

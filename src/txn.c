@@ -35,10 +35,15 @@ struct txn {
     uint8_t dirty;                  /* a queuing error: EXEC aborts */
     uint8_t has_slot;               /* slot below is fixed */
     uint8_t watching;               /* WATCH state on watch_srv */
+    uint8_t watch_ok;               /* a WATCH was confirmed there */
+    uint8_t watch_lost;             /* watch_srv's connection dropped (or
+                                     * the WATCH moved) after a WATCH was
+                                     * confirmed: EXEC must abort */
     uint16_t slot;                  /* the transaction's slot */
     uint32_t ncmds;                 /* commands queued */
     struct buf cmds;                /* their RESP bytes */
-    struct server *watch_srv;       /* pinned server holding the WATCH */
+    struct server *watch_srv;       /* pinned server holding the WATCH
+                                     * (a PIN_TXN pin: released only here) */
 };
 
 static int
@@ -51,11 +56,10 @@ int
 txn_intercepts(const struct client *c, const struct command *cmd)
 {
     if (c->tx != NULL && c->tx->in_multi)
-        return !is_named(cmd, "quit");
+        return !is_named(cmd, "quit") && !is_named(cmd, "reset");
     return is_named(cmd, "multi") || is_named(cmd, "exec") ||
            is_named(cmd, "discard") || is_named(cmd, "watch") ||
-           is_named(cmd, "unwatch") ||
-           (c->tx != NULL && is_named(cmd, "reset"));
+           is_named(cmd, "unwatch");
 }
 
 static struct txn *
@@ -106,6 +110,28 @@ txn_free(struct client *c)
     c->tx = NULL;
 }
 
+/* No WATCH any more: the state only, the pinned connection stays. */
+static void
+txn_watch_end(struct txn *t)
+{
+    t->watching = 0;
+    t->watch_ok = 0;
+    t->watch_lost = 0;
+}
+
+void
+txn_reset(struct client *c)
+{
+    if (c->tx == NULL)
+        return;
+    /* Closing the connections ends the WATCH on the server. */
+    pin_release_user(c->w, &c->pins, PIN_TXN);
+    c->tx->watch_srv = NULL;
+    txn_watch_end(c->tx);
+    txn_reset_queue(c->tx);
+}
+
+
 static void
 reply_err(struct request *r, const char *msg)
 {
@@ -125,9 +151,11 @@ txn_send_unwatch(struct client *c)
     struct request *u = request_new(c->w);
     buf_append(&u->req, unwatch_cmd, sizeof(unwatch_cmd) - 1);
     u->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
-    server_send(c->tx->watch_srv, u);
+    struct server *s = c->tx->watch_srv;
+    txn_watch_end(c->tx);
+    /* u is internal: no completion reaches the client. */
+    server_send(s, u);
     request_put(u);
-    c->tx->watching = 0;
 }
 
 /* Queue one command after MULTI, or reject it (flagging the transaction)
@@ -141,9 +169,9 @@ txn_queue(struct client *c, struct request *r, const struct command *cmd,
     int route = cmd->route;
 
     if (route == CMD_ROUTE_REFUSED) {
+        t->dirty = 1;
         command_err_refused(&r->rep, cmd);
         request_complete(r);
-        t->dirty = 1;
         return;
     }
     /* Redis answers PING and ECHO inside EXEC's array; a blocking command
@@ -156,16 +184,16 @@ txn_queue(struct client *c, struct request *r, const struct command *cmd,
     if (!ok || (cmd->flags & CMD_F_PUBSUB)) {
         snprintf(msg, sizeof(msg), "ERR slotproxy: '%s' cannot be used "
                  "inside MULTI through the proxy", cmd->fullname);
-        reply_err(r, msg);
         t->dirty = 1;
+        reply_err(r, msg);
         return;
     }
     uint16_t slot;
     int k = client_keys_slot(cmd, p, base, &slot);
     if (k < 0 || (k > 0 && t->has_slot && slot != t->slot)) {
+        t->dirty = 1;
         reply_err(r, "CROSSSLOT Keys in request don't hash to the same "
                      "slot");
-        t->dirty = 1;
         return;
     }
     if (k > 0 && !t->has_slot) {
@@ -221,6 +249,11 @@ txn_on_reply(struct request *r, const char *data, size_t len, char type)
     request_finish(r, data, len);
 }
 
+/*
+ * State first, reply last: completing r may close the client (its output
+ * limit), after which nothing of c may be used. The same order holds in
+ * every function of this file that answers the client.
+ */
 static void
 txn_exec(struct client *c, struct request *r)
 {
@@ -231,11 +264,19 @@ txn_exec(struct client *c, struct request *r)
         return;
     }
     if (t->dirty) {
-        reply_err(r, "EXECABORT Transaction discarded because of previous "
-                     "errors.");
         if (t->watching)
             txn_send_unwatch(c);
         txn_reset_queue(t);
+        reply_err(r, "EXECABORT Transaction discarded because of previous "
+                     "errors.");
+        return;
+    }
+    if (t->watching && t->watch_lost) {
+        /* The WATCH died with its connection: abort as if a watched key
+         * had changed (the client retries), never run unwatched. */
+        txn_watch_end(t);
+        txn_reset_queue(t);
+        reply_raw(r, "*-1\r\n");
         return;
     }
     buf_append(&r->req, multi_cmd, sizeof(multi_cmd) - 1);
@@ -249,7 +290,7 @@ txn_exec(struct client *c, struct request *r)
     r->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
     struct server *s = t->watching ? t->watch_srv : NULL;
     /* EXEC ends the WATCH; the pinned connection stays for reuse. */
-    t->watching = 0;
+    txn_watch_end(t);
     txn_reset_queue(t);
     if (s == NULL)
         s = router_server(c->w, r);
@@ -271,33 +312,79 @@ txn_discard(struct client *c, struct request *r)
     reply_raw(r, "+OK\r\n");
 }
 
-/* Where a redirected WATCH goes: the client's pinned connection to the
- * new owner, which then holds the WATCH. */
+/* A WATCH failed: nothing is watched when none was confirmed before;
+ * otherwise the keys watched before may be gone with it (connection
+ * lost, WATCH moved), and EXEC must abort. */
+static void
+txn_watch_failed(struct txn *t)
+{
+    if (t->watch_ok) {
+        t->watch_lost = 1;
+        return;
+    }
+    t->watching = 0;
+    if (!t->in_multi)
+        t->has_slot = 0;
+}
+
+/* The WATCH connection dropped: the server forgot what it watched. */
+static void
+txn_on_lost(struct server *s)
+{
+    struct client *c = s->push_ctx;
+    struct txn *t = c != NULL ? c->tx : NULL;
+    if (t != NULL && t->watching && t->watch_srv == s)
+        txn_watch_failed(t);
+}
+
+/* The client's PIN_TXN connection to host:port, told when it drops. */
+static struct server *
+txn_pin(struct client *c, const char *host, uint16_t port)
+{
+    struct server *s = pin_get(c->w, &c->pins, host, port, PIN_TXN);
+    if (s != NULL) {
+        s->on_push_lost = txn_on_lost;
+        s->push_ctx = c;
+    }
+    return s;
+}
+
+/* Where a redirected WATCH goes: the client's PIN_TXN connection to the
+ * new owner, which then holds the WATCH (the old one is released: what it
+ * watched stays behind there, so EXEC aborts if anything was). */
 static struct server *
 txn_watch_target(struct request *r, const char *host, uint16_t port)
 {
     struct client *c = r->client;
-    if (c == NULL || c->tx == NULL) {
+    struct txn *t = c != NULL ? c->tx : NULL;
+    if (t == NULL || !t->watching) {
         request_fail(r, "ERR slotproxy: client gone");
         return NULL;
     }
-    struct server *to = pin_get(r->w, &c->pins, host, port);
+    struct server *to = txn_pin(c, host, port);
     if (to == NULL) {
-        c->tx->watching = 0; /* the WATCH failed */
+        txn_watch_failed(t);
         request_fail(r, pin_refusal(r->w, &c->pins));
         return NULL;
     }
-    c->tx->watch_srv = to;
+    struct server *old = t->watch_srv;
+    if (old != to) {
+        if (t->watch_ok)
+            t->watch_lost = 1;
+        t->watch_srv = to;
+        pin_release(r->w, &c->pins, old);
+    }
     return to;
 }
 
 /* WATCH's reply: a MOVED moves the WATCH to the new owner's pinned
- * connection (nothing was watched on the old one). An ASK is not
- * followed: EXEC would need ASKING too. */
+ * connection (router_follow: only to a member). An ASK is not followed:
+ * EXEC would need ASKING too. */
 static void
 txn_watch_reply(struct request *r, const char *data, size_t len, char type)
 {
     struct client *c = r->client;
+    struct txn *t = c != NULL ? c->tx : NULL;
     struct server *from = r->conn != NULL ? r->conn->srv : NULL;
     struct router_redirect rd;
     size_t n;
@@ -307,14 +394,18 @@ txn_watch_reply(struct request *r, const char *data, size_t len, char type)
         buf_append(&r->rep, data, len);
     const char *e = type == '-' && from != NULL ? stashed_redirect(r, &n)
                                                 : NULL;
-    if (c != NULL && c->tx != NULL && e != NULL &&
-        router_parse_redirect(e, n, &rd) == 0 && !rd.ask) {
+    if (t != NULL && t->watching && from != NULL && from == t->watch_srv &&
+        e != NULL && router_parse_redirect(e, n, &rd) == 0 && !rd.ask) {
         r->target = txn_watch_target;
         if (router_follow(r, from, e, n, data, len) == 0)
             return;
     }
-    if (c != NULL && c->tx != NULL && type == '-')
-        c->tx->watching = 0;
+    if (t != NULL && t->watching && from == t->watch_srv) {
+        if (type == '-')
+            txn_watch_failed(t);
+        else
+            t->watch_ok = 1;
+    }
     request_finish(r, data, len);
 }
 
@@ -342,12 +433,13 @@ txn_watch(struct client *c, struct request *r, const struct command *cmd,
         return;
     const struct sm_node *n = &c->w->map->nodes[node];
     struct server *s = t->watching ? t->watch_srv
-                                   : pin_get(c->w, &c->pins, n->host, n->port);
+                                   : txn_pin(c, n->host, n->port);
     if (s == NULL) {
-        reply_err(r, "ERR slotproxy: too many pinned connections "
-                     "(clients.max_pinned)");
+        reply_err(r, pin_refusal(c->w, &c->pins));
         return;
     }
+    if (!t->watching)
+        txn_watch_end(t); /* a fresh WATCH: nothing confirmed, nothing lost */
     t->watching = 1;
     t->watch_srv = s;
     t->slot = slot;
@@ -355,21 +447,31 @@ txn_watch(struct client *c, struct request *r, const struct command *cmd,
     client_encode_request(&r->req, p, base);
     r->on_reply = txn_watch_reply;
     r->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
+    /* A send that fails at once completes r (maybe closing c): hold r. */
+    request_get(r);
     server_send(s, r);
+    if (r->done && !c->closed && t->watch_srv == s)
+        txn_watch_failed(t);
+    request_put(r);
 }
 
 static void
 txn_unwatch(struct client *c, struct request *r)
 {
     struct txn *t = c->tx;
-    if (t != NULL && t->watching) {
+    if (t != NULL && t->watching && !t->watch_lost) {
         /* UNWATCH's +OK from the pinned connection is the reply. */
+        struct server *s = t->watch_srv;
+        txn_watch_end(t);
+        t->has_slot = t->in_multi && t->has_slot;
         buf_append(&r->req, unwatch_cmd, sizeof(unwatch_cmd) - 1);
         r->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
-        server_send(t->watch_srv, r);
-        t->watching = 0;
-        t->has_slot = t->in_multi && t->has_slot;
+        server_send(s, r);
         return;
+    }
+    if (t != NULL) {
+        txn_watch_end(t);
+        t->has_slot = t->in_multi && t->has_slot;
     }
     reply_raw(r, "+OK\r\n");
 }
@@ -396,11 +498,6 @@ txn_dispatch(struct client *c, struct request *r, const struct command *cmd,
         txn_watch(c, r, cmd, p, base);
     } else if (is_named(cmd, "unwatch") && !(t && t->in_multi)) {
         txn_unwatch(c, r);
-    } else if (is_named(cmd, "reset")) {
-        if (t->watching)
-            txn_send_unwatch(c);
-        txn_reset_queue(t);
-        reply_raw(r, "+RESET\r\n");
     } else {
         txn_queue(c, r, cmd, p, base);
     }

@@ -29,7 +29,10 @@ void txn_queue_error(struct client *c);
 /* 1 while the client has a WATCH active / is between MULTI and EXEC. */
 int txn_watching(const struct client *c);
 int txn_in_multi(const struct client *c);
-/* Free a client's transaction state (client close). */
+/* RESET: discard MULTI, forget the WATCH (its pinned connections are
+ * released, which ends it on the server). No reply, no callback. */
+void txn_reset(struct client *c);
+/* Free a client's transaction state (client free, end of the turn). */
 void txn_free(struct client *c);
 
 #endif
