@@ -31,5 +31,8 @@ int txn_watching(const struct client *c);
 int txn_in_multi(const struct client *c);
 /* Free a client's transaction state (client close). */
 void txn_free(struct client *c);
+/* Bring the charge for c's MULTI queue to what it holds now (after each
+ * transaction command: queued, executed, discarded). */
+void txn_mem_sync(struct client *c);
 
 #endif
