@@ -1026,7 +1026,7 @@ START_TEST(test_dump_every_option)
     char *d = dump_of(c);
     ck_assert_ptr_nonnull(strstr(d, "\nworkers: 1\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  request_timeout: 5s\n"));
-    ck_assert_ptr_nonnull(strstr(d, "\n  output_limit: 64mb\n"));
+    ck_assert_ptr_nonnull(strstr(d, "\n  output_limit: 32mb\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  # cert: (not set)\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  listen: []\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  file: \"stderr\"\n"));
