@@ -17,5 +17,9 @@ void *sp_realloc(void *ptr, size_t size);
 char *sp_strdup(const char *s);
 char *sp_strndup(const char *s, size_t n);
 void sp_free(void *ptr);
+/* Give memory the allocator holds freed back to the system now (the
+ * calling thread's cache, every arena's unused pages): called once a
+ * worker's held bytes dropped, so that RSS follows them down. */
+void sp_alloc_release(void);
 
 #endif

@@ -47,6 +47,9 @@ static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
 /* A server outside the map is freed after this long with nothing to do. */
 #define REAP_IDLE_MS 10000
 #define MAX_IOV 256
+/* After a big reply the read buffer gives its room back down to this
+ * (the shared connection must not keep a 500 MB value's buffer). */
+#define RBUF_KEEP (64 * 1024)
 
 static void conn_on_read(evutil_socket_t fd, short what, void *arg);
 static void conn_mark_dirty(struct backend_conn *c);
@@ -196,6 +199,19 @@ fail_queue(struct request_queue *q, const char *msg)
     }
 }
 
+/* Charge the read buffer's storage to the worker's memory budget: the
+ * replies it holds are held for clients. */
+static void
+conn_charge_rbuf(struct backend_conn *c)
+{
+    struct worker *w = c->srv->w;
+    if (c->rbuf.cap != c->rbuf_charged) {
+        memacct_add(&w->mem, &w->shared->mem,
+                    (int64_t)c->rbuf.cap - (int64_t)c->rbuf_charged);
+        c->rbuf_charged = c->rbuf.cap;
+    }
+}
+
 static void
 conn_close_socket(struct backend_conn *c)
 {
@@ -222,6 +238,7 @@ conn_close_socket(struct backend_conn *c)
     c->auth_req = NULL;
     c->ninflight = 0;
     buf_deinit(&c->rbuf);
+    conn_charge_rbuf(c);
     resp_reply_init(&c->rp);
     if (c->dirty) {
         TAILQ_REMOVE(&c->srv->w->dirty_conns, c, dnext);
@@ -847,6 +864,8 @@ conn_parse_replies(struct backend_conn *c)
     }
 }
 
+static void conn_read(struct backend_conn *c);
+
 static void
 conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -856,6 +875,21 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
             conn_tls_step(c);
         return;
     }
+    conn_read(c);
+    if (c->state != BCONN_CONNECTED)
+        return; /* closed: the buffer is gone and uncharged */
+    /* Past a big reply, give the room back (unread bytes, a reply's
+     * start, move: the scanner's offsets are relative to it). */
+    if (c->rbuf.cap > RBUF_KEEP)
+        buf_shrink(&c->rbuf, RBUF_KEEP);
+    conn_charge_rbuf(c);
+}
+
+/* Read what the socket has (a few chunks at most, to stay fair to the
+ * other connections) and hand every complete reply over. */
+static void
+conn_read(struct backend_conn *c)
+{
     for (int i = 0; i < 4; i++) {
         size_t want = READ_CHUNK;
         /* Inside a large bulk, read it in as few calls as possible. */

@@ -41,6 +41,8 @@ struct backend_conn {
     struct request_queue inflight;  /* written, waiting for replies */
     uint32_t ninflight;             /* length of inflight */
     struct buf rbuf;                /* reply bytes read, not yet parsed */
+    size_t rbuf_charged;            /* rbuf's storage, as charged to the
+                                     * worker's memory budget */
     struct resp_reply rp;           /* reply scanner state */
     uint64_t connect_deadline_ms;   /* connect timeout */
     uint64_t retry_at_ms;           /* no reconnect before this */

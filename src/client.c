@@ -31,6 +31,7 @@
 #include "fanout.h"
 #include "keyslot.h"
 #include "log.h"
+#include "membudget.h"
 #include "pin.h"
 #include "pubsub.h"
 #include "router.h"
@@ -52,6 +53,16 @@
 #define AUTH_DELAY_MS 500
 /* At most one wrong-AUTH log line per connection this often. */
 #define AUTH_LOG_INTERVAL_MS 5000
+/* A read buffer larger than this gives its spare room back once the big
+ * request in it is parsed. */
+#define RBUF_KEEP (64 * 1024)
+/* Pushes are appended to one reply buffer up to this size, so that a
+ * pub/sub message costs its bytes, not a request object each. */
+#define PUSH_COALESCE_MAX (16 * 1024)
+/* Past the budget's high-water mark this long without coming down, the
+ * largest clients are closed down to the low-water mark: a few clients
+ * that hold memory without reading must not pause everyone for good. */
+#define MEM_STUCK_MS 3000
 
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
@@ -86,6 +97,49 @@ client_tls_handshake(struct client *c)
     }
     c->handshaking = 0;
     return 1;
+}
+
+/* Inline: three times per request (dispatched, answered, written). */
+static inline void
+client_mem(struct client *c, int64_t delta)
+{
+    c->mem += delta;
+    memacct_add(&c->w->mem, &c->w->shared->mem, delta);
+}
+
+void
+client_mem_add(struct client *c, int64_t delta)
+{
+    client_mem(c, delta);
+}
+
+/* Bring the charge for r (in c's pipeline) to what r holds now. */
+static inline void
+client_charge(struct client *c, struct request *r)
+{
+    uint64_t now = sizeof(*r) + r->req.cap + r->rep.cap;
+    if (now != r->charged) {
+        client_mem(c, (int64_t)now - (int64_t)r->charged);
+        r->charged = now;
+    }
+}
+
+/* The same for c's read buffer (the worker's scratch is not c's). */
+static inline void
+client_charge_rbuf(struct client *c)
+{
+    size_t cap = c->rbuf.data == c->w->rscratch ? 0 : c->rbuf.cap;
+    if (cap != c->rbuf_charged) {
+        client_mem(c, (int64_t)cap - (int64_t)c->rbuf_charged);
+        c->rbuf_charged = cap;
+    }
+}
+
+/* What a finished reply costs while it waits to be written. */
+static inline uint64_t
+reply_cost(const struct request *r)
+{
+    return sizeof(*r) + r->rep.cap;
 }
 
 static void
@@ -197,6 +251,10 @@ client_close(struct client *c, const char *reason)
     /* Closing pinned connections ends their blocks, WATCHes and
      * subscriptions; the feature state is freed with the client. */
     pin_release_all(w, &c->pins);
+    /* Whatever is still charged (its pipeline, buffers) is no longer
+     * held for it: orphans are the backends' until their replies. */
+    client_mem_add(c, -c->mem);
+    c->rbuf_charged = 0;
     TAILQ_REMOVE(&w->clients, c, next);
     w->nclients--;
     __atomic_sub_fetch(&w->shared->nclients, 1, __ATOMIC_RELAXED);
@@ -248,6 +306,18 @@ client_observe(struct worker *w, const struct request *r)
     }
 }
 
+/* Close c when its unwritten replies, wherever they wait (the proxy or
+ * the kernel's send queue), pass clients.output_limit; 1 if closed. */
+static int
+client_over_output_limit(struct client *c)
+{
+    if (c->out_bytes + c->kernel_queued <= c->w->conf->output_limit)
+        return 0;
+    c->w->stats.disc_output++;
+    client_close(c, "output limit reached (slow reader)");
+    return 1;
+}
+
 static void
 client_request_done(struct request *r)
 {
@@ -263,11 +333,11 @@ client_request_done(struct request *r)
         c->barrier = NULL;
         client_mark_dirty(c);
     }
-    c->out_bytes += buf_unread(&r->rep);
-    if (c->out_bytes + c->kernel_queued > c->w->conf->output_limit) {
-        client_close(c, "output limit reached (slow reader)");
+    client_charge(c, r);
+    r->out_cost = reply_cost(r);
+    c->out_bytes += r->out_cost;
+    if (client_over_output_limit(c))
         return;
-    }
     if (r == TAILQ_FIRST(&c->pipeline))
         client_mark_dirty(c);
 }
@@ -287,12 +357,33 @@ client_new_request(struct client *c)
     return r;
 }
 
+/*
+ * A push goes into the reply buffer of the push just before it when
+ * nothing else came in between (appending to a reply being written is
+ * safe: writes start from its unread bytes each time), else into a new
+ * request. Either way it counts against the output limit.
+ */
 void
 client_push(struct client *c, const char *data, size_t len)
 {
     if (c->closed)
         return;
-    struct request *r = client_new_request(c);
+    struct request *r = TAILQ_LAST(&c->pipeline, request_queue);
+    if (r != NULL && r->push && r->done &&
+        buf_unread(&r->rep) + len <= PUSH_COALESCE_MAX) {
+        buf_append(&r->rep, data, len);
+        c->out_bytes -= r->out_cost;
+        r->out_cost = reply_cost(r);
+        c->out_bytes += r->out_cost;
+        client_charge(c, r);
+        if (client_over_output_limit(c))
+            return;
+        if (r == TAILQ_FIRST(&c->pipeline))
+            client_mark_dirty(c);
+        return;
+    }
+    r = client_new_request(c);
+    r->push = 1;
     request_finish(r, data, len);
 }
 
@@ -679,6 +770,8 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
      * EXEC. Cheap tests first: most commands are neither. */
     if (c->tx != NULL && txn_in_multi(c) && txn_intercepts(c, cmd)) {
         txn_dispatch(c, r, cmd, p, base);
+        if (!c->closed)
+            txn_mem_sync(c);
         return;
     }
     if ((c->ps != NULL || (cmd->flags & CMD_F_PUBSUB)) &&
@@ -689,6 +782,8 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
     if ((c->tx != NULL || cmd->route == CMD_ROUTE_PINNED) &&
         txn_intercepts(c, cmd)) {
         txn_dispatch(c, r, cmd, p, base);
+        if (!c->closed)
+            txn_mem_sync(c);
         return;
     }
     switch (cmd->route) {
@@ -844,6 +939,8 @@ client_process_input(struct client *c)
             if (c->closed)
                 return;
             struct request *last = TAILQ_LAST(&c->pipeline, request_queue);
+            if (last != NULL)
+                client_charge(c, last); /* its bytes for the backend */
             if ((excl || last == c->auth_held) && last != NULL &&
                 !last->done)
                 c->barrier = last;
@@ -892,6 +989,24 @@ client_read_scratch(struct client *c)
 
 static ssize_t client_read_once(struct client *c);
 
+/* Past the budget's high-water mark: stop reading c until the total is
+ * below the low-water mark again (client_check_memory resumes it). */
+static void
+client_pause_mem(struct client *c)
+{
+    struct worker *w = c->w;
+    c->mem_paused = 1;
+    if (!c->read_paused)
+        event_del(c->rev);
+    if (!w->mem_paused) {
+        w->mem_paused = 1;
+        log_warn("memory budget: %llu bytes held, past the high-water mark "
+                 "of max_memory %llu: client reading paused",
+                 (unsigned long long)membudget_total(&w->shared->mem),
+                 (unsigned long long)w->conf->max_memory);
+    }
+}
+
 /*
  * TLS may hold decrypted bytes the socket will not signal again: read on
  * while a read returns data and the session still buffers some. Only
@@ -907,10 +1022,15 @@ client_on_read(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    /* Past the budget's high-water mark: one relaxed load per read. */
+    if (membudget_total(&c->w->shared->mem) >= c->w->mem_high) {
+        client_pause_mem(c);
+        return;
+    }
     if (c->handshaking && !client_tls_handshake(c))
         return;
     while (client_read_once(c) > 0 && c->tls != NULL && !c->closed &&
-           !c->read_paused && tls_pending(c->tls) > 0)
+           !c->read_paused && !c->mem_paused && tls_pending(c->tls) > 0)
         ;
 }
 
@@ -942,6 +1062,12 @@ client_read_once(struct client *c)
     }
     if (n <= 0 || c->closed)
         return n;
+    /* A big request is parsed: give its room back (parser offsets are
+     * relative to the request's start, so moving the bytes is safe). */
+    if (c->rbuf.cap > RBUF_KEEP)
+        buf_shrink(&c->rbuf, RBUF_KEEP);
+    if (c->rbuf.data != NULL || c->rbuf_charged != 0)
+        client_charge_rbuf(c);
     /* Waiting on a blocking command: keep reading (to see the client
      * leave) but not without bound. */
     if ((c->barrier != NULL || c->held) && buf_unread(&c->rbuf) > HELD_MAX)
@@ -956,7 +1082,9 @@ client_pop_head(struct client *c)
     struct request *r = TAILQ_FIRST(&c->pipeline);
     TAILQ_REMOVE(&c->pipeline, r, cnext);
     c->npipeline--;
-    c->out_bytes -= buf_unread(&r->rep);
+    c->out_bytes -= r->out_cost;
+    client_mem(c, -(int64_t)r->charged);
+    r->charged = 0;
     c->wpos = 0;
     r->client = NULL;
     request_put(r);
@@ -977,10 +1105,8 @@ client_write_blocked(struct client *c)
     /* Remembered until the socket takes bytes again: replies completing
      * meanwhile are checked against it (client_request_done). */
     c->kernel_queued = (uint64_t)queued;
-    if (c->out_bytes + c->kernel_queued > c->w->conf->output_limit) {
-        client_close(c, "output limit reached (slow reader)");
+    if (client_over_output_limit(c))
         return;
-    }
     if (c->stalled_ms == 0)
         c->stalled_ms = sp_msec_now();
     event_add(c->wev, NULL);
@@ -1040,11 +1166,13 @@ client_write(struct client *c)
     if (c->read_paused && !c->closing &&
         c->npipeline < c->w->conf->max_pipeline / 2 + 1) {
         c->read_paused = 0;
-        event_add(c->rev, NULL);
-        /* Bytes TLS already decrypted raise no socket event: one read
-         * looks (it stops at once on a partial record). */
-        if (c->tls != NULL && tls_pending(c->tls) > 0)
-            event_active(c->rev, EV_READ, 0);
+        if (!c->mem_paused) {
+            event_add(c->rev, NULL);
+            /* Bytes TLS already decrypted raise no socket event: one read
+             * looks (it stops at once on a partial record). */
+            if (c->tls != NULL && tls_pending(c->tls) > 0)
+                event_active(c->rev, EV_READ, 0);
+        }
         client_process_input(c);
     } else if (!c->closing && c->barrier == NULL &&
                (c->held || buf_unread(&c->rbuf) > 0)) {
@@ -1101,10 +1229,122 @@ client_check_idle(struct worker *w, uint64_t now_ms)
             client_close(c, "output stalled (client reads nothing)");
         else if (idle != 0 && c->npipeline == 0 && now_ms - c->last_ms >= idle)
             client_close(c, "idle timeout");
-        else if (now_ms - c->last_ms >= IDLE_RELEASE_MS && !c->held)
+        else if (now_ms - c->last_ms >= IDLE_RELEASE_MS && !c->held) {
             /* A quiet client holds no read buffer. */
             buf_release_if_empty(&c->rbuf);
+            client_charge_rbuf(c);
+        }
     }
+}
+
+/* Resume the clients paused by the budget (it is below its low mark). */
+static void
+client_resume_mem(struct worker *w)
+{
+    struct client *c;
+    w->mem_paused = 0;
+    log_notice("memory budget: %llu bytes held, below the low-water mark: "
+               "client reading resumed",
+               (unsigned long long)membudget_total(&w->shared->mem));
+    TAILQ_FOREACH(c, &w->clients, next) {
+        if (!c->mem_paused)
+            continue;
+        c->mem_paused = 0;
+        if (c->read_paused || c->closed)
+            continue;
+        event_add(c->rev, NULL);
+        if (c->tls != NULL && tls_pending(c->tls) > 0)
+            event_active(c->rev, EV_READ, 0); /* decrypted, no event */
+    }
+}
+
+/* This worker's clients that hold anything, largest first (*n of them;
+ * the caller frees the array). */
+static struct mem_consumer *
+client_by_size(struct worker *w, uint32_t *n)
+{
+    struct mem_consumer *v = sp_malloc(sizeof(*v) * (w->nclients + 1));
+    struct client *c;
+    *n = 0;
+    TAILQ_FOREACH(c, &w->clients, next)
+        if (!c->closed && c->mem > 0 && *n < w->nclients)
+            v[(*n)++] = (struct mem_consumer){(uint64_t)c->mem, c};
+    membudget_sort(v, *n);
+    return v;
+}
+
+/*
+ * Under pressure: publish this worker's largest client and, with act,
+ * close clients largest first until the total is down to target, but
+ * only while each is at least as large as every other worker's largest
+ * (those go first, at their own worker's tick). One warning line per
+ * client closed, naming what it held.
+ */
+static void
+client_shed(struct worker *w, uint64_t target, const char *why, int act)
+{
+    struct membudget *b = &w->shared->mem;
+    uint64_t total = membudget_total(b);
+    uint32_t n, i = 0;
+    struct mem_consumer *v = client_by_size(w, &n);
+
+    if (act && total > target) {
+        uint64_t need = total - target;
+        uint64_t other = membudget_top_others(b, w->id);
+        for (; i < n && need > 0 && v[i].bytes >= other; i++) {
+            struct client *c = v[i].owner;
+            log_warn("client %llu %s: closed by the memory budget (largest "
+                     "clients first): it held %llu bytes; the proxy held "
+                     "%llu bytes, %s %llu", (unsigned long long)c->id,
+                     c->addr, (unsigned long long)v[i].bytes,
+                     (unsigned long long)total, why,
+                     (unsigned long long)w->conf->max_memory);
+            w->stats.disc_memory++;
+            client_close(c, "memory budget exceeded");
+            need = need > v[i].bytes ? need - v[i].bytes : 0;
+        }
+    }
+    membudget_set_top(b, w->id, i < n ? v[i].bytes : 0);
+    sp_free(v);
+}
+
+/*
+ * The first tick of an episode of pressure only publishes this worker's
+ * largest client, so that by the next one every worker knows the largest
+ * of all; then: above the limit, close down to it; paused for
+ * MEM_STUCK_MS without relief, close down to the low-water mark.
+ */
+void
+client_check_memory(struct worker *w, uint64_t now_ms)
+{
+    struct membudget *b = &w->shared->mem;
+    uint64_t limit = w->conf->max_memory;
+
+    w->mem_high = limit != 0 ? membudget_high(limit) : UINT64_MAX;
+    memacct_flush(&w->mem, b);
+    enum membudget_level lv = membudget_level(b, limit);
+    int low = membudget_below_low(b, limit);
+    /* Pressure: past the high mark, or paused and not yet below the low
+     * one (the hysteresis band). */
+    if (lv == MEM_OK && (!w->mem_paused || low)) {
+        if (w->mem_high_ms != 0)
+            membudget_set_top(b, w->id, 0);
+        w->mem_high_ms = 0;
+    } else if (w->mem_high_ms == 0) {
+        w->mem_high_ms = now_ms;
+        client_shed(w, 0, NULL, 0);
+    } else if (lv == MEM_OVER) {
+        client_shed(w, limit, "above max_memory", 1);
+    } else if (now_ms - w->mem_high_ms >= MEM_STUCK_MS) {
+        client_shed(w, membudget_low(limit),
+                    "paused 3 s without relief near max_memory", 1);
+        w->mem_high_ms = now_ms; /* at most one such round per period */
+    } else {
+        client_shed(w, 0, NULL, 0);
+    }
+    memacct_flush(&w->mem, b);
+    if (w->mem_paused && membudget_below_low(b, limit))
+        client_resume_mem(w);
 }
 
 void

@@ -35,7 +35,8 @@ struct client {
     struct resp_req parser;         /* request parser state */
     struct request_queue pipeline;  /* requests in arrival order */
     uint32_t npipeline;             /* length of pipeline */
-    uint64_t out_bytes;             /* reply bytes held, not yet written */
+    uint64_t out_bytes;             /* what its unwritten replies cost: the
+                                     * request and reply buffer of each */
     uint64_t kernel_queued;         /* bytes in the socket's send queue at
                                      * the last EAGAIN (0 once it drains) */
     size_t wpos;                    /* bytes of the head reply written */
@@ -46,6 +47,8 @@ struct client {
     uint8_t dirty;                  /* on the dirty list */
     uint8_t closing;                /* close once replies are written */
     uint8_t read_paused;            /* reading paused (backpressure) */
+    uint8_t mem_paused;             /* reading paused by the memory budget
+                                     * (resumed at a tick) */
     uint8_t closed;                 /* closed; freed at end of turn */
     uint8_t waiting_map;            /* input held until the first slot map
                                      * (startup) */
@@ -69,11 +72,22 @@ struct client {
     struct txn *tx;                 /* MULTI/WATCH state, NULL until used */
     struct pubsub *ps;              /* pub/sub state, NULL until used */
     struct pinset pins;             /* dedicated backend connections */
+    int64_t mem;                    /* bytes held for it (read buffer,
+                                     * pipeline, replies, MULTI queue),
+                                     * charged to the memory budget */
+    size_t rbuf_charged;            /* part of mem that is rbuf's storage */
 };
 
 /* Append an unsolicited reply (a pub/sub push) to the client's output,
  * after everything already in its pipeline. */
 void client_push(struct client *c, const char *data, size_t len);
+
+/* Charge delta bytes (negative: release) held for c to its memory
+ * budget (MULTI queues and other per-client state outside client.c). */
+void client_mem_add(struct client *c, int64_t delta);
+/* Tick: publish the worker's held bytes, pause or resume reading at the
+ * budget's marks, and close the largest clients when it is exceeded. */
+void client_check_memory(struct worker *w, uint64_t now_ms);
 
 struct command;
 /* Slot of a request's keys: 1 with *slot set when all keys share one

@@ -79,7 +79,7 @@ struct config {
     uint32_t max_pipeline;        /* max_pipeline: requests in flight per
                                    * client before reading pauses; 10000 */
     uint64_t output_limit;        /* output_limit: pending reply bytes before
-                                   * the client is closed; 64mb */
+                                   * the client is closed; 32mb */
     uint32_t idle_timeout_ms;     /* idle_timeout: 0 = never */
     uint32_t output_stall_timeout_ms; /* output_stall_timeout: close a
                                    * client whose socket accepts no reply
@@ -94,6 +94,16 @@ struct config {
     uint64_t max_fanout_reply;    /* max_fanout_reply: bytes a merged
                                    * fan-out reply (KEYS, MGET ...) may
                                    * hold; 64mb */
+    uint64_t max_multi_size;      /* max_multi_size: bytes of commands
+                                   * queued in one MULTI; 16mb */
+    uint32_t max_multi_commands;  /* max_multi_commands: commands queued in
+                                   * one MULTI; 100000 */
+
+    uint64_t max_memory;          /* max_memory: bytes the whole process
+                                   * may hold for clients (buffers,
+                                   * replies, queues); reading pauses at
+                                   * 80%, the largest clients are closed
+                                   * above it; 64mb, 0 = no budget */
 
     uint32_t shutdown_grace_ms;   /* shutdown_grace: on SIGTERM, time given
                                    * to in-flight requests; 5s */

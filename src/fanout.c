@@ -59,6 +59,9 @@ struct fanout {
     uint32_t scan_master;           /* MERGE_SCAN: master being scanned */
     uint32_t nmasters;              /* MERGE_SCAN: masters in the map */
     struct buf info;                /* MERGE_INFO: the proxy's sections */
+    uint64_t reply_bytes;           /* fragments' reply bytes so far */
+    int64_t charged;                /* bytes charged to the worker's memory
+                                     * budget (fragments and their replies) */
     char name_hdr[40];              /* the command name as a RESP bulk */
     uint8_t name_hdr_len;
     /* Small fan-outs (the common MGET of a few keys) use these instead of
@@ -81,9 +84,19 @@ merge_kind_of(const struct command *cmd)
     return MERGE_SUM;
 }
 
+/* Charge delta bytes held by f to its worker's memory budget. */
+static void
+fanout_charge(struct fanout *f, struct worker *w, int64_t delta)
+{
+    f->charged += delta;
+    memacct_add(&w->mem, &w->shared->mem, delta);
+}
+
 static void
 fanout_free(struct fanout *f)
 {
+    if (f->charged != 0)
+        fanout_charge(f, f->parent->w, -f->charged);
     for (uint32_t i = 0; i < f->nfrags; i++)
         request_put(f->frags[i]);
     if (f->frags != f->frags_in)
@@ -177,36 +190,55 @@ value_eq(const struct resp_value *a, const struct resp_value *b)
            memcmp(a->str, b->str, a->len) == 0;
 }
 
-/* PUBSUB CHANNELS / SHARDCHANNELS: each channel once. Quadratic in the
- * number of channels, which the fan-out reply cap bounds. */
+/* One element of the fragments' arrays, for finding duplicates. */
+struct union_elem {
+    const struct resp_value *v;     /* the element */
+    size_t seq;                     /* its position over all arrays */
+};
+
+static int
+union_cmp(const void *a, const void *b)
+{
+    const struct union_elem *x = a, *y = b;
+    size_t xl = x->v->str ? x->v->len : 0, yl = y->v->str ? y->v->len : 0;
+    int c = memcmp(x->v->str ? x->v->str : "", y->v->str ? y->v->str : "",
+                   SP_MIN(xl, yl));
+    if (c == 0 && xl != yl)
+        c = xl < yl ? -1 : 1;
+    if (c == 0)
+        c = x->seq < y->seq ? -1 : x->seq > y->seq;
+    return c;
+}
+
+/* PUBSUB CHANNELS / SHARDCHANNELS: each channel once, in the order first
+ * seen. Sorted to find the duplicates: n log n in the channels. */
 static int
 merge_union(struct fanout *f, struct buf *out)
 {
     struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
     int rc = decode_all(f, vals, '*');
     if (rc == 0) {
-        struct buf body;
-        size_t n = 0;
-        buf_init(&body);
-        for (uint32_t i = 0; i < f->nfrags; i++) {
-            for (size_t j = 0; j < vals[i]->nelems; j++) {
-                const struct resp_value *e = &vals[i]->elems[j];
-                int dup = 0;
-                for (uint32_t pi = 0; pi <= i && !dup; pi++) {
-                    size_t lim = pi == i ? j : vals[pi]->nelems;
-                    for (size_t pj = 0; pj < lim && !dup; pj++)
-                        dup = value_eq(e, &vals[pi]->elems[pj]);
-                }
-                if (!dup) {
-                    add_value_bulk(&body, e);
-                    n++;
-                }
-            }
-        }
+        size_t total = 0, n = 0, k = 0;
+        for (uint32_t i = 0; i < f->nfrags; i++)
+            total += vals[i]->nelems;
+        struct union_elem *e = sp_malloc(sizeof(*e) * (total + 1));
+        uint8_t *dup = sp_calloc(total + 1, 1);
+        for (uint32_t i = 0; i < f->nfrags; i++)
+            for (size_t j = 0; j < vals[i]->nelems; j++, k++)
+                e[k] = (struct union_elem){&vals[i]->elems[j], k};
+        qsort(e, total, sizeof(*e), union_cmp);
+        for (k = 1; k < total; k++)
+            dup[e[k].seq] = value_eq(e[k].v, e[k - 1].v);
+        for (k = 0; k < total; k++)
+            n += !dup[k];
         buf_add_array(out, (long long)n);
-        if (body.len > 0)
-            buf_append(out, body.data, body.len);
-        buf_deinit(&body);
+        k = 0;
+        for (uint32_t i = 0; i < f->nfrags; i++)
+            for (size_t j = 0; j < vals[i]->nelems; j++, k++)
+                if (!dup[k])
+                    add_value_bulk(out, &vals[i]->elems[j]);
+        sp_free(dup);
+        sp_free(e);
     }
     free_all(f, vals);
     return rc;
@@ -474,6 +506,30 @@ frag_reply_bytes(const struct fanout *f)
     return total;
 }
 
+/* The reply when the fragments' replies outgrow clients.max_fanout_reply:
+ * refuse rather than build a reply that could exhaust memory (KEYS * on a
+ * big cluster). */
+static void
+fanout_too_big(struct request *p)
+{
+    p->rep.pos = p->rep.len = 0;
+    buf_printf(&p->rep, "-ERR slotproxy: reply to '%s' exceeds "
+               "clients.max_fanout_reply (%llu bytes); use SCAN or "
+               "fewer keys\r\n", p->cmd ? p->cmd->fullname : "?",
+               (unsigned long long)p->w->conf->max_fanout_reply);
+}
+
+/* Complete the parent with the reply built in p->rep and free f. */
+static void
+fanout_finish(struct fanout *f)
+{
+    struct request *p = f->parent;
+    p->data = NULL;
+    fanout_free(f);
+    request_complete(p);
+    request_put(p); /* the fragments' reference */
+}
+
 static void
 fanout_merge(struct fanout *f)
 {
@@ -484,12 +540,7 @@ fanout_merge(struct fanout *f)
 
     p->rep.pos = p->rep.len = 0;
     if (err == NULL && frag_reply_bytes(f) > limit) {
-        /* Refuse rather than build a reply that could exhaust memory
-         * (KEYS * on a big cluster). */
-        buf_printf(&p->rep, "-ERR slotproxy: reply to '%s' exceeds "
-                   "clients.max_fanout_reply (%llu bytes); use SCAN or "
-                   "fewer keys\r\n", p->cmd ? p->cmd->fullname : "?",
-                   (unsigned long long)limit);
+        fanout_too_big(p);
     } else if (err != NULL) {
         buf_append(&p->rep, err->rep.data + err->rep.pos,
                    buf_unread(&err->rep));
@@ -522,16 +573,44 @@ fanout_merge(struct fanout *f)
         buf_append_str(&p->rep, "-ERR slotproxy: unexpected reply from a "
                                 "backend to a fan-out fragment\r\n");
     }
-    p->data = NULL;
-    fanout_free(f);
-    request_complete(p);
-    request_put(p); /* the fragments' reference */
+    fanout_finish(f);
+}
+
+/*
+ * The fragments' replies passed clients.max_fanout_reply before all of
+ * them came in: answer the error now and drop what was buffered. The
+ * fragments still in flight are detached (no owner, no hook); their
+ * backends drop the replies when they come and put the last reference.
+ */
+static void
+fanout_fail_early(struct fanout *f)
+{
+    for (uint32_t i = 0; i < f->nfrags; i++) {
+        struct request *fr = f->frags[i];
+        if (!fr->done) {
+            fr->on_done = NULL;
+            fr->data = NULL;
+        }
+        buf_deinit(&fr->rep);
+    }
+    f->pending = 0;
+    fanout_too_big(f->parent);
+    fanout_finish(f);
 }
 
 static void
 fanout_frag_done(struct request *fr)
 {
     struct fanout *f = fr->data;
+    struct worker *w = f->parent->w;
+    /* Counted as they come: the budget sees the merge grow, and a merge
+     * that can only end in the size error stops growing at once. */
+    f->reply_bytes += buf_unread(&fr->rep);
+    fanout_charge(f, w, (int64_t)fr->rep.cap);
+    if (f->reply_bytes > w->conf->max_fanout_reply && f->pending > 1) {
+        fanout_fail_early(f);
+        return;
+    }
     if (--f->pending == 0)
         fanout_merge(f);
 }
@@ -634,11 +713,16 @@ fanout_start(struct worker *w, struct fanout *f, int master)
     f->parent->data = f;
     request_get(f->parent);
     memcpy(frags, f->frags, sizeof(*frags) * n);
+    int64_t bytes = 0;
     for (uint32_t i = 0; i < n; i++) {
         request_get(frags[i]);
         frags[i]->cred = f->parent->cred; /* the client's backend user */
+        bytes += (int64_t)(sizeof(*frags[i]) + frags[i]->req.cap);
     }
+    fanout_charge(f, w, bytes);
     for (uint32_t i = 0; i < n; i++) {
+        if (frags[i]->on_done == NULL)
+            continue; /* the fan-out already failed (fanout_fail_early) */
         if (master < 0)
             router_dispatch(w, frags[i]);
         else

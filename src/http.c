@@ -107,6 +107,9 @@ static const struct metric metrics[] = {
      "Backend connections pinned to one client (WATCH, blocking, pub/sub)."},
     {"backend_nodes_down", M_GAUGE_U32, STAT(nodes_down),
      "Masters marked down by the circuit breaker, summed over workers."},
+    {"memory_reading_paused", M_GAUGE_U32, STAT(mem_paused),
+     "Workers that stopped reading clients: the memory budget (max_memory) "
+     "is past its high-water mark."},
 };
 
 static void
@@ -125,6 +128,29 @@ add_stats(struct worker_stats *sum, const struct worker_stats *s)
     for (int k = 0; k < ERRK_COUNT; k++)
         sum->errors_by_kind[k] += s->errors_by_kind[k];
     sum->lat_sum_us += s->lat_sum_us;
+    sum->disc_memory += s->disc_memory;
+    sum->disc_output += s->disc_output;
+    sum->mem_held += s->mem_held;
+}
+
+/* The memory budget: bytes held, and the clients it closed. */
+static void
+emit_memory(struct evbuffer *out, const struct worker_stats *sum)
+{
+    evbuffer_add_printf(out, "# HELP slotproxy_memory_held_bytes Bytes held "
+                        "for clients (buffers, replies, queues), counted "
+                        "against max_memory.\n# TYPE "
+                        "slotproxy_memory_held_bytes gauge\n"
+                        "slotproxy_memory_held_bytes %llu\n"
+                        "# HELP slotproxy_disconnects_total Clients closed "
+                        "for the memory they held, by reason.\n# TYPE "
+                        "slotproxy_disconnects_total counter\n"
+                        "slotproxy_disconnects_total{reason=\"memory_budget\"}"
+                        " %llu\n"
+                        "slotproxy_disconnects_total{reason=\"output_limit\"}"
+                        " %llu\n", (unsigned long long)sum->mem_held,
+                        (unsigned long long)sum->disc_memory,
+                        (unsigned long long)sum->disc_output);
 }
 
 /* Sum over workers; *min_covered: the least covered worker map. */
@@ -180,6 +206,7 @@ emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
                         "# HELP slotproxy_cluster_masters Masters in the slot "
                         "map.\n# TYPE slotproxy_cluster_masters gauge\n"
                         "slotproxy_cluster_masters %u\n", covered, masters);
+    emit_memory(out, sum);
     evbuffer_add_printf(out, "# HELP slotproxy_request_duration_seconds Time "
                         "from a request's arrival to its reply being ready.\n"
                         "# TYPE slotproxy_request_duration_seconds "

@@ -16,9 +16,11 @@
 
 /* Buffers larger than this are released when a request is recycled, so a
  * burst of big values does not pin memory in the free list. */
-#define REQ_KEEP_BUF 4096
-/* Free-list size cap per worker. */
-#define REQ_POOL_MAX 4096
+#define REQ_KEEP_BUF 2048
+/* Free-list size cap per worker: at most REQ_POOL_MAX x (the request and
+ * two REQ_KEEP_BUF buffers), about 4 MB, stays behind after a burst of
+ * pipelined requests; request_pool_trim gives most of it back. */
+#define REQ_POOL_MAX 1024
 
 struct request *
 request_new(struct worker *w)
@@ -77,16 +79,22 @@ request_put(struct request *r)
 }
 
 void
-request_pool_drain(struct worker *w)
+request_pool_trim(struct worker *w, uint32_t keep)
 {
-    while (w->free_reqs != NULL) {
+    while (w->nfree_reqs > keep) {
         struct request *r = w->free_reqs;
         w->free_reqs = r->next_free;
+        w->nfree_reqs--;
         buf_deinit(&r->req);
         buf_deinit(&r->rep);
         sp_free(r);
     }
-    w->nfree_reqs = 0;
+}
+
+void
+request_pool_drain(struct worker *w)
+{
+    request_pool_trim(w, 0);
 }
 
 void
@@ -111,8 +119,7 @@ request_complete(struct request *r)
 void
 request_finish(struct request *r, const char *data, size_t len)
 {
-    r->rep.pos = r->rep.len = 0;
-    buf_append(&r->rep, data, len);
+    buf_set(&r->rep, data, len);
     request_complete(r);
 }
 

@@ -68,12 +68,18 @@ struct request {
     uint16_t cred;                  /* backend credential id: picks the
                                      * node's pool it travels on (backend.h;
                                      * 0 = cluster.username/password) */
+    uint8_t push;                   /* unsolicited replies (pub/sub pushes)
+                                     * that later pushes may be appended to */
     uint32_t replies;               /* replies this request expects (0 and 1
                                      * both mean one) */
     uint32_t replies_seen;          /* replies received so far */
     uint32_t req_nkeys;             /* fan-out fragment: keys it carries */
     int32_t cmd_index;              /* top-level command (metrics), -1 if
                                      * none */
+    uint64_t charged;               /* bytes of it charged to its client's
+                                     * memory budget (client.c) */
+    uint64_t out_cost;              /* part of its client's out_bytes that
+                                     * is this reply's (client.c) */
     struct request *next_free;      /* free list link */
 };
 
@@ -85,6 +91,9 @@ struct request *request_get(struct request *r);
 void request_put(struct request *r);
 /* Drop the worker's free list (at shutdown). */
 void request_pool_drain(struct worker *w);
+/* Shrink the worker's free list to at most keep requests (memory given
+ * back once a burst is over). */
+void request_pool_trim(struct worker *w, uint32_t keep);
 
 /* Deliver reply bytes to the request: runs on_reply if set, else
  * request_finish with a copy of the bytes. */

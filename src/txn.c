@@ -42,6 +42,8 @@ struct txn {
     uint16_t slot;                  /* the transaction's slot */
     uint32_t ncmds;                 /* commands queued */
     struct buf cmds;                /* their RESP bytes */
+    size_t charged;                 /* cmds' storage as charged to the
+                                     * client's memory budget */
     struct server *watch_srv;       /* pinned server holding the WATCH
                                      * (a PIN_TXN pin: released only here) */
 };
@@ -101,6 +103,16 @@ txn_queue_error(struct client *c)
 }
 
 void
+txn_mem_sync(struct client *c)
+{
+    struct txn *t = c->tx;
+    if (t != NULL && t->cmds.cap != t->charged) {
+        client_mem_add(c, (int64_t)t->cmds.cap - (int64_t)t->charged);
+        t->charged = t->cmds.cap;
+    }
+}
+
+void
 txn_free(struct client *c)
 {
     if (c->tx == NULL)
@@ -129,6 +141,7 @@ txn_reset(struct client *c)
     c->tx->watch_srv = NULL;
     txn_watch_end(c->tx);
     txn_reset_queue(c->tx);
+    txn_mem_sync(c);
 }
 
 
@@ -199,6 +212,27 @@ txn_queue(struct client *c, struct request *r, const struct command *cmd,
     if (k > 0 && !t->has_slot) {
         t->has_slot = 1;
         t->slot = slot;
+    }
+    if (t->dirty) {
+        /* EXEC can only abort now: nothing more needs keeping. */
+        reply_raw(r, "+QUEUED\r\n");
+        return;
+    }
+    const struct config *conf = c->w->conf;
+    if (t->ncmds >= conf->max_multi_commands ||
+        t->cmds.len + (size_t)p->len > conf->max_multi_size) {
+        /* Bounded like any buffer: the command is refused, the queue
+         * dropped, and EXEC answers EXECABORT (as Redis does when a
+         * queued command hits maxmemory). */
+        snprintf(msg, sizeof(msg), "ERR slotproxy: transaction too large "
+                 "(clients.max_multi_size %llu bytes, "
+                 "clients.max_multi_commands %u)",
+                 (unsigned long long)conf->max_multi_size,
+                 conf->max_multi_commands);
+        reply_err(r, msg);
+        t->dirty = 1;
+        buf_deinit(&t->cmds);
+        return;
     }
     client_encode_request(&t->cmds, p, base);
     t->ncmds++;

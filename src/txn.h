@@ -34,5 +34,8 @@ int txn_in_multi(const struct client *c);
 void txn_reset(struct client *c);
 /* Free a client's transaction state (client free, end of the turn). */
 void txn_free(struct client *c);
+/* Bring the charge for c's MULTI queue to what it holds now (after each
+ * transaction command: queued, executed, discarded). */
+void txn_mem_sync(struct client *c);
 
 #endif

@@ -15,6 +15,8 @@
 
 #ifdef HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>
+#elif defined(__GLIBC__)
+#include <malloc.h>
 #endif
 
 #include "alloc.h"
@@ -73,6 +75,21 @@ void
 sp_free(void *ptr)
 {
     free(ptr);
+}
+
+void
+sp_alloc_release(void)
+{
+#ifdef HAVE_JEMALLOC
+    char name[64];
+    /* The thread cache first, so that its objects reach the arenas and
+     * their pages can be purged. */
+    mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    snprintf(name, sizeof(name), "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
+    mallctl(name, NULL, NULL, NULL, 0);
+#elif defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }
 
 #ifndef NDEBUG
@@ -239,6 +256,43 @@ buf_release_if_empty(struct buf *b)
         b->data = NULL;
         b->pos = b->len = b->cap = 0;
     }
+}
+
+int
+buf_shrink(struct buf *b, size_t keep)
+{
+    size_t unread = b->len - b->pos;
+    if (b->cap <= keep || unread > keep / 2)
+        return 0;
+    if (unread == 0) {
+        buf_deinit(b);
+        return 1;
+    }
+    char *d = sp_malloc(keep);
+    memcpy(d, b->data + b->pos, unread);
+    sp_free(b->data);
+    b->data = d;
+    b->pos = 0;
+    b->len = unread;
+    b->cap = keep;
+    return 1;
+}
+
+void
+buf_set_grow(struct buf *b, size_t n)
+{
+    /* Small replies round up to a power of two, as buf_grow does, so a
+     * recycled buffer fits the next small reply without a new malloc;
+     * larger ones cost what they hold. */
+    size_t cap = n;
+    if (n <= 2048) {
+        cap = 256;
+        while (cap < n)
+            cap *= 2;
+    }
+    sp_free(b->data);
+    b->data = sp_malloc(cap);
+    b->cap = cap;
 }
 
 int

@@ -81,6 +81,27 @@ buf_unread(const struct buf *b)
 void buf_consume(struct buf *b, size_t n);
 /* Free storage when the buffer is empty (idle clients hold no memory). */
 void buf_release_if_empty(struct buf *b);
+/* Give back a big buffer's spare room: when cap exceeds keep and the
+ * unread bytes fit in keep / 2, move them into storage of keep bytes (or
+ * free it when nothing is unread). Unread bytes keep their content; their
+ * address changes. Returns 1 when the storage was replaced. */
+int buf_shrink(struct buf *b, size_t keep);
+/* Slow half of buf_set(): storage of exactly n bytes. */
+void buf_set_grow(struct buf *b, size_t n);
+
+/* Replace the content with n bytes at p. Past 2 KB it grows to exactly
+ * n bytes (not the next power of two): a buffer that holds one copied
+ * reply should cost what the reply does. Inline: once per reply. */
+static inline void
+buf_set(struct buf *b, const void *p, size_t n)
+{
+    b->pos = b->len = 0;
+    if (b->cap < n)
+        buf_set_grow(b, n);
+    if (n > 0)
+        memcpy(b->data, p, n);
+    b->len = n;
+}
 
 /* Parse a whole string as a signed 64-bit decimal; 0 on success, -1 on
  * any non-digit, empty input or overflow (Redis's string2ll rules). */

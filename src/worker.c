@@ -40,6 +40,13 @@ const uint32_t lat_bucket_us[LAT_BUCKETS] = {
 };
 
 #define TICK_MS 100
+/* Once a worker's held bytes fell this much below their peak, freed
+ * memory is handed back to the system (for a few ticks, so that what is
+ * freed at the end of the turn goes too). */
+#define MEM_RELEASE_DROP (4 * 1024 * 1024)
+#define MEM_RELEASE_TICKS 3
+/* Recycled requests kept once a burst is over. */
+#define REQ_POOL_IDLE 128
 /* How long requests that arrive before the first slot map wait for it. */
 #define STARTUP_HOLD_MS 1000
 
@@ -127,6 +134,8 @@ worker_publish_stats(struct worker *w)
     w->stats.masters = w->map->nmasters;
     w->stats.nodes_down = down;
     w->stats.map_epoch = w->map_epoch;
+    w->stats.mem_held = w->mem.held > 0 ? (uint64_t)w->mem.held : 0;
+    w->stats.mem_paused = w->mem_paused;
     pthread_mutex_lock(&w->pub_lock);
     w->pub = w->stats;
     memcpy(w->pub_cmd_calls, w->cmd_calls,
@@ -181,6 +190,26 @@ worker_read_stats(struct worker *w, struct worker_stats *out,
     pthread_mutex_unlock(&w->pub_lock);
 }
 
+/* Hand memory back to the system after the worker's held bytes came
+ * down from a peak (a slow reader closed, a big reply written): shrink
+ * the request pool and purge the allocator's unused pages. */
+static void
+worker_release_memory(struct worker *w)
+{
+    int64_t held = w->mem.held;
+    if (held > w->mem.peak)
+        w->mem.peak = held;
+    if (w->mem.peak - held >= MEM_RELEASE_DROP) {
+        w->mem.peak = held;
+        w->mem_release_ticks = MEM_RELEASE_TICKS;
+    }
+    if (w->mem_release_ticks > 0) {
+        w->mem_release_ticks--;
+        request_pool_trim(w, REQ_POOL_IDLE);
+        sp_alloc_release();
+    }
+}
+
 static void
 worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -204,6 +233,8 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     backend_reap(w, now);
     pin_check_timeouts(w, now);
     client_check_idle(w, now);
+    client_check_memory(w, now);
+    worker_release_memory(w);
 }
 
 /* 1 when no client waits for a reply: none in flight, and none answered
@@ -445,6 +476,8 @@ worker_new(const struct config *conf, int id, struct shared *shared)
     w->pub_slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     pthread_mutex_init(&w->pub_lock, NULL);
     w->start_ms = (uint64_t)time(NULL) * 1000;
+    w->mem_high = conf->max_memory != 0 ? membudget_high(conf->max_memory)
+                                        : UINT64_MAX;
     w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^
                     (0x9e3779b97f4a7c15ull * (uint64_t)(id + 1));
     worker_make_id(w);

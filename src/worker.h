@@ -29,6 +29,8 @@ TAILQ_HEAD(conn_list, backend_conn);
 
 #include <pthread.h>
 
+#include "membudget.h"
+
 /* The little the workers share, never touched on the per-request path:
  * a client count (atomic) and the latest slot map any worker fetched, so
  * that a topology change one worker sees (MOVED, a dead node) reaches the
@@ -51,6 +53,8 @@ struct shared {
     int64_t last_reload_success_unix; /* when the configuration in force
                                      * was loaded: start-up or the last
                                      * applied reload (Unix seconds) */
+    struct membudget mem;           /* bytes held for clients, all workers
+                                     * (max_memory) */
 };
 
 void shared_init(struct shared *sh);
@@ -97,6 +101,8 @@ struct worker_stats {
     uint64_t errors_by_kind[ERRK_COUNT];
     uint64_t bytes_in;              /* bytes read from clients */
     uint64_t bytes_out;             /* bytes written to clients */
+    uint64_t disc_memory;           /* clients closed by the memory budget */
+    uint64_t disc_output;           /* clients closed by output_limit */
     uint64_t lat_count[LAT_BUCKETS + 1]; /* requests by latency bucket */
     uint64_t lat_sum_us;            /* total latency */
     /* Gauges, filled when the stats are published. */
@@ -106,6 +112,8 @@ struct worker_stats {
     uint32_t masters;
     uint32_t nodes_down;
     uint64_t map_epoch;
+    uint64_t mem_held;              /* bytes this worker holds for clients */
+    uint32_t mem_paused;            /* 1 while reading is paused for memory */
     uint32_t nnodes;                /* entries in nodes */
     struct node_stat nodes[PUB_NODES];
 };
@@ -176,6 +184,16 @@ struct worker {
     char proxy_id[41];              /* node id the proxy presents in
                                      * CLUSTER NODES/SLOTS/SHARDS/MYID */
     struct worker_stats stats;      /* counters (this thread only) */
+    struct memacct mem;             /* bytes held for clients, this worker's
+                                     * part of shared->mem */
+    uint8_t mem_paused;             /* client reading paused: the budget is
+                                     * past its high-water mark */
+    uint64_t mem_high_ms;           /* since when it has been past the
+                                     * high-water mark (0: it is not) */
+    uint32_t mem_release_ticks;     /* ticks left to give memory back */
+    uint64_t mem_high;              /* the budget's high-water mark in
+                                     * bytes (UINT64_MAX: no budget), set
+                                     * at each tick from conf */
     struct slowlog *slowlog;        /* this worker's slow requests */
     uint64_t *cmd_calls;            /* calls per top-level command */
     uint64_t *cmd_lat;              /* per command: LAT_BUCKETS + 1 counts

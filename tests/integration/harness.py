@@ -184,6 +184,15 @@ def _port_free(port):
         s.close()
 
 
+def rss(pid):
+    """VmRSS of pid in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
 _sanitized = None
 
 

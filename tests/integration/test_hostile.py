@@ -23,13 +23,7 @@ CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 MB = 1024 * 1024
 
 
-def rss(pid):
-    """VmRSS of pid in bytes."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS for %d" % pid)
+rss = harness.rss
 
 
 def nfds(pid):

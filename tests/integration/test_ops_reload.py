@@ -126,7 +126,7 @@ def test_reload_reports_each_change(env):
         assert got["cluster.connections_per_node"] == "1", got
         assert got["auth.password"] == "***", got
         assert got["tls.cert"] == "", got
-        assert got["clients.output_limit"] == "64mb", got
+        assert got["clients.output_limit"] == "32mb", got
         assert len(got) > 40, got
         cl = config_get(c, "cluster.*")
         assert all(k.startswith("cluster.") for k in cl) and \

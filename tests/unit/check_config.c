@@ -83,7 +83,10 @@ static const struct default_case default_cases[] = {
     { "max_request_size", FIELD(max_request_size), 512ULL << 20 },
     { "max_multibulk_length", FIELD(max_multibulk), 1048576 },
     { "max_pipeline", FIELD(max_pipeline), 10000 },
-    { "output_limit", FIELD(output_limit), 64ULL << 20 },
+    { "output_limit", FIELD(output_limit), 32ULL << 20 },
+    { "max_memory", FIELD(max_memory), 64ULL << 20 },
+    { "max_multi_size", FIELD(max_multi_size), 16ULL << 20 },
+    { "max_multi_commands", FIELD(max_multi_commands), 100000 },
     { "idle_timeout", FIELD(idle_timeout_ms), 0 },
 };
 
@@ -144,6 +147,12 @@ static const struct option_case option_cases[] = {
     { CLUSTER "workers: 4\n", FIELD(workers), 4 },
     { CLUSTER "clients:\n  max_fanout_reply: 2mb\n", FIELD(max_fanout_reply),
       2u << 20 },
+    { CLUSTER "max_memory: 0\n", FIELD(max_memory), 0 },
+    { CLUSTER "max_memory: 1gb\n", FIELD(max_memory), 1u << 30 },
+    { CLUSTER "clients:\n  max_multi_size: 1mb\n", FIELD(max_multi_size),
+      1u << 20 },
+    { CLUSTER "clients:\n  max_multi_commands: 10\n",
+      FIELD(max_multi_commands), 10 },
     { CLUSTER "disabled_commands: [KEYS, flushall, Script]\n",
       FIELD(ndisabled), 3 },
     { CLUSTER "disabled_commands: []\n", FIELD(ndisabled), 0 },
@@ -1017,7 +1026,7 @@ START_TEST(test_dump_every_option)
     char *d = dump_of(c);
     ck_assert_ptr_nonnull(strstr(d, "\nworkers: 1\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  request_timeout: 5s\n"));
-    ck_assert_ptr_nonnull(strstr(d, "\n  output_limit: 64mb\n"));
+    ck_assert_ptr_nonnull(strstr(d, "\n  output_limit: 32mb\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  # cert: (not set)\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  listen: []\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  file: \"stderr\"\n"));
