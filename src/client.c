@@ -393,53 +393,11 @@ reply_error(struct request *r, const char *msg)
     request_fail(r, msg);
 }
 
-void
-client_encode_request(struct buf *out, const struct resp_req *p,
-                      const char *base)
-{
-    if (!p->is_inline) {
-        buf_append(out, base, (size_t)p->len);
-        return;
-    }
-    buf_add_array(out, p->argc);
-    for (uint32_t i = 0; i < p->argc; i++)
-        buf_add_bulk(out, base + p->argv[i].off, p->argv[i].len);
-}
-
 static void
 request_set_bytes(struct request *r, const struct resp_req *p,
                   const char *base)
 {
-    client_encode_request(&r->req, p, base);
-}
-
-int
-client_keys_slot(const struct command *cmd, const struct resp_req *p,
-                 const char *base, uint16_t *slot)
-{
-    int kbuf[16];
-    int *keys = kbuf;
-    int max = (int)SP_ARRAY_LEN(kbuf), rc = 0;
-
-    if (p->argc > SP_ARRAY_LEN(kbuf)) {
-        max = (int)p->argc;
-        keys = sp_malloc(sizeof(*keys) * p->argc);
-    }
-    int n = command_get_keys(cmd, p->argc, p->argv, base, keys, max);
-    for (int i = 0; i < n; i++) {
-        const struct resp_arg *k = &p->argv[keys[i]];
-        uint16_t s = keyslot(base + k->off, k->len);
-        if (i == 0) {
-            *slot = s;
-            rc = 1;
-        } else if (s != *slot) {
-            rc = -1;
-            break;
-        }
-    }
-    if (keys != kbuf)
-        sp_free(keys);
-    return rc;
+    resp_req_encode(&r->req, p, base);
 }
 
 /*
@@ -535,7 +493,7 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
     if (blocks == CMD_BLOCK_NO)
         return 0;
     uint16_t slot;
-    int k = client_keys_slot(cmd, p, base, &slot);
+    int k = command_keys_slot(cmd, p, base, &slot);
     if (k < 0) {
         reply_error(r, "CROSSSLOT Keys in request don't hash to the same "
                        "slot");

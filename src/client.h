@@ -90,14 +90,6 @@ void client_mem_add(struct client *c, int64_t delta);
 void client_check_memory(struct worker *w, uint64_t now_ms);
 
 struct command;
-/* Slot of a request's keys: 1 with *slot set when all keys share one
- * slot, 0 when it has none, -1 when they span several slots. */
-int client_keys_slot(const struct command *cmd, const struct resp_req *p,
-                     const char *base, uint16_t *slot);
-/* Append the request as RESP multibulk: the client's own bytes when they
- * were multibulk, a re-encoding of the args when inline. */
-void client_encode_request(struct buf *out, const struct resp_req *p,
-                           const char *base);
 
 /* Log c in with a role and the credential's fingerprint (auth_check);
  * user: index in conf->users, -1 for auth.password. Its requests then

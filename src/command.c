@@ -18,7 +18,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "command.h"
+#include "keyslot.h"
 #include "resp.h"
 #include "util.h"
 
@@ -711,4 +713,33 @@ command_err_refused(struct buf *out, const struct command *c)
         buf_append(out, &ch, 1);
     }
     buf_append_str(out, " is not supported through the proxy\r\n");
+}
+
+int
+command_keys_slot(const struct command *cmd, const struct resp_req *p,
+                  const char *base, uint16_t *slot)
+{
+    int kbuf[16];
+    int *keys = kbuf;
+    int max = (int)SP_ARRAY_LEN(kbuf), rc = 0;
+
+    if (p->argc > SP_ARRAY_LEN(kbuf)) {
+        max = (int)p->argc;
+        keys = sp_malloc(sizeof(*keys) * p->argc);
+    }
+    int n = command_get_keys(cmd, p->argc, p->argv, base, keys, max);
+    for (int i = 0; i < n; i++) {
+        const struct resp_arg *k = &p->argv[keys[i]];
+        uint16_t s = keyslot(base + k->off, k->len);
+        if (i == 0) {
+            *slot = s;
+            rc = 1;
+        } else if (s != *slot) {
+            rc = -1;
+            break;
+        }
+    }
+    if (keys != kbuf)
+        sp_free(keys);
+    return rc;
 }

@@ -190,6 +190,12 @@ int command_get_keys(const struct command *c, uint32_t argc,
                      const struct resp_arg *argv, const char *base,
                      int *keys, int max);
 
+struct resp_req;
+/* Slot of a request's keys: 1 with *slot set when all keys share one
+ * slot, 0 when it has none, -1 when they span several slots. */
+int command_keys_slot(const struct command *cmd, const struct resp_req *p,
+                      const char *base, uint16_t *slot);
+
 /*
  * Does this request block, and for how long? Follows the command's real
  * grammar (Redis's xreadCommand option walk for XREAD/XREADGROUP: GROUP

@@ -508,7 +508,7 @@ static void
 send_on(struct client *c, struct server *s, struct request *r,
         const struct resp_req *p, const char *base)
 {
-    client_encode_request(&r->req, p, base);
+    resp_req_encode(&r->req, p, base);
     r->no_deadline = 1;
     /* A send that fails at once completes r, and may close the client
      * and drop its reference: hold one. */
@@ -527,7 +527,7 @@ send_unsub(struct client *c, struct server *s, struct request *r,
            const struct resp_req *p, const char *base)
 {
     struct pubsub *ps = c->ps;
-    client_encode_request(&r->req, p, base);
+    resp_req_encode(&r->req, p, base);
     buf_printf(&r->req, "*2\r\n$4\r\nPING\r\n$%d\r\n%s\r\n",
                SYNC_TOKEN_LEN, ps->token);
     r->no_deadline = 1;
@@ -596,7 +596,7 @@ pubsub_ssubscribe(struct client *c, struct request *r,
 {
     struct pubsub *ps = pubsub_get(c);
     uint16_t slot;
-    if (client_keys_slot(cmd, p, base, &slot) < 0) {
+    if (command_keys_slot(cmd, p, base, &slot) < 0) {
         request_fail(r, "CROSSSLOT Keys in request don't hash to the same "
                         "slot");
         return;
@@ -642,7 +642,7 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
             to[i] = ps->shards[i].srv;
         for (uint32_t i = 0; i + 1 < n; i++) {
             struct request *extra = request_new(c->w);
-            client_encode_request(&extra->req, p, base);
+            resp_req_encode(&extra->req, p, base);
             server_send(to[i], extra);
             request_put(extra);
         }
@@ -657,7 +657,7 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
         return;
     }
     uint16_t slot;
-    if (client_keys_slot(cmd, p, base, &slot) < 0) {
+    if (command_keys_slot(cmd, p, base, &slot) < 0) {
         request_fail(r, "CROSSSLOT Keys in request don't hash to the same "
                         "slot");
         return;

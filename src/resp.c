@@ -942,3 +942,16 @@ resp_value_free(struct resp_value *v)
     }
     sp_free(v);
 }
+
+void
+resp_req_encode(struct buf *out, const struct resp_req *p,
+                const char *base)
+{
+    if (!p->is_inline) {
+        buf_append(out, base, (size_t)p->len);
+        return;
+    }
+    buf_add_array(out, p->argc);
+    for (uint32_t i = 0; i < p->argc; i++)
+        buf_add_bulk(out, base + p->argv[i].off, p->argv[i].len);
+}

@@ -63,6 +63,12 @@ struct resp_req {
 };
 
 void resp_req_init(struct resp_req *r);
+struct buf;
+/* Append the parsed request as RESP multibulk: its own bytes (base holds
+ * them) when they were multibulk, a re-encoding of the args when inline
+ * (the inline bytes were unquoted in place). */
+void resp_req_encode(struct buf *out, const struct resp_req *p,
+                     const char *base);
 void resp_req_deinit(struct resp_req *r);
 /* Forget the current request; keep the argv allocation for reuse. */
 void resp_req_reset(struct resp_req *r);

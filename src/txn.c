@@ -202,7 +202,7 @@ txn_queue(struct client *c, struct request *r, const struct command *cmd,
         return;
     }
     uint16_t slot;
-    int k = client_keys_slot(cmd, p, base, &slot);
+    int k = command_keys_slot(cmd, p, base, &slot);
     if (k < 0 || (k > 0 && t->has_slot && slot != t->slot)) {
         t->dirty = 1;
         reply_err(r, "CROSSSLOT Keys in request don't hash to the same "
@@ -234,7 +234,7 @@ txn_queue(struct client *c, struct request *r, const struct command *cmd,
         buf_deinit(&t->cmds);
         return;
     }
-    client_encode_request(&t->cmds, p, base);
+    resp_req_encode(&t->cmds, p, base);
     t->ncmds++;
     reply_raw(r, "+QUEUED\r\n");
 }
@@ -454,7 +454,7 @@ txn_watch(struct client *c, struct request *r, const struct command *cmd,
         reply_err(r, "ERR WATCH inside MULTI is not allowed");
         return;
     }
-    int k = client_keys_slot(cmd, p, base, &slot);
+    int k = command_keys_slot(cmd, p, base, &slot);
     if (k < 0 || (t->watching && slot != t->slot)) {
         reply_err(r, "CROSSSLOT Keys in request don't hash to the same "
                      "slot");
@@ -478,7 +478,7 @@ txn_watch(struct client *c, struct request *r, const struct command *cmd,
     t->watch_srv = s;
     t->slot = slot;
     t->has_slot = 1;
-    client_encode_request(&r->req, p, base);
+    resp_req_encode(&r->req, p, base);
     r->on_reply = txn_watch_reply;
     r->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
     /* A send that fails at once completes r (maybe closing c): hold r. */
