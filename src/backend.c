@@ -500,7 +500,7 @@ server_probe(struct server *s)
 
     if (s->probing || sp_msec_now() < c->retry_at_ms)
         return;
-    struct request *p = request_new(s->w);
+    struct request *p = request_new(&s->w->reqs);
     buf_append(&p->req, ping, sizeof(ping) - 1);
     p->on_done = probe_done;
     p->data = s;
@@ -653,7 +653,7 @@ static const char readonly_cmd[] = "*1\r\n$8\r\nREADONLY\r\n";
 static struct request *
 internal_request(struct worker *w, const char *bytes, size_t len)
 {
-    struct request *r = request_new(w);
+    struct request *r = request_new(&w->reqs);
     buf_append(&r->req, bytes, len);
     r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
     return r;
@@ -705,7 +705,7 @@ conn_queue_auth(struct backend_conn *c)
     }
     if (pass == NULL)
         return;
-    struct request *r = request_new(w);
+    struct request *r = request_new(&w->reqs);
     if (user != NULL) {
         buf_add_array(&r->req, 3);
         buf_add_bulk_str(&r->req, "AUTH");

@@ -346,7 +346,7 @@ client_request_done(struct request *r)
 static struct request *
 client_new_request(struct client *c)
 {
-    struct request *r = request_new(c->w);
+    struct request *r = request_new(&c->w->reqs);
     r->client = c;
     r->cred = c->pins.cred;
     r->on_done = client_request_done;

@@ -679,7 +679,7 @@ static struct request *
 frag_new(struct worker *w, struct fanout *f, const struct command *cmd,
          uint16_t slot, uint32_t nargs)
 {
-    struct request *fr = request_new(w);
+    struct request *fr = request_new(&w->reqs);
     fr->slot = slot;
     fr->keyed = 1;
     fr->cmd = cmd;
@@ -845,7 +845,7 @@ fanout_new(struct request *parent, int kind, uint32_t nfrags)
 static struct request *
 frag_copy(struct worker *w, struct fanout *f, const struct request *parent)
 {
-    struct request *fr = request_new(w);
+    struct request *fr = request_new(&w->reqs);
     fr->cmd = parent->cmd;
     fr->on_done = fanout_frag_done;
     fr->data = f;
@@ -892,7 +892,7 @@ fanout_scan(struct worker *w, struct request *parent,
     struct fanout *f = fanout_new(parent, MERGE_SCAN, 1);
     f->scan_master = master;
     f->nmasters = nmasters;
-    struct request *fr = request_new(w);
+    struct request *fr = request_new(&w->reqs);
     fr->cmd = parent->cmd;
     fr->on_done = fanout_frag_done;
     fr->data = f;
@@ -952,7 +952,7 @@ fanout_info(struct worker *w, struct request *parent, struct buf *body)
     f->info = *body;
     buf_init(body);
     for (uint32_t i = 0; i < nmasters; i++) {
-        struct request *fr = request_new(w);
+        struct request *fr = request_new(&w->reqs);
         fr->cmd = parent->cmd;
         fr->on_done = fanout_frag_done;
         fr->data = f;

@@ -641,7 +641,7 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
         for (uint32_t i = 0; i < n; i++)
             to[i] = ps->shards[i].srv;
         for (uint32_t i = 0; i + 1 < n; i++) {
-            struct request *extra = request_new(c->w);
+            struct request *extra = request_new(&c->w->reqs);
             resp_req_encode(&extra->req, p, base);
             server_send(to[i], extra);
             request_put(extra);
@@ -776,7 +776,7 @@ static void
 send_internal(struct worker *w, struct server *s, const char *cmd,
               const struct chanlist *l)
 {
-    struct request *r = request_new(w);
+    struct request *r = request_new(&w->reqs);
     buf_add_array(&r->req, 1 + l->n);
     buf_add_bulk_str(&r->req, cmd);
     for (uint32_t i = 0; i < l->n; i++)

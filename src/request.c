@@ -12,7 +12,6 @@
 
 #include "alloc.h"
 #include "request.h"
-#include "worker.h"
 
 /* Buffers larger than this are released when a request is recycled, so a
  * burst of big values does not pin memory in the free list. */
@@ -22,13 +21,20 @@
  * pipelined requests; request_pool_trim gives most of it back. */
 #define REQ_POOL_MAX 1024
 
-struct request *
-request_new(struct worker *w)
+void
+request_pool_init(struct request_pool *pool, struct worker *owner)
 {
-    struct request *r = w->free_reqs;
+    memset(pool, 0, sizeof(*pool));
+    pool->owner = owner;
+}
+
+struct request *
+request_new(struct request_pool *pool)
+{
+    struct request *r = pool->free;
     if (r != NULL) {
-        w->free_reqs = r->next_free;
-        w->nfree_reqs--;
+        pool->free = r->next_free;
+        pool->nfree--;
         struct buf req = r->req, rep = r->rep;
         memset(r, 0, sizeof(*r));
         r->req = req;
@@ -38,7 +44,8 @@ request_new(struct worker *w)
     } else {
         r = sp_calloc(1, sizeof(*r));
     }
-    r->w = w;
+    r->pool = pool;
+    r->w = pool->owner;
     r->refcount = 1;
     r->cmd_index = -1;
     return r;
@@ -64,8 +71,8 @@ request_put(struct request *r)
     SP_ASSERT(r->refcount > 0);
     if (--r->refcount > 0)
         return;
-    struct worker *w = r->w;
-    if (w->nfree_reqs >= REQ_POOL_MAX) {
+    struct request_pool *pool = r->pool;
+    if (pool->nfree >= REQ_POOL_MAX) {
         buf_deinit(&r->req);
         buf_deinit(&r->rep);
         sp_free(r);
@@ -73,18 +80,18 @@ request_put(struct request *r)
     }
     request_release_buf(&r->req);
     request_release_buf(&r->rep);
-    r->next_free = w->free_reqs;
-    w->free_reqs = r;
-    w->nfree_reqs++;
+    r->next_free = pool->free;
+    pool->free = r;
+    pool->nfree++;
 }
 
 void
-request_pool_trim(struct worker *w, uint32_t keep)
+request_pool_trim(struct request_pool *pool, uint32_t keep)
 {
-    while (w->nfree_reqs > keep) {
-        struct request *r = w->free_reqs;
-        w->free_reqs = r->next_free;
-        w->nfree_reqs--;
+    while (pool->nfree > keep) {
+        struct request *r = pool->free;
+        pool->free = r->next_free;
+        pool->nfree--;
         buf_deinit(&r->req);
         buf_deinit(&r->rep);
         sp_free(r);
@@ -92,9 +99,9 @@ request_pool_trim(struct worker *w, uint32_t keep)
 }
 
 void
-request_pool_drain(struct worker *w)
+request_pool_drain(struct request_pool *pool)
 {
-    request_pool_trim(w, 0);
+    request_pool_trim(pool, 0);
 }
 
 void

@@ -39,6 +39,7 @@ struct request {
     TAILQ_ENTRY(request) cnext;     /* owner client's pipeline */
     TAILQ_ENTRY(request) bnext;     /* backend send queue or in-flight FIFO */
     struct worker *w;               /* worker this request lives in */
+    struct request_pool *pool;      /* where it returns on the last put */
     struct client *client;          /* owning client; NULL when internal or
                                      * orphaned (client gone) */
     int refcount;                   /* owner + backend queue references */
@@ -85,15 +86,25 @@ struct request {
 
 TAILQ_HEAD(request_queue, request);
 
-/* A request from the worker's free list (or new), refcount 1. */
-struct request *request_new(struct worker *w);
+/* A worker's recycled requests: the steady state of the request path
+ * allocates nothing. Only the owning worker's thread touches it. */
+struct request_pool {
+    struct request *free;           /* recycled requests (free list) */
+    uint32_t nfree;                 /* length of free */
+    struct worker *owner;           /* set as r->w of its requests */
+};
+
+void request_pool_init(struct request_pool *pool, struct worker *owner);
+/* A request from the pool's free list (or new), refcount 1. */
+struct request *request_new(struct request_pool *pool);
 struct request *request_get(struct request *r);
+/* Drop a reference; the last one returns r to its pool. */
 void request_put(struct request *r);
-/* Drop the worker's free list (at shutdown). */
-void request_pool_drain(struct worker *w);
-/* Shrink the worker's free list to at most keep requests (memory given
- * back once a burst is over). */
-void request_pool_trim(struct worker *w, uint32_t keep);
+/* Drop the free list (at shutdown). */
+void request_pool_drain(struct request_pool *pool);
+/* Shrink the free list to at most keep requests (memory given back once
+ * a burst is over). */
+void request_pool_trim(struct request_pool *pool, uint32_t keep);
 
 /* Deliver reply bytes to the request: runs on_reply if set, else
  * request_finish with a copy of the bytes. */

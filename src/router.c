@@ -373,7 +373,7 @@ hold_ask_nodes(struct router_hold *h)
     struct worker *w = h->r->w;
     if (h->from_host[0] == '\0' || !h->rd.ask)
         return;
-    struct request *q = request_new(w);
+    struct request *q = request_new(&w->reqs);
     buf_append(&q->req, cmd, sizeof(cmd) - 1);
     q->on_done = hold_nodes_done;
     q->data = h;

@@ -276,7 +276,7 @@ topo_attempt(struct topology *t)
     topo_candidate(t, t->next++ % n, &host, &port);
     snprintf(t->asked_host, sizeof(t->asked_host), "%s", host);
     t->asked_port = port;
-    struct request *r = request_new(w);
+    struct request *r = request_new(&w->reqs);
     buf_append(&r->req, cluster_slots_cmd, sizeof(cluster_slots_cmd) - 1);
     r->on_done = topo_on_done;
     r->data = t;
@@ -366,7 +366,7 @@ repl_tick(evutil_socket_t fd, short what, void *arg)
         rp->w = w;
         rp->epoch = w->map_epoch;
         rp->master = i;
-        struct request *r = request_new(w);
+        struct request *r = request_new(&w->reqs);
         buf_append(&r->req, cmd, sizeof(cmd) - 1);
         r->on_done = repl_done;
         r->data = rp;

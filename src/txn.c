@@ -161,7 +161,7 @@ reply_raw(struct request *r, const char *s)
 static void
 txn_send_unwatch(struct client *c)
 {
-    struct request *u = request_new(c->w);
+    struct request *u = request_new(&c->w->reqs);
     buf_append(&u->req, unwatch_cmd, sizeof(unwatch_cmd) - 1);
     u->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
     struct server *s = c->tx->watch_srv;

@@ -205,7 +205,7 @@ worker_release_memory(struct worker *w)
     }
     if (w->mem_release_ticks > 0) {
         w->mem_release_ticks--;
-        request_pool_trim(w, REQ_POOL_IDLE);
+        request_pool_trim(&w->reqs, REQ_POOL_IDLE);
         sp_alloc_release();
     }
 }
@@ -436,6 +436,7 @@ worker_new(const struct config *conf, int id, struct shared *shared)
     w->id = id;
     w->shared = shared;
     w->conf = conf;
+    request_pool_init(&w->reqs, w);
     /* No locks in the loop: only this worker's thread touches it; the
      * main thread stops it through a pipe. */
     struct event_config *ec = event_config_new();
@@ -599,7 +600,7 @@ worker_free(struct worker *w)
     sp_free(w->pub_slot_calls);
     pthread_mutex_destroy(&w->pub_lock);
     slotmap_put(w->map);
-    request_pool_drain(w);
+    request_pool_drain(&w->reqs);
     event_free(w->flush_ev);
     event_free(w->tick_ev);
     event_free(w->stop_ev);

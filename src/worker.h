@@ -30,6 +30,7 @@ TAILQ_HEAD(conn_list, backend_conn);
 #include <pthread.h>
 
 #include "membudget.h"
+#include "request.h"
 
 /* The little the workers share, never touched on the per-request path:
  * a client count (atomic) and the latest slot map any worker fetched, so
@@ -151,8 +152,7 @@ struct worker {
     uint32_t nlisteners;
     uint64_t drain_deadline_ms;     /* draining (SIGTERM) until then; 0 =
                                      * not draining */
-    struct request *free_reqs;      /* recycled request objects */
-    uint32_t nfree_reqs;
+    struct request_pool reqs;       /* recycled request objects */
     struct server **map_srv;        /* map->nodes[i] -> its server, rebuilt
                                      * with each new map */
     uint8_t *replica_ok;            /* map->nodes[i] is a replica fit for
