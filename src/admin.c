@@ -18,6 +18,7 @@
 #include "client.h"
 #include "command.h"
 #include "config.h"
+#include "errors.h"
 #include "fanout.h"
 #include "keyslot.h"
 #include "request.h"
@@ -123,8 +124,7 @@ auth_login(struct admin_args *a, int ui, uint32_t pi)
     int role = auth_check(a->c->w->conf, user, ulen, ARG(a, pi),
                           ARGLEN(a, pi), &fp, &uidx);
     if (role < 0) {
-        buf_printf(&a->r->rep, "-WRONGPASS invalid username-password pair "
-                   "or user is disabled.\r\n");
+        buf_printf(&a->r->rep, "-%s\r\n", error_text(SPE_WRONGPASS));
         client_auth_failed(a->c, a->r);
         return -1;
     }
@@ -664,8 +664,8 @@ static void
 cmd_proxy(struct admin_args *a)
 {
     if (a->c->role != ROLE_ADMIN) {
-        reply_err(a, "NOPERM this user has no permissions to run the "
-                     "'proxy' command");
+        buf_printf(&a->r->rep, "-" ERR_NOPERM_FMT "\r\n", "proxy");
+        reply_done(a);
         return;
     }
     const char *sub = a->argc > 1 ? ARG(a, 1) : "";

@@ -28,6 +28,7 @@
 #include "client.h"
 #include "command.h"
 #include "config.h"
+#include "errors.h"
 #include "fanout.h"
 #include "keyslot.h"
 #include "log.h"
@@ -266,20 +267,6 @@ client_close(struct client *c, const char *reason)
     worker_schedule_flush(w);
 }
 
-/* The kind of an error reply, by its first word. */
-static int
-error_kind(const char *p, size_t n)
-{
-    size_t w = 0;
-    while (w < n && p[w] != ' ' && p[w] != '\r')
-        w++;
-    for (int k = 0; k < ERRK_OTHER; k++)
-        if (strlen(err_kind_names[k]) == w &&
-            memcmp(err_kind_names[k], p, w) == 0)
-            return k;
-    return ERRK_OTHER;
-}
-
 /* Latency histogram and error count for a finished request. */
 static void
 client_observe(struct worker *w, const struct request *r)
@@ -388,12 +375,6 @@ client_push(struct client *c, const char *data, size_t len)
 }
 
 static void
-reply_error(struct request *r, const char *msg)
-{
-    request_fail(r, msg);
-}
-
-static void
 request_set_bytes(struct request *r, const struct resp_req *p,
                   const char *base)
 {
@@ -435,8 +416,7 @@ route_keys(struct client *c, struct request *r, const struct command *cmd,
         fanout_split(c->w, r, cmd, p->argv, p->argc, base, keys, slots, n);
         rc = 1;
     } else if (n > 0) {
-        reply_error(r, "CROSSSLOT Keys in request don't hash to the same "
-                       "slot");
+        request_error(r, SPE_CROSSSLOT);
         rc = 1;
     }
     if (keys != kbuf) {
@@ -452,7 +432,7 @@ client_pin_target(struct request *r, const char *host, uint16_t port)
 {
     struct client *c = r->client;
     if (c == NULL) {
-        request_fail(r, "ERR slotproxy: client gone");
+        request_error(r, SPE_CLIENT_GONE);
         return NULL;
     }
     struct server *s = pin_get_blocking(r->w, &c->pins, host, port);
@@ -475,7 +455,7 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
     if (strcmp(cmd->fullname, "wait") == 0) {
         /* WAIT counts replicas that acked this connection's writes; the
          * client's writes went over shared connections. */
-        reply_error(r, "ERR slotproxy: WAIT is not supported through the "
+        request_fail(r, "ERR slotproxy: WAIT is not supported through the "
                        "proxy (writes travel on shared connections)");
         return 1;
     }
@@ -483,7 +463,7 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
         strcmp(cmd->fullname, "xreadgroup")) {
         snprintf(msg, sizeof(msg), "ERR slotproxy: '%s' is not supported by "
                  "this version of the proxy yet", cmd->fullname);
-        reply_error(r, msg);
+        request_fail(r, msg);
         return 1;
     }
     long long tmo;
@@ -495,14 +475,13 @@ client_pinned(struct client *c, struct request *r, const struct command *cmd,
     uint16_t slot;
     int k = command_keys_slot(cmd, p, base, &slot);
     if (k < 0) {
-        reply_error(r, "CROSSSLOT Keys in request don't hash to the same "
-                       "slot");
+        request_error(r, SPE_CROSSSLOT);
         return 1;
     }
     if (blocks == CMD_BLOCK_BAD) {
         /* Redis would refuse it before blocking: answer here, without
          * pinning a connection for it. */
-        reply_error(r, err);
+        request_fail(r, err);
         return 1;
     }
     r->keyed = k > 0;
@@ -631,7 +610,7 @@ static int
 client_refuse(struct client *c, struct request *r, const char *msg)
 {
     txn_queue_error(c);
-    reply_error(r, msg);
+    request_fail(r, msg);
     return 1;
 }
 
@@ -652,14 +631,13 @@ client_denied(struct client *c, struct request *r, const struct command *cmd)
     if (!c->authed) {
         if (cmd->flags & CMD_P_BEFORE_AUTH)
             return 0;
-        return client_refuse(c, r, "NOAUTH Authentication required.");
+        return client_refuse(c, r, error_text(SPE_NOAUTH));
     }
     if (!(cmd->flags & CMD_F_ADMIN) &&
         (c->role != ROLE_READ_ONLY ||
          (cmd->flags & (CMD_F_READONLY | CMD_P_READ_ROLE))))
         return 0;
-    snprintf(msg, sizeof(msg), "NOPERM this user has no permissions to run "
-             "the '%s' command", cmd->fullname);
+    snprintf(msg, sizeof(msg), ERR_NOPERM_FMT, cmd->fullname);
     return client_refuse(c, r, msg);
 }
 
@@ -790,7 +768,7 @@ client_protocol_error(struct client *c, const char *err)
     snprintf(msg, sizeof(msg), "ERR %s", err);
     log_info("client %llu %s: %s", (unsigned long long)c->id, c->addr, err);
     c->closing = 1;
-    reply_error(r, msg);
+    request_fail(r, msg);
 }
 
 static void

@@ -22,6 +22,7 @@
 #include "alloc.h"
 #include "command.h"
 #include "config.h"
+#include "errors.h"
 #include "fanout.h"
 #include "request.h"
 #include "resp.h"
@@ -917,8 +918,7 @@ fanout_all(struct worker *w, struct request *parent,
     int kind = all_kind_of(cmd);
 
     if (nmasters == 0) {
-        request_fail(parent, "CLUSTERDOWN The cluster is down (slotproxy "
-                             "has no slot map yet)");
+        request_error(parent, SPE_CLUSTERDOWN_NO_MAP);
         return;
     }
     if (kind == MERGE_SCAN) {

@@ -20,6 +20,7 @@
 #include "client.h"
 #include "command.h"
 #include "config.h"
+#include "errors.h"
 #include "pin.h"
 #include "pubsub.h"
 #include "request.h"
@@ -597,8 +598,7 @@ pubsub_ssubscribe(struct client *c, struct request *r,
     struct pubsub *ps = pubsub_get(c);
     uint16_t slot;
     if (command_keys_slot(cmd, p, base, &slot) < 0) {
-        request_fail(r, "CROSSSLOT Keys in request don't hash to the same "
-                        "slot");
+        request_error(r, SPE_CROSSSLOT);
         return;
     }
     r->keyed = 1;
@@ -658,8 +658,7 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
     }
     uint16_t slot;
     if (command_keys_slot(cmd, p, base, &slot) < 0) {
-        request_fail(r, "CROSSSLOT Keys in request don't hash to the same "
-                        "slot");
+        request_error(r, SPE_CROSSSLOT);
         return;
     }
     for (uint32_t i = 1; i < p->argc; i++)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "errors.h"
 #include "request.h"
 
 /* Buffers larger than this are released when a request is recycled, so a
@@ -156,4 +157,10 @@ request_failf(struct request *r, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     request_fail(r, msg);
+}
+
+void
+request_error(struct request *r, enum sp_error e)
+{
+    request_fail(r, error_text(e));
 }

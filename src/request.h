@@ -116,6 +116,9 @@ void request_complete(struct request *r);
 void request_finish(struct request *r, const char *data, size_t len);
 /* Complete with an error reply; msg is the text after '-' without CRLF. */
 void request_fail(struct request *r, const char *msg);
+/* Complete with one of the proxy's fixed error replies (errors.h). */
+enum sp_error;
+void request_error(struct request *r, enum sp_error e);
 void request_failf(struct request *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

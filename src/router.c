@@ -29,6 +29,7 @@
 #include "backend.h"
 #include "command.h"
 #include "config.h"
+#include "errors.h"
 #include "request.h"
 #include "router.h"
 #include "slotmap.h"
@@ -69,20 +70,16 @@ router_pick(struct worker *w, struct request *r)
 
     if (m->nmasters == 0) {
         if (w->topo_err[0] != '\0')
-            request_failf(r,
-                          "CLUSTERDOWN The cluster is down (slotproxy "
-                          "has no slot map yet; last answer from %s)",
-                          w->topo_err);
+            request_failf(r, ERR_NO_MAP_FMT, w->topo_err);
         else
-            request_fail(r, "CLUSTERDOWN The cluster is down (slotproxy has "
-                            "no slot map yet)");
+            request_error(r, SPE_CLUSTERDOWN_NO_MAP);
         return -1;
     }
     if (!r->keyed)
         return (int)(w->rr++ % m->nmasters);
     node = slotmap_master_of(m, r->slot);
     if (node < 0)
-        request_fail(r, "CLUSTERDOWN Hash slot not served");
+        request_error(r, SPE_SLOT_NOT_SERVED);
     return node;
 }
 
@@ -156,7 +153,7 @@ router_dispatch_master(struct worker *w, struct request *r, uint32_t i)
 {
     router_prepare(w, r);
     if (i >= w->map->nmasters) {
-        request_fail(r, "CLUSTERDOWN The cluster is down");
+        request_error(r, SPE_CLUSTERDOWN);
         return;
     }
     server_send(node_server(w, (int)i), r);

@@ -19,6 +19,7 @@
 #include "client.h"
 #include "command.h"
 #include "config.h"
+#include "errors.h"
 #include "pin.h"
 #include "request.h"
 #include "router.h"
@@ -146,12 +147,6 @@ txn_reset(struct client *c)
 
 
 static void
-reply_err(struct request *r, const char *msg)
-{
-    request_fail(r, msg);
-}
-
-static void
 reply_raw(struct request *r, const char *s)
 {
     request_finish(r, s, strlen(s));
@@ -198,15 +193,14 @@ txn_queue(struct client *c, struct request *r, const struct command *cmd,
         snprintf(msg, sizeof(msg), "ERR slotproxy: '%s' cannot be used "
                  "inside MULTI through the proxy", cmd->fullname);
         t->dirty = 1;
-        reply_err(r, msg);
+        request_fail(r, msg);
         return;
     }
     uint16_t slot;
     int k = command_keys_slot(cmd, p, base, &slot);
     if (k < 0 || (k > 0 && t->has_slot && slot != t->slot)) {
         t->dirty = 1;
-        reply_err(r, "CROSSSLOT Keys in request don't hash to the same "
-                     "slot");
+        request_error(r, SPE_CROSSSLOT);
         return;
     }
     if (k > 0 && !t->has_slot) {
@@ -229,7 +223,7 @@ txn_queue(struct client *c, struct request *r, const struct command *cmd,
                  "clients.max_multi_commands %u)",
                  (unsigned long long)conf->max_multi_size,
                  conf->max_multi_commands);
-        reply_err(r, msg);
+        request_fail(r, msg);
         t->dirty = 1;
         buf_deinit(&t->cmds);
         return;
@@ -272,9 +266,7 @@ txn_on_reply(struct request *r, const char *data, size_t len, char type)
 
     if (e != NULL && router_parse_redirect(e, n, &rd) == 0) {
         if (from->private_conn) {
-            request_fail(r, "EXECABORT Transaction discarded because its "
-                            "slot moved after WATCH (slotproxy); retry the "
-                            "transaction");
+            request_error(r, SPE_EXECABORT_MOVED);
             return;
         }
         if (router_follow(r, from, e, n, data, len) == 0)
@@ -294,15 +286,14 @@ txn_exec(struct client *c, struct request *r)
     struct txn *t = c->tx;
 
     if (t == NULL || !t->in_multi) {
-        reply_err(r, "ERR EXEC without MULTI");
+        request_error(r, SPE_EXEC_NO_MULTI);
         return;
     }
     if (t->dirty) {
         if (t->watching)
             txn_send_unwatch(c);
         txn_reset_queue(t);
-        reply_err(r, "EXECABORT Transaction discarded because of previous "
-                     "errors.");
+        request_error(r, SPE_EXECABORT);
         return;
     }
     if (t->watching && t->watch_lost) {
@@ -337,7 +328,7 @@ txn_discard(struct client *c, struct request *r)
 {
     struct txn *t = c->tx;
     if (t == NULL || !t->in_multi) {
-        reply_err(r, "ERR DISCARD without MULTI");
+        request_error(r, SPE_DISCARD_NO_MULTI);
         return;
     }
     if (t->watching)
@@ -392,7 +383,7 @@ txn_watch_target(struct request *r, const char *host, uint16_t port)
     struct client *c = r->client;
     struct txn *t = c != NULL ? c->tx : NULL;
     if (t == NULL || !t->watching) {
-        request_fail(r, "ERR slotproxy: client gone");
+        request_error(r, SPE_CLIENT_GONE);
         return NULL;
     }
     struct server *to = txn_pin(c, host, port);
@@ -451,13 +442,12 @@ txn_watch(struct client *c, struct request *r, const struct command *cmd,
     uint16_t slot;
 
     if (t->in_multi) {
-        reply_err(r, "ERR WATCH inside MULTI is not allowed");
+        request_error(r, SPE_WATCH_IN_MULTI);
         return;
     }
     int k = command_keys_slot(cmd, p, base, &slot);
     if (k < 0 || (t->watching && slot != t->slot)) {
-        reply_err(r, "CROSSSLOT Keys in request don't hash to the same "
-                     "slot");
+        request_error(r, SPE_CROSSSLOT);
         return;
     }
     r->keyed = 1;
@@ -469,7 +459,7 @@ txn_watch(struct client *c, struct request *r, const struct command *cmd,
     struct server *s = t->watching ? t->watch_srv
                                    : txn_pin(c, n->host, n->port);
     if (s == NULL) {
-        reply_err(r, pin_refusal(c->w, &c->pins));
+        request_fail(r, pin_refusal(c->w, &c->pins));
         return;
     }
     if (!t->watching)
@@ -523,7 +513,7 @@ txn_dispatch(struct client *c, struct request *r, const struct command *cmd,
     } else if (is_named(cmd, "multi")) {
         t = txn_get(c);
         if (t->in_multi) {
-            reply_err(r, "ERR MULTI calls can not be nested");
+            request_error(r, SPE_MULTI_NESTED);
             return;
         }
         t->in_multi = 1;

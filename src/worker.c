@@ -28,12 +28,6 @@
 #include "topology.h"
 #include "worker.h"
 
-const char *const err_kind_names[ERRK_COUNT] = {
-    "ERR", "WRONGTYPE", "CROSSSLOT", "CLUSTERDOWN", "NOAUTH", "NOPERM",
-    "WRONGPASS", "EXECABORT", "TRYAGAIN", "MOVED", "ASK", "LOADING", "BUSY",
-    "NOSCRIPT", "OTHER",
-};
-
 const uint32_t lat_bucket_us[LAT_BUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 500000,
     1000000,

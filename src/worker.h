@@ -29,6 +29,7 @@ TAILQ_HEAD(conn_list, backend_conn);
 
 #include <pthread.h>
 
+#include "errors.h"
 #include "membudget.h"
 #include "request.h"
 
@@ -63,14 +64,6 @@ void shared_deinit(struct shared *sh);
 
 #define RSCRATCH_SIZE (16 * 1024)
 
-/* Error replies by kind (the reply's first word). */
-enum err_kind {
-    ERRK_ERR = 0, ERRK_WRONGTYPE, ERRK_CROSSSLOT, ERRK_CLUSTERDOWN,
-    ERRK_NOAUTH, ERRK_NOPERM, ERRK_WRONGPASS, ERRK_EXECABORT, ERRK_TRYAGAIN,
-    ERRK_MOVED, ERRK_ASK, ERRK_LOADING, ERRK_BUSY, ERRK_NOSCRIPT, ERRK_OTHER,
-    ERRK_COUNT
-};
-extern const char *const err_kind_names[ERRK_COUNT];
 
 /* Request latency histogram bucket bounds, in microseconds. */
 #define LAT_BUCKETS 12
