@@ -136,11 +136,16 @@ client_charge_rbuf(struct client *c)
     }
 }
 
-/* What a finished reply costs while it waits to be written. */
+/* What a finished reply counts against the client's output limit while
+ * it waits to be written: its bytes and the request that carries them.
+ * Not the buffer's spare capacity (a recycled buffer is the pool's
+ * choice, not the client's doing; the memory budget charges it anyway,
+ * client_charge), or a client with a small limit would be cut off for
+ * one short reply in a large recycled buffer. */
 static inline uint64_t
 reply_cost(const struct request *r)
 {
-    return sizeof(*r) + r->rep.cap;
+    return sizeof(*r) + buf_unread(&r->rep);
 }
 
 static void

@@ -34,6 +34,7 @@
 #include "tls.h"
 #include "util.h"
 #include "worker.h"
+#include "worker_loop.h"
 
 static void
 usage(FILE *out)
@@ -105,7 +106,7 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
     log_notice("received %s, draining (up to shutdown_grace) and shutting "
                "down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     for (int i = 0; i < pr->nworkers; i++)
-        worker_stop(pr->workers[i], 1);
+        worker_loop_stop(pr->workers[i], 1);
     event_base_loopbreak(pr->base);
 }
 
@@ -379,7 +380,7 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
     pr->retired[pr->nretired++] = pr->conf;
     pr->conf = neu;
     for (int i = 0; i < pr->nworkers; i++)
-        worker_reload(pr->workers[i], neu, pr->client_tls);
+        worker_loop_reload(pr->workers[i], neu, pr->client_tls);
     pr->shared->reloads_ok++;
     pr->shared->last_reload_success_unix = (int64_t)time(NULL);
     log_notice("reload: configuration from %s applied (%zu option%s "
@@ -669,7 +670,7 @@ run(struct config **confp, const char *file)
     size_t nls = conf->nlisten + conf->ntls_listen;
 
     for (int i = 0; i < n && rc == 0; i++) {
-        struct worker *w = worker_new(conf, i, &shared);
+        struct worker *w = worker_loop_new(conf, i, &shared);
         if (w == NULL) {
             log_error("cannot create the event loop");
             rc = 1;
@@ -687,7 +688,7 @@ run(struct config **confp, const char *file)
             if (l == NULL)
                 rc = 1;
             else
-                worker_add_listener(w, l);
+                worker_loop_add_listener(w, l);
         }
     }
     /* One identity for the whole process (CLUSTER MYID/NODES). */
@@ -712,7 +713,7 @@ run(struct config **confp, const char *file)
         event_add(sighup, NULL);
         event_add(sigusr1, NULL);
         for (int i = 0; i < pr.nworkers; i++) {
-            worker_start(pr.workers[i]);
+            worker_loop_start(pr.workers[i]);
             if (pthread_create(&tids[i], NULL, worker_thread,
                                pr.workers[i]) != 0) {
                 log_error("cannot start worker thread %d", i);
@@ -727,14 +728,14 @@ run(struct config **confp, const char *file)
             event_base_dispatch(pr.base);
         } else {
             for (int i = 0; i < started; i++)
-                worker_stop(pr.workers[i], 0);
+                worker_loop_stop(pr.workers[i], 0);
         }
     }
     for (int i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
     http_free(pr.http);
     for (int i = 0; i < pr.nworkers; i++)
-        worker_free(pr.workers[i]);
+        worker_loop_free(pr.workers[i]);
     if (sigint != NULL)
         event_free(sigint);
     if (sigterm != NULL)

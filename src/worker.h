@@ -1,9 +1,12 @@
 /* slotproxy - BSD-2-Clause
  *
- * One worker: an event loop that owns its clients, its backend connections,
- * its view of the slot map and its request free list. Every piece of
- * mutable request-path state lives here, so that N workers is a matter of
- * running N of these (see README, Architecture).
+ * One worker's context: the state of an event loop that owns its
+ * clients, its backend connections, its view of the slot map and its
+ * request pool. Every piece of mutable request-path state lives here, so
+ * that N workers is a matter of running N of these (see README,
+ * Architecture). This header and worker.c are the bottom of the house:
+ * they call nothing above them; the loop that drives a worker is
+ * worker_loop.c, at the top, and installs what must reach up as hooks.
  */
 #ifndef SP_WORKER_H
 #define SP_WORKER_H
@@ -58,9 +61,6 @@ struct shared {
     struct membudget mem;           /* bytes held for clients, all workers
                                      * (max_memory) */
 };
-
-void shared_init(struct shared *sh);
-void shared_deinit(struct shared *sh);
 
 #define RSCRATCH_SIZE (16 * 1024)
 
@@ -171,6 +171,9 @@ struct worker {
                                      * at the first hostname */
     /* Hook the topology installs: a backend connection to s failed. */
     void (*on_node_error)(struct worker *w, struct server *s);
+    /* Hook the driver (worker_loop.c) installs: make m (one ref, taken)
+     * the worker's current map; worker_set_map calls it. */
+    void (*install_map)(struct worker *w, struct slotmap *m);
     uint64_t start_ms;              /* wall-clock start, for INFO uptime */
     uint32_t rr;                    /* round robin for keyless commands */
     uint64_t rand_state;            /* xorshift state for jitter */
@@ -202,20 +205,11 @@ struct worker {
     uint64_t *pub_cmd_calls;
 };
 
-/* Worker number id (0-based) of the process. */
-struct worker *worker_new(const struct config *conf, int id,
-                          struct shared *shared);
-void worker_free(struct worker *w);
 /* Ask for an end-of-turn flush (writes batched per loop turn). */
 void worker_schedule_flush(struct worker *w);
 /* Replace the current slot map (takes ownership of one ref of m) and
- * publish it to the other workers. */
+ * publish it to the other workers (installed through w->install_map). */
 void worker_set_map(struct worker *w, struct slotmap *m);
-/* Ask the worker's loop to exit; safe from another thread (the loops
- * take no locks: each is only ever touched by its own thread). With
- * drain, the worker first stops accepting and lets in-flight requests
- * finish, for up to shutdown_grace. */
-void worker_stop(struct worker *w, int drain);
 /* The worker's number (0-based). */
 int worker_id(const struct worker *w);
 /* Monotonic microseconds as of the last loop turn's flush (or tick):
@@ -230,13 +224,8 @@ void worker_read_stats(struct worker *w, struct worker_stats *out,
 void worker_read_cmd_lat(struct worker *w, uint64_t *lat);
 /* Add w's published per-slot counts (SLOT_COUNT entries) to slots. */
 void worker_read_slots(struct worker *w, uint64_t *slots);
-/* Hand the worker a new configuration (SIGHUP); it switches at its next
- * loop turn. The caller keeps conf alive until the process exits. */
-void worker_reload(struct worker *w, const struct config *conf,
-                   struct tls_ctx *tls);
-/* Register a listener the worker closes when it drains. */
-void worker_add_listener(struct worker *w, struct listener *l);
-/* Called at worker start from main: begins topology discovery. */
-void worker_start(struct worker *w);
+/* Shared state of all workers. */
+void shared_init(struct shared *sh);
+void shared_deinit(struct shared *sh);
 
 #endif

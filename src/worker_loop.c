@@ -1,0 +1,527 @@
+/* slotproxy - BSD-2-Clause
+ *
+ * The worker loop (the driver; worker.c is the context the layers below
+ * use). Writes are batched per loop turn: anything that queues
+ * bytes (a request for a backend, a reply for a client) only marks its
+ * connection dirty and activates flush_ev, a low-priority event that runs
+ * after every ready read in the turn. One writev per connection per turn.
+ */
+#include "build_config.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "backend.h"
+#include "client.h"
+#include "command.h"
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "pin.h"
+#include "request.h"
+#include "slotmap.h"
+#include "slowlog.h"
+#include "topology.h"
+#include "worker.h"
+#include "worker_loop.h"
+
+#define TICK_MS 100
+/* Once a worker's held bytes fell this much below their peak, freed
+ * memory is handed back to the system (for a few ticks, so that what is
+ * freed at the end of the turn goes too). */
+#define MEM_RELEASE_DROP (4 * 1024 * 1024)
+#define MEM_RELEASE_TICKS 3
+/* Recycled requests kept once a burst is over. */
+#define REQ_POOL_IDLE 128
+/* How long requests that arrive before the first slot map wait for it. */
+#define STARTUP_HOLD_MS 1000
+
+static void worker_adopt_map(struct worker *w);
+static void worker_install_map(struct worker *w, struct slotmap *m);
+static int worker_idle(const struct worker *w);
+
+static void
+worker_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    w->flush_pending = 0;
+    /* One clock read per loop turn serves every request of the next. */
+    w->now_us = sp_usec_now();
+    /* Backends first: requests dispatched this turn go out before we
+     * block; then replies to clients. */
+    backend_flush_dirty(w);
+    client_flush_dirty(w);
+    pin_reap(w);
+    /* Flushing clients can resume paused readers, which can queue more
+     * backend writes. */
+    if (!TAILQ_EMPTY(&w->dirty_conns))
+        backend_flush_dirty(w);
+}
+
+/* Publish a copy of the counters (and current gauges) for the metrics
+ * endpoint: one short lock per tick. */
+/* Per-node gauges and per-master request counts for /metrics. */
+static void
+worker_node_stats(struct worker *w, int with_slots)
+{
+    const struct slotmap *m = w->map;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < w->nservers && n < PUB_NODES; i++) {
+        const struct server *s = w->servers[i];
+        struct node_stat *ns = &w->stats.nodes[n++];
+        snprintf(ns->name, sizeof(ns->name), "%.63s", s->name);
+        ns->inflight = 0;
+        ns->connected = 0;
+        server_load(s, &ns->inflight, &ns->connected);
+        ns->master = 0;
+        for (uint32_t k = 0; k < m->nmasters; k++)
+            ns->master |= w->map_srv[k] == s;
+    }
+    w->stats.nnodes = n;
+    if (!with_slots)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        w->stats.nodes[i].requests = 0;
+    for (uint32_t slot = 0; slot < SLOT_COUNT; slot++) {
+        int node = slotmap_master_of(m, (uint16_t)slot);
+        if (node < 0 || w->slot_calls[slot] == 0)
+            continue;
+        for (uint32_t i = 0; i < n; i++)
+            if (strcmp(w->stats.nodes[i].name, w->map_srv[node]->name) == 0)
+                w->stats.nodes[i].requests += w->slot_calls[slot];
+    }
+}
+
+/* dst = src, writing only the counters that changed: the arrays are
+ * large (128 KB of slot counters) and mostly zero, and a page never
+ * written stays the shared zero page instead of resident memory. */
+static void
+copy_changed(uint64_t *dst, const uint64_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (dst[i] != src[i])
+            dst[i] = src[i];
+}
+
+static void
+worker_publish_stats(struct worker *w)
+{
+    uint32_t down = 0;
+    /* Slot counts (and the per-master sums) once a second: 16384
+     * counters are more than a tick's worth of work. */
+    int with_slots = ++w->pub_ticks >= 10;
+    if (with_slots)
+        w->pub_ticks = 0;
+    worker_node_stats(w, with_slots);
+    for (uint32_t i = 0; i < w->map->nmasters; i++)
+        down += w->map_srv[i]->down;
+    w->stats.clients = w->nclients;
+    w->stats.pinned = w->npins;
+    w->stats.covered = w->map->covered;
+    w->stats.masters = w->map->nmasters;
+    w->stats.nodes_down = down;
+    w->stats.map_epoch = w->map_epoch;
+    w->stats.mem_held = w->mem.held > 0 ? (uint64_t)w->mem.held : 0;
+    w->stats.mem_paused = w->mem_paused;
+    pthread_mutex_lock(&w->pub_lock);
+    w->pub = w->stats;
+    memcpy(w->pub_cmd_calls, w->cmd_calls,
+           command_count() * sizeof(*w->cmd_calls));
+    if (with_slots) {
+        copy_changed(w->pub_slot_calls, w->slot_calls, SLOT_COUNT);
+        copy_changed(w->pub_cmd_lat, w->cmd_lat,
+                     command_count() * (LAT_BUCKETS + 2));
+    }
+    pthread_mutex_unlock(&w->pub_lock);
+}
+
+/* Hand memory back to the system after the worker's held bytes came
+ * down from a peak (a slow reader closed, a big reply written): shrink
+ * the request pool and purge the allocator's unused pages. */
+static void
+worker_release_memory(struct worker *w)
+{
+    int64_t held = w->mem.held;
+    if (held > w->mem.peak)
+        w->mem.peak = held;
+    if (w->mem.peak - held >= MEM_RELEASE_DROP) {
+        w->mem.peak = held;
+        w->mem_release_ticks = MEM_RELEASE_TICKS;
+    }
+    if (w->mem_release_ticks > 0) {
+        w->mem_release_ticks--;
+        request_pool_trim(&w->reqs, REQ_POOL_IDLE);
+        sp_alloc_release();
+    }
+}
+
+static void
+worker_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t now = sp_msec_now();
+    w->now_us = sp_usec_now();
+    worker_publish_stats(w);
+    worker_adopt_map(w);
+    if (w->hold_until_ms != 0 && now >= w->hold_until_ms) {
+        w->hold_until_ms = 0;
+        client_wake_waiting(w);
+    }
+    if (w->drain_deadline_ms != 0 &&
+        (now >= w->drain_deadline_ms || worker_idle(w))) {
+        if (!worker_idle(w))
+            log_warn("shutdown grace over: closing clients with requests "
+                     "in flight");
+        event_base_loopbreak(w->base);
+    }
+    backend_check_timeouts(w, now);
+    backend_reap(w, now);
+    pin_check_timeouts(w, now);
+    client_check_idle(w, now);
+    client_check_memory(w, now);
+    worker_release_memory(w);
+}
+
+/* 1 when no client waits for a reply: none in flight, and none answered
+ * but not yet written (replies reach the socket in the flush callback at
+ * the end of a loop turn; a drain that stopped between the two would drop
+ * them). */
+static int
+worker_idle(const struct worker *w)
+{
+    const struct client *c;
+    TAILQ_FOREACH(c, &w->clients, next)
+        if (c->nundone > 0 || c->npipeline > 0 || c->out_bytes > 0)
+            return 0;
+    return 1;
+}
+
+/* 1 when w has a listener for address a of the given kind (TLS ones
+ * must also use the current context). */
+static int
+has_listener(struct worker *w, const struct sp_addr *a, struct tls_ctx *tls)
+{
+    char name[300];
+    config_addr_format(a, name, sizeof(name));
+    for (uint32_t i = 0; i < w->nlisteners; i++) {
+        const struct listener *l = w->listeners[i];
+        if (listener_tls(l) == tls && strcmp(name, listener_name(l)) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int
+addr_listed(const struct sp_addr *addrs, size_t n, const char *name)
+{
+    char s[300];
+    for (size_t j = 0; j < n; j++) {
+        config_addr_format(&addrs[j], s, sizeof(s));
+        if (strcmp(s, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Open the configured addresses this worker does not listen on yet. */
+static void
+open_missing(struct worker *w, const struct sp_addr *addrs, size_t n,
+             struct tls_ctx *tls)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (has_listener(w, &addrs[j], tls) ||
+            (w->id > 0 && addrs[j].kind == ADDR_UNIX))
+            continue;
+        struct listener *l = listener_new(w, &addrs[j], w->id == 0, tls);
+        if (l != NULL)
+            worker_loop_add_listener(w, l);
+    }
+}
+
+/*
+ * SIGHUP: open the newly configured listen and tls.listen addresses (a
+ * TLS listener whose certificates changed is replaced: SO_REUSEPORT lets
+ * the new socket bind first), then close the ones no longer wanted.
+ * Connected clients stay.
+ */
+static void
+worker_reload_listeners(struct worker *w)
+{
+    const struct config *c = w->conf;
+    uint32_t before = w->nlisteners, k = 0;
+
+    open_missing(w, c->listen, c->nlisten, NULL);
+    open_missing(w, c->tls_listen, c->ntls_listen, w->next_tls);
+    for (uint32_t i = 0; i < w->nlisteners; i++) {
+        struct listener *l = w->listeners[i];
+        int keep = i >= before;
+        if (!keep && !listener_is_tls(l))
+            keep = addr_listed(c->listen, c->nlisten, listener_name(l));
+        else if (!keep)
+            keep = listener_tls(l) == w->next_tls &&
+                   addr_listed(c->tls_listen, c->ntls_listen,
+                               listener_name(l));
+        if (keep) {
+            w->listeners[k++] = l;
+            continue;
+        }
+        if (w->id == 0)
+            log_notice("reload: no longer listening on %s%s",
+                       listener_name(l), listener_is_tls(l) ? " (TLS)" : "");
+        listener_free(l);
+    }
+    w->nlisteners = k;
+}
+
+/*
+ * SIGHUP, in the worker's own thread, once w->conf is the new config:
+ * rebuild what was sized or started from the old one (slow log ring,
+ * replication poll, READONLY on replica connections, listeners).
+ */
+static void
+worker_reload_apply(struct worker *w, const struct config *old)
+{
+    const struct config *c = w->conf;
+    slowlog_resize(w->slowlog, c->slowlog_max_len);
+    if ((old->read_from == READ_MASTER) != (c->read_from == READ_MASTER)) {
+        topology_replica_poll(w, c->read_from != READ_MASTER);
+        for (uint32_t i = w->map->nmasters;
+             c->read_from != READ_MASTER && i < w->map->nnodes; i++)
+            server_set_readonly(w->map_srv[i]);
+    }
+    worker_reload_listeners(w);
+}
+
+static void
+worker_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    char how = 'x';
+    if (read(fd, &how, 1) == 1 && how == 'r') {
+        const struct config *old = w->conf;
+        pthread_mutex_lock(&w->pub_lock);
+        w->conf = w->next_conf;
+        pthread_mutex_unlock(&w->pub_lock);
+        worker_reload_apply(w, old);
+        client_recheck_auth(w);
+        event_add(w->stop_ev, NULL);
+        return;
+    }
+    if (how != 'd' || w->conf->shutdown_grace_ms == 0) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    /* Drain: refuse new clients (a load balancer sees the port close),
+     * finish what is in flight, then stop (worker_tick_cb). */
+    for (uint32_t i = 0; i < w->nlisteners; i++)
+        listener_close(w->listeners[i]);
+    w->drain_deadline_ms = sp_msec_now() + w->conf->shutdown_grace_ms;
+    if (worker_idle(w))
+        event_base_loopbreak(w->base);
+    else
+        event_add(w->stop_ev, NULL);
+}
+
+void
+worker_loop_stop(struct worker *w, int drain)
+{
+    ssize_t n = write(w->stop_pipe[1], drain ? "d" : "x", 1);
+    (void)n;
+}
+
+void
+worker_loop_reload(struct worker *w, const struct config *conf,
+              struct tls_ctx *tls)
+{
+    pthread_mutex_lock(&w->pub_lock);
+    w->next_conf = conf;
+    w->next_tls = tls;
+    pthread_mutex_unlock(&w->pub_lock);
+    ssize_t n = write(w->stop_pipe[1], "r", 1);
+    (void)n;
+}
+
+void
+worker_loop_add_listener(struct worker *w, struct listener *l)
+{
+    w->listeners = sp_realloc(w->listeners,
+                              (w->nlisteners + 1) * sizeof(*w->listeners));
+    w->listeners[w->nlisteners++] = l;
+}
+
+/* A random 40-hex-digit node id, new at each start (a proxy is stateless;
+ * clients only need it to be stable while they are connected). */
+static void
+worker_make_id(struct worker *w)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t x = w->rand_state;
+    for (int i = 0; i < 40; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        w->proxy_id[i] = hex[x & 15];
+    }
+    w->proxy_id[40] = '\0';
+}
+
+struct worker *
+worker_loop_new(const struct config *conf, int id, struct shared *shared)
+{
+    struct worker *w = sp_calloc(1, sizeof(*w));
+    w->id = id;
+    w->shared = shared;
+    w->conf = conf;
+    request_pool_init(&w->reqs, w);
+    w->install_map = worker_install_map;
+    /* No locks in the loop: only this worker's thread touches it; the
+     * main thread stops it through a pipe. */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (w->base == NULL || pipe2(w->stop_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        if (w->base != NULL)
+            event_base_free(w->base);
+        sp_free(w);
+        return NULL;
+    }
+    w->stop_ev = event_new(w->base, w->stop_pipe[0], EV_READ, worker_stop_cb,
+                           w);
+    event_add(w->stop_ev, NULL);
+    /* Priority 0: I/O and timers; priority 1: the end-of-turn flush. */
+    event_base_priority_init(w->base, 2);
+    w->flush_ev = event_new(w->base, -1, 0, worker_flush_cb, w);
+    event_priority_set(w->flush_ev, 1);
+    w->tick_ev = event_new(w->base, -1, EV_PERSIST, worker_tick_cb, w);
+    struct timeval tv = {0, TICK_MS * 1000};
+    event_add(w->tick_ev, &tv);
+    TAILQ_INIT(&w->clients);
+    TAILQ_INIT(&w->dirty_clients);
+    TAILQ_INIT(&w->dirty_conns);
+    w->map = slotmap_new_empty();
+    w->slot_scratch = sp_calloc(SLOT_COUNT, sizeof(*w->slot_scratch));
+    w->rscratch = sp_malloc(RSCRATCH_SIZE);
+    w->cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
+    w->slowlog = sp_malloc(sizeof(*w->slowlog));
+    slowlog_init(w->slowlog, conf->slowlog_max_len);
+    w->pub_cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
+    w->slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
+    w->cmd_lat = sp_calloc(command_count() * (LAT_BUCKETS + 2),
+                           sizeof(*w->cmd_lat));
+    w->pub_cmd_lat = sp_calloc(command_count() * (LAT_BUCKETS + 2),
+                               sizeof(*w->cmd_lat));
+    w->pub_slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
+    pthread_mutex_init(&w->pub_lock, NULL);
+    w->start_ms = (uint64_t)time(NULL) * 1000;
+    w->mem_high = conf->max_memory != 0 ? membudget_high(conf->max_memory)
+                                        : UINT64_MAX;
+    w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^
+                    (0x9e3779b97f4a7c15ull * (uint64_t)(id + 1));
+    worker_make_id(w);
+    return w;
+}
+
+
+/* Adopt a map another worker published since our last look. */
+static void
+worker_adopt_map(struct worker *w)
+{
+    struct shared *sh = w->shared;
+    if (__atomic_load_n(&sh->map_seq, __ATOMIC_ACQUIRE) == w->map_seq)
+        return;
+    pthread_mutex_lock(&sh->map_lock);
+    struct slotmap *m = sh->map != NULL ? slotmap_get(sh->map) : NULL;
+    w->map_seq = sh->map_seq;
+    pthread_mutex_unlock(&sh->map_lock);
+    if (m != NULL)
+        worker_install_map(w, m);
+}
+
+static void
+worker_install_map(struct worker *w, struct slotmap *m)
+{
+    struct server **srv = sp_calloc(m->nnodes ? m->nnodes : 1,
+                                    sizeof(*srv));
+    for (uint32_t i = 0; i < m->nnodes; i++)
+        srv[i] = server_get(w, m->nodes[i].host, m->nodes[i].port);
+    /* Connect to every master now: the first requests do not wait for a
+     * handshake, and the connection count does not creep up later. */
+    for (uint32_t i = 0; i < m->nmasters; i++)
+        server_warm(srv[i]);
+    int changed = !slotmap_same_routes(w->map, m);
+    /* Replicas are not read from until a poll shows them in sync. */
+    sp_free(w->replica_ok);
+    w->replica_ok = sp_calloc(m->nnodes ? m->nnodes : 1, 1);
+    if (w->conf->read_from != READ_MASTER)
+        for (uint32_t i = m->nmasters; i < m->nnodes; i++)
+            server_set_readonly(srv[i]);
+    if (w->hold_until_ms != 0 && m->nmasters > 0) {
+        w->hold_until_ms = 0;
+        client_wake_waiting(w);
+    }
+    sp_free(w->map_srv);
+    w->map_srv = srv;
+    slotmap_put(w->map);
+    w->map = m;
+    w->map_epoch++;
+    if (changed && w->id == 0)
+        log_notice("topology: new slot map (epoch %llu): %u masters, %u "
+                   "nodes, %u/%u slots covered",
+                   (unsigned long long)w->map_epoch, m->nmasters, m->nnodes,
+                   m->covered, SLOT_COUNT);
+}
+
+void
+worker_loop_start(struct worker *w)
+{
+    w->hold_until_ms = sp_msec_now() + STARTUP_HOLD_MS;
+    topology_init(w);
+}
+
+void
+worker_loop_free(struct worker *w)
+{
+    if (w == NULL)
+        return;
+    client_close_all(w);
+    topology_deinit(w);
+    pin_free_all(w);
+    for (uint32_t i = 0; i < w->nservers; i++)
+        server_free(w->servers[i]);
+    backend_dns_free(w);
+    /* Completions from failed backend requests may dirty clients. */
+    client_flush_dirty(w);
+    sp_free(w->servers);
+    backend_creds_free(w);
+    sp_free(w->map_srv);
+    sp_free(w->replica_ok);
+    sp_free(w->slot_scratch);
+    sp_free(w->rscratch);
+    sp_free(w->cmd_calls);
+    slowlog_deinit(w->slowlog);
+    sp_free(w->slowlog);
+    sp_free(w->pub_cmd_calls);
+    sp_free(w->slot_calls);
+    sp_free(w->cmd_lat);
+    sp_free(w->pub_cmd_lat);
+    sp_free(w->pub_slot_calls);
+    pthread_mutex_destroy(&w->pub_lock);
+    slotmap_put(w->map);
+    request_pool_drain(&w->reqs);
+    event_free(w->flush_ev);
+    event_free(w->tick_ev);
+    event_free(w->stop_ev);
+    for (uint32_t i = 0; i < w->nlisteners; i++)
+        listener_free(w->listeners[i]);
+    sp_free(w->listeners);
+    close(w->stop_pipe[0]);
+    close(w->stop_pipe[1]);
+    event_base_free(w->base);
+    sp_free(w);
+}
