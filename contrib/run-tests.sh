@@ -93,7 +93,7 @@ build_and_check() {
     echo "=== $dir: integration tests"
     SLOTPROXY_BIN="$top/$dir/src/slotproxy" SLOTPROXY_SRCDIR="$top" \
         tests/integration/run.sh 2>&1 | tee "$dir/integration.log" |
-        grep -vE '^    \|'
+        grep --line-buffered -vE '^    \|'
     # Harness failure blocks: a "FAIL name" line and its indented details.
     awk -v dir="$dir" '
         /^FAIL / { n = 0; p = 1; print "[" dir "] " $0; next }
