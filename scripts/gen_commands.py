@@ -29,7 +29,7 @@ import time
 # Resolution order for a command (fullname "get" or "config|get"):
 #   1. an explicit entry for the fullname below;
 #   2. for a subcommand, an explicit entry for its container;
-#   3. the Redis "blocking" flag -> PINNED;
+#   3. the Redis "blocking" flag -> BLOCKING;
 #   4. any key spec -> KEYED, else ANY.
 # A new Redis command therefore lands in KEYED or ANY unless listed here.
 # ---------------------------------------------------------------------------
@@ -62,15 +62,16 @@ ROUTES = [
         "pubsub|shardchannels", "pubsub|shardnumsub",
     ]),
     # State that a multiplexed backend connection cannot carry: a dedicated
-    # connection is pinned for the client while the state lasts. Commands
-    # with Redis's "blocking" flag are added automatically (rule 3).
-    ("PINNED", [
-        "multi", "exec", "discard", "watch", "unwatch",
-        "wait",            # waits on this connection's replication offset
-        "xread", "xreadgroup",  # may carry BLOCK
+    # connection is pinned for the client while the state lasts (txn.c:
+    # WATCH; pubsub.c: subscriptions) or while the command blocks
+    # (dispatch.c). Commands with Redis's "blocking" flag are added to
+    # BLOCKING automatically (rule 3).
+    ("TXN", ["multi", "exec", "discard", "watch", "unwatch"]),
+    ("PUBSUB", [
         "subscribe", "unsubscribe", "psubscribe", "punsubscribe",
         "ssubscribe", "sunsubscribe",
     ]),
+    ("BLOCKING", ["xread", "xreadgroup"]),  # blocking only with BLOCK
     # Administration and replication of one server: meaningless or
     # dangerous through a proxy that hides which server it talks to.
     ("REFUSED", [
@@ -81,6 +82,8 @@ ROUTES = [
         "memory",          # except MEMORY USAGE below
         "cluster",         # except the read-only subcommands under LOCAL
         "script|debug",    # needs an interactive session with one server
+        "wait",            # waits on this connection's replication offset,
+                           # but the client's writes went on shared ones
     ]),
     # Keyless commands any master answers alike (explicit for clarity; the
     # default rule 4 would give the same).
@@ -92,6 +95,69 @@ ROUTES = [
     # Subcommands with a key under a refused container.
     ("KEYED", ["memory|usage"]),
 ]
+
+# ---------------------------------------------------------------------------
+# The proxy's handler column (CMD_OP_*): which of the proxy's own handlers
+# runs a command, so that no module compares command names. Resolution:
+# the fullname, then the container (every CLIENT subcommand is CLIENT's
+# handler, which reads the subcommand entry). Commands not listed have no
+# handler of their own (CMD_OP_NONE): their route says what happens.
+# ---------------------------------------------------------------------------
+
+OPS = {
+    # Answered by the proxy (admin.c), or by dispatch.c for the ones that
+    # reset the connection's features (RESET, QUIT).
+    "ping": "PING", "echo": "ECHO", "quit": "QUIT", "select": "SELECT",
+    "hello": "HELLO", "info": "INFO", "auth": "AUTH", "reset": "RESET",
+    "readonly": "OK", "readwrite": "OK", "asking": "OK", "role": "ROLE",
+    "client": "CLIENT", "command": "COMMAND", "slowlog": "SLOWLOG",
+    "cluster": "CLUSTER",
+    # Transactions (txn.c).
+    "multi": "MULTI", "exec": "EXEC", "discard": "DISCARD",
+    "watch": "WATCH", "unwatch": "UNWATCH",
+    # Pub/sub (pubsub.c); PUBLISH is routed by its channel (dispatch.c).
+    "subscribe": "SUBSCRIBE", "psubscribe": "PSUBSCRIBE",
+    "ssubscribe": "SSUBSCRIBE", "unsubscribe": "UNSUBSCRIBE",
+    "punsubscribe": "PUNSUBSCRIBE", "sunsubscribe": "SUNSUBSCRIBE",
+    "publish": "PUBLISH",
+    # Refused with its own reason.
+    "wait": "WAIT",
+}
+
+# How fan-out replies merge (CMD_MERGE_*), for SPLIT and ALL routes
+# (fanout.c). SPLIT commands not listed sum integers; ALL commands not
+# listed expect the same answer from every master (FLUSHALL, SCRIPT LOAD,
+# FUNCTION ...: the first error wins).
+MERGES = {
+    "mget": "ARRAY",        # values back in key order
+    "mset": "OK",           # +OK when every fragment said so
+    "dbsize": "SUM",
+    "keys": "CONCAT",
+    "randomkey": "FIRST",   # the first non-nil reply
+    "scan": "SCAN",         # one master per call, cursor rewritten
+    "script|exists": "AND",
+    "pubsub|channels": "UNION", "pubsub|shardchannels": "UNION",
+    "pubsub|numpat": "SUM",
+    "pubsub|numsub": "PAIRSUM", "pubsub|shardnumsub": "PAIRSUM",
+}
+
+
+def resolve_op(cmd, parent, index):
+    op = index.get(cmd["fullname"])
+    if op is None and parent is not None:
+        op = index.get(parent["fullname"])
+    return op or "NONE"
+
+
+def resolve_merge(cmd, parent, index):
+    m = index.get(cmd["fullname"])
+    if m is not None:
+        if cmd["route"] not in ("SPLIT", "ALL"):
+            sys.exit("gen_commands: MERGES names %s, routed %s"
+                     % (cmd["fullname"], cmd["route"]))
+        return m
+    return {"SPLIT": "SUM", "ALL": "SAME"}.get(cmd["route"], "NONE")
+
 
 # ---------------------------------------------------------------------------
 # The proxy's permission column (CMD_P_* bits in the flags field).
@@ -404,10 +470,10 @@ def resolve_route(cmd, parent, index):
     if route is None and parent is not None:
         route = index.get(parent["fullname"])
     if "blocking" in cmd["flags"]:
-        if route not in (None, "PINNED"):
+        if route not in (None, "BLOCKING"):
             sys.exit("gen_commands: blocking %s routed %s"
                      % (cmd["fullname"], route))
-        route = "PINNED"
+        route = "BLOCKING"
     if route is None:
         route = "KEYED" if cmd["keyspecs"] else "ANY"
     return route
@@ -498,10 +564,11 @@ def command_row(cmd):
     ks = "cmd_ks_%s" % ident(cmd["fullname"]) if cmd["keyspecs"] else "NULL"
     subs = ("cmd_sub_%s" % ident(cmd["fullname"])
             if cmd["subcmds"] else "NULL")
-    return ("    { %s, %s, %d, %s, CMD_ROUTE_%s, %d, %s, %s, %d },"
+    return ("    { %s, %s, %d, %s, CMD_ROUTE_%s, CMD_OP_%s, CMD_MERGE_%s, %d, "
+            "%s, %s, %d },"
             % (c_string(cmd["name"]), c_string(cmd["fullname"]),
                cmd["arity"], flags_expr(cmd["flags"], cmd["perms"]),
-               cmd["route"],
+               cmd["route"], cmd["op"], cmd["merge"],
                len(cmd["keyspecs"]), ks, subs, len(cmd["subcmds"])))
 
 
@@ -521,13 +588,14 @@ def emit_def(cmds, version):
         " *",
         " * GENERATED by scripts/gen_commands.py from redis-server %s."
         % version,
-        " * Do not edit: change the script (ROUTES, PERMS, GETKEYS_PROCS) "
-        "and regenerate.",
+        " * Do not edit: change the script (ROUTES, OPS, MERGES, PERMS, "
+        "GETKEYS_PROCS)",
+        " * and regenerate.",
         " * Included once, by command.c.",
         " *",
-        " * Command rows: name, fullname, arity, flags, route, nkeyspecs, "
-        "keyspecs,",
-        " * subcmds, nsubcmds. Rows are sorted by name.",
+        " * Command rows: name, fullname, arity, flags, route, op, merge, "
+        "nkeyspecs,",
+        " * keyspecs, subcmds, nsubcmds. Rows are sorted by name.",
         " */",
         "",
         "#define COMMAND_REDIS_VERSION %s" % c_string(version),
@@ -612,7 +680,9 @@ def emit_docs(cmds, version):
         "Routes: **KEYED** forwarded to the master of the keys' slot (one "
         "slot), **SPLIT** split per slot and merged, **ANY** any master, "
         "**ALL** every master with merged replies, **LOCAL** answered by "
-        "the proxy, **PINNED** on a dedicated backend connection, "
+        "the proxy, **TXN** / **PUBSUB** / **BLOCKING** on a dedicated "
+        "backend connection (transactions with WATCH, subscriptions, "
+        "blocking commands), "
         "**REFUSED** not supported through the proxy.",
         "",
         "Role: the least `auth.users` role that may run the command.",
@@ -663,6 +733,8 @@ def main():
         stop_server(proc, conn)
 
     assign_column(cmds, "route", route_index(), resolve_route, "ROUTES")
+    assign_column(cmds, "op", OPS, resolve_op, "OPS")
+    assign_column(cmds, "merge", MERGES, resolve_merge, "MERGES")
     assign_column(cmds, "perms", perm_index(), resolve_perms, "PERMS",
                   PERMS_NEWER)
     check_getkeys(cmds)

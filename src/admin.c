@@ -703,20 +703,15 @@ admin_proxy(struct client *c, struct request *r, uint32_t argc,
     return 1;
 }
 
-struct admin_cmd {
-    const char *name;               /* top-level command name */
-    admin_fn fn;
-};
-
-static const struct admin_cmd admin_table[] = {
-    {"ping", cmd_ping},       {"echo", cmd_echo},
-    {"quit", cmd_quit},       {"select", cmd_select},
-    {"hello", cmd_hello},     {"info", cmd_info},
-    {"client", cmd_client},   {"command", cmd_command},
-    {"cluster", cmd_cluster}, {"auth", cmd_auth},
-    {"readonly", cmd_ok},     {"readwrite", cmd_ok},
-    {"asking", cmd_ok},       {"role", cmd_role},
-    {"slowlog", cmd_slowlog},
+/* The proxy's handlers, by the command table's handler column. */
+static const admin_fn admin_handlers[CMD_OP_COUNT] = {
+    [CMD_OP_PING] = cmd_ping,       [CMD_OP_ECHO] = cmd_echo,
+    [CMD_OP_QUIT] = cmd_quit,       [CMD_OP_SELECT] = cmd_select,
+    [CMD_OP_HELLO] = cmd_hello,     [CMD_OP_INFO] = cmd_info,
+    [CMD_OP_CLIENT] = cmd_client,   [CMD_OP_COMMAND] = cmd_command,
+    [CMD_OP_CLUSTER] = cmd_cluster, [CMD_OP_AUTH] = cmd_auth,
+    [CMD_OP_OK] = cmd_ok,           [CMD_OP_ROLE] = cmd_role,
+    [CMD_OP_SLOWLOG] = cmd_slowlog,
 };
 
 void
@@ -724,17 +719,12 @@ admin_exec(struct client *c, struct request *r, const struct command *cmd,
            uint32_t argc, const struct resp_arg *argv, const char *base)
 {
     struct admin_args a = {c, r, argc, argv, base};
-    const char *name = cmd->fullname;
-    size_t nlen = strcspn(name, "|");
 
-    for (size_t i = 0; i < SP_ARRAY_LEN(admin_table); i++) {
-        if (strlen(admin_table[i].name) == nlen &&
-            strncmp(admin_table[i].name, name, nlen) == 0) {
-            admin_table[i].fn(&a);
-            return;
-        }
+    if (admin_handlers[cmd->op] != NULL) {
+        admin_handlers[cmd->op](&a);
+        return;
     }
-    if (strncmp(name, "reset", nlen) == 0 && nlen == 5) {
+    if (cmd->op == CMD_OP_RESET) {
         /* Every mode routes RESET here (txn and pubsub let it through). */
         client_reset(c);
         if (!c->closed)

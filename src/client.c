@@ -455,22 +455,6 @@ static int
 client_pinned(struct client *c, struct request *r, const struct command *cmd,
               const struct resp_req *p, const char *base)
 {
-    char msg[200];
-
-    if (strcmp(cmd->fullname, "wait") == 0) {
-        /* WAIT counts replicas that acked this connection's writes; the
-         * client's writes went over shared connections. */
-        request_fail(r, "ERR slotproxy: WAIT is not supported through the "
-                       "proxy (writes travel on shared connections)");
-        return 1;
-    }
-    if (!(cmd->flags & CMD_F_BLOCKING) && strcmp(cmd->fullname, "xread") &&
-        strcmp(cmd->fullname, "xreadgroup")) {
-        snprintf(msg, sizeof(msg), "ERR slotproxy: '%s' is not supported by "
-                 "this version of the proxy yet", cmd->fullname);
-        request_fail(r, msg);
-        return 1;
-    }
     long long tmo;
     const char *err;
     int blocks = command_block_timeout(cmd, p->argc, p->argv, base, &tmo,
@@ -720,7 +704,7 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
         pubsub_dispatch(c, r, cmd, p, base);
         return;
     }
-    if ((c->tx != NULL || cmd->route == CMD_ROUTE_PINNED) &&
+    if ((c->tx != NULL || cmd->route == CMD_ROUTE_TXN) &&
         txn_intercepts(c, cmd)) {
         txn_dispatch(c, r, cmd, p, base);
         if (!c->closed)
@@ -732,6 +716,13 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
         admin_exec(c, r, cmd, p->argc, argv, base);
         return;
     case CMD_ROUTE_REFUSED:
+        if (cmd->op == CMD_OP_WAIT) {
+            /* WAIT counts replicas that acked this connection's writes;
+             * the client's writes went over shared connections. */
+            request_fail(r, "ERR slotproxy: WAIT is not supported through "
+                            "the proxy (writes travel on shared connections)");
+            return;
+        }
         command_err_refused(&r->rep, cmd);
         request_complete(r);
         return;
@@ -740,7 +731,7 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
         fanout_all(w, r, cmd, argv, p->argc, base);
         return;
 
-    case CMD_ROUTE_PINNED:
+    case CMD_ROUTE_BLOCKING:
         if (client_pinned(c, r, cmd, p, base))
             return;
         /* XREAD without BLOCK is a keyed read. */
@@ -752,8 +743,7 @@ client_dispatch(struct client *c, const struct resp_req *p, const char *base,
         break;
     case CMD_ROUTE_ANY:
     default:
-        if (cmd->flags & CMD_F_PUBSUB && p->argc >= 2 &&
-            strcmp(cmd->fullname, "publish") == 0) {
+        if (cmd->op == CMD_OP_PUBLISH && p->argc >= 2) {
             /* One node per channel: a publisher's messages to a channel
              * keep their order (they reach other nodes over the bus). */
             r->keyed = 1;
@@ -802,13 +792,15 @@ client_exclusive(const struct client *c, const struct resp_req *p,
         return 0;
     if (c->tx != NULL && txn_watching(c))
         return 1;
-    if (cmd->route != CMD_ROUTE_PINNED)
-        return 0;
-    if (c->ps != NULL && (cmd->flags & CMD_F_PUBSUB) &&
-        strstr(cmd->fullname, "unsubscribe") != NULL)
-        return 1; /* its confirmations come before what follows */
-    if (strcmp(cmd->fullname, "watch") == 0)
+    if (cmd->route == CMD_ROUTE_PUBSUB)
+        /* An unsubscribe's confirmations come before what follows. */
+        return c->ps != NULL && (cmd->op == CMD_OP_UNSUBSCRIBE ||
+                                 cmd->op == CMD_OP_PUNSUBSCRIBE ||
+                                 cmd->op == CMD_OP_SUNSUBSCRIBE);
+    if (cmd->op == CMD_OP_WATCH)
         return 1;
+    if (cmd->route != CMD_ROUTE_BLOCKING)
+        return 0;
     /* The same decision client_pinned acts on: a request that blocks on
      * the server must never share a connection. */
     long long tmo;

@@ -103,7 +103,7 @@ cmdtable_derive_route(const struct command *c, int parent_route)
     if (parent_route == CMD_ROUTE_LOCAL)
         return CMD_ROUTE_LOCAL;
     if (c->flags & CMD_F_BLOCKING)
-        return CMD_ROUTE_PINNED;
+        return CMD_ROUTE_BLOCKING;
     if (c->flags & (CMD_F_ADMIN | CMD_F_ASKING | CMD_F_PUBSUB))
         return CMD_ROUTE_REFUSED;
     if (c->req_policy == CMD_REQ_SPECIAL)
@@ -144,7 +144,30 @@ merge_entry(struct cmdtable *t, struct command *dst, const struct command *b,
     /* A command that now blocks must not block a shared connection. */
     if ((dst->flags & CMD_F_BLOCKING) && dst->route != CMD_ROUTE_LOCAL &&
         dst->route != CMD_ROUTE_REFUSED)
-        dst->route = CMD_ROUTE_PINNED;
+        dst->route = CMD_ROUTE_BLOCKING;
+}
+
+/* How the replies of a command only the server knows merge when it goes to
+ * every master: from its response_policy tip (no tip: arrays
+ * concatenated, as Redis's documentation says for keyless commands). Tips
+ * the proxy has no merge for (OR, MIN, MAX) expect one answer. */
+static uint8_t
+merge_of_policy(const struct command *c)
+{
+    if (c->route != CMD_ROUTE_ALL)
+        return CMD_MERGE_NONE;
+    switch (c->resp_policy) {
+    case CMD_RESP_DEFAULT:
+        return CMD_MERGE_CONCAT;
+    case CMD_RESP_AGG_SUM:
+        return CMD_MERGE_SUM;
+    case CMD_RESP_AGG_LOGICAL_AND:
+        return CMD_MERGE_AND;
+    case CMD_RESP_ONE_SUCCEEDED:
+        return CMD_MERGE_FIRST;
+    default:
+        return CMD_MERGE_SAME;
+    }
 }
 
 /* A command only the server knows: a copy of l, routed by
@@ -158,10 +181,12 @@ merge_learned_only(struct cmdtable *t, struct command *dst,
 
     cmdtable_copy_command(t, dst, l);
     dst->route = cmdtable_derive_route(dst, parent_route);
+    dst->merge = merge_of_policy(dst);
     dst->builtin = NULL;
     subs = (struct command *)dst->subcmds;  /* ours: in t's arena */
     for (i = 0; i < dst->nsubcmds; i++) {
         subs[i].route = cmdtable_derive_route(&subs[i], dst->route);
+        subs[i].merge = merge_of_policy(&subs[i]);
         subs[i].builtin = NULL;
     }
 }

@@ -56,9 +56,48 @@ enum cmd_route {
     CMD_ROUTE_ANY,          /* keyless; any master can answer */
     CMD_ROUTE_ALL,          /* fan out to every master, merge the replies */
     CMD_ROUTE_LOCAL,        /* answered by the proxy itself */
-    CMD_ROUTE_PINNED,       /* needs a dedicated backend connection
-                             * (transactions, blocking, pub/sub) */
+    CMD_ROUTE_TXN,          /* transactions (txn.c): queued in the proxy;
+                             * WATCH on a dedicated connection */
+    CMD_ROUTE_PUBSUB,       /* subscriptions on dedicated push-mode
+                             * connections (pubsub.c) */
+    CMD_ROUTE_BLOCKING,     /* may block on the server: on a dedicated
+                             * connection for its duration (XREAD without
+                             * BLOCK is an ordinary keyed read) */
     CMD_ROUTE_REFUSED,      /* deliberately not supported through a proxy */
+};
+
+/* The proxy's own handler for a command, if it has one (the handler
+ * column of command.def): dispatch, txn, pubsub and admin switch on it
+ * instead of comparing names. */
+enum cmd_op {
+    CMD_OP_NONE = 0,
+    CMD_OP_PING, CMD_OP_ECHO, CMD_OP_QUIT, CMD_OP_SELECT, CMD_OP_HELLO,
+    CMD_OP_INFO, CMD_OP_AUTH, CMD_OP_RESET, CMD_OP_OK, CMD_OP_ROLE,
+    CMD_OP_CLIENT, CMD_OP_COMMAND, CMD_OP_SLOWLOG, CMD_OP_CLUSTER,
+    CMD_OP_MULTI, CMD_OP_EXEC, CMD_OP_DISCARD, CMD_OP_WATCH, CMD_OP_UNWATCH,
+    CMD_OP_SUBSCRIBE, CMD_OP_PSUBSCRIBE, CMD_OP_SSUBSCRIBE,
+    CMD_OP_UNSUBSCRIBE, CMD_OP_PUNSUBSCRIBE, CMD_OP_SUNSUBSCRIBE,
+    CMD_OP_PUBLISH, CMD_OP_WAIT,
+    CMD_OP_COUNT
+};
+
+/* How the replies of a fanned-out command (routes SPLIT and ALL) merge
+ * into one (fanout.c). */
+enum cmd_merge {
+    CMD_MERGE_NONE = 0,     /* not fanned out */
+    CMD_MERGE_ARRAY,        /* MGET: values back in key order */
+    CMD_MERGE_OK,           /* MSET: +OK when all fragments said so */
+    CMD_MERGE_SUM,          /* integers added (DEL, EXISTS, DBSIZE ...) */
+    CMD_MERGE_CONCAT,       /* arrays concatenated (KEYS) */
+    CMD_MERGE_SAME,         /* every master answers alike (FLUSHALL, SCRIPT
+                             * LOAD ...): that answer or the first error */
+    CMD_MERGE_AND,          /* arrays of 0/1 and-ed (SCRIPT EXISTS) */
+    CMD_MERGE_FIRST,        /* the first non-nil reply (RANDOMKEY) */
+    CMD_MERGE_SCAN,         /* one master per call; cursor rewritten */
+    CMD_MERGE_UNION,        /* arrays merged without duplicates */
+    CMD_MERGE_PAIRSUM,      /* [name, n, name, n ...]: n summed per name */
+    CMD_MERGE_INFO,         /* INFO: the proxy's sections + keyspace summed
+                             * (not a table value: fanout_info) */
 };
 
 /* Key spec, as Redis 7 describes it: where to begin searching, then how to
@@ -127,6 +166,8 @@ struct command {
     int16_t arity;          /* Redis arity: n exact, -n at least n */
     uint32_t flags;         /* CMD_F_* and CMD_P_* */
     uint8_t route;          /* enum cmd_route */
+    uint8_t op;             /* enum cmd_op: the proxy's handler */
+    uint8_t merge;          /* enum cmd_merge (routes SPLIT and ALL) */
     uint8_t nkeyspecs;
     const struct cmd_keyspec *keyspecs;
     const struct command *subcmds; /* container commands only */

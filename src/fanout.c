@@ -33,21 +33,6 @@
 
 #define FANOUT_INLINE 16
 
-enum merge_kind {
-    MERGE_ARRAY,        /* MGET: values back in key order */
-    MERGE_OK,           /* MSET: +OK when all fragments said so */
-    MERGE_SUM,          /* integers added (DEL, EXISTS, DBSIZE ...) */
-    MERGE_CONCAT,       /* arrays concatenated (KEYS) */
-    MERGE_SAME,         /* every master answers alike (FLUSHALL, SCRIPT
-                         * LOAD ...): the first reply */
-    MERGE_AND,          /* arrays of 0/1 and-ed (SCRIPT EXISTS) */
-    MERGE_FIRST,        /* the first non-nil reply (RANDOMKEY) */
-    MERGE_SCAN,         /* one master per call; cursor rewritten */
-    MERGE_INFO,         /* INFO: local sections + keyspace summed */
-    MERGE_UNION,        /* arrays merged without duplicates */
-    MERGE_PAIRSUM,      /* [name, n, name, n ...]: n summed per name */
-};
-
 struct fanout {
     struct request *parent;         /* the client's request */
     struct request **frags;         /* one per slot (we hold a ref each) */
@@ -56,10 +41,10 @@ struct fanout {
     uint32_t nkeys;
     uint32_t *key_frag;             /* key i -> its fragment */
     uint32_t *key_pos;              /* key i -> its index in the fragment */
-    int kind;                       /* enum merge_kind */
-    uint32_t scan_master;           /* MERGE_SCAN: master being scanned */
-    uint32_t nmasters;              /* MERGE_SCAN: masters in the map */
-    struct buf info;                /* MERGE_INFO: the proxy's sections */
+    int kind;                       /* enum cmd_merge */
+    uint32_t scan_master;           /* CMD_MERGE_SCAN: master being scanned */
+    uint32_t nmasters;              /* CMD_MERGE_SCAN: masters in the map */
+    struct buf info;                /* CMD_MERGE_INFO: the proxy's sections */
     uint64_t reply_bytes;           /* fragments' reply bytes so far */
     int64_t charged;                /* bytes charged to the worker's memory
                                      * budget (fragments and their replies) */
@@ -74,16 +59,6 @@ struct fanout {
 
 #define SCAN_MASTER_BITS 10
 #define SCAN_MASTER_MASK ((1u << SCAN_MASTER_BITS) - 1)
-
-static int
-merge_kind_of(const struct command *cmd)
-{
-    if (strcmp(cmd->name, "mget") == 0)
-        return MERGE_ARRAY;
-    if (strcmp(cmd->name, "mset") == 0)
-        return MERGE_OK;
-    return MERGE_SUM;
-}
 
 /* Charge delta bytes held by f to its worker's memory budget. */
 static void
@@ -545,25 +520,25 @@ fanout_merge(struct fanout *f)
     } else if (err != NULL) {
         buf_append(&p->rep, err->rep.data + err->rep.pos,
                    buf_unread(&err->rep));
-    } else if (f->kind == MERGE_ARRAY) {
+    } else if (f->kind == CMD_MERGE_ARRAY) {
         rc = merge_array(f, &p->rep);
-    } else if (f->kind == MERGE_SUM) {
+    } else if (f->kind == CMD_MERGE_SUM) {
         rc = merge_sum(f, &p->rep);
-    } else if (f->kind == MERGE_CONCAT) {
+    } else if (f->kind == CMD_MERGE_CONCAT) {
         rc = merge_concat(f, &p->rep);
-    } else if (f->kind == MERGE_AND) {
+    } else if (f->kind == CMD_MERGE_AND) {
         rc = merge_and(f, &p->rep);
-    } else if (f->kind == MERGE_FIRST) {
+    } else if (f->kind == CMD_MERGE_FIRST) {
         merge_first(f, &p->rep);
-    } else if (f->kind == MERGE_SCAN) {
+    } else if (f->kind == CMD_MERGE_SCAN) {
         rc = merge_scan(f, &p->rep);
-    } else if (f->kind == MERGE_UNION) {
+    } else if (f->kind == CMD_MERGE_UNION) {
         rc = merge_union(f, &p->rep);
-    } else if (f->kind == MERGE_PAIRSUM) {
+    } else if (f->kind == CMD_MERGE_PAIRSUM) {
         rc = merge_pairsum(f, &p->rep);
-    } else if (f->kind == MERGE_INFO) {
+    } else if (f->kind == CMD_MERGE_INFO) {
         rc = merge_info(f, &p->rep);
-    } else if (f->kind == MERGE_SAME) {
+    } else if (f->kind == CMD_MERGE_SAME) {
         const struct buf *b = &f->frags[0]->rep;
         buf_append(&p->rep, b->data + b->pos, buf_unread(b));
     } else {
@@ -765,7 +740,7 @@ fanout_split(struct worker *w, struct request *parent,
 
     f->parent = parent;
     f->nkeys = (uint32_t)nkeys;
-    f->kind = merge_kind_of(cmd);
+    f->kind = cmd->merge;
     if (nkeys <= FANOUT_INLINE) {
         f->key_frag = f->key_frag_in;
         f->key_pos = f->key_pos_in;
@@ -799,36 +774,6 @@ fanout_split(struct worker *w, struct request *parent,
     if (count != count_in)
         sp_free(count);
     fanout_start(w, f, -1);
-}
-
-/* How a fan-out command's replies combine, by full command name. */
-struct all_rule {
-    const char *fullname;
-    int kind;                       /* enum merge_kind */
-};
-
-static const struct all_rule all_rules[] = {
-    {"dbsize", MERGE_SUM},
-    {"keys", MERGE_CONCAT},
-    {"randomkey", MERGE_FIRST},
-    {"scan", MERGE_SCAN},
-    {"script|exists", MERGE_AND},
-    {"pubsub|channels", MERGE_UNION},
-    {"pubsub|shardchannels", MERGE_UNION},
-    {"pubsub|numpat", MERGE_SUM},
-    {"pubsub|numsub", MERGE_PAIRSUM},
-    {"pubsub|shardnumsub", MERGE_PAIRSUM},
-};
-
-static int
-all_kind_of(const struct command *cmd)
-{
-    for (size_t i = 0; i < SP_ARRAY_LEN(all_rules); i++)
-        if (strcmp(all_rules[i].fullname, cmd->fullname) == 0)
-            return all_rules[i].kind;
-    /* FLUSHALL, FLUSHDB, SCRIPT LOAD/FLUSH/KILL, FUNCTION ...: the same
-     * answer from every master, or the first error. */
-    return MERGE_SAME;
 }
 
 static struct fanout *
@@ -890,7 +835,7 @@ fanout_scan(struct worker *w, struct request *parent,
         request_finish(parent, "*2\r\n$1\r\n0\r\n*0\r\n", 15);
         return;
     }
-    struct fanout *f = fanout_new(parent, MERGE_SCAN, 1);
+    struct fanout *f = fanout_new(parent, CMD_MERGE_SCAN, 1);
     f->scan_master = master;
     f->nmasters = nmasters;
     struct request *fr = request_new(&w->reqs);
@@ -915,13 +860,14 @@ fanout_all(struct worker *w, struct request *parent,
            uint32_t argc, const char *base)
 {
     uint32_t nmasters = w->map->nmasters;
-    int kind = all_kind_of(cmd);
+    /* The table says how: SAME for FLUSHALL, SCRIPT LOAD, FUNCTION ... */
+    int kind = cmd->merge;
 
     if (nmasters == 0) {
         request_error(parent, SPE_CLUSTERDOWN_NO_MAP);
         return;
     }
-    if (kind == MERGE_SCAN) {
+    if (kind == CMD_MERGE_SCAN) {
         fanout_scan(w, parent, argv, argc, base);
         return;
     }
@@ -930,7 +876,7 @@ fanout_all(struct worker *w, struct request *parent,
         f->frags[i] = frag_copy(w, f, parent);
     /* RANDOMKEY starts at a random master so that it is random across
      * the cluster, not only within the first master. */
-    int first = kind == MERGE_FIRST ? (int)(w->rr++ % nmasters) : 0;
+    int first = kind == CMD_MERGE_FIRST ? (int)(w->rr++ % nmasters) : 0;
     fanout_start(w, f, first);
 }
 
@@ -948,7 +894,7 @@ fanout_info(struct worker *w, struct request *parent, struct buf *body)
         request_complete(parent);
         return;
     }
-    struct fanout *f = fanout_new(parent, MERGE_INFO, nmasters);
+    struct fanout *f = fanout_new(parent, CMD_MERGE_INFO, nmasters);
     f->info = *body;
     buf_init(body);
     for (uint32_t i = 0; i < nmasters; i++) {

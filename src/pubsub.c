@@ -124,26 +124,12 @@ chan_free(struct chanlist *l)
     l->n = 0;
 }
 
-static int
-is_named(const struct command *cmd, const char *name)
-{
-    return strcmp(cmd->fullname, name) == 0;
-}
-
-static int
-is_sub_command(const struct command *cmd)
-{
-    return is_named(cmd, "subscribe") || is_named(cmd, "psubscribe") ||
-           is_named(cmd, "unsubscribe") || is_named(cmd, "punsubscribe") ||
-           is_named(cmd, "ssubscribe") || is_named(cmd, "sunsubscribe");
-}
-
 int
 pubsub_intercepts(const struct client *c, const struct command *cmd)
 {
     if (c->ps != NULL && c->ps->active)
-        return !is_named(cmd, "quit") && !is_named(cmd, "reset");
-    return is_sub_command(cmd);
+        return cmd->op != CMD_OP_QUIT && cmd->op != CMD_OP_RESET;
+    return cmd->route == CMD_ROUTE_PUBSUB;
 }
 
 static long long
@@ -686,7 +672,9 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
     struct pubsub *ps = c->ps;
     char msg[300];
 
-    if (is_named(cmd, "subscribe") || is_named(cmd, "psubscribe")) {
+    switch (cmd->op) {
+    case CMD_OP_SUBSCRIBE:
+    case CMD_OP_PSUBSCRIBE:
         ps = pubsub_get(c);
         if (ps->conn == NULL) {
             r->keyed = 0;
@@ -699,21 +687,27 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
         ps->active = 1;
         ps->subscribing = 1;
         send_on(c, ps->conn, r, p, base);
-    } else if (is_named(cmd, "unsubscribe") ||
-               is_named(cmd, "punsubscribe")) {
+        return;
+    case CMD_OP_UNSUBSCRIBE:
+    case CMD_OP_PUNSUBSCRIBE:
         if (ps == NULL || ps->conn == NULL)
             reply_unsub_none(r, cmd->name, p, base, ps ? ps->count : 0);
         else
             send_unsub(c, ps->conn, r, p, base);
-    } else if (is_named(cmd, "ssubscribe")) {
+        return;
+    case CMD_OP_SSUBSCRIBE:
         pubsub_ssubscribe(c, r, cmd, p, base);
-    } else if (is_named(cmd, "sunsubscribe")) {
+        return;
+    case CMD_OP_SUNSUBSCRIBE:
         pubsub_sunsubscribe(c, r, cmd, p, base);
-    } else if (is_named(cmd, "ping") && ping_server(ps) != NULL) {
-        /* Answered by a server that is in subscribed mode (["pong", msg]),
-         * in order with the confirmations it sends. */
-        send_on(c, ping_server(ps), r, p, base);
-    } else if (is_named(cmd, "ping")) {
+        return;
+    case CMD_OP_PING:
+        if (ping_server(ps) != NULL) {
+            /* Answered by a server that is in subscribed mode (["pong",
+             * msg]), in order with the confirmations it sends. */
+            send_on(c, ping_server(ps), r, p, base);
+            return;
+        }
         /* RESP2 subscribed-mode PING: ["pong", message or ""]. */
         buf_add_array(&r->rep, 2);
         buf_add_bulk_str(&r->rep, "pong");
@@ -722,11 +716,13 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
         else
             buf_add_bulk_str(&r->rep, "");
         request_complete(r);
-    } else {
+        return;
+    default:
         snprintf(msg, sizeof(msg), "ERR Can't execute '%s': only (P|S)"
                  "SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
                  "allowed in this context", cmd->fullname);
         request_fail(r, msg);
+        return;
     }
 }
 

@@ -49,20 +49,12 @@ struct txn {
                                      * (a PIN_TXN pin: released only here) */
 };
 
-static int
-is_named(const struct command *cmd, const char *name)
-{
-    return strcmp(cmd->fullname, name) == 0;
-}
-
 int
 txn_intercepts(const struct client *c, const struct command *cmd)
 {
     if (c->tx != NULL && c->tx->in_multi)
-        return !is_named(cmd, "quit") && !is_named(cmd, "reset");
-    return is_named(cmd, "multi") || is_named(cmd, "exec") ||
-           is_named(cmd, "discard") || is_named(cmd, "watch") ||
-           is_named(cmd, "unwatch");
+        return cmd->op != CMD_OP_QUIT && cmd->op != CMD_OP_RESET;
+    return cmd->route == CMD_ROUTE_TXN;
 }
 
 static struct txn *
@@ -186,9 +178,9 @@ txn_queue(struct client *c, struct request *r, const struct command *cmd,
      * inside MULTI does not block. Anything else that is not a plain data
      * command has no meaning inside a transaction on one node. */
     int ok = route == CMD_ROUTE_KEYED || route == CMD_ROUTE_SPLIT ||
-             route == CMD_ROUTE_ANY || is_named(cmd, "ping") ||
-             is_named(cmd, "echo") || is_named(cmd, "unwatch") ||
-             (route == CMD_ROUTE_PINNED && (cmd->flags & CMD_F_BLOCKING));
+             route == CMD_ROUTE_ANY || cmd->op == CMD_OP_PING ||
+             cmd->op == CMD_OP_ECHO || cmd->op == CMD_OP_UNWATCH ||
+             route == CMD_ROUTE_BLOCKING;
     if (!ok || (cmd->flags & CMD_F_PUBSUB)) {
         snprintf(msg, sizeof(msg), "ERR slotproxy: '%s' cannot be used "
                  "inside MULTI through the proxy", cmd->fullname);
@@ -506,11 +498,20 @@ txn_dispatch(struct client *c, struct request *r, const struct command *cmd,
 {
     struct txn *t = c->tx;
 
-    if (is_named(cmd, "exec")) {
+    if (t != NULL && t->in_multi && cmd->op != CMD_OP_EXEC &&
+        cmd->op != CMD_OP_DISCARD && cmd->op != CMD_OP_MULTI &&
+        cmd->op != CMD_OP_WATCH) {
+        txn_queue(c, r, cmd, p, base); /* UNWATCH too: Redis queues it */
+        return;
+    }
+    switch (cmd->op) {
+    case CMD_OP_EXEC:
         txn_exec(c, r);
-    } else if (is_named(cmd, "discard")) {
+        break;
+    case CMD_OP_DISCARD:
         txn_discard(c, r);
-    } else if (is_named(cmd, "multi")) {
+        break;
+    case CMD_OP_MULTI:
         t = txn_get(c);
         if (t->in_multi) {
             request_error(r, SPE_MULTI_NESTED);
@@ -518,11 +519,15 @@ txn_dispatch(struct client *c, struct request *r, const struct command *cmd,
         }
         t->in_multi = 1;
         reply_raw(r, "+OK\r\n");
-    } else if (is_named(cmd, "watch")) {
+        break;
+    case CMD_OP_WATCH:
         txn_watch(c, r, cmd, p, base);
-    } else if (is_named(cmd, "unwatch") && !(t && t->in_multi)) {
+        break;
+    case CMD_OP_UNWATCH:
         txn_unwatch(c, r);
-    } else {
+        break;
+    default:
         txn_queue(c, r, cmd, p, base);
+        break;
     }
 }

@@ -635,7 +635,7 @@ struct route_case {
 };
 
 static const struct route_case route_cases[] = {
-    {"xblock", CMD_ROUTE_PINNED},
+    {"xblock", CMD_ROUTE_BLOCKING},
     {"xadmin", CMD_ROUTE_REFUSED},
     {"xasking", CMD_ROUTE_REFUSED},
     {"xpub", CMD_ROUTE_REFUSED},
@@ -668,9 +668,9 @@ static const struct route_case route_cases[] = {
     {"xcont|get", CMD_ROUTE_KEYED},
     {"xcont|stats", CMD_ROUTE_ALL},
     {"get", CMD_ROUTE_KEYED},
-    {"lpush", CMD_ROUTE_PINNED},            /* now blocks: never shared */
+    {"lpush", CMD_ROUTE_BLOCKING},          /* now blocks: never shared */
     {"ping", CMD_ROUTE_LOCAL},              /* answered by the proxy */
-    {"wait", CMD_ROUTE_PINNED},
+    {"wait", CMD_ROUTE_REFUSED},            /* refused by the proxy */
     {"mget", CMD_ROUTE_SPLIT},              /* built-in only */
 };
 

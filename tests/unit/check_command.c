@@ -820,15 +820,15 @@ static const struct route_case route_cases[] = {
     { "cluster", "keyslot", CMD_ROUTE_LOCAL },
     { "cluster", "slots", CMD_ROUTE_LOCAL },
     { "readonly", NULL, CMD_ROUTE_LOCAL },
-    { "multi", NULL, CMD_ROUTE_PINNED },
-    { "watch", NULL, CMD_ROUTE_PINNED },
-    { "blpop", NULL, CMD_ROUTE_PINNED },
-    { "bzmpop", NULL, CMD_ROUTE_PINNED },
-    { "xread", NULL, CMD_ROUTE_PINNED },
-    { "xreadgroup", NULL, CMD_ROUTE_PINNED },
-    { "wait", NULL, CMD_ROUTE_PINNED },
-    { "subscribe", NULL, CMD_ROUTE_PINNED },
-    { "ssubscribe", NULL, CMD_ROUTE_PINNED },
+    { "multi", NULL, CMD_ROUTE_TXN },
+    { "watch", NULL, CMD_ROUTE_TXN },
+    { "blpop", NULL, CMD_ROUTE_BLOCKING },
+    { "bzmpop", NULL, CMD_ROUTE_BLOCKING },
+    { "xread", NULL, CMD_ROUTE_BLOCKING },
+    { "xreadgroup", NULL, CMD_ROUTE_BLOCKING },
+    { "wait", NULL, CMD_ROUTE_REFUSED },
+    { "subscribe", NULL, CMD_ROUTE_PUBSUB },
+    { "ssubscribe", NULL, CMD_ROUTE_PUBSUB },
     { "config", NULL, CMD_ROUTE_REFUSED },
     { "config", "get", CMD_ROUTE_REFUSED },
     { "cluster", "addslots", CMD_ROUTE_REFUSED },
@@ -853,6 +853,58 @@ START_TEST(test_routes)
 }
 END_TEST
 
+/* The handler and merge columns: what dispatch, txn, pubsub, admin and
+ * fanout switch on instead of names. */
+struct column_case {
+    const char *name;           /* command */
+    const char *sub;            /* subcommand or NULL */
+    enum cmd_op op;             /* expected handler */
+    enum cmd_merge merge;       /* expected merge */
+};
+
+static const struct column_case column_cases[] = {
+    { "get", NULL, CMD_OP_NONE, CMD_MERGE_NONE },
+    { "ping", NULL, CMD_OP_PING, CMD_MERGE_NONE },
+    { "reset", NULL, CMD_OP_RESET, CMD_MERGE_NONE },
+    { "quit", NULL, CMD_OP_QUIT, CMD_MERGE_NONE },
+    { "asking", NULL, CMD_OP_OK, CMD_MERGE_NONE },
+    { "client", "list", CMD_OP_CLIENT, CMD_MERGE_NONE },
+    { "cluster", "slots", CMD_OP_CLUSTER, CMD_MERGE_NONE },
+    { "slowlog", "get", CMD_OP_SLOWLOG, CMD_MERGE_NONE },
+    { "multi", NULL, CMD_OP_MULTI, CMD_MERGE_NONE },
+    { "unwatch", NULL, CMD_OP_UNWATCH, CMD_MERGE_NONE },
+    { "ssubscribe", NULL, CMD_OP_SSUBSCRIBE, CMD_MERGE_NONE },
+    { "publish", NULL, CMD_OP_PUBLISH, CMD_MERGE_NONE },
+    { "wait", NULL, CMD_OP_WAIT, CMD_MERGE_NONE },
+    { "mget", NULL, CMD_OP_NONE, CMD_MERGE_ARRAY },
+    { "mset", NULL, CMD_OP_NONE, CMD_MERGE_OK },
+    { "del", NULL, CMD_OP_NONE, CMD_MERGE_SUM },
+    { "dbsize", NULL, CMD_OP_NONE, CMD_MERGE_SUM },
+    { "keys", NULL, CMD_OP_NONE, CMD_MERGE_CONCAT },
+    { "scan", NULL, CMD_OP_NONE, CMD_MERGE_SCAN },
+    { "randomkey", NULL, CMD_OP_NONE, CMD_MERGE_FIRST },
+    { "flushall", NULL, CMD_OP_NONE, CMD_MERGE_SAME },
+    { "script", "exists", CMD_OP_NONE, CMD_MERGE_AND },
+    { "script", "load", CMD_OP_NONE, CMD_MERGE_SAME },
+    { "pubsub", "channels", CMD_OP_NONE, CMD_MERGE_UNION },
+    { "pubsub", "numsub", CMD_OP_NONE, CMD_MERGE_PAIRSUM },
+};
+
+START_TEST(test_columns)
+{
+    const struct column_case *t = &column_cases[_i];
+    const struct command *c = command_lookup(t->name, strlen(t->name));
+
+    ck_assert_ptr_nonnull(c);
+    if (t->sub != NULL)
+        c = command_lookup_sub(c, t->sub, strlen(t->sub));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_msg(c->op == t->op && c->merge == t->merge,
+                  "%s: op %d merge %d, expected %d %d", c->fullname, c->op,
+                  c->merge, t->op, t->merge);
+}
+END_TEST
+
 /* Rules that hold for the whole table, whatever Redis version made it. */
 START_TEST(test_routes_invariants)
 {
@@ -861,11 +913,17 @@ START_TEST(test_routes_invariants)
     for (i = 0; i < command_count(); i++) {
         const struct command *c = command_at(i);
         if (c->flags & CMD_F_BLOCKING)
-            ck_assert_msg(c->route == CMD_ROUTE_PINNED, "%s", c->name);
+            ck_assert_msg(c->route == CMD_ROUTE_BLOCKING, "%s", c->name);
         if (c->route == CMD_ROUTE_KEYED && c->nsubcmds == 0)
             ck_assert_msg(c->nkeyspecs > 0, "%s keyed without keys",
                           c->name);
         ck_assert_int_le(c->route, CMD_ROUTE_REFUSED);
+        ck_assert_int_lt(c->op, CMD_OP_COUNT);
+        /* Every fanned-out command says how its replies merge; nothing
+         * else does. */
+        int fans = c->route == CMD_ROUTE_SPLIT || c->route == CMD_ROUTE_ALL;
+        ck_assert_msg(fans == (c->merge != CMD_MERGE_NONE), "%s merge %d",
+                      c->name, c->merge);
     }
 }
 END_TEST
@@ -1056,6 +1114,8 @@ command_suite(void)
 
     tc = tcase_create("routes");
     tcase_add_loop_test(tc, test_routes, 0, (int)SP_ARRAY_LEN(route_cases));
+    tcase_add_loop_test(tc, test_columns, 0,
+                        (int)SP_ARRAY_LEN(column_cases));
     tcase_add_test(tc, test_routes_invariants);
     suite_add_tcase(s, tc);
 
