@@ -724,13 +724,6 @@ admin_exec(struct client *c, struct request *r, const struct command *cmd,
         admin_handlers[cmd->op](&a);
         return;
     }
-    if (cmd->op == CMD_OP_RESET) {
-        /* Every mode routes RESET here (txn and pubsub let it through). */
-        client_reset(c);
-        if (!c->closed)
-            reply_simple(&a, "RESET");
-        return;
-    }
     command_err_refused(&r->rep, cmd);
     reply_done(&a);
 }

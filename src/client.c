@@ -21,7 +21,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "admin.h"
 #include "alloc.h"
 #include "auth.h"
 #include "backend.h"
@@ -29,17 +28,12 @@
 #include "command.h"
 #include "config.h"
 #include "errors.h"
-#include "fanout.h"
-#include "keyslot.h"
 #include "log.h"
 #include "membudget.h"
 #include "pin.h"
-#include "pubsub.h"
-#include "router.h"
 #include "slotmap.h"
 #include "slowlog.h"
 #include "tls.h"
-#include "txn.h"
 #include "worker.h"
 
 #define READ_CHUNK (16 * 1024)
@@ -187,6 +181,7 @@ client_accept(struct worker *w, int fd, const char *addr,
 {
     struct client *c = sp_calloc(1, sizeof(*c));
     c->w = w;
+    c->ops = w->client_ops;
     c->fd = fd;
     /* Unique over all workers, as CLIENT ID is over a server. */
     c->id = __atomic_add_fetch(&w->shared->next_client_id, 1,
@@ -219,8 +214,7 @@ client_accept(struct worker *w, int fd, const char *addr,
 static void
 client_free(struct client *c)
 {
-    txn_free(c);
-    pubsub_free(c);
+    c->ops->free_state(c);
     resp_req_deinit(&c->parser);
     buf_deinit(&c->rbuf);
     sp_free(c->name);
@@ -334,8 +328,7 @@ client_request_done(struct request *r)
         client_mark_dirty(c);
 }
 
-/* Append a new request to the pipeline, owned by the client. */
-static struct request *
+struct request *
 client_new_request(struct client *c)
 {
     struct request *r = request_new(&c->w->reqs);
@@ -379,114 +372,6 @@ client_push(struct client *c, const char *data, size_t len)
     request_finish(r, data, len);
 }
 
-static void
-request_set_bytes(struct request *r, const struct resp_req *p,
-                  const char *base)
-{
-    resp_req_encode(&r->req, p, base);
-}
-
-/*
- * Find the slot of a keyed command. Returns 0 when r is ready to route
- * (r->keyed set if it has keys; keyless or unknowable keys go to any
- * master, which then answers the syntax error itself), 1 when r has been
- * answered or handed to the fanout (CROSSSLOT, or a multi-slot split).
- */
-static int
-route_keys(struct client *c, struct request *r, const struct command *cmd,
-           const struct resp_req *p, const char *base)
-{
-    int kbuf[16];
-    uint16_t sbuf[16];
-    int *keys = kbuf;
-    uint16_t *slots = sbuf;
-    int max = (int)SP_ARRAY_LEN(kbuf);
-    int rc = 0, same = 1;
-
-    if (p->argc > SP_ARRAY_LEN(kbuf)) {
-        max = (int)p->argc;
-        keys = sp_malloc(sizeof(*keys) * p->argc);
-        slots = sp_malloc(sizeof(*slots) * p->argc);
-    }
-    int n = command_get_keys(cmd, p->argc, p->argv, base, keys, max);
-    for (int i = 0; i < n; i++) {
-        const struct resp_arg *k = &p->argv[keys[i]];
-        slots[i] = keyslot(base + k->off, k->len);
-        same = same && slots[i] == slots[0];
-    }
-    if (n > 0 && same) {
-        r->slot = slots[0];
-        r->keyed = 1;
-    } else if (n > 0 && cmd->route == CMD_ROUTE_SPLIT) {
-        fanout_split(c->w, r, cmd, p->argv, p->argc, base, keys, slots, n);
-        rc = 1;
-    } else if (n > 0) {
-        request_error(r, SPE_CROSSSLOT);
-        rc = 1;
-    }
-    if (keys != kbuf) {
-        sp_free(keys);
-        sp_free(slots);
-    }
-    return rc;
-}
-
-/* Redirects of a pinned request stay on the client's own connections. */
-static struct server *
-client_pin_target(struct request *r, const char *host, uint16_t port)
-{
-    struct client *c = r->client;
-    if (c == NULL) {
-        request_error(r, SPE_CLIENT_GONE);
-        return NULL;
-    }
-    struct server *s = pin_get_blocking(r->w, &c->pins, host, port);
-    if (s == NULL)
-        request_fail(r, pin_refusal(r->w, &c->pins));
-    return s;
-}
-
-/*
- * Commands that need a dedicated connection. Returns 0 when r should be
- * routed normally (XREAD without BLOCK), 1 when it was handled: sent on
- * the client's pinned connection to the slot's master, or answered.
- */
-static int
-client_pinned(struct client *c, struct request *r, const struct command *cmd,
-              const struct resp_req *p, const char *base)
-{
-    long long tmo;
-    const char *err;
-    int blocks = command_block_timeout(cmd, p->argc, p->argv, base, &tmo,
-                                       &err);
-    if (blocks == CMD_BLOCK_NO)
-        return 0;
-    uint16_t slot;
-    int k = command_keys_slot(cmd, p, base, &slot);
-    if (k < 0) {
-        request_error(r, SPE_CROSSSLOT);
-        return 1;
-    }
-    if (blocks == CMD_BLOCK_BAD) {
-        /* Redis would refuse it before blocking: answer here, without
-         * pinning a connection for it. */
-        request_fail(r, err);
-        return 1;
-    }
-    r->keyed = k > 0;
-    r->slot = slot;
-    /* The proxy's request timeout must not cut a longer block short. */
-    if (tmo == 0)
-        r->no_deadline = 1;
-    else
-        r->deadline_ms = sp_msec_now() + (uint64_t)tmo +
-                         c->w->conf->request_timeout_ms;
-    r->target = client_pin_target;
-    request_set_bytes(r, p, base);
-    router_send_via(c->w, r);
-    return 1;
-}
-
 int
 client_login(struct client *c, int role, uint64_t fp, int user)
 {
@@ -505,27 +390,13 @@ client_login(struct client *c, int role, uint64_t fp, int user)
     return 0;
 }
 
-/* Back to "not authenticated": the next command gets NOAUTH. */
-static void
+void
 client_logout(struct client *c)
 {
     c->authed = 0;
     c->role = ROLE_READ_ONLY;
     c->auth_fp = 0;
     c->pins.cred = 0;
-}
-
-void
-client_reset(struct client *c)
-{
-    sp_free(c->name);
-    c->name = NULL;
-    if (auth_configured(c->w->conf))
-        client_logout(c);
-    txn_reset(c);
-    pin_blocking_done(c->w, &c->pins);
-    /* Last: it may complete a request, which may close the client. */
-    pubsub_reset(c);
 }
 
 void
@@ -558,203 +429,6 @@ client_auth_failed(struct client *c, struct request *r)
     c->auth_held_until_ms = now + AUTH_DELAY_MS;
 }
 
-/* The new role of c under the worker's configuration, or -1 when c is
- * no longer authenticated (see client_recheck_auth). */
-static int
-client_auth_role(const struct client *c, int *user)
-{
-    *user = -1;
-    if (!auth_configured(c->w->conf))
-        return ROLE_ADMIN;
-    if (!c->authed)
-        return -1;
-    return auth_recheck(c->w->conf, c->auth_fp, user);
-}
-
-void
-client_recheck_auth(struct worker *w)
-{
-    struct client *c, *next;
-    int off = !auth_configured(w->conf);
-
-    for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
-        next = TAILQ_NEXT(c, next);
-        int was = c->authed ? c->role : -1, user;
-        int role = client_auth_role(c, &user);
-        if (role < 0 || client_login(c, role, off ? 0 : c->auth_fp, user))
-            client_logout(c);
-        if (role >= was)
-            continue;
-        /* Less than before: a queued transaction may hold commands the
-         * client may no longer run, subscriptions what it may no longer
-         * read. */
-        if (txn_in_multi(c) || (role < 0 && c->ps != NULL))
-            client_close(c, "credentials changed by reload");
-    }
-}
-
-/* Answer r with a refusal; inside MULTI the transaction then aborts, as
- * with Redis. Always 1. */
-static int
-client_refuse(struct client *c, struct request *r, const char *msg)
-{
-    txn_queue_error(c);
-    request_fail(r, msg);
-    return 1;
-}
-
-/*
- * Authentication and roles, from the permission bits of the command
- * table: before AUTH only CMD_P_BEFORE_AUTH commands run; a role below
- * admin may not run what Redis flags admin (SLOWLOG, CLIENT LIST/KILL:
- * other users' connections and arguments); the read-only role runs only
- * what Redis flags readonly or the table allows it (CMD_P_READ_ROLE). A
- * refusal inside MULTI aborts the transaction, as Redis does. 1 when r
- * was answered with the refusal.
- */
-static int
-client_denied(struct client *c, struct request *r, const struct command *cmd)
-{
-    char msg[200];
-
-    if (!c->authed) {
-        if (cmd->flags & CMD_P_BEFORE_AUTH)
-            return 0;
-        return client_refuse(c, r, error_text(SPE_NOAUTH));
-    }
-    if (!(cmd->flags & CMD_F_ADMIN) &&
-        (c->role != ROLE_READ_ONLY ||
-         (cmd->flags & (CMD_F_READONLY | CMD_P_READ_ROLE))))
-        return 0;
-    snprintf(msg, sizeof(msg), ERR_NOPERM_FMT, cmd->fullname);
-    return client_refuse(c, r, msg);
-}
-
-/* disabled_commands (top: the top-level command): checked after the
- * role, as Redis checks ACLs after authentication. 1 when refused. */
-static int
-client_disabled(struct client *c, struct request *r,
-                const struct command *top)
-{
-    char msg[200];
-    if (!config_command_disabled(c->w->conf, top))
-        return 0;
-    snprintf(msg, sizeof(msg), "ERR slotproxy: %s is disabled by the proxy "
-             "configuration", top->fullname);
-    return client_refuse(c, r, msg);
-}
-
-/* cmd: the table entry for argv[0] (looked up once by the caller), or
- * NULL when unknown. */
-static void
-client_dispatch(struct client *c, const struct resp_req *p, const char *base,
-                const struct command *cmd)
-{
-    struct worker *w = c->w;
-    struct request *r = client_new_request(c);
-    const struct resp_arg *argv = p->argv;
-
-    w->stats.commands++;
-    if (cmd != NULL) {
-        r->cmd_index = (int32_t)command_index(cmd);
-        w->cmd_calls[r->cmd_index]++;
-    }
-    if (cmd == NULL && c->authed && admin_proxy(c, r, p->argc, argv, base))
-        return;
-    if (cmd == NULL) {
-        command_err_unknown(&r->rep, p->argc, argv, base);
-        txn_queue_error(c);
-        request_complete(r);
-        return;
-    }
-    const struct command *top = cmd;
-    if (cmd->nsubcmds > 0 && p->argc >= 2) {
-        const struct command *sub = command_lookup_sub(
-            cmd, base + argv[1].off, argv[1].len);
-        if (sub == NULL) {
-            command_err_unknown_sub(&r->rep, argv, base);
-            txn_queue_error(c);
-            request_complete(r);
-            return;
-        }
-        cmd = sub;
-    }
-    if (!command_arity_ok(cmd, p->argc)) {
-        command_err_arity(&r->rep, cmd);
-        txn_queue_error(c);
-        request_complete(r);
-        return;
-    }
-    r->cmd = cmd;
-    if ((!c->authed || c->role != ROLE_ADMIN) && client_denied(c, r, cmd))
-        return;
-    if (w->conf->ndisabled > 0 && client_disabled(c, r, top))
-        return;
-    /* Inside MULTI the transaction queues (or refuses) everything but
-     * QUIT and RESET, subscribe commands too: they must not run before
-     * EXEC. Cheap tests first: most commands are neither. */
-    if (c->tx != NULL && txn_in_multi(c) && txn_intercepts(c, cmd)) {
-        txn_dispatch(c, r, cmd, p, base);
-        if (!c->closed)
-            txn_mem_sync(c);
-        return;
-    }
-    if ((c->ps != NULL || (cmd->flags & CMD_F_PUBSUB)) &&
-        pubsub_intercepts(c, cmd)) {
-        pubsub_dispatch(c, r, cmd, p, base);
-        return;
-    }
-    if ((c->tx != NULL || cmd->route == CMD_ROUTE_TXN) &&
-        txn_intercepts(c, cmd)) {
-        txn_dispatch(c, r, cmd, p, base);
-        if (!c->closed)
-            txn_mem_sync(c);
-        return;
-    }
-    switch (cmd->route) {
-    case CMD_ROUTE_LOCAL:
-        admin_exec(c, r, cmd, p->argc, argv, base);
-        return;
-    case CMD_ROUTE_REFUSED:
-        if (cmd->op == CMD_OP_WAIT) {
-            /* WAIT counts replicas that acked this connection's writes;
-             * the client's writes went over shared connections. */
-            request_fail(r, "ERR slotproxy: WAIT is not supported through "
-                            "the proxy (writes travel on shared connections)");
-            return;
-        }
-        command_err_refused(&r->rep, cmd);
-        request_complete(r);
-        return;
-    case CMD_ROUTE_ALL:
-        request_set_bytes(r, p, base);
-        fanout_all(w, r, cmd, argv, p->argc, base);
-        return;
-
-    case CMD_ROUTE_BLOCKING:
-        if (client_pinned(c, r, cmd, p, base))
-            return;
-        /* XREAD without BLOCK is a keyed read. */
-        __attribute__((fallthrough));
-    case CMD_ROUTE_KEYED:
-    case CMD_ROUTE_SPLIT:
-        if (route_keys(c, r, cmd, p, base) != 0)
-            return;
-        break;
-    case CMD_ROUTE_ANY:
-    default:
-        if (cmd->op == CMD_OP_PUBLISH && p->argc >= 2) {
-            /* One node per channel: a publisher's messages to a channel
-             * keep their order (they reach other nodes over the bus). */
-            r->keyed = 1;
-            r->slot = keyslot(base + p->argv[1].off, p->argv[1].len);
-        }
-        break;
-    }
-    request_set_bytes(r, p, base);
-    router_dispatch(w, r);
-}
-
 static void
 client_protocol_error(struct client *c, const char *err)
 {
@@ -775,45 +449,8 @@ client_pause_reading(struct client *c)
     }
 }
 
-/*
- * 1 when a request must run alone, in order with the client's other
- * requests although it travels on another connection: a blocking command
- * (on a pinned connection; later commands must not overtake it), WATCH
- * and everything while a WATCH is active (the WATCH lives on a pinned
- * connection, the client's other commands on shared ones). Such a request
- * is sent only once every earlier request is answered, and nothing after
- * it is sent before it is answered.
- */
-static int
-client_exclusive(const struct client *c, const struct resp_req *p,
-                 const char *base, const struct command *cmd)
-{
-    if (cmd == NULL)
-        return 0;
-    if (c->tx != NULL && txn_watching(c))
-        return 1;
-    if (cmd->route == CMD_ROUTE_PUBSUB)
-        /* An unsubscribe's confirmations come before what follows. */
-        return c->ps != NULL && (cmd->op == CMD_OP_UNSUBSCRIBE ||
-                                 cmd->op == CMD_OP_PUNSUBSCRIBE ||
-                                 cmd->op == CMD_OP_SUNSUBSCRIBE);
-    if (cmd->op == CMD_OP_WATCH)
-        return 1;
-    if (cmd->route != CMD_ROUTE_BLOCKING)
-        return 0;
-    /* The same decision client_pinned acts on: a request that blocks on
-     * the server must never share a connection. */
-    long long tmo;
-    const char *err;
-    if (command_arity_ok(cmd, p->argc) &&
-        command_block_timeout(cmd, p->argc, p->argv, base, &tmo, &err) ==
-            CMD_BLOCK_YES)
-        return !(c->tx != NULL && txn_in_multi(c));
-    return 0;
-}
-
 /* Parse and dispatch every complete request in rbuf, up to the pipeline
- * limit, holding back at exclusive requests (see client_exclusive). */
+ * limit, holding back at exclusive requests (c->ops->exclusive). */
 static void
 client_process_input(struct client *c)
 {
@@ -863,12 +500,12 @@ client_process_input(struct client *c)
             c->waiting_map = 1;
             break;
         }
-        int excl = c->held && client_exclusive(c, &c->parser, base, cmd);
+        int excl = c->held && c->ops->exclusive(c, &c->parser, base, cmd);
         if (excl && c->nundone > 0)
             break; /* wait until every earlier request is answered */
         if (c->held) {
             c->held = 0;
-            client_dispatch(c, &c->parser, base, cmd);
+            c->ops->dispatch(c, &c->parser, base, cmd);
             if (c->closed)
                 return;
             struct request *last = TAILQ_LAST(&c->pipeline, request_queue);
@@ -1150,7 +787,7 @@ client_check_idle(struct worker *w, uint64_t now_ms)
     for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, next);
         if (c->ps != NULL)
-            pubsub_tick(c, now_ms);
+            c->ops->tick(c, now_ms); /* re-subscribe what was lost */
         if (c->closed)
             continue;
         if (c->auth_held != NULL && now_ms >= c->auth_held_until_ms) {

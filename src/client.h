@@ -19,8 +19,35 @@
 struct worker;
 struct event;
 
+struct resp_req;
+struct command;
+
+/*
+ * What the layers above give a client connection (the worker driver sets
+ * them; pgbouncer's protocol handler passed to its socket buffer is the
+ * model): the command policy and the features' per-client lifecycle, so
+ * that this module knows no command and no feature.
+ */
+struct client_ops {
+    /* 1 when the parsed request must run alone: sent only once every
+     * earlier request is answered, nothing after it before its answer
+     * (a blocking command, WATCH ...). cmd: its entry or NULL. */
+    int (*exclusive)(const struct client *c, const struct resp_req *p,
+                     const char *base, const struct command *cmd);
+    /* Handle one parsed request: it joins c's pipeline
+     * (client_new_request) and is answered or routed. */
+    void (*dispatch)(struct client *c, const struct resp_req *p,
+                     const char *base, const struct command *cmd);
+    /* Free the features' state of c (at the end of the turn it closed). */
+    void (*free_state)(struct client *c);
+    /* Every tick (100 ms), for every client. */
+    void (*tick)(struct client *c, uint64_t now_ms);
+};
+
 struct client {
     TAILQ_ENTRY(client) next;       /* worker's client list */
+    const struct client_ops *ops;   /* command policy and features (the
+                                     * worker's client_ops at accept) */
     TAILQ_ENTRY(client) dnext;      /* worker's dirty list */
     struct worker *w;               /* owning worker */
     int fd;                         /* socket, -1 once closed */
@@ -100,12 +127,11 @@ int client_login(struct client *c, int role, uint64_t fp, int user);
  * at once, or held back a while (throttle) with nothing after it read
  * meanwhile; after auth.max_failures the connection closes. */
 void client_auth_failed(struct client *c, struct request *r);
-/* Reload: re-check every client's credential against the worker's new
- * configuration. Same user, same password: the new role applies; user
- * gone or password changed: unauthenticated (closed when it holds a
- * transaction or subscriptions it may no longer have); auth newly on:
- * every client unauthenticated; auth off: every client admin. */
-void client_recheck_auth(struct worker *w);
+/* Back to "not authenticated": the next command gets NOAUTH. */
+void client_logout(struct client *c);
+/* Append a new request to c's pipeline, owned by c (the dispatcher
+ * answers or routes it). */
+struct request *client_new_request(struct client *c);
 
 struct tls_ctx;
 /* Take ownership of an accepted socket (TLS with tls, plain if NULL). */
@@ -113,15 +139,6 @@ void client_accept(struct worker *w, int fd, const char *addr,
                    struct tls_ctx *tls);
 /* Write replies of dirty clients; free clients closed this turn. */
 void client_flush_dirty(struct worker *w);
-/*
- * RESET: every feature's session state back to a new connection's (as
- * Redis: MULTI discarded, WATCH ended, subscriptions dropped, name
- * cleared, de-authenticated when auth is configured; the proxy speaks
- * only RESP2, SELECT 0 and CLIENT REPLY ON already). The one place that
- * knows every feature: a new one adds its reset here. May complete a
- * request: check c->closed afterwards.
- */
-void client_reset(struct client *c);
 /* Close now (deferred free); reason is logged. */
 void client_close(struct client *c, const char *reason);
 /* Close clients idle past idle_timeout. */

@@ -26,6 +26,7 @@ struct topology;
 struct listener;
 struct tls_ctx;
 struct evdns_base;
+struct client_ops;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(conn_list, backend_conn);
@@ -174,6 +175,9 @@ struct worker {
     /* Hook the driver (worker_loop.c) installs: make m (one ref, taken)
      * the worker's current map; worker_set_map calls it. */
     void (*install_map)(struct worker *w, struct slotmap *m);
+    /* Command policy and features for the clients it accepts (the
+     * driver's: dispatch.c). */
+    const struct client_ops *client_ops;
     uint64_t start_ms;              /* wall-clock start, for INFO uptime */
     uint32_t rr;                    /* round robin for keyless commands */
     uint64_t rand_state;            /* xorshift state for jitter */

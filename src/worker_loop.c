@@ -20,6 +20,7 @@
 #include "client.h"
 #include "command.h"
 #include "config.h"
+#include "dispatch.h"
 #include "listener.h"
 #include "log.h"
 #include "pin.h"
@@ -308,7 +309,7 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
         w->conf = w->next_conf;
         pthread_mutex_unlock(&w->pub_lock);
         worker_reload_apply(w, old);
-        client_recheck_auth(w);
+        dispatch_recheck_auth(w);
         event_add(w->stop_ev, NULL);
         return;
     }
@@ -379,6 +380,7 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     w->conf = conf;
     request_pool_init(&w->reqs, w);
     w->install_map = worker_install_map;
+    w->client_ops = &dispatch_client_ops;
     /* No locks in the loop: only this worker's thread touches it; the
      * main thread stops it through a pipe. */
     struct event_config *ec = event_config_new();
