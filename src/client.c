@@ -130,16 +130,22 @@ client_charge_rbuf(struct client *c)
     }
 }
 
+/* Per reply, on top of its bytes, in the output limit: what a queued
+ * reply costs in Redis's own accounting is of this order (a list node);
+ * the request object the proxy keeps per reply (some 260 bytes) is
+ * charged in full to the memory budget (client_charge) instead, so that
+ * a pipeline of tiny replies does not trip a small output_limit. */
+#define REPLY_OVERHEAD 32
+
 /* What a finished reply counts against the client's output limit while
- * it waits to be written: its bytes and the request that carries them.
- * Not the buffer's spare capacity (a recycled buffer is the pool's
- * choice, not the client's doing; the memory budget charges it anyway,
- * client_charge), or a client with a small limit would be cut off for
+ * it waits to be written: its bytes and REPLY_OVERHEAD. Not the buffer's
+ * spare capacity (a recycled buffer is the pool's choice, not the
+ * client's doing), or a client with a small limit would be cut off for
  * one short reply in a large recycled buffer. */
 static inline uint64_t
 reply_cost(const struct request *r)
 {
-    return sizeof(*r) + buf_unread(&r->rep);
+    return REPLY_OVERHEAD + buf_unread(&r->rep);
 }
 
 static void

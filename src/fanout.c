@@ -24,6 +24,7 @@
 #include "config.h"
 #include "errors.h"
 #include "fanout.h"
+#include "merge.h"
 #include "request.h"
 #include "resp.h"
 #include "router.h"
@@ -57,8 +58,6 @@ struct fanout {
     uint32_t key_pos_in[FANOUT_INLINE];
 };
 
-#define SCAN_MASTER_BITS 10
-#define SCAN_MASTER_MASK ((1u << SCAN_MASTER_BITS) - 1)
 
 /* Charge delta bytes held by f to its worker's memory budget. */
 static void
@@ -83,393 +82,6 @@ fanout_free(struct fanout *f)
         sp_free(f->key_pos);
     buf_deinit(&f->info);
     sp_free(f);
-}
-
-static int
-is_error(const struct request *fr)
-{
-    return buf_unread(&fr->rep) == 0 || fr->rep.data[fr->rep.pos] == '-';
-}
-
-/* The first fragment error (in key order for a split), or NULL. */
-static const struct request *
-first_error(const struct fanout *f)
-{
-    for (uint32_t i = 0; i < f->nkeys; i++) {
-        const struct request *fr = f->frags[f->key_frag[i]];
-        if (is_error(fr))
-            return fr;
-    }
-    for (uint32_t i = 0; i < f->nfrags; i++)
-        if (is_error(f->frags[i]))
-            return f->frags[i];
-    return NULL;
-}
-
-/* Decode every fragment's reply; NULL entries never escape (-1). */
-static int
-decode_all(struct fanout *f, struct resp_value **vals, char type)
-{
-    for (uint32_t i = 0; i < f->nfrags; i++) {
-        const struct buf *b = &f->frags[i]->rep;
-        if (resp_value_parse(b->data + b->pos, buf_unread(b), &vals[i]) <= 0)
-            return -1;
-        if (type != 0 && vals[i]->type != type)
-            return -1;
-    }
-    return 0;
-}
-
-static void
-free_all(struct fanout *f, struct resp_value **vals)
-{
-    for (uint32_t i = 0; i < f->nfrags; i++)
-        if (vals[i] != NULL)
-            resp_value_free(vals[i]);
-    sp_free(vals);
-}
-
-static void
-add_value_bulk(struct buf *out, const struct resp_value *e)
-{
-    if (e->type == '$' && e->str != NULL)
-        buf_add_bulk(out, e->str, e->len);
-    else if (e->type == ':')
-        buf_add_int(out, e->integer);
-    else
-        buf_add_nil(out);
-}
-
-/* KEYS: every master's array, one after the other. */
-static int
-merge_concat(struct fanout *f, struct buf *out)
-{
-    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
-    int rc = decode_all(f, vals, '*');
-    if (rc == 0) {
-        size_t total = 0;
-        for (uint32_t i = 0; i < f->nfrags; i++)
-            total += vals[i]->nelems;
-        buf_add_array(out, (long long)total);
-        for (uint32_t i = 0; i < f->nfrags; i++)
-            for (size_t j = 0; j < vals[i]->nelems; j++)
-                add_value_bulk(out, &vals[i]->elems[j]);
-    }
-    free_all(f, vals);
-    return rc;
-}
-
-static int
-value_eq(const struct resp_value *a, const struct resp_value *b)
-{
-    return a->len == b->len && a->str != NULL && b->str != NULL &&
-           memcmp(a->str, b->str, a->len) == 0;
-}
-
-/* One element of the fragments' arrays, for finding duplicates. */
-struct union_elem {
-    const struct resp_value *v;     /* the element */
-    size_t seq;                     /* its position over all arrays */
-};
-
-static int
-union_cmp(const void *a, const void *b)
-{
-    const struct union_elem *x = a, *y = b;
-    size_t xl = x->v->str ? x->v->len : 0, yl = y->v->str ? y->v->len : 0;
-    int c = memcmp(x->v->str ? x->v->str : "", y->v->str ? y->v->str : "",
-                   SP_MIN(xl, yl));
-    if (c == 0 && xl != yl)
-        c = xl < yl ? -1 : 1;
-    if (c == 0)
-        c = x->seq < y->seq ? -1 : x->seq > y->seq;
-    return c;
-}
-
-/* PUBSUB CHANNELS / SHARDCHANNELS: each channel once, in the order first
- * seen. Sorted to find the duplicates: n log n in the channels. */
-static int
-merge_union(struct fanout *f, struct buf *out)
-{
-    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
-    int rc = decode_all(f, vals, '*');
-    if (rc == 0) {
-        size_t total = 0, n = 0, k = 0;
-        for (uint32_t i = 0; i < f->nfrags; i++)
-            total += vals[i]->nelems;
-        struct union_elem *e = sp_malloc(sizeof(*e) * (total + 1));
-        uint8_t *dup = sp_calloc(total + 1, 1);
-        for (uint32_t i = 0; i < f->nfrags; i++)
-            for (size_t j = 0; j < vals[i]->nelems; j++, k++)
-                e[k] = (struct union_elem){&vals[i]->elems[j], k};
-        qsort(e, total, sizeof(*e), union_cmp);
-        for (k = 1; k < total; k++)
-            dup[e[k].seq] = value_eq(e[k].v, e[k - 1].v);
-        for (k = 0; k < total; k++)
-            n += !dup[k];
-        buf_add_array(out, (long long)n);
-        k = 0;
-        for (uint32_t i = 0; i < f->nfrags; i++)
-            for (size_t j = 0; j < vals[i]->nelems; j++, k++)
-                if (!dup[k])
-                    add_value_bulk(out, &vals[i]->elems[j]);
-        sp_free(dup);
-        sp_free(e);
-    }
-    free_all(f, vals);
-    return rc;
-}
-
-/* PUBSUB NUMSUB / SHARDNUMSUB: every master lists the same names in the
- * same order; the counts add up. */
-static int
-merge_pairsum(struct fanout *f, struct buf *out)
-{
-    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
-    int rc = decode_all(f, vals, '*');
-    for (uint32_t i = 1; rc == 0 && i < f->nfrags; i++)
-        if (vals[i]->nelems != vals[0]->nelems)
-            rc = -1;
-    if (rc == 0 && vals[0]->nelems % 2 != 0)
-        rc = -1;
-    if (rc == 0) {
-        buf_add_array(out, (long long)vals[0]->nelems);
-        for (size_t j = 0; j + 1 < vals[0]->nelems; j += 2) {
-            long long sum = 0;
-            for (uint32_t i = 0; i < f->nfrags; i++)
-                sum += vals[i]->elems[j + 1].integer;
-            add_value_bulk(out, &vals[0]->elems[j]);
-            buf_add_int(out, sum);
-        }
-    }
-    free_all(f, vals);
-    return rc;
-}
-
-/* SCRIPT EXISTS: 1 only where every master has the script, so that an
- * EVALSHA works wherever it lands. */
-static int
-merge_and(struct fanout *f, struct buf *out)
-{
-    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
-    int rc = decode_all(f, vals, '*');
-    for (uint32_t i = 1; rc == 0 && i < f->nfrags; i++)
-        if (vals[i]->nelems != vals[0]->nelems)
-            rc = -1;
-    if (rc == 0) {
-        buf_add_array(out, (long long)vals[0]->nelems);
-        for (size_t j = 0; j < vals[0]->nelems; j++) {
-            long long all = 1;
-            for (uint32_t i = 0; i < f->nfrags; i++)
-                all = all && vals[i]->elems[j].integer == 1;
-            buf_add_int(out, all);
-        }
-    }
-    free_all(f, vals);
-    return rc;
-}
-
-/* RANDOMKEY: the first master (in a random rotation) that has a key. */
-static void
-merge_first(struct fanout *f, struct buf *out)
-{
-    for (uint32_t i = 0; i < f->nfrags; i++) {
-        const struct buf *b = &f->frags[i]->rep;
-        if (buf_unread(b) >= 3 && memcmp(b->data + b->pos, "$-1", 3) != 0) {
-            buf_append(out, b->data + b->pos, buf_unread(b));
-            return;
-        }
-    }
-    buf_add_nil(out);
-}
-
-/*
- * SCAN: the proxy cursor is (node cursor << 10) | master index. When a
- * master's own cursor returns to 0 the scan moves to the next master, and
- * ends (cursor 0) after the last one.
- */
-static int
-merge_scan(struct fanout *f, struct buf *out)
-{
-    struct resp_value *v = NULL;
-    const struct buf *b = &f->frags[0]->rep;
-    long long next;
-    int rc = -1;
-
-    if (resp_value_parse(b->data + b->pos, buf_unread(b), &v) <= 0)
-        return -1;
-    if (v->type == '*' && v->nelems == 2 && v->elems[0].type == '$' &&
-        v->elems[1].type == '*' &&
-        sp_str2ll(v->elems[0].str, v->elems[0].len, &next) == 0 &&
-        next >= 0 && next < (1ll << (63 - SCAN_MASTER_BITS))) {
-        unsigned long long cur;
-        if (next != 0)
-            cur = ((unsigned long long)next << SCAN_MASTER_BITS) |
-                  f->scan_master;
-        else if (f->scan_master + 1 < f->nmasters)
-            cur = f->scan_master + 1;
-        else
-            cur = 0;
-        char num[24];
-        int n = snprintf(num, sizeof(num), "%llu", cur);
-        buf_add_array(out, 2);
-        buf_add_bulk(out, num, (size_t)n);
-        const struct resp_value *keys = &v->elems[1];
-        buf_add_array(out, (long long)keys->nelems);
-        for (size_t j = 0; j < keys->nelems; j++)
-            add_value_bulk(out, &keys->elems[j]);
-        rc = 0;
-    }
-    resp_value_free(v);
-    return rc;
-}
-
-/* Byte spans of the elements of an array reply, found with the reply
- * scanner: the exact bytes are copied into the merged reply, nothing is
- * decoded. -1 when the reply is not an array of n elements. */
-static int
-array_spans(const struct buf *b, uint32_t n, uint32_t *off, uint32_t *len)
-{
-    const char *p = b->data + b->pos;
-    size_t avail = buf_unread(b);
-    const char *nl = memchr(p, '\n', avail);
-    long long count;
-    struct resp_reply rp;
-
-    if (avail < 4 || p[0] != '*' || nl == NULL || nl < p + 2)
-        return -1;
-    size_t at = (size_t)(nl - p) + 1;
-    if (n == 1 && nl == p + 3 && p[1] == '1') {
-        /* One key (the usual fragment): its element is all that follows
-         * "*1\r\n"; the backend scanner already checked it is whole. */
-        off[0] = (uint32_t)at;
-        len[0] = (uint32_t)(avail - at);
-        return 0;
-    }
-    if (sp_str2ll(p + 1, (size_t)(nl - p - 2), &count) != 0 || count != n)
-        return -1;
-    for (uint32_t i = 0; i < n; i++) {
-        resp_reply_init(&rp);
-        if (resp_reply_parse(&rp, p + at, avail - at) != RESP_DONE)
-            return -1;
-        off[i] = (uint32_t)at;
-        len[i] = (uint32_t)rp.len;
-        at += rp.len;
-    }
-    return 0;
-}
-
-/* Rebuild an MGET reply in key order from the fragments' arrays. */
-static int
-merge_array(struct fanout *f, struct buf *out)
-{
-    uint32_t off_in[FANOUT_INLINE], len_in[FANOUT_INLINE];
-    uint32_t first_in[FANOUT_INLINE];
-    int small = f->nkeys <= FANOUT_INLINE;
-    uint32_t *off = small ? off_in : sp_malloc(sizeof(uint32_t) * f->nkeys);
-    uint32_t *len = small ? len_in : sp_malloc(sizeof(uint32_t) * f->nkeys);
-    uint32_t *first = small ? first_in
-                            : sp_malloc(sizeof(uint32_t) * f->nfrags);
-    uint32_t at = 0;
-    int rc = 0;
-
-    /* Fragment i's elements go to spans [first[i], first[i] + its keys). */
-    for (uint32_t i = 0; i < f->nfrags && rc == 0; i++) {
-        uint32_t n = (uint32_t)(f->frags[i]->req_nkeys);
-        first[i] = at;
-        rc = array_spans(&f->frags[i]->rep, n, off + at, len + at);
-        at += n;
-    }
-    if (rc == 0) {
-        buf_add_array(out, f->nkeys);
-        for (uint32_t k = 0; k < f->nkeys; k++) {
-            uint32_t fi = f->key_frag[k], e = first[fi] + f->key_pos[k];
-            const struct buf *b = &f->frags[fi]->rep;
-            buf_append(out, b->data + b->pos + off[e], len[e]);
-        }
-    }
-    if (!small) {
-        sp_free(off);
-        sp_free(len);
-        sp_free(first);
-    }
-    return rc;
-}
-
-static int
-merge_sum(struct fanout *f, struct buf *out)
-{
-    long long sum = 0;
-    for (uint32_t i = 0; i < f->nfrags; i++) {
-        const struct buf *b = &f->frags[i]->rep;
-        long long v;
-        size_t n = buf_unread(b);
-        if (n < 4 || b->data[b->pos] != ':' ||
-            sp_str2ll(b->data + b->pos + 1, n - 3, &v) != 0)
-            return -1;
-        sum += v;
-    }
-    buf_add_int(out, sum);
-    return 0;
-}
-
-#define INFO_MAX_DB 16
-
-struct keyspace_sum {
-    long long keys;                 /* summed over masters */
-    long long expires;
-    long long ttl_weight;           /* sum of avg_ttl * expires */
-};
-
-/* Add "dbN:keys=K,expires=E,avg_ttl=T" lines of one INFO reply to sum. */
-static void
-keyspace_add(struct keyspace_sum *sum, const char *p, size_t len)
-{
-    const char *end = p + len;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        size_t n = eol ? (size_t)(eol - p) : (size_t)(end - p);
-        int db;
-        long long k, e, t;
-        char line[160];
-        if (n < sizeof(line) && n > 2 && memcmp(p, "db", 2) == 0) {
-            memcpy(line, p, n);
-            line[n] = '\0';
-            if (sscanf(line, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld", &db,
-                       &k, &e, &t) == 4 && db >= 0 && db < INFO_MAX_DB) {
-                sum[db].keys += k;
-                sum[db].expires += e;
-                sum[db].ttl_weight += t * e;
-            }
-        }
-        p += n + 1;
-    }
-}
-
-static int
-merge_info(struct fanout *f, struct buf *out)
-{
-    struct keyspace_sum sum[INFO_MAX_DB];
-    struct resp_value **vals = sp_calloc(f->nfrags, sizeof(*vals));
-    int rc = decode_all(f, vals, '$');
-
-    memset(sum, 0, sizeof(sum));
-    for (uint32_t i = 0; rc == 0 && i < f->nfrags; i++)
-        keyspace_add(sum, vals[i]->str, vals[i]->len);
-    free_all(f, vals);
-    if (rc != 0)
-        return rc;
-    buf_append_str(&f->info, "# Keyspace\r\n");
-    for (int db = 0; db < INFO_MAX_DB; db++) {
-        if (sum[db].keys == 0)
-            continue;
-        buf_printf(&f->info, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld\r\n",
-                   db, sum[db].keys, sum[db].expires,
-                   sum[db].expires ? sum[db].ttl_weight / sum[db].expires
-                                   : 0);
-    }
-    buf_add_bulk(out, f->info.data + f->info.pos, buf_unread(&f->info));
-    return 0;
 }
 
 /* Bytes the fragments' replies hold: a bound on the merged reply. */
@@ -506,49 +118,56 @@ fanout_finish(struct fanout *f)
     request_put(p); /* the fragments' reference */
 }
 
+/* The fragments' replies as merge.c reads them (frags: room for
+ * f->nfrags). */
+static void
+fanout_merge_in(struct fanout *f, struct merge_frag *frags,
+                struct merge_in *in)
+{
+    for (uint32_t i = 0; i < f->nfrags; i++) {
+        const struct buf *b = &f->frags[i]->rep;
+        frags[i].data = b->data + b->pos;
+        frags[i].len = buf_unread(b);
+        frags[i].nkeys = f->frags[i]->req_nkeys;
+    }
+    *in = (struct merge_in){
+        .frags = frags,
+        .nfrags = f->nfrags,
+        .key_frag = f->key_frag,
+        .key_pos = f->key_pos,
+        .nkeys = f->nkeys,
+        .scan_master = f->scan_master,
+        .nmasters = f->nmasters,
+        .info = &f->info,
+    };
+}
+
 static void
 fanout_merge(struct fanout *f)
 {
     struct request *p = f->parent;
-    const struct request *err = first_error(f);
-    uint64_t limit = p->w->conf->max_fanout_reply;
+    struct merge_frag frags_in[FANOUT_INLINE];
+    struct merge_frag *frags = f->nfrags <= FANOUT_INLINE
+        ? frags_in : sp_malloc(sizeof(*frags) * f->nfrags);
+    struct merge_in in;
     int rc = 0;
 
+    fanout_merge_in(f, frags, &in);
+    const struct merge_frag *err = merge_first_error(&in);
     p->rep.pos = p->rep.len = 0;
-    if (err == NULL && frag_reply_bytes(f) > limit) {
+    if (err == NULL && frag_reply_bytes(f) > p->w->conf->max_fanout_reply)
         fanout_too_big(p);
-    } else if (err != NULL) {
-        buf_append(&p->rep, err->rep.data + err->rep.pos,
-                   buf_unread(&err->rep));
-    } else if (f->kind == CMD_MERGE_ARRAY) {
-        rc = merge_array(f, &p->rep);
-    } else if (f->kind == CMD_MERGE_SUM) {
-        rc = merge_sum(f, &p->rep);
-    } else if (f->kind == CMD_MERGE_CONCAT) {
-        rc = merge_concat(f, &p->rep);
-    } else if (f->kind == CMD_MERGE_AND) {
-        rc = merge_and(f, &p->rep);
-    } else if (f->kind == CMD_MERGE_FIRST) {
-        merge_first(f, &p->rep);
-    } else if (f->kind == CMD_MERGE_SCAN) {
-        rc = merge_scan(f, &p->rep);
-    } else if (f->kind == CMD_MERGE_UNION) {
-        rc = merge_union(f, &p->rep);
-    } else if (f->kind == CMD_MERGE_PAIRSUM) {
-        rc = merge_pairsum(f, &p->rep);
-    } else if (f->kind == CMD_MERGE_INFO) {
-        rc = merge_info(f, &p->rep);
-    } else if (f->kind == CMD_MERGE_SAME) {
-        const struct buf *b = &f->frags[0]->rep;
-        buf_append(&p->rep, b->data + b->pos, buf_unread(b));
-    } else {
-        buf_append(&p->rep, "+OK\r\n", 5);
-    }
+    else if (err != NULL)
+        buf_append(&p->rep, err->data, err->len);
+    else
+        rc = merge_replies(f->kind, &in, &p->rep);
     if (rc != 0) {
         p->rep.pos = p->rep.len = 0;
         buf_append_str(&p->rep, "-ERR slotproxy: unexpected reply from a "
                                 "backend to a fan-out fragment\r\n");
     }
+    if (frags != frags_in)
+        sp_free(frags);
     fanout_finish(f);
 }
 
@@ -828,7 +447,7 @@ fanout_scan(struct worker *w, struct request *parent,
         request_fail(parent, "ERR invalid cursor");
         return;
     }
-    uint32_t master = (uint32_t)(cur & SCAN_MASTER_MASK);
+    uint32_t master = (uint32_t)(cur & MERGE_SCAN_MASTER_MASK);
     if (master >= nmasters) {
         /* Not a cursor we made (or the cluster shrank): Redis answers an
          * unknown cursor with an empty, finished page. */
@@ -846,7 +465,7 @@ fanout_scan(struct worker *w, struct request *parent,
     buf_add_bulk_str(&fr->req, "scan");
     char num[24];
     int n = snprintf(num, sizeof(num), "%llu",
-                     cur >> SCAN_MASTER_BITS);
+                     cur >> MERGE_SCAN_MASTER_BITS);
     buf_add_bulk(&fr->req, num, (size_t)n);
     for (uint32_t i = 2; i < argc; i++)
         buf_add_bulk(&fr->req, base + argv[i].off, argv[i].len);
