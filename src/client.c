@@ -62,6 +62,7 @@
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
 static void client_process_input(struct client *c);
+static void client_resume_input(struct client *c);
 
 static ssize_t
 client_recv(struct client *c, void *buf, size_t len)
@@ -455,52 +456,78 @@ client_pause_reading(struct client *c)
     }
 }
 
-/* Parse and dispatch every complete request in rbuf, up to the pipeline
- * limit, holding back at exclusive requests (c->ops->exclusive). */
-static void
-client_process_input(struct client *c)
+/* Parse the next request of rbuf into c->parser: 1 when one is parsed
+ * (c->held set unless it was empty), 0 to stop (more bytes needed, the
+ * pipeline is full, or a protocol error closed the client's input). */
+static int
+client_parse_next(struct client *c, char *base)
 {
     const struct config *conf = c->w->conf;
     struct resp_limits lim = {
         .max_request_size = conf->max_request_size,
         .max_multibulk = conf->max_multibulk,
         .max_inline = INLINE_MAX,
-    };
-
-    while (!c->closing && !c->closed && c->barrier == NULL) {
         /* Before AUTH (only when auth is configured: authed is set from
          * the start otherwise), Redis's tight caps on sizes. Read per
          * request: the AUTH just dispatched lifts them for the next. */
-        lim.unauthenticated = !c->authed;
+        .unauthenticated = !c->authed,
+    };
+
+    if (buf_unread(&c->rbuf) == 0)
+        return 0;
+    if (c->npipeline >= conf->max_pipeline) {
+        client_pause_reading(c);
+        return 0;
+    }
+    int rc = resp_req_parse(&c->parser, base, buf_unread(&c->rbuf), &lim);
+    if (rc == RESP_AGAIN)
+        return 0;
+    if (rc == RESP_ERROR) {
+        client_protocol_error(c, c->parser.err);
+        client_pause_reading(c);
+        buf_consume(&c->rbuf, buf_unread(&c->rbuf));
+        return 0;
+    }
+    /* Parsed once: inline arguments were unquoted in place, so a held
+     * request is dispatched from this state, never parsed again. */
+    c->held = c->parser.argc > 0;
+    return 1;
+}
+
+/* Hand the held request to the dispatcher; an exclusive one (or an AUTH
+ * held back by the throttle) becomes the barrier nothing passes. */
+static void
+client_run_held(struct client *c, char *base, const struct command *cmd,
+                int excl)
+{
+    c->held = 0;
+    c->ops->dispatch(c, &c->parser, base, cmd);
+    if (c->closed)
+        return;
+    struct request *last = TAILQ_LAST(&c->pipeline, request_queue);
+    if (last != NULL)
+        client_charge(c, last); /* its bytes for the backend */
+    if ((excl || last == c->auth_held) && last != NULL && !last->done)
+        c->barrier = last;
+}
+
+/* Parse and dispatch every complete request in rbuf, up to the pipeline
+ * limit, holding back at exclusive requests (c->ops->exclusive). */
+static void
+client_process_input(struct client *c)
+{
+    struct worker *w = c->w;
+
+    while (!c->closing && !c->closed && c->barrier == NULL) {
         char *base = c->rbuf.data + c->rbuf.pos;
-        if (!c->held) {
-            if (buf_unread(&c->rbuf) == 0)
-                break;
-            if (c->npipeline >= conf->max_pipeline) {
-                client_pause_reading(c);
-                return;
-            }
-            int rc = resp_req_parse(&c->parser, base, buf_unread(&c->rbuf),
-                                    &lim);
-            if (rc == RESP_AGAIN)
-                break;
-            if (rc == RESP_ERROR) {
-                client_protocol_error(c, c->parser.err);
-                client_pause_reading(c);
-                buf_consume(&c->rbuf, buf_unread(&c->rbuf));
-                break;
-            }
-            /* Parsed once: inline arguments were unquoted in place, so
-             * a held request is dispatched from this state, never
-             * parsed again. */
-            c->held = c->parser.argc > 0;
-        }
+        if (!c->held && !client_parse_next(c, base))
+            break;
         const struct command *cmd = NULL;
         if (c->held)
             cmd = command_lookup(base + c->parser.argv[0].off,
                                  c->parser.argv[0].len);
-        if (c->held && c->w->map->nmasters == 0 && c->w->hold_until_ms != 0 &&
-            sp_msec_now() < c->w->hold_until_ms) {
+        if (c->held && w->map->nmasters == 0 && w->hold_until_ms != 0 &&
+            sp_msec_now() < w->hold_until_ms) {
             /* Just started, no slot map yet: wait a moment rather than
              * answer CLUSTERDOWN to a client that connected early. */
             c->waiting_map = 1;
@@ -510,16 +537,9 @@ client_process_input(struct client *c)
         if (excl && c->nundone > 0)
             break; /* wait until every earlier request is answered */
         if (c->held) {
-            c->held = 0;
-            c->ops->dispatch(c, &c->parser, base, cmd);
+            client_run_held(c, base, cmd, excl);
             if (c->closed)
                 return;
-            struct request *last = TAILQ_LAST(&c->pipeline, request_queue);
-            if (last != NULL)
-                client_charge(c, last); /* its bytes for the backend */
-            if ((excl || last == c->auth_held) && last != NULL &&
-                !last->done)
-                c->barrier = last;
         }
         buf_consume(&c->rbuf, (size_t)c->parser.len);
         resp_req_reset(&c->parser);
@@ -738,6 +758,14 @@ client_write(struct client *c)
         client_close(c, "closed after error or QUIT");
         return;
     }
+    client_resume_input(c);
+}
+
+/* After replies were written: input paused for backpressure, or held
+ * behind a barrier that is gone, can go on. */
+static void
+client_resume_input(struct client *c)
+{
     /* Backpressure released: resume parsing what is buffered, then read. */
     if (c->read_paused && !c->closing &&
         c->npipeline < c->w->conf->max_pipeline / 2 + 1) {

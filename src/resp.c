@@ -405,6 +405,68 @@ resp_quote_ends(const char *buf, size_t end, size_t i)
     return c == '\0' || resp_isspace(c);
 }
 
+/* One step inside a double-quoted part of a token: an escape (\xHH,
+ * \n ...) or a byte is copied to buf[*w]. 1 to go on, 0 after the
+ * closing quote (the token ends there), -1 for unbalanced quotes. */
+static int
+resp_dquote_step(char *buf, size_t end, size_t *p, size_t *w)
+{
+    char c = resp_at(buf, end, *p);
+
+    if (c == '\\' && resp_at(buf, end, *p + 1) == 'x' &&
+        resp_hexval(resp_at(buf, end, *p + 2)) >= 0 &&
+        resp_hexval(resp_at(buf, end, *p + 3)) >= 0) {
+        buf[(*w)++] = (char)(resp_hexval(buf[*p + 2]) * 16 +
+                             resp_hexval(buf[*p + 3]));
+        *p += 4;
+    } else if (c == '\\' && resp_at(buf, end, *p + 1) != '\0') {
+        switch (buf[*p + 1]) {
+        case 'n': c = '\n'; break;
+        case 'r': c = '\r'; break;
+        case 't': c = '\t'; break;
+        case 'b': c = '\b'; break;
+        case 'a': c = '\a'; break;
+        default: c = buf[*p + 1]; break;
+        }
+        buf[(*w)++] = c;
+        *p += 2;
+    } else if (c == '"') {
+        if (!resp_quote_ends(buf, end, *p + 1))
+            return -1;
+        (*p)++;
+        return 0;
+    } else if (c == '\0') {
+        return -1;
+    } else {
+        buf[(*w)++] = c;
+        (*p)++;
+    }
+    return 1;
+}
+
+/* The same inside a single-quoted part: only \' is an escape. */
+static int
+resp_squote_step(char *buf, size_t end, size_t *p, size_t *w)
+{
+    char c = resp_at(buf, end, *p);
+
+    if (c == '\\' && resp_at(buf, end, *p + 1) == '\'') {
+        buf[(*w)++] = '\'';
+        *p += 2;
+    } else if (c == '\'') {
+        if (!resp_quote_ends(buf, end, *p + 1))
+            return -1;
+        (*p)++;
+        return 0;
+    } else if (c == '\0') {
+        return -1;
+    } else {
+        buf[(*w)++] = c;
+        (*p)++;
+    }
+    return 1;
+}
+
 /*
  * Unquote the token starting at buf[*p] in place (the copy of Redis's
  * sdssplitargs() token loop). Output never outruns input, so the token is
@@ -414,73 +476,31 @@ resp_quote_ends(const char *buf, size_t end, size_t i)
 static int
 resp_inline_token(char *buf, size_t end, size_t *p, size_t *w)
 {
-    int inq = 0, insq = 0;
+    char quote = 0;                 /* '"' or '\'' inside quotes */
 
     for (;;) {
-        char c = resp_at(buf, end, *p);
-
-        if (inq) {
-            if (c == '\\' && resp_at(buf, end, *p + 1) == 'x' &&
-                resp_hexval(resp_at(buf, end, *p + 2)) >= 0 &&
-                resp_hexval(resp_at(buf, end, *p + 3)) >= 0) {
-                buf[(*w)++] = (char)(resp_hexval(buf[*p + 2]) * 16 +
-                                     resp_hexval(buf[*p + 3]));
-                *p += 4;
-            } else if (c == '\\' && resp_at(buf, end, *p + 1) != '\0') {
-                switch (buf[*p + 1]) {
-                case 'n': c = '\n'; break;
-                case 'r': c = '\r'; break;
-                case 't': c = '\t'; break;
-                case 'b': c = '\b'; break;
-                case 'a': c = '\a'; break;
-                default: c = buf[*p + 1]; break;
-                }
-                buf[(*w)++] = c;
-                *p += 2;
-            } else if (c == '"') {
-                if (!resp_quote_ends(buf, end, *p + 1))
-                    return -1;
-                (*p)++;
-                return 0;
-            } else if (c == '\0') {
-                return -1;
-            } else {
-                buf[(*w)++] = c;
-                (*p)++;
-            }
-        } else if (insq) {
-            if (c == '\\' && resp_at(buf, end, *p + 1) == '\'') {
-                buf[(*w)++] = '\'';
-                *p += 2;
-            } else if (c == '\'') {
-                if (!resp_quote_ends(buf, end, *p + 1))
-                    return -1;
-                (*p)++;
-                return 0;
-            } else if (c == '\0') {
-                return -1;
-            } else {
-                buf[(*w)++] = c;
-                (*p)++;
-            }
-        } else {
-            switch (c) {
-            /* Not resp_isspace(): Redis ends a bare token on these only,
-             * so "a\vb" is one argument. */
-            case ' ': case '\n': case '\r': case '\t': case '\0':
-                return 0;
-            case '"':
-                inq = 1;
-                break;
-            case '\'':
-                insq = 1;
-                break;
-            default:
-                buf[(*w)++] = c;
-                break;
-            }
-            (*p)++;
+        if (quote != 0) {
+            int rc = quote == '"' ? resp_dquote_step(buf, end, p, w)
+                                  : resp_squote_step(buf, end, p, w);
+            if (rc <= 0)
+                return rc;
+            continue;
         }
+        char c = resp_at(buf, end, *p);
+        switch (c) {
+        /* Not resp_isspace(): Redis ends a bare token on these only, so
+         * "a\vb" is one argument. */
+        case ' ': case '\n': case '\r': case '\t': case '\0':
+            return 0;
+        case '"':
+        case '\'':
+            quote = c;
+            break;
+        default:
+            buf[(*w)++] = c;
+            break;
+        }
+        (*p)++;
     }
 }
 
