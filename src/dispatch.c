@@ -34,10 +34,8 @@
 #include "txn.h"
 #include "worker.h"
 
-
 static void
-set_bytes(struct request *r, const struct resp_req *p,
-                  const char *base)
+set_bytes(struct request *r, const struct resp_req *p, const char *base)
 {
     resp_req_encode(&r->req, p, base);
 }
@@ -108,13 +106,14 @@ blocking_target(struct request *r, const char *host, uint16_t port)
  * the client's pinned connection to the slot's master, or answered.
  */
 static int
-dispatch_blocking(struct client *c, struct request *r, const struct command *cmd,
-              const struct resp_req *p, const char *base)
+dispatch_blocking(struct client *c, struct request *r,
+                  const struct command *cmd, const struct resp_req *p,
+                  const char *base)
 {
     long long tmo;
     const char *err;
-    int blocks = command_block_timeout(cmd, p->argc, p->argv, base, &tmo,
-                                       &err);
+    int blocks =
+        command_block_timeout(cmd, p->argc, p->argv, base, &tmo, &err);
     if (blocks == CMD_BLOCK_NO)
         return 0;
     uint16_t slot;
@@ -135,8 +134,8 @@ dispatch_blocking(struct client *c, struct request *r, const struct command *cmd
     if (tmo == 0)
         r->no_deadline = 1;
     else
-        r->deadline_ms = sp_msec_now() + (uint64_t)tmo +
-                         c->w->conf->request_timeout_ms;
+        r->deadline_ms =
+            sp_msec_now() + (uint64_t)tmo + c->w->conf->request_timeout_ms;
     r->target = blocking_target;
     set_bytes(r, p, base);
     router_send_via(c->w, r);
@@ -234,14 +233,15 @@ denied(struct client *c, struct request *r, const struct command *cmd)
 /* disabled_commands (top: the top-level command): checked after the
  * role, as Redis checks ACLs after authentication. 1 when refused. */
 static int
-disabled(struct client *c, struct request *r,
-                const struct command *top)
+disabled(struct client *c, struct request *r, const struct command *top)
 {
     char msg[200];
     if (!config_command_disabled(c->w->conf, top))
         return 0;
-    snprintf(msg, sizeof(msg), "ERR slotproxy: %s is disabled by the proxy "
-             "configuration", top->fullname);
+    snprintf(msg, sizeof(msg),
+             "ERR slotproxy: %s is disabled by the proxy "
+             "configuration",
+             top->fullname);
     return refuse(c, r, msg);
 }
 
@@ -266,8 +266,8 @@ dispatch_check(struct client *c, struct request *r, const struct resp_req *p,
         return 1;
     }
     if (cmd->nsubcmds > 0 && p->argc >= 2) {
-        const struct command *sub = command_lookup_sub(
-            cmd, base + argv[1].off, argv[1].len);
+        const struct command *sub =
+            command_lookup_sub(cmd, base + argv[1].off, argv[1].len);
         if (sub == NULL) {
             command_err_unknown_sub(&r->rep, argv, base);
             txn_queue_error(c);
@@ -338,8 +338,9 @@ dispatch_local(struct client *c, struct request *r, const struct command *cmd,
     if (cmd->op == CMD_OP_WAIT) {
         /* WAIT counts replicas that acked this connection's writes; the
          * client's writes went over shared connections. */
-        request_fail(r, ERR_PROXY_PREFIX "WAIT is not supported through "
-                        "the proxy (writes travel on shared connections)");
+        request_fail(r, ERR_PROXY_PREFIX
+                     "WAIT is not supported through "
+                     "the proxy (writes travel on shared connections)");
         return;
     }
     command_err_refused(&r->rep, cmd);
@@ -388,8 +389,8 @@ dispatch_route(struct client *c, struct request *r, const struct command *cmd,
 /* cmd: the table entry for argv[0] (looked up once by the caller), or
  * NULL when unknown. The request joins the client's pipeline here. */
 static void
-dispatch_request(struct client *c, const struct resp_req *p,
-                 const char *base, const struct command *cmd)
+dispatch_request(struct client *c, const struct resp_req *p, const char *base,
+                 const struct command *cmd)
 {
     struct worker *w = c->w;
     struct request *r = client_new_request(c);
@@ -417,7 +418,7 @@ dispatch_request(struct client *c, const struct resp_req *p,
  */
 static int
 dispatch_exclusive(const struct client *c, const struct resp_req *p,
-                 const char *base, const struct command *cmd)
+                   const char *base, const struct command *cmd)
 {
     if (cmd == NULL)
         return 0;

@@ -32,9 +32,9 @@ static const char *const error_texts[SPE_COUNT] = {
 };
 
 const char *const err_kind_names[ERRK_COUNT] = {
-    "ERR", "WRONGTYPE", "CROSSSLOT", "CLUSTERDOWN", "NOAUTH", "NOPERM",
-    "WRONGPASS", "EXECABORT", "TRYAGAIN", "MOVED", "ASK", "LOADING", "BUSY",
-    "NOSCRIPT", "OTHER",
+    "ERR",    "WRONGTYPE", "CROSSSLOT", "CLUSTERDOWN", "NOAUTH",
+    "NOPERM", "WRONGPASS", "EXECABORT", "TRYAGAIN",    "MOVED",
+    "ASK",    "LOADING",   "BUSY",      "NOSCRIPT",    "OTHER",
 };
 
 const char *

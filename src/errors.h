@@ -41,9 +41,21 @@ const char *error_text(enum sp_error e);
 
 /* Error replies by kind (their first word), for metrics. */
 enum err_kind {
-    ERRK_ERR = 0, ERRK_WRONGTYPE, ERRK_CROSSSLOT, ERRK_CLUSTERDOWN,
-    ERRK_NOAUTH, ERRK_NOPERM, ERRK_WRONGPASS, ERRK_EXECABORT, ERRK_TRYAGAIN,
-    ERRK_MOVED, ERRK_ASK, ERRK_LOADING, ERRK_BUSY, ERRK_NOSCRIPT, ERRK_OTHER,
+    ERRK_ERR = 0,
+    ERRK_WRONGTYPE,
+    ERRK_CROSSSLOT,
+    ERRK_CLUSTERDOWN,
+    ERRK_NOAUTH,
+    ERRK_NOPERM,
+    ERRK_WRONGPASS,
+    ERRK_EXECABORT,
+    ERRK_TRYAGAIN,
+    ERRK_MOVED,
+    ERRK_ASK,
+    ERRK_LOADING,
+    ERRK_BUSY,
+    ERRK_NOSCRIPT,
+    ERRK_OTHER,
     ERRK_COUNT
 };
 extern const char *const err_kind_names[ERRK_COUNT];

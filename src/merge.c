@@ -104,8 +104,8 @@ value_eq(const struct resp_value *a, const struct resp_value *b)
 
 /* One element of the fragments' arrays, for finding duplicates. */
 struct union_elem {
-    const struct resp_value *v;     /* the element */
-    size_t seq;                     /* its position over all arrays */
+    const struct resp_value *v; /* the element */
+    size_t seq;                 /* its position over all arrays */
 };
 
 static int
@@ -237,8 +237,8 @@ merge_scan(const struct merge_in *f, struct buf *out)
         return -1;
     if (v->type == '*' && v->nelems == 2 && v->elems[0].type == '$' &&
         v->elems[1].type == '*' &&
-        sp_str2ll(v->elems[0].str, v->elems[0].len, &next) == 0 &&
-        next >= 0 && next < (1ll << (63 - MERGE_SCAN_MASTER_BITS))) {
+        sp_str2ll(v->elems[0].str, v->elems[0].len, &next) == 0 && next >= 0 &&
+        next < (1ll << (63 - MERGE_SCAN_MASTER_BITS))) {
         unsigned long long cur;
         if (next != 0)
             cur = ((unsigned long long)next << MERGE_SCAN_MASTER_BITS) |
@@ -306,8 +306,8 @@ merge_array(const struct merge_in *f, struct buf *out)
     int small = f->nkeys <= MERGE_INLINE && f->nfrags <= MERGE_INLINE;
     uint32_t *off = small ? off_in : sp_malloc(sizeof(uint32_t) * f->nkeys);
     uint32_t *len = small ? len_in : sp_malloc(sizeof(uint32_t) * f->nkeys);
-    uint32_t *first = small ? first_in
-                            : sp_malloc(sizeof(uint32_t) * f->nfrags);
+    uint32_t *first =
+        small ? first_in : sp_malloc(sizeof(uint32_t) * f->nfrags);
     uint32_t at = 0;
     int rc = 0;
 
@@ -356,9 +356,9 @@ merge_sum(const struct merge_in *f, struct buf *out)
 #define INFO_MAX_DB 16
 
 struct keyspace_sum {
-    long long keys;                 /* summed over masters */
+    long long keys; /* summed over masters */
     long long expires;
-    long long ttl_weight;           /* sum of avg_ttl * expires */
+    long long ttl_weight; /* sum of avg_ttl * expires */
 };
 
 /* Add "dbN:keys=K,expires=E,avg_ttl=T" lines of one INFO reply to sum. */
@@ -376,7 +376,8 @@ keyspace_add(struct keyspace_sum *sum, const char *p, size_t len)
             memcpy(line, p, n);
             line[n] = '\0';
             if (sscanf(line, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld", &db,
-                       &k, &e, &t) == 4 && db >= 0 && db < INFO_MAX_DB) {
+                       &k, &e, &t) == 4 &&
+                db >= 0 && db < INFO_MAX_DB) {
                 sum[db].keys += k;
                 sum[db].expires += e;
                 sum[db].ttl_weight += t * e;
@@ -405,10 +406,9 @@ merge_info(const struct merge_in *f, struct buf *out)
     for (int db = 0; db < INFO_MAX_DB; db++) {
         if (sum[db].keys == 0)
             continue;
-        buf_printf(f->info, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld\r\n",
-                   db, sum[db].keys, sum[db].expires,
-                   sum[db].expires ? sum[db].ttl_weight / sum[db].expires
-                                   : 0);
+        buf_printf(f->info, "db%d:keys=%lld,expires=%lld,avg_ttl=%lld\r\n", db,
+                   sum[db].keys, sum[db].expires,
+                   sum[db].expires ? sum[db].ttl_weight / sum[db].expires : 0);
     }
     buf_add_bulk(out, f->info->data + f->info->pos, buf_unread(f->info));
     return 0;

@@ -18,9 +18,9 @@ struct buf;
 
 /* One fragment's reply. */
 struct merge_frag {
-    const char *data;               /* its complete reply bytes */
+    const char *data; /* its complete reply bytes */
     size_t len;
-    uint32_t nkeys;                 /* CMD_MERGE_ARRAY: the keys it asked
+    uint32_t nkeys; /* CMD_MERGE_ARRAY: the keys it asked
                                      * for, in the request's order */
 };
 
@@ -28,12 +28,12 @@ struct merge_frag {
 struct merge_in {
     const struct merge_frag *frags; /* every fragment, in sending order */
     uint32_t nfrags;
-    const uint32_t *key_frag;       /* key i -> its fragment (split) */
-    const uint32_t *key_pos;        /* key i -> its index in the fragment */
-    uint32_t nkeys;                 /* keys of the request (split), else 0 */
-    uint32_t scan_master;           /* CMD_MERGE_SCAN: the master asked */
-    uint32_t nmasters;              /* CMD_MERGE_SCAN: masters in the map */
-    struct buf *info;               /* CMD_MERGE_INFO: the proxy's own
+    const uint32_t *key_frag; /* key i -> its fragment (split) */
+    const uint32_t *key_pos;  /* key i -> its index in the fragment */
+    uint32_t nkeys;           /* keys of the request (split), else 0 */
+    uint32_t scan_master;     /* CMD_MERGE_SCAN: the master asked */
+    uint32_t nmasters;        /* CMD_MERGE_SCAN: masters in the map */
+    struct buf *info;         /* CMD_MERGE_INFO: the proxy's own
                                      * sections; the summed # Keyspace is
                                      * appended to it */
 };

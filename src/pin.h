@@ -27,17 +27,17 @@ struct server;
  * releases it: no feature can free a connection another one still names
  * (a WATCH on a connection that RESET in subscribed mode released ...). */
 enum pin_user {
-    PIN_TXN = 0,                    /* WATCH and the EXEC that follows */
-    PIN_PUBSUB,                     /* push-mode pub/sub connections */
+    PIN_TXN = 0, /* WATCH and the EXEC that follows */
+    PIN_PUBSUB,  /* push-mode pub/sub connections */
 };
 
 struct pin {
-    struct server *srv;             /* the private server (owned) */
-    uint8_t user;                   /* enum pin_user */
+    struct server *srv; /* the private server (owned) */
+    uint8_t user;       /* enum pin_user */
 };
 
 struct pinset {
-    struct pin *v;       /* pinned servers holding state (WATCH,
+    struct pin *v; /* pinned servers holding state (WATCH,
                           * pub/sub), one per node and user */
     uint32_t n;
     struct server **blk; /* pinned for a blocking command, given
@@ -73,8 +73,7 @@ const char *pin_refusal(const struct worker *w, const struct pinset *ps);
 /* Release every pinned connection of a client, blocking ones too. */
 void pin_release_all(struct worker *w, struct pinset *ps);
 /* Release the state connections of one user. */
-void pin_release_user(struct worker *w, struct pinset *ps,
-                      enum pin_user user);
+void pin_release_user(struct worker *w, struct pinset *ps, enum pin_user user);
 /* Release one state connection (no-op when s is not in ps). */
 void pin_release(struct worker *w, struct pinset *ps, struct server *s);
 /* Free pinned servers released this turn (worker's flush). */

@@ -197,8 +197,8 @@ worker_idle(const struct worker *w)
 {
     const struct client *c;
     TAILQ_FOREACH(c, &w->clients, next)
-        if (c->nundone > 0 || c->npipeline > 0 || c->out_bytes > 0)
-            return 0;
+    if (c->nundone > 0 || c->npipeline > 0 || c->out_bytes > 0)
+        return 0;
     return 1;
 }
 
@@ -264,16 +264,16 @@ worker_reload_listeners(struct worker *w)
         if (!keep && !listener_is_tls(l))
             keep = addr_listed(c->listen, c->nlisten, listener_name(l));
         else if (!keep)
-            keep = listener_tls(l) == w->next_tls &&
-                   addr_listed(c->tls_listen, c->ntls_listen,
-                               listener_name(l));
+            keep =
+                listener_tls(l) == w->next_tls &&
+                addr_listed(c->tls_listen, c->ntls_listen, listener_name(l));
         if (keep) {
             w->listeners[k++] = l;
             continue;
         }
         if (w->id == 0)
-            log_notice("reload: no longer listening on %s%s",
-                       listener_name(l), listener_is_tls(l) ? " (TLS)" : "");
+            log_notice("reload: no longer listening on %s%s", listener_name(l),
+                       listener_is_tls(l) ? " (TLS)" : "");
         listener_free(l);
     }
     w->nlisteners = k;
@@ -337,7 +337,7 @@ worker_loop_stop(struct worker *w, int drain)
 
 void
 worker_loop_reload(struct worker *w, const struct config *conf,
-              struct tls_ctx *tls)
+                   struct tls_ctx *tls)
 {
     pthread_mutex_lock(&w->pub_lock);
     w->next_conf = conf;
@@ -350,8 +350,8 @@ worker_loop_reload(struct worker *w, const struct config *conf,
 void
 worker_loop_add_listener(struct worker *w, struct listener *l)
 {
-    w->listeners = sp_realloc(w->listeners,
-                              (w->nlisteners + 1) * sizeof(*w->listeners));
+    w->listeners =
+        sp_realloc(w->listeners, (w->nlisteners + 1) * sizeof(*w->listeners));
     w->listeners[w->nlisteners++] = l;
 }
 
@@ -393,8 +393,8 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
         sp_free(w);
         return NULL;
     }
-    w->stop_ev = event_new(w->base, w->stop_pipe[0], EV_READ, worker_stop_cb,
-                           w);
+    w->stop_ev =
+        event_new(w->base, w->stop_pipe[0], EV_READ, worker_stop_cb, w);
     event_add(w->stop_ev, NULL);
     /* Priority 0: I/O and timers; priority 1: the end-of-turn flush. */
     event_base_priority_init(w->base, 2);
@@ -414,21 +414,20 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     slowlog_init(w->slowlog, conf->slowlog_max_len);
     w->pub_cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
     w->slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
-    w->cmd_lat = sp_calloc(command_count() * (LAT_BUCKETS + 2),
-                           sizeof(*w->cmd_lat));
-    w->pub_cmd_lat = sp_calloc(command_count() * (LAT_BUCKETS + 2),
-                               sizeof(*w->cmd_lat));
+    w->cmd_lat =
+        sp_calloc(command_count() * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
+    w->pub_cmd_lat =
+        sp_calloc(command_count() * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
     w->pub_slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     pthread_mutex_init(&w->pub_lock, NULL);
     w->start_ms = (uint64_t)time(NULL) * 1000;
-    w->mem_high = conf->max_memory != 0 ? membudget_high(conf->max_memory)
-                                        : UINT64_MAX;
+    w->mem_high =
+        conf->max_memory != 0 ? membudget_high(conf->max_memory) : UINT64_MAX;
     w->rand_state = ((uint64_t)getpid() << 32) ^ sp_usec_now() ^
                     (0x9e3779b97f4a7c15ull * (uint64_t)(id + 1));
     worker_make_id(w);
     return w;
 }
-
 
 /* Adopt a map another worker published since our last look. */
 static void
@@ -448,8 +447,7 @@ worker_adopt_map(struct worker *w)
 static void
 worker_install_map(struct worker *w, struct slotmap *m)
 {
-    struct server **srv = sp_calloc(m->nnodes ? m->nnodes : 1,
-                                    sizeof(*srv));
+    struct server **srv = sp_calloc(m->nnodes ? m->nnodes : 1, sizeof(*srv));
     for (uint32_t i = 0; i < m->nnodes; i++)
         srv[i] = server_get(w, m->nodes[i].host, m->nodes[i].port);
     /* Connect to every master now: the first requests do not wait for a

@@ -17,8 +17,8 @@ struct tls_ctx;
 struct worker;
 
 /* Worker number id (0-based) of the process. */
-struct worker *worker_loop_new(const struct config *conf, int id,
-                               struct shared *shared);
+struct worker *
+worker_loop_new(const struct config *conf, int id, struct shared *shared);
 void worker_loop_free(struct worker *w);
 /* Called at worker start from main: begins topology discovery. */
 void worker_loop_start(struct worker *w);
