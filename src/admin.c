@@ -21,6 +21,7 @@
 #include "errors.h"
 #include "fanout.h"
 #include "keyslot.h"
+#include "metrics.h"
 #include "request.h"
 #include "resp.h"
 #include "router.h"
@@ -277,6 +278,24 @@ cmd_hello(struct admin_args *a)
     hello_reply(a);
 }
 
+/* The metrics table's rows of one INFO section, summed over every
+ * worker's published copy (as of their last 100 ms tick, like /metrics). */
+static void
+info_metrics(struct buf *b, struct worker *w, enum metric_section sec)
+{
+    struct worker_stats *sum = sp_malloc(sizeof(*sum));
+    struct metrics_view v = {.sum = sum};
+    size_t n;
+    const struct metric *t = metrics_table(&n);
+
+    metrics_collect(w->shared->workers, w->shared->nworkers, &v);
+    for (size_t i = 0; i < n; i++)
+        if (t[i].section == sec)
+            buf_printf(b, "%s:%llu\r\n", t[i].info,
+                       (unsigned long long)metric_value(&t[i], sum));
+    sp_free(sum);
+}
+
 static void
 info_section(struct buf *b, struct worker *w, const char *name)
 {
@@ -301,33 +320,20 @@ info_section(struct buf *b, struct worker *w, const char *name)
         /* ioredis waits for loading:0 before it reports ready. */
         buf_printf(b, "# Persistence\r\nloading:0\r\n\r\n");
     } else if (strcmp(name, "stats") == 0) {
-        buf_printf(b,
-                   "# Stats\r\ntotal_connections_received:%llu\r\n"
-                   "rejected_connections:%llu\r\n"
-                   "total_commands_processed:%llu\r\n\r\n",
-                   (unsigned long long)w->stats.connections_total,
-                   (unsigned long long)w->stats.connections_rejected,
-                   (unsigned long long)w->stats.commands);
+        buf_printf(b, "# Stats\r\n");
+        info_metrics(b, w, METRIC_SEC_STATS);
+        buf_printf(b, "\r\n");
     } else if (strcmp(name, "proxy") == 0) {
         buf_printf(b,
                    "# Proxy\r\nslotproxy_version:%s\r\nworkers:%d\r\n"
-                   "worker_id:%d\r\npinned_connections:%u\r\n"
-                   "topology_epoch:%llu\r\ncluster_nodes:%u\r\n"
-                   "cluster_masters:%u\r\nslots_covered:%u\r\n"
-                   "moved:%llu\r\nask:%llu\r\ntryagain:%llu\r\n"
-                   "request_timeouts:%llu\r\ntopology_refreshes:%llu\r\n"
-                   "topology_refresh_failures:%llu\r\n"
-                   "auth_failures:%llu\r\n\r\n",
-                   PACKAGE_VERSION, w->conf->workers, w->id, w->npins,
-                   (unsigned long long)w->map_epoch,
-                   w->map->nnodes, w->map->nmasters, w->map->covered,
-                   (unsigned long long)w->stats.moved,
-                   (unsigned long long)w->stats.ask,
-                   (unsigned long long)w->stats.tryagain,
-                   (unsigned long long)w->stats.timeouts,
-                   (unsigned long long)w->stats.refreshes,
-                   (unsigned long long)w->stats.refresh_failures,
-                   (unsigned long long)w->stats.auth_failures);
+                   "worker_id:%d\r\ntopology_epoch:%llu\r\n"
+                   "cluster_nodes:%u\r\ncluster_masters:%u\r\n"
+                   "slots_covered:%u\r\n",
+                   PACKAGE_VERSION, w->conf->workers, w->id,
+                   (unsigned long long)w->map_epoch, w->map->nnodes,
+                   w->map->nmasters, w->map->covered);
+        info_metrics(b, w, METRIC_SEC_PROXY);
+        buf_printf(b, "\r\n");
     }
 }
 

@@ -38,7 +38,6 @@
 
 #define READ_CHUNK (16 * 1024)
 #define MAX_IOV 256
-#define INLINE_MAX (64 * 1024)
 /* Input buffered behind an exclusive request before reading pauses. */
 #define HELD_MAX (1024 * 1024)
 /* A client quiet for this long gives its read buffer back. */
@@ -131,22 +130,18 @@ client_charge_rbuf(struct client *c)
     }
 }
 
-/* Per reply, on top of its bytes, in the output limit: what a queued
- * reply costs in Redis's own accounting is of this order (a list node);
- * the request object the proxy keeps per reply (some 260 bytes) is
- * charged in full to the memory budget (client_charge) instead, so that
- * a pipeline of tiny replies does not trip a small output_limit. */
-#define REPLY_OVERHEAD 32
-
 /* What a finished reply counts against the client's output limit while
- * it waits to be written: its bytes and REPLY_OVERHEAD. Not the buffer's
- * spare capacity (a recycled buffer is the pool's choice, not the
- * client's doing), or a client with a small limit would be cut off for
- * one short reply in a large recycled buffer. */
+ * it waits to be written: its bytes, as Redis counts a client's output
+ * buffer. Not the buffer's spare capacity (a recycled buffer is the
+ * pool's choice, not the client's doing), nor the request object kept
+ * per reply (some 260 bytes, charged in full to the memory budget by
+ * client_charge instead): either would cut off a client with a small
+ * limit for a pipeline of tiny replies (50 PUBLISH replies are 200 bytes
+ * to Redis). */
 static inline uint64_t
 reply_cost(const struct request *r)
 {
-    return REPLY_OVERHEAD + buf_unread(&r->rep);
+    return buf_unread(&r->rep);
 }
 
 static void
@@ -463,15 +458,9 @@ static int
 client_parse_next(struct client *c, char *base)
 {
     const struct config *conf = c->w->conf;
-    struct resp_limits lim = {
-        .max_request_size = conf->max_request_size,
-        .max_multibulk = conf->max_multibulk,
-        .max_inline = INLINE_MAX,
-        /* Before AUTH (only when auth is configured: authed is set from
-         * the start otherwise), Redis's tight caps on sizes. Read per
-         * request: the AUTH just dispatched lifts them for the next. */
-        .unauthenticated = !c->authed,
-    };
+    /* Read per request: the AUTH just dispatched lifts the pre-AUTH caps
+     * for the next. */
+    const struct resp_limits *lim = &c->w->req_limits[c->authed ? 1 : 0];
 
     if (buf_unread(&c->rbuf) == 0)
         return 0;
@@ -479,7 +468,7 @@ client_parse_next(struct client *c, char *base)
         client_pause_reading(c);
         return 0;
     }
-    int rc = resp_req_parse(&c->parser, base, buf_unread(&c->rbuf), &lim);
+    int rc = resp_req_parse(&c->parser, base, buf_unread(&c->rbuf), lim);
     if (rc == RESP_AGAIN)
         return 0;
     if (rc == RESP_ERROR) {
@@ -494,25 +483,33 @@ client_parse_next(struct client *c, char *base)
     return 1;
 }
 
-/* Hand the held request to the dispatcher; an exclusive one (or an AUTH
- * held back by the throttle) becomes the barrier nothing passes. */
-static void
-client_run_held(struct client *c, char *base, const struct command *cmd,
-                int excl)
+/* Hand the held request to the dispatcher; one that must run alone (or
+ * an AUTH held back by the throttle) becomes the barrier nothing passes.
+ * 0 when it must wait for the earlier requests' answers (still held). */
+static int
+client_run_held(struct client *c, char *base, const struct command *cmd)
 {
+    /* Not held while it runs: a reply completed inside must not take
+     * it for a waiting request. */
     c->held = 0;
-    c->ops->dispatch(c, &c->parser, base, cmd);
+    enum client_dispatch how = c->ops->dispatch(c, &c->parser, base, cmd);
+    if (how == CLIENT_DISPATCH_WAIT) {
+        c->held = 1;
+        return 0;
+    }
     if (c->closed)
-        return;
+        return 1;
     struct request *last = TAILQ_LAST(&c->pipeline, request_queue);
     if (last != NULL)
         client_charge(c, last); /* its bytes for the backend */
-    if ((excl || last == c->auth_held) && last != NULL && !last->done)
+    if ((how == CLIENT_DISPATCHED_ALONE || last == c->auth_held) &&
+        last != NULL && !last->done)
         c->barrier = last;
+    return 1;
 }
 
 /* Parse and dispatch every complete request in rbuf, up to the pipeline
- * limit, holding back at exclusive requests (c->ops->exclusive). */
+ * limit, holding back at requests that must run alone. */
 static void
 client_process_input(struct client *c)
 {
@@ -522,22 +519,19 @@ client_process_input(struct client *c)
         char *base = c->rbuf.data + c->rbuf.pos;
         if (!c->held && !client_parse_next(c, base))
             break;
-        const struct command *cmd = NULL;
-        if (c->held)
-            cmd = command_lookup(base + c->parser.argv[0].off,
-                                 c->parser.argv[0].len);
-        if (c->held && w->map->nmasters == 0 && w->hold_until_ms != 0 &&
-            sp_msec_now() < w->hold_until_ms) {
-            /* Just started, no slot map yet: wait a moment rather than
-             * answer CLUSTERDOWN to a client that connected early. */
-            c->waiting_map = 1;
-            break;
-        }
-        int excl = c->held && c->ops->exclusive(c, &c->parser, base, cmd);
-        if (excl && c->nundone > 0)
-            break; /* wait until every earlier request is answered */
         if (c->held) {
-            client_run_held(c, base, cmd, excl);
+            const struct command *cmd = command_lookup(
+                base + c->parser.argv[0].off, c->parser.argv[0].len);
+            if (w->map->nmasters == 0 && w->hold_until_ms != 0 &&
+                sp_msec_now() < w->hold_until_ms) {
+                /* Just started, no slot map yet: wait a moment rather
+                 * than answer CLUSTERDOWN to a client that connected
+                 * early. */
+                c->waiting_map = 1;
+                break;
+            }
+            if (!client_run_held(c, base, cmd))
+                break; /* until every earlier request is answered */
             if (c->closed)
                 return;
         }
@@ -565,7 +559,7 @@ client_read_scratch(struct client *c)
             client_close(c, strerror(errno));
         return n;
     }
-    c->last_ms = sp_msec_now();
+    c->last_ms = worker_now_us(w) / 1000;
     w->stats.bytes_in += (uint64_t)n;
     c->rbuf.data = w->rscratch;
     c->rbuf.pos = 0;
@@ -618,6 +612,9 @@ client_on_read(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    /* One clock read per read event: what it parses starts now (latency,
+     * deadlines, idle time). */
+    worker_clock(c->w);
     /* Past the budget's high-water mark: one relaxed load per read. */
     if (membudget_total(&c->w->shared->mem) >= c->w->mem_high) {
         client_pause_mem(c);
@@ -652,7 +649,7 @@ client_read_once(struct client *c)
             return n;
         }
         c->rbuf.len += (size_t)n;
-        c->last_ms = sp_msec_now();
+        c->last_ms = worker_now_us(c->w) / 1000;
         c->w->stats.bytes_in += (uint64_t)n;
         client_process_input(c);
     }

@@ -28,16 +28,27 @@ struct command;
  * model): the command policy and the features' per-client lifecycle, so
  * that this module knows no command and no feature.
  */
+/* What client_ops.dispatch did with a request. */
+enum client_dispatch {
+    CLIENT_DISPATCHED,              /* it joined the pipeline */
+    CLIENT_DISPATCHED_ALONE,        /* it joined the pipeline and must run
+                                     * alone: nothing after it is sent
+                                     * before its answer */
+    CLIENT_DISPATCH_WAIT,           /* it must run alone and earlier
+                                     * requests are unanswered: nothing
+                                     * was done; offer it again once they
+                                     * are */
+};
+
 struct client_ops {
-    /* 1 when the parsed request must run alone: sent only once every
-     * earlier request is answered, nothing after it before its answer
-     * (a blocking command, WATCH ...). cmd: its entry or NULL. */
-    int (*exclusive)(const struct client *c, const struct resp_req *p,
-                     const char *base, const struct command *cmd);
-    /* Handle one parsed request: it joins c's pipeline
-     * (client_new_request) and is answered or routed. */
-    void (*dispatch)(struct client *c, const struct resp_req *p,
-                     const char *base, const struct command *cmd);
+    /* Handle one parsed request (cmd: its entry or NULL): it joins c's
+     * pipeline (client_new_request) and is answered or routed, unless it
+     * must run alone (a blocking command, WATCH ...: sent only once every
+     * earlier request is answered) while c->nundone > 0. */
+    enum client_dispatch (*dispatch)(struct client *c,
+                                     const struct resp_req *p,
+                                     const char *base,
+                                     const struct command *cmd);
     /* Free the features' state of c (at the end of the turn it closed). */
     void (*free_state)(struct client *c);
     /* Every tick (100 ms), for every client. */

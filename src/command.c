@@ -90,19 +90,62 @@ command_hash(const char *s, size_t len)
     return h;
 }
 
+/* Lookup of a name too long for command_lookup's buffer. */
+static const struct command *
+command_lookup_folded(const char *name, size_t len)
+{
+    uint32_t mask = COMMAND_HASH_SIZE - 1;
+    uint32_t h = command_hash(name, len) & mask;
+    uint16_t slot;
+
+    while ((slot = command_hash_slots[h]) != 0) {
+        const struct command *c = &command_table[slot - 1];
+        if (sp_strcaseeq(name, len, c->name))
+            return c;
+        h = (h + 1) & mask;
+    }
+    return NULL;
+}
+
+/* Longest name command_lookup lowers on its stack (every built-in name
+ * is shorter; a longer one takes the case-folding compare). */
+#define LOOKUP_NAME_MAX 64
+
+/* The table's lower-case name cn equals the lowered low[0, len). Stops
+ * at cn's end, so a client's NUL byte cannot read past it. */
+static int
+lowered_eq(const char *cn, const unsigned char *low, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)cn[i] != low[i] || cn[i] == '\0')
+            return 0;
+    return cn[len] == '\0';
+}
+
+/* The request path's lookup: the name is lowered once, as it is hashed,
+ * and a probe that lands on another command fails at its first byte. */
 const struct command *
 command_lookup(const char *name, size_t len)
 {
     uint32_t mask = COMMAND_HASH_SIZE - 1;
-    uint32_t h;
+    unsigned char low[LOOKUP_NAME_MAX];
+    uint32_t h = 2166136261u;
     uint16_t slot;
 
     if (len == 0)
         return NULL;
-    h = command_hash(name, len) & mask;
+    if (len > sizeof(low))
+        return command_lookup_folded(name, len);
+    for (size_t i = 0; i < len; i++) {
+        low[i] = cmd_lower((unsigned char)name[i]);
+        h ^= low[i];
+        h *= 16777619u;
+    }
+    h &= mask;
     while ((slot = command_hash_slots[h]) != 0) {
         const struct command *c = &command_table[slot - 1];
-        if (sp_strcaseeq(name, len, c->name))
+        if ((unsigned char)c->name[0] == low[0] &&
+            lowered_eq(c->name, low, len))
             return c;
         h = (h + 1) & mask;
     }

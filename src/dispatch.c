@@ -386,27 +386,6 @@ dispatch_route(struct client *c, struct request *r, const struct command *cmd,
     router_dispatch(c->w, r);
 }
 
-/* cmd: the table entry for argv[0] (looked up once by the caller), or
- * NULL when unknown. The request joins the client's pipeline here. */
-static void
-dispatch_request(struct client *c, const struct resp_req *p, const char *base,
-                 const struct command *cmd)
-{
-    struct worker *w = c->w;
-    struct request *r = client_new_request(c);
-
-    w->stats.commands++;
-    if (cmd != NULL) {
-        r->cmd_index = (int32_t)command_index(cmd);
-        w->cmd_calls[r->cmd_index]++;
-    }
-    if (dispatch_check(c, r, p, base, &cmd))
-        return;
-    if (dispatch_modes(c, r, cmd, p, base))
-        return;
-    dispatch_route(c, r, cmd, p, base);
-}
-
 /*
  * 1 when a request must run alone, in order with the client's other
  * requests although it travels on another connection: a blocking command
@@ -444,6 +423,31 @@ dispatch_exclusive(const struct client *c, const struct resp_req *p,
     return 0;
 }
 
+/* The client's dispatch hook: the checks, the modes, then routing. cmd:
+ * the table entry for argv[0] (looked up once by the caller), or NULL
+ * when unknown. The request joins the client's pipeline here, unless it
+ * must run alone and has to wait for the earlier ones. */
+static enum client_dispatch
+dispatch_request(struct client *c, const struct resp_req *p, const char *base,
+                 const struct command *cmd)
+{
+    struct worker *w = c->w;
+    int alone = dispatch_exclusive(c, p, base, cmd);
+
+    if (alone && c->nundone > 0)
+        return CLIENT_DISPATCH_WAIT;
+    struct request *r = client_new_request(c);
+    w->stats.commands++;
+    if (cmd != NULL) {
+        r->cmd_index = (int32_t)command_index(cmd);
+        w->cmd_calls[r->cmd_index]++;
+    }
+    if (!dispatch_check(c, r, p, base, &cmd) &&
+        !dispatch_modes(c, r, cmd, p, base))
+        dispatch_route(c, r, cmd, p, base);
+    return alone ? CLIENT_DISPATCHED_ALONE : CLIENT_DISPATCHED;
+}
+
 /* The features' state of a client, freed with it (end of the turn). */
 static void
 dispatch_free_state(struct client *c)
@@ -453,7 +457,6 @@ dispatch_free_state(struct client *c)
 }
 
 const struct client_ops dispatch_client_ops = {
-    .exclusive = dispatch_exclusive,
     .dispatch = dispatch_request,
     .free_state = dispatch_free_state,
     .tick = pubsub_tick,

@@ -1,9 +1,10 @@
 /* slotproxy - BSD-2-Clause
  *
- * Metrics are declared once, in the table below (name, type, help, where
- * the value comes from); /metrics is generated from it. Values come from
- * the copies the workers publish every 100 ms (worker_read_stats), summed
- * over workers: the request path never takes a lock for them.
+ * /metrics prints the metrics table (metrics.c: name, type, help, where
+ * the value comes from) and the labelled families (latency histograms,
+ * per node, per command, per slot). Values come from the copies the
+ * workers publish every 100 ms (worker_read_stats), summed over workers:
+ * the request path never takes a lock for them.
  */
 #include "build_config.h"
 
@@ -25,6 +26,7 @@
 #include "http.h"
 #include "keyslot.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "worker.h"
 
@@ -60,118 +62,6 @@ struct http_conn {
     char head[HTTP_HEAD_MAX];       /* the request head */
 };
 
-enum metric_kind { M_COUNTER_U64, M_GAUGE_U32 };
-
-struct metric {
-    const char *name;               /* without the slotproxy_ prefix */
-    int kind;                       /* enum metric_kind */
-    size_t offset;                  /* into struct worker_stats */
-    const char *help;
-};
-
-#define STAT(f) offsetof(struct worker_stats, f)
-
-static const struct metric metrics[] = {
-    {"connections", M_GAUGE_U32, STAT(clients),
-     "Client connections currently open."},
-    {"connections_total", M_COUNTER_U64, STAT(connections_total),
-     "Client connections accepted."},
-    {"connections_rejected_total", M_COUNTER_U64,
-     STAT(connections_rejected), "Client connections refused by max_clients."},
-    {"commands_total", M_COUNTER_U64, STAT(commands),
-     "Requests received from clients."},
-    {"errors_total", M_COUNTER_U64, STAT(errors),
-     "Error replies sent to clients (any cause)."},
-    {"client_bytes_in_total", M_COUNTER_U64, STAT(bytes_in),
-     "Bytes read from clients."},
-    {"client_bytes_out_total", M_COUNTER_U64, STAT(bytes_out),
-     "Bytes written to clients."},
-    {"moved_total", M_COUNTER_U64, STAT(moved),
-     "MOVED redirections followed inside the proxy."},
-    {"ask_total", M_COUNTER_U64, STAT(ask),
-     "ASK redirections followed inside the proxy."},
-    {"tryagain_total", M_COUNTER_U64, STAT(tryagain),
-     "TRYAGAIN replies retried inside the proxy."},
-    {"auth_failures_total", M_COUNTER_U64, STAT(auth_failures),
-     "Wrong AUTH or HELLO AUTH attempts by clients."},
-    {"request_timeouts_total", M_COUNTER_U64, STAT(timeouts),
-     "Backend connections closed because a request timed out."},
-    {"topology_refreshes_total", M_COUNTER_U64, STAT(refreshes),
-     "Slot maps fetched from the cluster."},
-    {"topology_refresh_microseconds_total", M_COUNTER_U64, STAT(refresh_us),
-     "Microseconds spent fetching slot maps (divide by "
-     "topology_refreshes_total for the mean duration)."},
-    {"topology_refresh_failures_total", M_COUNTER_U64,
-     STAT(refresh_failures), "CLUSTER SLOTS attempts that failed."},
-    {"pinned_connections", M_GAUGE_U32, STAT(pinned),
-     "Backend connections pinned to one client (WATCH, blocking, pub/sub)."},
-    {"backend_nodes_down", M_GAUGE_U32, STAT(nodes_down),
-     "Masters marked down by the circuit breaker, summed over workers."},
-    {"memory_reading_paused", M_GAUGE_U32, STAT(mem_paused),
-     "Workers that stopped reading clients: the memory budget (max_memory) "
-     "is past its high-water mark."},
-};
-
-static void
-add_stats(struct worker_stats *sum, const struct worker_stats *s)
-{
-    for (size_t i = 0; i < SP_ARRAY_LEN(metrics); i++) {
-        char *d = (char *)sum + metrics[i].offset;
-        const char *v = (const char *)s + metrics[i].offset;
-        if (metrics[i].kind == M_COUNTER_U64)
-            *(uint64_t *)d += *(const uint64_t *)v;
-        else
-            *(uint32_t *)d += *(const uint32_t *)v;
-    }
-    for (int b = 0; b <= LAT_BUCKETS; b++)
-        sum->lat_count[b] += s->lat_count[b];
-    for (int k = 0; k < ERRK_COUNT; k++)
-        sum->errors_by_kind[k] += s->errors_by_kind[k];
-    sum->lat_sum_us += s->lat_sum_us;
-    sum->disc_memory += s->disc_memory;
-    sum->disc_output += s->disc_output;
-    sum->mem_held += s->mem_held;
-}
-
-/* The memory budget: bytes held, and the clients it closed. */
-static void
-emit_memory(struct evbuffer *out, const struct worker_stats *sum)
-{
-    evbuffer_add_printf(out, "# HELP slotproxy_memory_held_bytes Bytes held "
-                        "for clients (buffers, replies, queues), counted "
-                        "against max_memory.\n# TYPE "
-                        "slotproxy_memory_held_bytes gauge\n"
-                        "slotproxy_memory_held_bytes %llu\n"
-                        "# HELP slotproxy_disconnects_total Clients closed "
-                        "for the memory they held, by reason.\n# TYPE "
-                        "slotproxy_disconnects_total counter\n"
-                        "slotproxy_disconnects_total{reason=\"memory_budget\"}"
-                        " %llu\n"
-                        "slotproxy_disconnects_total{reason=\"output_limit\"}"
-                        " %llu\n", (unsigned long long)sum->mem_held,
-                        (unsigned long long)sum->disc_memory,
-                        (unsigned long long)sum->disc_output);
-}
-
-/* Sum over workers; *min_covered: the least covered worker map. */
-static void
-collect(struct http *h, struct worker_stats *sum, uint64_t *calls,
-        uint32_t *min_covered, uint32_t *masters)
-{
-    memset(sum, 0, sizeof(*sum));
-    *min_covered = SLOT_COUNT;
-    *masters = 0;
-    for (int i = 0; i < h->nworkers; i++) {
-        struct worker_stats s;
-        worker_read_stats(h->workers[i], &s, calls);
-        add_stats(sum, &s);
-        if (s.covered < *min_covered)
-            *min_covered = s.covered;
-        if (s.masters > *masters)
-            *masters = s.masters;
-    }
-}
-
 /* Longest label value once escaped (node names are at most 63 bytes). */
 #define LABEL_MAX (2 * 64 + 1)
 
@@ -183,22 +73,56 @@ label(char *buf, const char *s)
     return buf;
 }
 
+/* The table's rows (metrics.c), HELP and TYPE once per name. */
+static void
+emit_table(struct evbuffer *out, const struct worker_stats *sum)
+{
+    size_t n;
+    const struct metric *t = metrics_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        const struct metric *m = &t[i];
+        if (i == 0 || strcmp(t[i - 1].name, m->name) != 0)
+            evbuffer_add_printf(out, "# HELP slotproxy_%s %s\n# TYPE "
+                                "slotproxy_%s %s\n", m->name, m->help,
+                                m->name, m->kind == METRIC_COUNTER
+                                             ? "counter"
+                                             : "gauge");
+        evbuffer_add_printf(out, "slotproxy_%s%s%s%s %llu\n", m->name,
+                            m->labels ? "{" : "", m->labels ? m->labels : "",
+                            m->labels ? "}" : "",
+                            (unsigned long long)metric_value(m, sum));
+    }
+}
+
+/* Configuration reloads (counted by the main thread, which serves this
+ * endpoint, so read without a lock). */
+static void
+emit_reloads(struct evbuffer *out, const struct shared *sh)
+{
+    evbuffer_add_printf(out, "# HELP slotproxy_config_reloads_total "
+                        "Configuration reloads (SIGHUP), by result.\n"
+                        "# TYPE slotproxy_config_reloads_total counter\n"
+                        "slotproxy_config_reloads_total{result=\"ok\"} "
+                        "%llu\n"
+                        "slotproxy_config_reloads_total{result=\"invalid\"}"
+                        " %llu\n"
+                        "# HELP slotproxy_config_last_reload_success_"
+                        "timestamp_seconds When the configuration in force "
+                        "was loaded (start-up or the last applied reload).\n"
+                        "# TYPE slotproxy_config_last_reload_success_"
+                        "timestamp_seconds gauge\n"
+                        "slotproxy_config_last_reload_success_timestamp_"
+                        "seconds %lld\n",
+                        (unsigned long long)sh->reloads_ok,
+                        (unsigned long long)sh->reloads_invalid,
+                        (long long)sh->last_reload_success_unix);
+}
+
 static void
 emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
              const uint64_t *calls, uint32_t covered, uint32_t masters)
 {
-    for (size_t i = 0; i < SP_ARRAY_LEN(metrics); i++) {
-        const struct metric *m = &metrics[i];
-        const char *v = (const char *)sum + m->offset;
-        unsigned long long val = m->kind == M_COUNTER_U64
-                                     ? *(const uint64_t *)v
-                                     : *(const uint32_t *)v;
-        evbuffer_add_printf(out, "# HELP slotproxy_%s %s\n# TYPE slotproxy_%s "
-                            "%s\nslotproxy_%s %llu\n", m->name, m->help,
-                            m->name, m->kind == M_COUNTER_U64 ? "counter"
-                                                              : "gauge",
-                            m->name, val);
-    }
+    emit_table(out, sum);
     evbuffer_add_printf(out, "# HELP slotproxy_slots_covered Slots with a "
                         "master in the slot map (least over workers).\n"
                         "# TYPE slotproxy_slots_covered gauge\n"
@@ -206,7 +130,6 @@ emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
                         "# HELP slotproxy_cluster_masters Masters in the slot "
                         "map.\n# TYPE slotproxy_cluster_masters gauge\n"
                         "slotproxy_cluster_masters %u\n", covered, masters);
-    emit_memory(out, sum);
     evbuffer_add_printf(out, "# HELP slotproxy_request_duration_seconds Time "
                         "from a request's arrival to its reply being ready.\n"
                         "# TYPE slotproxy_request_duration_seconds "
@@ -387,16 +310,18 @@ emit_hot_slots(struct http *h, struct evbuffer *out)
 static int
 on_metrics(struct http *h, struct evbuffer *out)
 {
-    struct worker_stats sum;
-    uint32_t covered, masters;
+    struct worker_stats *sum = sp_malloc(sizeof(*sum));
     uint64_t *calls = sp_calloc(command_count(), sizeof(*calls));
+    struct metrics_view v = {.sum = sum, .calls = calls};
 
-    collect(h, &sum, calls, &covered, &masters);
-    emit_metrics(out, &sum, calls, covered, masters);
+    metrics_collect(h->workers, h->nworkers, &v);
+    emit_metrics(out, sum, calls, v.min_covered, v.masters);
+    emit_reloads(out, h->workers[0]->shared);
     emit_nodes(h, out);
     emit_hot_slots(h, out);
     emit_cmd_latency(h, out);
     sp_free(calls);
+    sp_free(sum);
     return 200;
 }
 
@@ -412,16 +337,15 @@ on_healthz(struct http *h, struct evbuffer *out)
 static int
 on_readyz(struct http *h, struct evbuffer *out)
 {
-    struct worker_stats sum;
-    uint32_t covered, masters;
-    uint64_t *calls = sp_calloc(command_count(), sizeof(*calls));
+    struct worker_stats *sum = sp_malloc(sizeof(*sum));
+    struct metrics_view v = {.sum = sum};
 
-    collect(h, &sum, calls, &covered, &masters);
-    int ready = covered == SLOT_COUNT && masters > 0;
+    metrics_collect(h->workers, h->nworkers, &v);
+    int ready = v.min_covered == SLOT_COUNT && v.masters > 0;
     evbuffer_add_printf(out, "%s: %u/%d slots covered, %u masters\n",
-                        ready ? "ready" : "not ready", covered, SLOT_COUNT,
-                        masters);
-    sp_free(calls);
+                        ready ? "ready" : "not ready", v.min_covered,
+                        SLOT_COUNT, v.masters);
+    sp_free(sum);
     return ready ? 200 : 503;
 }
 

@@ -691,6 +691,9 @@ run(struct config **confp, const char *file)
                 worker_loop_add_listener(w, l);
         }
     }
+    /* INFO and PROXY STATS, served by any worker, sum all of them. */
+    shared.workers = pr.workers;
+    shared.nworkers = pr.nworkers;
     /* One identity for the whole process (CLUSTER MYID/NODES). */
     for (int i = 1; i < pr.nworkers; i++)
         memcpy(pr.workers[i]->proxy_id, pr.workers[0]->proxy_id,

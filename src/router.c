@@ -51,7 +51,7 @@ router_prepare(struct worker *w, struct request *r)
 {
     r->on_reply = router_on_reply;
     if (r->deadline_ms == 0 && !r->no_deadline)
-        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+        r->deadline_ms = worker_now_us(w) / 1000 + w->conf->request_timeout_ms;
 }
 
 static struct server *

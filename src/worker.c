@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "command.h"
+#include "config.h"
 #include "slotmap.h"
+#include "util.h"
 #include "worker.h"
 
 const uint32_t lat_bucket_us[LAT_BUCKETS] = {
@@ -45,9 +47,28 @@ worker_id(const struct worker *w)
     return w->id;
 }
 
-uint64_t
-worker_now_us(struct worker *w)
+/* Redis's PROTO_INLINE_MAX_SIZE. */
+#define INLINE_MAX (64 * 1024)
+
+void
+worker_set_conf(struct worker *w, const struct config *conf)
 {
+    w->conf = conf;
+    for (int authed = 0; authed <= 1; authed++)
+        w->req_limits[authed] = (struct resp_limits){
+            .max_request_size = conf->max_request_size,
+            .max_multibulk = conf->max_multibulk,
+            .max_inline = INLINE_MAX,
+            /* Before AUTH (only when auth is configured: clients are
+             * authed from the start otherwise), Redis's tight caps. */
+            .unauthenticated = !authed,
+        };
+}
+
+uint64_t
+worker_clock(struct worker *w)
+{
+    w->now_us = sp_usec_now();
     return w->now_us;
 }
 
@@ -57,7 +78,7 @@ worker_read_stats(struct worker *w, struct worker_stats *out,
 {
     pthread_mutex_lock(&w->pub_lock);
     *out = w->pub;
-    for (size_t i = 0; i < command_count(); i++)
+    for (size_t i = 0; cmd_calls != NULL && i < command_count(); i++)
         cmd_calls[i] += w->pub_cmd_calls[i];
     pthread_mutex_unlock(&w->pub_lock);
 }

@@ -36,6 +36,7 @@ TAILQ_HEAD(conn_list, backend_conn);
 #include "errors.h"
 #include "membudget.h"
 #include "request.h"
+#include "resp.h"
 
 /* The little the workers share, never touched on the per-request path:
  * a client count (atomic) and the latest slot map any worker fetched, so
@@ -61,6 +62,9 @@ struct shared {
                                      * applied reload (Unix seconds) */
     struct membudget mem;           /* bytes held for clients, all workers
                                      * (max_memory) */
+    struct worker *const *workers;  /* every worker, set by main before
+                                     * they start (INFO sums them all) */
+    int nworkers;
 };
 
 #define RSCRATCH_SIZE (16 * 1024)
@@ -116,7 +120,10 @@ struct worker_stats {
 struct worker {
     int id;                         /* 0-based worker number */
     struct event_base *base;        /* this worker's loop (owned) */
-    const struct config *conf;      /* active config (owned by main) */
+    const struct config *conf;      /* active config (owned by main); set
+                                     * through worker_set_conf */
+    struct resp_limits req_limits[2]; /* request parse limits from conf:
+                                     * [0] before AUTH, [1] after */
     struct shared *shared;          /* process-wide counters (main's) */
     struct slotmap *map;            /* current snapshot, one ref held */
     uint64_t map_epoch;             /* epoch of map; bumps per new map */
@@ -139,7 +146,8 @@ struct worker {
     struct tls_ctx *next_tls;       /* TLS listeners' context, likewise */
     struct event *stop_ev;          /* reads stop_pipe */
     int flush_pending;              /* flush_ev activated this turn */
-    uint64_t now_us;                /* clock at the last flush or tick */
+    uint64_t now_us;                /* clock at the last client read,
+                                     * flush or tick (worker_now_us) */
     char *rscratch;                 /* RSCRATCH_SIZE bytes: clients read
                                      * here when they hold no buffer */
     struct listener **listeners;    /* this worker's listening sockets */
@@ -216,11 +224,21 @@ void worker_schedule_flush(struct worker *w);
 void worker_set_map(struct worker *w, struct slotmap *m);
 /* The worker's number (0-based). */
 int worker_id(const struct worker *w);
-/* Monotonic microseconds as of the last loop turn's flush (or tick):
- * latency is measured in loop turns, without a clock read per request. */
-uint64_t worker_now_us(struct worker *w);
+/* Monotonic microseconds as of the last clock read of the loop: a
+ * client's read event, the end-of-turn flush or the tick. Requests take
+ * their start time and deadline from it, without a clock read each. */
+static inline uint64_t
+worker_now_us(const struct worker *w)
+{
+    return w->now_us;
+}
+/* Make conf the worker's configuration, with what is derived from it. */
+void worker_set_conf(struct worker *w, const struct config *conf);
+/* Read the clock into the worker's (at a client's read event: what it
+ * parses starts now, not at the last flush); returns it. */
+uint64_t worker_clock(struct worker *w);
 /* Copy the published stats of w (any thread). cmd_calls: command_count()
- * entries, added to. */
+ * entries, added to, or NULL. */
 void worker_read_stats(struct worker *w, struct worker_stats *out,
                        uint64_t *cmd_calls);
 /* Add w's published per-command latency (command_count() x

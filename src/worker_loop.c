@@ -306,7 +306,7 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
     if (read(fd, &how, 1) == 1 && how == 'r') {
         const struct config *old = w->conf;
         pthread_mutex_lock(&w->pub_lock);
-        w->conf = w->next_conf;
+        worker_set_conf(w, w->next_conf);
         pthread_mutex_unlock(&w->pub_lock);
         worker_reload_apply(w, old);
         dispatch_recheck_auth(w);
@@ -377,7 +377,7 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     struct worker *w = sp_calloc(1, sizeof(*w));
     w->id = id;
     w->shared = shared;
-    w->conf = conf;
+    worker_set_conf(w, conf);
     request_pool_init(&w->reqs, w);
     w->install_map = worker_install_map;
     w->client_ops = &dispatch_client_ops;

@@ -184,6 +184,20 @@ def _port_free(port):
         s.close()
 
 
+def metrics(port):
+    """GET /metrics on 127.0.0.1:port as {name{labels}: float}."""
+    import urllib.request
+    with urllib.request.urlopen("http://%s:%d/metrics" % (HOST, port),
+                                timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
 def rss(pid):
     """VmRSS of pid in bytes."""
     with open("/proc/%d/status" % pid) as f:

@@ -109,6 +109,58 @@ def test_metrics_endpoint(env):
     assert sum(connected) >= 3, connected
 
 
+def info_fields(c, section):
+    text = c.call("INFO", section).decode()
+    return dict(line.split(":", 1) for line in text.split("\r\n")
+                if ":" in line)
+
+
+@test(timeout=60)
+def test_info_and_metrics_count_every_worker(env):
+    """INFO, PROXY STATS and /metrics print the same table summed over
+    all workers: commands sent through connections served by two
+    different workers all show, whichever connection asks."""
+    env.cluster
+    mport = harness.free_port()
+    p = env.new_proxy(extra="workers: 2\nmetrics:\n  listen: [%s:%d]"
+                      % (HOST, mport))
+    by_worker, conns = {}, []
+    try:
+        # Connections land on workers as the kernel (or the acceptor)
+        # spreads them: open until both workers hold one (bounded).
+        for _ in range(64):
+            c = p.client()
+            conns.append(c)
+            wid = info_fields(c, "proxy")["worker_id"]
+            by_worker.setdefault(wid, c)
+            if len(by_worker) == 2:
+                break
+        assert len(by_worker) == 2, "one worker took 64 connections"
+        for wid, c in by_worker.items():
+            for i in range(50):
+                assert c.call("SET", "infow:%s:%d" % (wid, i), i) == b"OK"
+        a, b = by_worker.values()
+        sent = 100
+
+        def summed(c):
+            stats = info_fields(c, "stats")
+            return int(stats["total_commands_processed"]) >= sent
+        wait_until(lambda: summed(a) and summed(b), 5,
+                   "INFO stats summed over both workers")
+        sa = int(info_fields(a, "stats")["total_connections_received"])
+        assert sa >= len(conns), (sa, len(conns))
+        body = a.call("PROXY", "STATS").decode()
+        assert "total_commands_processed:" in body and "moved:" in body
+        # /metrics reads the same copies: at least what INFO saw.
+        status, text = get(mport, "/metrics")
+        m = parse(text)
+        assert m["slotproxy_commands_total"] >= sent
+        assert m["slotproxy_connections_total"] >= sa
+    finally:
+        for c in conns:
+            c.close()
+
+
 @test(timeout=60)
 def test_readyz_flips_with_coverage(env):
     """/readyz goes 503 while some slot has no master, 200 again once it is

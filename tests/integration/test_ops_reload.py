@@ -228,6 +228,34 @@ def test_reload_metrics_listen(env):
         assert c.call("PING") == b"PONG"
 
 
+@test(timeout=60)
+def test_reload_counted_in_metrics(env):
+    """Reloads show in /metrics: applied and refused ones counted apart,
+    and the time the configuration in force was loaded moves only when a
+    reload is applied."""
+    env.cluster
+    port = harness.free_port()
+    p = env.new_proxy(extra="metrics:\n  listen: [%s:%d]" % (HOST, port))
+    base = open(p.conf).read()
+    ok = 'slotproxy_config_reloads_total{result="ok"}'
+    bad = 'slotproxy_config_reloads_total{result="invalid"}'
+    stamp = "slotproxy_config_last_reload_success_timestamp_seconds"
+    wait_until(lambda: http_status(port) == 200, 5, "metrics up")
+    m = harness.metrics(port)
+    assert m[ok] == 0 and m[bad] == 0, m
+    started = m[stamp]
+    assert abs(started - __import__("time").time()) < 60, started
+    reload(p, base.replace("level: notice", "level: info"))
+    m = harness.metrics(port)
+    assert (m[ok], m[bad]) == (1, 0), m
+    assert m[stamp] >= started
+    after_ok = m[stamp]
+    reload(p, base + "no_such_option: 1\n")
+    m = harness.metrics(port)
+    assert (m[ok], m[bad]) == (1, 1), m
+    assert m[stamp] == after_ok
+
+
 @test(timeout=90)
 def test_reload_read_from_replica(env):
     """read_from: master -> replica on reload starts the replication poll

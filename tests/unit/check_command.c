@@ -80,6 +80,13 @@ START_TEST(test_lookup_case_insensitive)
     ck_assert_ptr_null(command_lookup("get\0", 4));
     ck_assert_ptr_null(command_lookup("", 0));
     ck_assert_ptr_null(command_lookup("nosuchcommand", 13));
+    /* A NUL inside the name, and names past the lowering buffer. */
+    ck_assert_ptr_null(command_lookup("g\0t", 3));
+    char longname[200];
+    memset(longname, 'A', sizeof(longname));
+    ck_assert_ptr_null(command_lookup(longname, sizeof(longname)));
+    ck_assert_ptr_null(command_lookup(longname, 64));
+    ck_assert_ptr_null(command_lookup(longname, 65));
     ck_assert_ptr_nonnull(command_lookup("RESTORE-ASKING", 14));
     ck_assert_ptr_nonnull(command_lookup("Sort_Ro", 7));
 }
