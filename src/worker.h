@@ -33,6 +33,7 @@ TAILQ_HEAD(conn_list, backend_conn);
 
 #include <pthread.h>
 
+#include "blocked.h"
 #include "errors.h"
 #include "membudget.h"
 #include "request.h"
@@ -61,6 +62,9 @@ struct shared {
                                      * applied reload (Unix seconds) */
     struct membudget mem;           /* bytes held for clients, all workers
                                      * (max_memory) */
+    struct blocked_table blocked;   /* clients of all workers blocked in a
+                                     * blocking command (INFO
+                                     * blocked_clients, CLIENT UNBLOCK) */
 };
 
 #define RSCRATCH_SIZE (16 * 1024)
