@@ -13,9 +13,7 @@
 
 import os
 import re
-import shutil
 import socket
-import subprocess
 import sys
 import threading
 
@@ -23,7 +21,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Error, test, wait_until  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 UNBLOCKED = "UNBLOCKED client unblocked via CLIENT UNBLOCK"
 
 
@@ -387,6 +384,86 @@ def test_local_arity_errors_match_redis(env):
                 diffs.append((cmd, want, got))
         assert not diffs, "\n".join(repr(d) for d in diffs)
         assert pc.call("PING") == b"PONG" and pc.call("PING", "x") == b"x"
+
+
+# ------------------------------------------------------ client libraries
+
+@test(timeout=90)
+def test_redis_py_cluster_client(env):
+    """redis-py's RedisCluster (Debian's python3-redis) checks INFO for
+    cluster_enabled:1, then reads CLUSTER SLOTS: through the proxy it sees
+    one node owning every slot and sends everything there. SET/GET, MGET
+    across slots (split by the library per slot), a pipeline, pub/sub."""
+    try:
+        from redis.cluster import RedisCluster
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+        raise harness.Skip("python3-redis (with redis.cluster) not installed")
+    p = env.proxy
+    rc = RedisCluster(host=harness.HOST, port=p.port, socket_timeout=10)
+    try:
+        nodes = rc.get_nodes()
+        assert [(n.host, n.port) for n in nodes] == \
+            [(harness.HOST, p.port)], nodes
+        assert rc.set("rpc:k", "v") is True
+        assert rc.get("rpc:k") == b"v"
+        keys = ["rpc:%d" % i for i in range(50)]
+        for k in keys:
+            rc.set(k, k)
+        assert rc.mget_nonatomic(keys + ["rpc:nope"]) == \
+            [k.encode() for k in keys] + [None]
+        pl = rc.pipeline()
+        for k in keys:
+            pl.incr(k + ":n")
+        assert pl.execute() == [1] * len(keys)
+        ps = rc.pubsub()
+        ps.subscribe("rpc:chan")
+        msg = ps.get_message(timeout=5)
+        assert msg and msg["type"] == "subscribe", msg
+        # The count is the receiving node's subscribers only (the bus
+        # carries the message to the others): delivery is what counts.
+        rc.publish("rpc:chan", "hello")
+        msg = ps.get_message(timeout=5)
+        assert msg and msg["type"] == "message" and \
+            msg["data"] == b"hello", msg
+        ps.close()
+        assert rc.delete(*(keys + [k + ":n" for k in keys] + ["rpc:k"])) == \
+            2 * len(keys) + 1
+    finally:
+        rc.close()
+
+
+def node_check(env, folder, module, script, ok):
+    d = harness.npm_dir(folder, module)
+    rc, out, err = harness.run(["node", os.path.join(d, script),
+                        str(env.proxy.port)], timeout=90)
+    assert rc == 0 and ok in out, out + err
+
+
+@test(timeout=300)
+def test_ioredis_cluster_client(env):
+    """ioredis's Cluster client through the proxy presented as one node."""
+    node_check(env, "ioredis", "ioredis", "cluster.js", "ioredis cluster ok")
+
+
+@test(timeout=300)
+def test_node_redis_v5_client(env):
+    """node-redis v5 (RESP2): commands, MULTI, pipeline, pub/sub."""
+    node_check(env, "node-redis", "redis", "check.js", "node-redis ok")
+
+
+@test(timeout=300)
+def test_valkey_glide_client(env):
+    """valkey-glide's standalone client (RESP2) needs role:master in INFO
+    replication; its PUBLISH reaches a subscriber of the proxy (glide
+    itself subscribes only over RESP3)."""
+    with env.client() as sub:
+        assert sub.call("SUBSCRIBE", "gl:chan") == \
+            [b"subscribe", b"gl:chan", 1]
+        node_check(env, "glide", "@valkey/valkey-glide", "check.js",
+                   "glide ok")
+        assert sub.read() == [b"message", b"gl:chan", b"hello"]
 
 
 if __name__ == "__main__":
