@@ -126,14 +126,17 @@ def test_no_touch_no_evict_waitaof(env):
         assert c.call("WAITAOF", "0", "0", "0") == waitaof
         assert c.call("WAITAOF", "1", "0") == \
             "ERR wrong number of arguments for 'waitaof' command"
-        assert c.call("WAIT", "0", "0") == \
-            "ERR slotproxy: WAIT is not supported through the proxy " \
+        wait = "ERR slotproxy: WAIT is not supported through the proxy " \
             "(writes travel on shared connections)"
-        # Inside MULTI: queued, then the refusal is EXEC's element (as
-        # WAIT inside MULTI).
-        assert c.call("MULTI") == b"OK"
-        assert c.call("WAITAOF", "0", "0", "0") in (b"QUEUED", waitaof)
-        c.call("DISCARD")
+        assert c.call("WAIT", "0", "0") == wait
+        # Inside MULTI: refused with the same text, as WAIT is, and the
+        # transaction aborts.
+        for cmd, refusal in ((("WAIT", "0", "0"), wait),
+                             (("WAITAOF", "0", "0", "0"), waitaof)):
+            assert c.call("MULTI") == b"OK"
+            assert c.call(*cmd) == refusal
+            assert c.call("EXEC") == "EXECABORT Transaction discarded " \
+                "because of previous errors."
         assert c.call("PING") == b"PONG"
 
 
