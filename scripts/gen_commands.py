@@ -8,6 +8,9 @@
 # edit. The only hand-written part is the proxy's route column, kept below
 # as a table (ROUTES) with the reason for each group.
 #
+# Commands of Redis 7.2+ that the proxy must know although the generating
+# server is 7.0 are listed in NEWER (with 7.4.1's arity and flags).
+#
 # Usage: scripts/gen_commands.py [--redis-server PATH] [--out src/command.def]
 #                                [--docs docs/commands.md]
 #
@@ -45,7 +48,7 @@ ROUTES = [
         "command",         # the proxy owns its command table
         "slowlog",         # the proxy's own slow requests (node, duration)
         "cluster|keyslot", "cluster|info", "cluster|nodes", "cluster|slots",
-        "cluster|shards", "cluster|myid",
+        "cluster|shards", "cluster|myid", "cluster|myshardid",
     ]),
     # Multi-key commands whose keys may span slots: split per slot, merge
     # the replies in key order.
@@ -84,6 +87,7 @@ ROUTES = [
         "script|debug",    # needs an interactive session with one server
         "wait",            # waits on this connection's replication offset,
                            # but the client's writes went on shared ones
+        "waitaof",         # likewise, for the AOF fsyncs of those writes
     ]),
     # Keyless commands any master answers alike (explicit for clarity; the
     # default rule 4 would give the same).
@@ -120,8 +124,8 @@ OPS = {
     "ssubscribe": "SSUBSCRIBE", "unsubscribe": "UNSUBSCRIBE",
     "punsubscribe": "PUNSUBSCRIBE", "sunsubscribe": "SUNSUBSCRIBE",
     "publish": "PUBLISH",
-    # Refused with its own reason.
-    "wait": "WAIT",
+    # Refused with its own reason (WAITAOF for the same one).
+    "wait": "WAIT", "waitaof": "WAIT",
 }
 
 # How fan-out replies merge (CMD_MERGE_*), for SPLIT and ALL routes
@@ -160,6 +164,65 @@ def resolve_merge(cmd, parent, index):
 
 
 # ---------------------------------------------------------------------------
+# Commands of later Redis versions that the built-in table must know.
+#
+# The table is generated from Redis 7.0, but clients of today send a few
+# commands of 7.2+ on every connection (CLIENT SETINFO: go-redis, redis-py)
+# or expect them answered for the proxy's own node (CLUSTER MYSHARDID). The
+# proxy answers or refuses these itself, so it needs their rows: arity and
+# flags copied from Redis 7.4.1's COMMAND INFO, summary from COMMAND DOCS.
+# A row is added only when the generating server lacks the command: a newer
+# server's own metadata wins. Routes and permissions come from ROUTES and
+# PERMS as for every other command; such a row also carries CMD_P_NEWER,
+# so that whoever compares the table with the generating server's COMMAND
+# (tests/unit/check_cmdtable.c) knows it is not from there.
+# ---------------------------------------------------------------------------
+
+NEWER = [
+    # (fullname, arity, Redis flags, group, summary); all since 7.2.0
+    ("client|setinfo", 4, ["noscript", "loading", "stale"], "connection",
+     "Sets information specific to the client or connection."),
+    ("client|no-touch", 3, ["noscript", "loading", "stale"], "connection",
+     "Controls whether commands sent by the client affect "
+     "the LRU/LFU of accessed keys."),
+    ("cluster|myshardid", 2, ["stale"], "cluster",
+     "Returns the shard ID of a node."),
+    # Redis flags WAITAOF blocking, with a timeout in milliseconds as its
+    # last argument, a grammar the block column has no kind for; the proxy
+    # refuses it before any of that (as WAIT, which 7.0 does not flag
+    # blocking either), so the row leaves the flag out: REFUSED by ROUTES.
+    ("waitaof", 4, [], "generic",
+     "Blocks until all of the preceding write commands sent by the "
+     "connection are written to the append-only file of the master "
+     "and/or replicas."),
+]
+
+
+def add_newer(cmds):
+    """Add the NEWER rows the generating server does not have (in name
+    order, as fetch_commands sorts). Fails when a NEWER subcommand's
+    container is unknown."""
+    top = {c["fullname"]: c for c in cmds}
+    for fullname, arity, flags, group, summary in NEWER:
+        parent, _, name = fullname.rpartition("|")
+        row = {"fullname": fullname, "name": name, "arity": arity,
+               "flags": flags, "keyspecs": [], "subcmds": [], "docargs": [],
+               "summary": summary, "group": group, "newer": True}
+        if not parent:
+            if fullname not in top:
+                cmds.append(row)
+            continue
+        if parent not in top:
+            sys.exit("gen_commands: NEWER %s: no container %s"
+                     % (fullname, parent))
+        subs = top[parent]["subcmds"]
+        if all(s["fullname"] != fullname for s in subs):
+            subs.append(row)
+            subs.sort(key=lambda c: c["name"])
+    cmds.sort(key=lambda c: c["name"])
+
+
+# ---------------------------------------------------------------------------
 # The proxy's permission column (CMD_P_* bits in the flags field).
 #
 # Roles (auth.users[].role): admin runs everything; read-write runs all but
@@ -186,7 +249,7 @@ PERMS = [
         "client|reply", "client|setinfo", "client|no-touch",
         "command",         # the command table: metadata, no data
         "cluster|keyslot", "cluster|info", "cluster|slots", "cluster|nodes",
-        "cluster|shards", "cluster|myid",
+        "cluster|shards", "cluster|myid", "cluster|myshardid",
         # Receiving messages is a read; PUBLISH and SPUBLISH are not.
         "subscribe", "unsubscribe", "psubscribe", "punsubscribe",
         "ssubscribe", "sunsubscribe",
@@ -203,8 +266,6 @@ PERMS = [
 ]
 
 
-# Names in PERMS that an older Redis (the one generating) may not have.
-PERMS_NEWER = {"client|setinfo", "client|no-touch"}
 
 
 def perm_index():
@@ -217,6 +278,8 @@ def perm_index():
 
 def resolve_perms(cmd, parent, index):
     flags = set(index.get(cmd["fullname"], []))
+    if cmd.get("newer"):
+        flags.add("CMD_P_NEWER")
     if parent is not None:
         flags.update(index.get(parent["fullname"], []))
         if cmd["name"] == "help":
@@ -224,10 +287,9 @@ def resolve_perms(cmd, parent, index):
     return sorted(flags)
 
 
-def assign_column(cmds, column, index, resolve, table, newer=()):
+def assign_column(cmds, column, index, resolve, table):
     """Set cmd[column] = resolve(cmd, parent, index) on every command and
-    subcommand; fail when the table names a command Redis does not have
-    (unless listed in newer)."""
+    subcommand; fail when the table names a command Redis does not have."""
     known = set()
     for c in cmds:
         c[column] = resolve(c, None, index)
@@ -236,7 +298,7 @@ def assign_column(cmds, column, index, resolve, table, newer=()):
             s[column] = resolve(s, c, index)
             known.add(s["fullname"])
     for n in index:
-        if n not in known and n not in newer:
+        if n not in known:
             sys.exit("gen_commands: %s names unknown command %s" % (table, n))
 
 
@@ -731,12 +793,12 @@ def main():
         cmds = fetch_commands(conn)
     finally:
         stop_server(proc, conn)
+    add_newer(cmds)
 
     assign_column(cmds, "route", route_index(), resolve_route, "ROUTES")
     assign_column(cmds, "op", OPS, resolve_op, "OPS")
     assign_column(cmds, "merge", MERGES, resolve_merge, "MERGES")
-    assign_column(cmds, "perms", perm_index(), resolve_perms, "PERMS",
-                  PERMS_NEWER)
+    assign_column(cmds, "perms", perm_index(), resolve_perms, "PERMS")
     check_getkeys(cmds)
     check_blocking(cmds)
     write_if_changed(args.out, emit_def(cmds, version))

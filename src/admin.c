@@ -15,6 +15,8 @@
 #include "admin.h"
 #include "alloc.h"
 #include "auth.h"
+#include "backend.h"
+#include "blocked.h"
 #include "client.h"
 #include "command.h"
 #include "config.h"
@@ -66,9 +68,22 @@ reply_err(struct admin_args *a, const char *s)
     reply_done(a);
 }
 
+/* Redis's arity error for the request's command (for local commands
+ * whose table arity, like PING's -1, allows more than Redis takes). */
+static void
+reply_arity(struct admin_args *a)
+{
+    command_err_arity(&a->r->rep, a->r->cmd);
+    reply_done(a);
+}
+
 static void
 cmd_ping(struct admin_args *a)
 {
+    if (a->argc > 2) {
+        reply_arity(a);
+        return;
+    }
     if (a->argc == 1) {
         reply_simple(a, "PONG");
         return;
@@ -312,10 +327,14 @@ info_section(struct buf *b, struct worker *w, const char *name)
                    (long)getpid(), (unsigned long long)up,
                    (unsigned long long)(up / 86400));
     } else if (strcmp(name, "clients") == 0) {
+        /* blocked_clients: every worker's clients in a blocking command
+         * (tools wait on it before CLIENT UNBLOCK or a push). */
         buf_printf(b, "# Clients\r\nconnected_clients:%u\r\n"
-                      "worker_clients:%u\r\nmaxclients:%u\r\n\r\n",
+                      "worker_clients:%u\r\nmaxclients:%u\r\n"
+                      "blocked_clients:%u\r\n\r\n",
                    __atomic_load_n(&w->shared->nclients, __ATOMIC_RELAXED),
-                   w->nclients, w->conf->max_clients);
+                   w->nclients, w->conf->max_clients,
+                   blocked_count(&w->shared->blocked));
     } else if (strcmp(name, "persistence") == 0) {
         /* ioredis waits for loading:0 before it reports ready. */
         buf_printf(b, "# Persistence\r\nloading:0\r\n\r\n");
@@ -323,6 +342,17 @@ info_section(struct buf *b, struct worker *w, const char *name)
         buf_printf(b, "# Stats\r\n");
         info_metrics(b, w, METRIC_SEC_STATS);
         buf_printf(b, "\r\n");
+    } else if (strcmp(name, "replication") == 0) {
+        /* A master without replicas, as ROLE says: valkey-glide's
+         * standalone client looks for role:master before it connects. */
+        buf_printf(b, "# Replication\r\nrole:master\r\nconnected_slaves:0"
+                      "\r\nmaster_failover_state:no-failover\r\n"
+                      "master_replid:%s\r\nmaster_repl_offset:0\r\n\r\n",
+                   w->proxy_id);
+    } else if (strcmp(name, "cluster") == 0) {
+        /* redis-py's RedisCluster checks it before CLUSTER SLOTS, which
+         * presents the proxy as a one-node cluster. */
+        buf_printf(b, "# Cluster\r\ncluster_enabled:1\r\n\r\n");
     } else if (strcmp(name, "proxy") == 0) {
         buf_printf(b,
                    "# Proxy\r\nslotproxy_version:%s\r\nworkers:%d\r\n"
@@ -337,8 +367,10 @@ info_section(struct buf *b, struct worker *w, const char *name)
     }
 }
 
+/* In Redis's order, the proxy's own section before the last (keyspace). */
 static const char *const info_sections[] = {
-    "server", "clients", "persistence", "stats", "proxy", "keyspace",
+    "server", "clients", "persistence", "stats", "replication", "cluster",
+    "proxy", "keyspace",
 };
 
 /* 1 when INFO's arguments ask for section name. */
@@ -383,11 +415,120 @@ static void
 client_info_line(struct buf *b, const struct client *c, uint64_t now_ms)
 {
     buf_printf(b, "id=%llu addr=%s laddr=%s:%u fd=%d name=%s age=%llu "
-                  "idle=%llu flags=N db=0 cmd=NULL\n",
+                  "idle=%llu flags=%s db=0 cmd=NULL lib-name=%s "
+                  "lib-ver=%s\n",
                (unsigned long long)c->id, c->addr, c->lhost, c->lport, c->fd,
                c->name ? c->name : "",
                (unsigned long long)((now_ms - c->created_ms) / 1000),
-               (unsigned long long)((now_ms - c->last_ms) / 1000));
+               (unsigned long long)((now_ms - c->last_ms) / 1000),
+               c->pins.blocked ? "b" : "N",
+               c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
+}
+
+/* CLIENT SETINFO LIB-NAME|LIB-VER value (Redis 7.2): stored per
+ * connection, shown by CLIENT LIST/INFO; an empty value clears it. */
+static void
+client_setinfo(struct admin_args *a)
+{
+    char **dst;
+    if (sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "lib-name")) {
+        dst = &a->c->lib_name;
+    } else if (sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "lib-ver")) {
+        dst = &a->c->lib_ver;
+    } else {
+        buf_printf(&a->r->rep, "-ERR Unrecognized option '%.*s'\r\n",
+                   (int)SP_MIN(ARGLEN(a, 2), 128), ARG(a, 2));
+        reply_done(a);
+        return;
+    }
+    /* Redis's validateClientAttr: the check names get, another text. */
+    if (client_name_error(ARG(a, 3), ARGLEN(a, 3)) != NULL) {
+        buf_printf(&a->r->rep, "-ERR %.*s cannot contain spaces, newlines "
+                   "or special characters.\r\n", (int)ARGLEN(a, 2), ARG(a, 2));
+        reply_done(a);
+        return;
+    }
+    sp_free(*dst);
+    *dst = ARGLEN(a, 3) ? sp_strndup(ARG(a, 3), ARGLEN(a, 3)) : NULL;
+    reply_simple(a, "OK");
+}
+
+/*
+ * CLIENT NO-EVICT and NO-TOUCH ON|OFF. NO-EVICT exempts a connection from
+ * the server's client eviction (maxmemory-clients): the proxy evicts no
+ * client for memory, so ON and OFF are both true as they stand. NO-TOUCH
+ * ON asks that the client's reads leave the keys' LRU/LFU alone; its
+ * commands travel on backend connections shared with other clients, where
+ * the flag would apply to everyone, so ON is refused; OFF is the state
+ * every connection is in.
+ */
+static void
+client_no_flag(struct admin_args *a, int touch)
+{
+    int on = sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "on");
+    if (!on && !sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "off")) {
+        reply_err(a, "ERR syntax error");
+        return;
+    }
+    if (touch && on) {
+        reply_err(a, "ERR slotproxy: CLIENT NO-TOUCH ON is not supported "
+                     "through the proxy (backend connections are shared)");
+        return;
+    }
+    reply_simple(a, "OK");
+}
+
+/*
+ * CLIENT UNBLOCK id [TIMEOUT|ERROR] for the proxy's client ids (any
+ * worker's): a client blocked on its pinned connection is found in the
+ * shared blocked table, and the node that holds the block is asked to
+ * unblock that connection (CLIENT UNBLOCK <backend id> <reason>): its
+ * 1 or 0 is the reply, and the blocked client gets what Redis sends it.
+ * 0 for a client that is not blocked, as Redis answers.
+ */
+static void
+client_unblock(struct admin_args *a)
+{
+    const char *why = "TIMEOUT";
+    long long id;
+    struct blocked_entry e;
+
+    if (a->argc > 4) {
+        buf_printf(&a->r->rep, "-ERR unknown subcommand or wrong number of "
+                   "arguments for '%.*s'. Try CLIENT HELP.\r\n",
+                   (int)SP_MIN(ARGLEN(a, 1), 128), ARG(a, 1));
+        reply_done(a);
+        return;
+    }
+    if (a->argc == 4) {
+        if (sp_strcaseeq(ARG(a, 3), ARGLEN(a, 3), "error")) {
+            why = "ERROR";
+        } else if (!sp_strcaseeq(ARG(a, 3), ARGLEN(a, 3), "timeout")) {
+            reply_err(a, "ERR CLIENT UNBLOCK reason should be TIMEOUT or "
+                         "ERROR");
+            return;
+        }
+    }
+    if (sp_str2ll(ARG(a, 2), ARGLEN(a, 2), &id) != 0) {
+        reply_err(a, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (id <= 0 || !blocked_find(&a->c->w->shared->blocked, (uint64_t)id,
+                                 &e)) {
+        buf_add_int(&a->r->rep, 0);
+        reply_done(a);
+        return;
+    }
+    char num[32];
+    int n = snprintf(num, sizeof(num), "%llu",
+                     (unsigned long long)e.backend_id);
+    buf_add_array(&a->r->req, 4);
+    buf_add_bulk_str(&a->r->req, "CLIENT");
+    buf_add_bulk_str(&a->r->req, "UNBLOCK");
+    buf_add_bulk(&a->r->req, num, (size_t)n);
+    buf_add_bulk_str(&a->r->req, why);
+    a->r->deadline_ms = sp_msec_now() + a->c->w->conf->request_timeout_ms;
+    server_send(server_get(a->c->w, e.host, e.port), a->r);
 }
 
 static void
@@ -413,6 +554,9 @@ cmd_client(struct admin_args *a)
         client_set_name(c, ARG(a, 2), ARGLEN(a, 2));
         reply_simple(a, "OK");
         return;
+    } else if (strcmp(sub, "setinfo") == 0) {
+        client_setinfo(a);
+        return;
     } else if (strcmp(sub, "info") == 0) {
         struct buf line;
         buf_init(&line);
@@ -433,7 +577,10 @@ cmd_client(struct admin_args *a)
         return;
     } else if (strcmp(sub, "no-evict") == 0 ||
                strcmp(sub, "no-touch") == 0) {
-        reply_simple(a, "OK");
+        client_no_flag(a, strcmp(sub, "no-touch") == 0);
+        return;
+    } else if (strcmp(sub, "unblock") == 0) {
+        client_unblock(a);
         return;
     } else {
         command_err_refused(&a->r->rep, a->r->cmd);
@@ -520,6 +667,24 @@ cluster_shards_reply(struct admin_args *a)
     reply_done(a);
 }
 
+/* The shard id of the proxy's one node (CLUSTER MYSHARDID): 40 hex
+ * digits derived from its node id, so stable while the node id is, and
+ * different from it, as a Redis shard id is from its nodes' ids. */
+static void
+cluster_shard_id(const char *node_id, char out[41])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint32_t h = command_hash(node_id, strlen(node_id));
+    uint64_t x = ((uint64_t)h << 32) | (h ^ 0x9e3779b9u);
+    for (int i = 0; i < 40; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out[i] = hex[x & 15];
+    }
+    out[40] = '\0';
+}
+
 static void
 cmd_cluster(struct admin_args *a)
 {
@@ -545,6 +710,11 @@ cmd_cluster(struct admin_args *a)
         reply_done(a);
     } else if (strcmp(sub, "myid") == 0) {
         buf_add_bulk_str(&a->r->rep, w->proxy_id);
+        reply_done(a);
+    } else if (strcmp(sub, "myshardid") == 0) {
+        char shard[41];
+        cluster_shard_id(w->proxy_id, shard);
+        buf_add_bulk_str(&a->r->rep, shard);
         reply_done(a);
     } else if (strcmp(sub, "slots") == 0) {
         cluster_slots_reply(a);

@@ -220,6 +220,8 @@ client_free(struct client *c)
     resp_req_deinit(&c->parser);
     buf_deinit(&c->rbuf);
     sp_free(c->name);
+    sp_free(c->lib_name);
+    sp_free(c->lib_ver);
     sp_free(c);
 }
 

@@ -67,6 +67,9 @@ struct client {
     char lhost[48];                 /* local address the client reached */
     uint16_t lport;                 /* local port (0 for unix sockets) */
     char *name;                     /* CLIENT SETNAME (owned) or NULL */
+    char *lib_name;                 /* CLIENT SETINFO lib-name (owned) or
+                                     * NULL; kept by RESET, as in Redis */
+    char *lib_ver;                  /* CLIENT SETINFO lib-ver, likewise */
     struct event *rev;              /* read readiness */
     struct event *wev;              /* write readiness (only while blocked) */
     struct buf rbuf;                /* bytes read, not yet parsed */

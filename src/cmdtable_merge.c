@@ -37,7 +37,7 @@ static const struct newer_policy newer_policy_rows[] = {
      * proxy they travel on shared connections (WAIT is refused alike). */
     {"waitaof", CMD_ROUTE_REFUSED},
     /* The proxy presents itself as one node: answered for itself, as
-     * CLUSTER MYID is (admin.c refuses it until it answers it). */
+     * CLUSTER MYID is (admin.c; also a built-in NEWER row). */
     {"cluster|myshardid", CMD_ROUTE_LOCAL},
     /* SCRIPT LOAD reaches every master, so any master shows a script;
      * its noscript flag alone would have it refused. */

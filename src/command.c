@@ -742,7 +742,11 @@ command_err_arity(struct buf *out, const struct command *c)
                c->fullname);
 }
 
-/* "-ERR slotproxy: CLUSTER ADDSLOTS is not supported through the proxy" */
+/*
+ * "-ERR slotproxy: CLUSTER ADDSLOTS is not supported through the proxy",
+ * with the reason for the commands refused by a handler of their own
+ * (inside MULTI too).
+ */
 void
 command_err_refused(struct buf *out, const struct command *c)
 {
@@ -755,7 +759,13 @@ command_err_refused(struct buf *out, const struct command *c)
             ch = (char)(ch - 32);
         buf_append(out, &ch, 1);
     }
-    buf_append_str(out, " is not supported through the proxy\r\n");
+    buf_append_str(out, " is not supported through the proxy");
+    if (c->op == CMD_OP_WAIT)
+        /* WAIT and WAITAOF count the replicas (or AOF fsyncs) that acked
+         * this connection's writes; the client's writes went over shared
+         * connections. */
+        buf_append_str(out, " (writes travel on shared connections)");
+    buf_append_str(out, "\r\n");
 }
 
 int

@@ -46,6 +46,10 @@ struct buf;
 #define CMD_P_READ_ROLE    (1u << 17) /* the read-only role may run it
                                        * although Redis does not flag it
                                        * readonly */
+#define CMD_P_NEWER        (1u << 18) /* a row of a later Redis than the
+                                       * generating one (NEWER in the
+                                       * generator): the proxy answers or
+                                       * refuses it itself */
 
 /* How the proxy handles a command (the proxy's own column). */
 enum cmd_route {

@@ -97,6 +97,8 @@ blocking_target(struct request *r, const char *host, uint16_t port)
     struct server *s = pin_get_blocking(r->w, &c->pins, host, port);
     if (s == NULL)
         request_fail(r, pin_refusal(r->w, &c->pins));
+    else /* listed as blocked once it reached the server */
+        pin_block_probe(r->w, &c->pins, s, c->id);
     return s;
 }
 
@@ -333,14 +335,6 @@ dispatch_local(struct client *c, struct request *r, const struct command *cmd,
     }
     if (cmd->route == CMD_ROUTE_LOCAL) {
         admin_exec(c, r, cmd, p->argc, p->argv, base);
-        return;
-    }
-    if (cmd->op == CMD_OP_WAIT) {
-        /* WAIT counts replicas that acked this connection's writes; the
-         * client's writes went over shared connections. */
-        request_fail(r, ERR_PROXY_PREFIX
-                     "WAIT is not supported through "
-                     "the proxy (writes travel on shared connections)");
         return;
     }
     command_err_refused(&r->rep, cmd);

@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "config.h"
 #include "pin.h"
+#include "request.h"
 #include "slotmap.h"
 #include "worker.h"
 
@@ -189,9 +190,72 @@ pool_take(struct worker *w, const char *host, uint16_t port, uint16_t cred)
     return NULL;
 }
 
+/*
+ * Blocked clients. A blocking command travels on the client's pinned
+ * connection; just ahead of it, on the same connection, goes a CLIENT ID
+ * (the probe). The server reads both in one go and runs the command (it
+ * blocks) right after answering the probe, so when the probe's reply is
+ * back the client is counted in INFO's blocked_clients, and CLIENT
+ * UNBLOCK <its id> becomes CLIENT UNBLOCK <backend id> on that node
+ * (admin.c). Other traffic pays nothing: no probe, no lock.
+ */
+static void
+probe_done(struct request *pr)
+{
+    struct pinset *ps = pr->data;
+    const struct buf *b = &pr->rep;
+    long long id;
+
+    /* ":<id>\r\n"; an error (the node refused CLIENT ID) leaves the
+     * client unlisted and CLIENT UNBLOCK answering 0. */
+    if (ps != NULL && ps->probe == pr) {
+        ps->probe = NULL;
+        if (buf_unread(b) > 3 && b->data[b->pos] == ':' &&
+            sp_str2ll(b->data + b->pos + 1, buf_unread(b) - 3, &id) == 0) {
+            blocked_set(&pr->w->shared->blocked, ps->client_id,
+                        ps->probe_srv->host, ps->probe_srv->port,
+                        (uint64_t)id);
+            ps->blocked = 1;
+        }
+    }
+    request_put(pr); /* the pinset's reference (pin_block_probe) */
+}
+
+/* Unlist the client and detach a pending probe: the block is over. */
+static void
+block_end(struct worker *w, struct pinset *ps)
+{
+    if (ps->blocked)
+        blocked_remove(&w->shared->blocked, ps->client_id);
+    ps->blocked = 0;
+    if (ps->probe != NULL)
+        ps->probe->data = NULL;
+    ps->probe = NULL;
+    ps->probe_srv = NULL;
+}
+
+void
+pin_block_probe(struct worker *w, struct pinset *ps, struct server *s,
+                uint64_t client_id)
+{
+    static const char probe[] = "*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
+
+    block_end(w, ps); /* an earlier node's (a redirect) */
+    struct request *pr = request_new(&w->reqs);
+    buf_append(&pr->req, probe, sizeof(probe) - 1);
+    pr->on_done = probe_done;
+    pr->data = ps;
+    pr->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
+    ps->probe = pr;
+    ps->probe_srv = s;
+    ps->client_id = client_id;
+    server_send(s, pr); /* may complete (fail) pr at once */
+}
+
 void
 pin_blocking_done(struct worker *w, struct pinset *ps)
 {
+    block_end(w, ps);
     for (uint32_t i = 0; i < ps->nblk;) {
         struct server *s = ps->blk[i];
         if (!server_idle(s)) {
@@ -237,6 +301,7 @@ release_blocking(struct worker *w, struct pinset *ps)
 void
 pin_release_all(struct worker *w, struct pinset *ps)
 {
+    block_end(w, ps);
     for (uint32_t i = 0; i < ps->n; i++) {
         list_remove(w->pins, &w->npins, ps->v[i].srv);
         pin_kill(w, ps->v[i].srv);

@@ -45,6 +45,11 @@ struct pinset {
     uint32_t nblk;
     uint16_t cred; /* backend credential id of the
                     * client's user (backend.h) */
+    /* While a blocking command is on its way (pin_block_probe): */
+    uint64_t client_id;       /* the client's CLIENT ID */
+    struct request *probe;    /* the CLIENT ID sent ahead, until answered */
+    struct server *probe_srv; /* the pinned server it went to */
+    uint8_t blocked;          /* listed in the shared blocked table */
 };
 
 /* The client's pinned server for host:port used by user, with its
@@ -58,8 +63,18 @@ struct server *pin_get(struct worker *w, struct pinset *ps, const char *host,
  * blocking pins that are idle are given back first. */
 struct server *pin_get_blocking(struct worker *w, struct pinset *ps,
                                 const char *host, uint16_t port);
-/* The client's blocking command is over: its idle blocking pins go back
- * to the worker's pool (connected ones, while it has room) or close. */
+/*
+ * The client's blocking command is about to go to s (a pin from
+ * pin_get_blocking, also after a redirect): queue a CLIENT ID just ahead
+ * of it on s. Its answer names that connection on the server, and the
+ * client (client_id) is then listed in the shared blocked table (INFO
+ * blocked_clients, CLIENT UNBLOCK) until the block ends.
+ */
+void pin_block_probe(struct worker *w, struct pinset *ps, struct server *s,
+                     uint64_t client_id);
+/* The client's blocking command is over: it leaves the blocked table,
+ * its idle blocking pins go back to the worker's pool (connected ones,
+ * while it has room) or close. */
 void pin_blocking_done(struct worker *w, struct pinset *ps);
 /* Why pin_get/pin_get_blocking refused: the error text for the client
  * (without '-'), naming the cap. */

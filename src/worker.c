@@ -97,6 +97,7 @@ shared_init(struct shared *sh)
 {
     memset(sh, 0, sizeof(*sh));
     pthread_mutex_init(&sh->map_lock, NULL);
+    blocked_init(&sh->blocked);
 }
 
 void
@@ -105,6 +106,7 @@ shared_deinit(struct shared *sh)
     if (sh->map != NULL)
         slotmap_put(sh->map);
     pthread_mutex_destroy(&sh->map_lock);
+    blocked_deinit(&sh->blocked);
 }
 
 void

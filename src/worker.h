@@ -33,6 +33,7 @@ TAILQ_HEAD(conn_list, backend_conn);
 
 #include <pthread.h>
 
+#include "blocked.h"
 #include "errors.h"
 #include "membudget.h"
 #include "request.h"
@@ -65,6 +66,9 @@ struct shared {
     struct worker *const *workers;  /* every worker, set by main before
                                      * they start (INFO sums them all) */
     int nworkers;
+    struct blocked_table blocked;   /* clients of all workers blocked in a
+                                     * blocking command (INFO
+                                     * blocked_clients, CLIENT UNBLOCK) */
 };
 
 #define RSCRATCH_SIZE (16 * 1024)

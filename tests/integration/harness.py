@@ -399,6 +399,38 @@ class Client:
             return True
 
 
+def run(argv, timeout=60):
+    """Runs a helper program to completion: (exit status, stdout, stderr),
+    decoded."""
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), \
+        p.stderr.decode(errors="replace")
+
+
+def npm_dir(folder, module):
+    """tests/integration/<folder> with its node_modules installed by npm
+    from the folder's pinned package.json (once per checkout). Outside CI
+    a missing node/npm or a failed install (offline) raises Skip; in CI
+    (CI=true) an AssertionError."""
+    d = os.path.join(HERE, folder)
+    if os.path.isdir(os.path.join(d, "node_modules", module)):
+        return d
+    ci = os.environ.get("CI") == "true"
+    if not shutil.which("node") or not shutil.which("npm"):
+        if ci:
+            raise AssertionError("node/npm missing in CI")
+        raise Skip("node or npm not installed")
+    rc, out, err = run(["npm", "install", "--no-audit", "--no-fund",
+                        "--silent", "--prefix", d], timeout=240)
+    if rc != 0:
+        if ci:
+            raise AssertionError("npm install %s failed: %s"
+                                 % (module, err[-2000:]))
+        raise Skip("npm install %s failed (offline?)" % module)
+    return d
+
+
 def wait_until(pred, timeout, what, interval=0.1):
     """Polls pred() until true; raises HarnessError naming what on timeout."""
     deadline = time.time() + timeout

@@ -6,8 +6,6 @@
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -52,11 +50,7 @@ def test_redis_py(env):
         r.close()
 
 
-def run(argv, timeout=60):
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=timeout)
-    return p.returncode, p.stdout.decode(errors="replace"), \
-        p.stderr.decode(errors="replace")
+run = harness.run
 
 
 @test
@@ -111,23 +105,8 @@ if __name__ == "__main__":
 
 
 def ioredis_dir():
-    """tests/integration/ioredis with its node_modules installed (once per
-    checkout, by npm from the registry); Skip when node/npm are missing
-    outside CI."""
-    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ioredis")
-    if os.path.isdir(os.path.join(d, "node_modules", "ioredis")):
-        return d
-    if not shutil.which("node") or not shutil.which("npm"):
-        if os.environ.get("CI") == "true":
-            raise AssertionError("node/npm missing in CI")
-        raise harness.Skip("node or npm not installed")
-    rc, out, err = run(["npm", "install", "--no-audit", "--no-fund",
-                        "--silent", "--prefix", d], timeout=180)
-    if rc != 0:
-        if os.environ.get("CI") == "true":
-            raise AssertionError("npm install ioredis failed: " + err[-2000:])
-        raise harness.Skip("npm install ioredis failed (offline?)")
-    return d
+    """tests/integration/ioredis with its node_modules installed."""
+    return harness.npm_dir("ioredis", "ioredis")
 
 
 @test(timeout=240)

@@ -62,6 +62,19 @@ req_command(const struct test_req *r)
     return c;
 }
 
+/* The entry of name (and sub, when not NULL); fails the test when the
+ * table lacks it. */
+static const struct command *
+entry(const char *name, const char *sub)
+{
+    const struct command *c = command_lookup(name, strlen(name));
+    ck_assert_ptr_nonnull(c);
+    if (sub != NULL)
+        c = command_lookup_sub(c, sub, strlen(sub));
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
 /* ------------------------------------------------------------------------
  * Lookup and arity
  * ------------------------------------------------------------------------ */
@@ -265,11 +278,7 @@ perm_least(const struct command *c)
 START_TEST(test_perms)
 {
     const struct perm_case *t = &perm_cases[_i];
-    const struct command *c = command_lookup(t->name, strlen(t->name));
-    ck_assert_ptr_nonnull(c);
-    if (t->sub != NULL)
-        c = command_lookup_sub(c, t->sub, strlen(t->sub));
-    ck_assert_ptr_nonnull(c);
+    const struct command *c = entry(t->name, t->sub);
     ck_assert_msg(perm_least(c) == t->least, "%s: %d, want %d", c->fullname,
                   perm_least(c), t->least);
 }
@@ -834,6 +843,10 @@ static const struct route_case route_cases[] = {
     { "xread", NULL, CMD_ROUTE_BLOCKING },
     { "xreadgroup", NULL, CMD_ROUTE_BLOCKING },
     { "wait", NULL, CMD_ROUTE_REFUSED },
+    { "waitaof", NULL, CMD_ROUTE_REFUSED },
+    { "client", "setinfo", CMD_ROUTE_LOCAL },
+    { "client", "no-touch", CMD_ROUTE_LOCAL },
+    { "cluster", "myshardid", CMD_ROUTE_LOCAL },
     { "subscribe", NULL, CMD_ROUTE_PUBSUB },
     { "ssubscribe", NULL, CMD_ROUTE_PUBSUB },
     { "config", NULL, CMD_ROUTE_REFUSED },
@@ -849,12 +862,7 @@ static const struct route_case route_cases[] = {
 START_TEST(test_routes)
 {
     const struct route_case *t = &route_cases[_i];
-    const struct command *c = command_lookup(t->name, strlen(t->name));
-
-    ck_assert_ptr_nonnull(c);
-    if (t->sub != NULL)
-        c = command_lookup_sub(c, t->sub, strlen(t->sub));
-    ck_assert_ptr_nonnull(c);
+    const struct command *c = entry(t->name, t->sub);
     ck_assert_msg(c->route == t->route, "%s: route %d, expected %d",
                   c->fullname, c->route, t->route);
 }
@@ -883,6 +891,9 @@ static const struct column_case column_cases[] = {
     { "ssubscribe", NULL, CMD_OP_SSUBSCRIBE, CMD_MERGE_NONE },
     { "publish", NULL, CMD_OP_PUBLISH, CMD_MERGE_NONE },
     { "wait", NULL, CMD_OP_WAIT, CMD_MERGE_NONE },
+    { "waitaof", NULL, CMD_OP_WAIT, CMD_MERGE_NONE },
+    { "client", "setinfo", CMD_OP_CLIENT, CMD_MERGE_NONE },
+    { "cluster", "myshardid", CMD_OP_CLUSTER, CMD_MERGE_NONE },
     { "mget", NULL, CMD_OP_NONE, CMD_MERGE_ARRAY },
     { "mset", NULL, CMD_OP_NONE, CMD_MERGE_OK },
     { "del", NULL, CMD_OP_NONE, CMD_MERGE_SUM },
@@ -900,15 +911,69 @@ static const struct column_case column_cases[] = {
 START_TEST(test_columns)
 {
     const struct column_case *t = &column_cases[_i];
-    const struct command *c = command_lookup(t->name, strlen(t->name));
-
-    ck_assert_ptr_nonnull(c);
-    if (t->sub != NULL)
-        c = command_lookup_sub(c, t->sub, strlen(t->sub));
-    ck_assert_ptr_nonnull(c);
+    const struct command *c = entry(t->name, t->sub);
     ck_assert_msg(c->op == t->op && c->merge == t->merge,
                   "%s: op %d merge %d, expected %d %d", c->fullname, c->op,
                   c->merge, t->op, t->merge);
+}
+END_TEST
+
+/* Rows of Redis 7.2+ commands the generating 7.0 server lacks (NEWER in
+ * scripts/gen_commands.py) carry CMD_P_NEWER; the server's own rows do
+ * not. */
+struct newer_case {
+    const char *name;           /* command */
+    const char *sub;            /* subcommand or NULL */
+    int newer;                  /* CMD_P_NEWER expected */
+};
+
+static const struct newer_case newer_cases[] = {
+    { "waitaof", NULL, 1 },
+    { "client", "setinfo", 1 },
+    { "client", "no-touch", 1 },
+    { "cluster", "myshardid", 1 },
+    { "wait", NULL, 0 },
+    { "get", NULL, 0 },
+    { "client", "setname", 0 },
+    { "client", "no-evict", 0 },
+    { "cluster", "myid", 0 },
+};
+
+START_TEST(test_newer_rows)
+{
+    const struct newer_case *t = &newer_cases[_i];
+    const struct command *c = entry(t->name, t->sub);
+    ck_assert_msg(!(c->flags & CMD_P_NEWER) == !t->newer, "%s: newer %d",
+                  c->fullname, !!(c->flags & CMD_P_NEWER));
+}
+END_TEST
+
+/* A NEWER row is one the proxy answers or refuses itself: no keys, and
+ * no route that would send it to a server that may not know it. */
+static void
+assert_newer_local(const struct command *c)
+{
+    if (!(c->flags & CMD_P_NEWER))
+        return;
+    ck_assert_msg(c->route == CMD_ROUTE_LOCAL ||
+                  c->route == CMD_ROUTE_REFUSED, "%s: route %d",
+                  c->fullname, c->route);
+    ck_assert_msg(c->nkeyspecs == 0 && c->nsubcmds == 0, "%s", c->fullname);
+}
+
+START_TEST(test_newer_invariants)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < command_count(); i++) {
+        const struct command *c = command_at(i);
+        assert_newer_local(c);
+        n += !!(c->flags & CMD_P_NEWER);
+        for (uint16_t j = 0; j < c->nsubcmds; j++) {
+            assert_newer_local(&c->subcmds[j]);
+            n += !!(c->subcmds[j].flags & CMD_P_NEWER);
+        }
+    }
+    ck_assert_uint_ge(n, 4);
 }
 END_TEST
 
@@ -1075,13 +1140,19 @@ START_TEST(test_err_refused)
     command_err_refused(&out, command_lookup("config", 6));
     command_err_refused(&out, command_lookup_sub(cluster, "addslots", 8));
     command_err_refused(&out, command_lookup("restore-asking", 14));
+    command_err_refused(&out, command_lookup("wait", 4));
+    command_err_refused(&out, command_lookup("waitaof", 7));
     buf_append(&out, "", 1);
     ck_assert_str_eq(out.data + out.pos,
         "-ERR slotproxy: CONFIG is not supported through the proxy\r\n"
         "-ERR slotproxy: CLUSTER ADDSLOTS is not supported through the "
         "proxy\r\n"
         "-ERR slotproxy: RESTORE-ASKING is not supported through the "
-        "proxy\r\n");
+        "proxy\r\n"
+        "-ERR slotproxy: WAIT is not supported through the proxy (writes "
+        "travel on shared connections)\r\n"
+        "-ERR slotproxy: WAITAOF is not supported through the proxy "
+        "(writes travel on shared connections)\r\n");
     buf_deinit(&out);
 }
 END_TEST
@@ -1124,6 +1195,9 @@ command_suite(void)
     tcase_add_loop_test(tc, test_columns, 0,
                         (int)SP_ARRAY_LEN(column_cases));
     tcase_add_test(tc, test_routes_invariants);
+    tcase_add_loop_test(tc, test_newer_rows, 0,
+                        (int)SP_ARRAY_LEN(newer_cases));
+    tcase_add_test(tc, test_newer_invariants);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
