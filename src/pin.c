@@ -218,7 +218,6 @@ probe_done(struct request *pr)
             ps->blocked = 1;
         }
     }
-    request_put(pr); /* the pinset's reference (pin_block_probe) */
 }
 
 /* Unlist the client and detach a pending probe: the block is over. */
@@ -250,6 +249,12 @@ pin_block_probe(struct worker *w, struct pinset *ps, struct server *s,
     ps->probe_srv = s;
     ps->client_id = client_id;
     server_send(s, pr); /* may complete (fail) pr at once */
+    /* The connection holds it while it is queued or in flight; ps->probe
+     * is a weak pointer, cleared by probe_done or block_end. Holding a
+     * reference until probe_done leaked the probe when the pin was
+     * killed first: a killed pin turns to push mode, which drops what it
+     * writes without completing it. */
+    request_put(pr);
 }
 
 void

@@ -281,6 +281,25 @@ def test_push_after_close_in_push_handler(env):
             alive(p)
 
 
+@test
+def test_blocking_probe_client_gone_at_once(env):
+    """A blocking command goes out behind a CLIENT ID probe on a new
+    pinned connection; a client that closes before either is written
+    left the probe holding a reference nobody released (its pin, killed,
+    turns to push mode, which drops what it writes without completing
+    it): a leak per close, seen by the ASan build at shutdown."""
+    p = env.new_proxy()
+    frame = b"*3\r\n$5\r\nBLPOP\r\n$5\r\nbp:l1\r\n$4\r\n0.05\r\n"
+    for _ in range(100):
+        s = socket.create_connection((harness.HOST, p.port))
+        s.sendall(frame)
+        s.close()
+    alive(p)
+    with p.client() as c:
+        assert c.call("BLPOP", "bp:l1", "0.05") is None
+    # The harness's shutdown check (proxy_clean_shutdown) reports a leak.
+
+
 # ------------------------------------------------ 5: sync marker forgery
 
 @test
