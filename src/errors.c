@@ -27,6 +27,7 @@ static const char *const error_texts[SPE_COUNT] = {
     [SPE_DISCARD_NO_MULTI] = "ERR DISCARD without MULTI",
     [SPE_WATCH_IN_MULTI] = "ERR WATCH inside MULTI is not allowed",
     [SPE_CLIENT_GONE] = ERR_PROXY_PREFIX "client gone",
+    [SPE_SHUTTING_DOWN] = ERR_PROXY_PREFIX "shutting down",
     [SPE_CLUSTERDOWN_NO_MAP] = "CLUSTERDOWN The cluster is down (slotproxy "
                                "has no slot map yet)",
 };

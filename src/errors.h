@@ -25,6 +25,7 @@ enum sp_error {
     SPE_WATCH_IN_MULTI,     /* WATCH inside MULTI */
     SPE_CLIENT_GONE,        /* a redirect for a client that left */
     SPE_CLUSTERDOWN_NO_MAP, /* no slot map yet (startup, no seed answers) */
+    SPE_SHUTTING_DOWN,      /* a request the proxy's shutdown cut short */
     SPE_COUNT
 };
 

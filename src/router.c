@@ -313,6 +313,69 @@ router_nodes_lists(const char *text, size_t len, const char *host,
  * CLUSTER NODES, either of which may show its redirect's target to be a
  * member; or for a moment (a bouncing MOVED). Freed on the last unref
  * (the timer's and the CLUSTER NODES query's). */
+/*
+ * Timers the router arms for a request (a TRYAGAIN's delay, a held
+ * redirect's polls), in the worker's list: the drain waits for them and
+ * shutdown drops them (router_timers_free). event_base_once's were freed
+ * with the loop without their callback, and the reference they held on
+ * the request leaked.
+ */
+struct router_timer {
+    LIST_ENTRY(router_timer) link; /* w->router_timers */
+    struct event *ev;              /* the timer (owned) */
+    void (*fire)(void *arg);       /* when it expires */
+    void (*drop)(void *arg);       /* at shutdown, instead of fire */
+    void *arg;                     /* what both are called with */
+};
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *p)
+{
+    struct router_timer *t = p;
+    void (*fire)(void *arg) = t->fire;
+    void *arg = t->arg;
+
+    (void)fd;
+    (void)what;
+    LIST_REMOVE(t, link);
+    event_free(t->ev);
+    sp_free(t);
+    fire(arg);
+}
+
+static void
+timer_arm(struct worker *w, long ms, void (*fire)(void *arg),
+          void (*drop)(void *arg), void *arg)
+{
+    struct router_timer *t = sp_calloc(1, sizeof(*t));
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    t->fire = fire;
+    t->drop = drop;
+    t->arg = arg;
+    t->ev = evtimer_new(w->base, timer_cb, t);
+    LIST_INSERT_HEAD(&w->router_timers, t, link);
+    evtimer_add(t->ev, &tv);
+}
+
+int
+router_timers_pending(const struct worker *w)
+{
+    return !LIST_EMPTY(&w->router_timers);
+}
+
+void
+router_timers_free(struct worker *w)
+{
+    struct router_timer *t;
+    while ((t = LIST_FIRST(&w->router_timers)) != NULL) {
+        LIST_REMOVE(t, link);
+        event_free(t->ev);
+        t->drop(t->arg);
+        sp_free(t);
+    }
+}
+
 struct router_hold {
     int refs;                  /* timer + query in flight */
     struct request *r;         /* the request (a reference) */
@@ -326,8 +389,6 @@ struct router_hold {
     char reply[];      /* the reply, if it is not followed */
 };
 
-static void hold_cb(evutil_socket_t fd, short what, void *arg);
-
 static void
 hold_unref(struct router_hold *h)
 {
@@ -337,11 +398,23 @@ hold_unref(struct router_hold *h)
     sp_free(h);
 }
 
+static void hold_fire(void *arg);
+
+/* Shutdown: the hold's request fails; its query, if one is in flight,
+ * fails with its server and gives the hold's last reference back. */
+static void
+hold_drop(void *arg)
+{
+    struct router_hold *h = arg;
+    if (!h->r->done)
+        request_error(h->r, SPE_SHUTTING_DOWN);
+    hold_unref(h);
+}
+
 static void
 hold_arm(struct router_hold *h, long ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    event_base_once(h->r->w->base, -1, EV_TIMEOUT, hold_cb, h, &tv);
+    timer_arm(h->r->w, ms, hold_fire, hold_drop, h);
 }
 
 static void
@@ -477,7 +550,7 @@ facts_of(const struct request *r, struct router_facts *f, const char *host,
 }
 
 static void
-hold_cb(evutil_socket_t fd, short what, void *arg)
+hold_fire(void *arg)
 {
     struct router_hold *h = arg;
     struct request *r = h->r;
@@ -519,8 +592,18 @@ router_follow(struct request *r, struct server *from, const char *msg,
     return apply(r, &rd, &f, data, len, 0);
 }
 
+/* Shutdown: the request waiting out a TRYAGAIN fails. */
 static void
-tryagain_cb(evutil_socket_t fd, short what, void *arg)
+tryagain_drop(void *arg)
+{
+    struct request *r = arg;
+    if (!r->done)
+        request_error(r, SPE_SHUTTING_DOWN);
+    request_put(r);
+}
+
+static void
+tryagain_fire(void *arg)
 {
     struct request *r = arg;
     if (!r->done) {
@@ -560,10 +643,9 @@ router_on_reply(struct request *r, const char *data, size_t len, char type)
         r->redirects++;
         r->sent = 0;
         w->stats.tryagain++;
-        struct timeval tv = {0, TRYAGAIN_DELAY_MS * 1000L};
         r->conn = NULL;
-        event_base_once(w->base, -1, EV_TIMEOUT, tryagain_cb, request_get(r),
-                        &tv);
+        timer_arm(w, TRYAGAIN_DELAY_MS, tryagain_fire, tryagain_drop,
+                  request_get(r));
         return;
     }
     if (router_follow(r, from, msg, mlen, data, len) != 0)

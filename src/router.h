@@ -23,6 +23,11 @@ struct command;
  * hold its RESP bytes; on_done is called when it completes (possibly
  * before this returns, e.g. for an uncovered slot). */
 void router_dispatch(struct worker *w, struct request *r);
+/* 1 while a request waits on one of the router's timers (a TRYAGAIN's
+ * delay, a held redirect): the drain waits for it. */
+int router_timers_pending(const struct worker *w);
+/* Shutdown: drop the router's timers, failing their requests. */
+void router_timers_free(struct worker *w);
 
 /* Send r to master number i (0 <= i < map->nmasters) of the current map. */
 void router_dispatch_master(struct worker *w, struct request *r, uint32_t i);

@@ -27,6 +27,7 @@ struct listener;
 struct tls_ctx;
 struct evdns_base;
 struct client_ops;
+struct router_timer;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(conn_list, backend_conn);
@@ -159,6 +160,9 @@ struct worker {
     uint64_t drain_deadline_ms;     /* draining (SIGTERM) until then; 0 =
                                      * not draining */
     struct request_pool reqs;       /* recycled request objects */
+    LIST_HEAD(, router_timer) router_timers; /* the router's armed
+                                     * timers (router.c), each holding a
+                                     * request */
     struct server **map_srv;        /* map->nodes[i] -> its server, rebuilt
                                      * with each new map */
     uint8_t *replica_ok;            /* map->nodes[i] is a replica fit for

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "pin.h"
 #include "request.h"
+#include "router.h"
 #include "slotmap.h"
 #include "slowlog.h"
 #include "topology.h"
@@ -199,7 +200,9 @@ worker_idle(const struct worker *w)
     TAILQ_FOREACH(c, &w->clients, next)
     if (c->nundone > 0 || c->npipeline > 0 || c->out_bytes > 0)
         return 0;
-    return 1;
+    /* A request waiting out a TRYAGAIN may be an orphan's (its client
+     * gone), in no pipeline: it is still in flight. */
+    return !router_timers_pending(w);
 }
 
 /* 1 when w has a listener for address a of the given kind (TLS ones
@@ -404,6 +407,7 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     struct timeval tv = {0, TICK_MS * 1000};
     event_add(w->tick_ev, &tv);
     TAILQ_INIT(&w->clients);
+    LIST_INIT(&w->router_timers);
     TAILQ_INIT(&w->dirty_clients);
     TAILQ_INIT(&w->dirty_conns);
     w->map = slotmap_new_empty();
@@ -490,6 +494,7 @@ worker_loop_free(struct worker *w)
     if (w == NULL)
         return;
     client_close_all(w);
+    router_timers_free(w);
     topology_deinit(w);
     pin_free_all(w);
     for (uint32_t i = 0; i < w->nservers; i++)
