@@ -205,9 +205,12 @@ client_accept(struct worker *w, int fd, const char *addr,
     }
     TAILQ_INSERT_TAIL(&w->clients, c, next);
     w->nclients++;
-    __atomic_add_fetch(&w->shared->nclients, 1, __ATOMIC_RELAXED);
     w->stats.connections_total++;
     log_info("client %llu %s: connected", (unsigned long long)c->id, addr);
+    /* No SSL object (out of memory): closed like a failed handshake, so
+     * the counts taken at accept are given back by the one close path. */
+    if (tls != NULL && c->tls == NULL)
+        client_close(c, "TLS setup failed");
 }
 
 /* The end of a closed client (end of the loop turn): its feature state
@@ -261,6 +264,7 @@ client_close(struct client *c, const char *reason)
     c->rbuf_charged = 0;
     TAILQ_REMOVE(&w->clients, c, next);
     w->nclients--;
+    __atomic_sub_fetch(&w->nconns, 1, __ATOMIC_RELAXED);
     __atomic_sub_fetch(&w->shared->nclients, 1, __ATOMIC_RELAXED);
     /* Freed at the end of the turn: we may be inside c's own callback. */
     if (!c->dirty) {

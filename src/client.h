@@ -148,7 +148,9 @@ void client_logout(struct client *c);
 struct request *client_new_request(struct client *c);
 
 struct tls_ctx;
-/* Take ownership of an accepted socket (TLS with tls, plain if NULL). */
+/* Take ownership of an accepted socket (TLS with tls, plain if NULL),
+ * already counted in shared->nclients and w->nconns (listener.c);
+ * client_close gives both back, whatever ends the connection. */
 void client_accept(struct worker *w, int fd, const char *addr,
                    struct tls_ctx *tls);
 /* Write replies of dirty clients; free clients closed this turn. */

@@ -94,6 +94,20 @@ emit_table(struct evbuffer *out, const struct worker_stats *sum)
     }
 }
 
+/* Client connections per worker: the acceptor hands each new one to the
+ * worker with the fewest (listener.c), so they differ by one at most
+ * unless connections closed unevenly since. */
+static void
+emit_workers(struct evbuffer *out, const uint32_t *per_worker, int nworkers)
+{
+    evbuffer_add_printf(out, "# HELP slotproxy_worker_connections Client "
+                        "connections open per worker thread.\n# TYPE "
+                        "slotproxy_worker_connections gauge\n");
+    for (int i = 0; i < nworkers; i++)
+        evbuffer_add_printf(out, "slotproxy_worker_connections{worker=\"%d\"}"
+                            " %u\n", i, per_worker[i]);
+}
+
 /* Configuration reloads (counted by the main thread, which serves this
  * endpoint, so read without a lock). */
 static void
@@ -312,14 +326,18 @@ on_metrics(struct http *h, struct evbuffer *out)
 {
     struct worker_stats *sum = sp_malloc(sizeof(*sum));
     uint64_t *calls = sp_calloc(command_count(), sizeof(*calls));
-    struct metrics_view v = {.sum = sum, .calls = calls};
+    uint32_t *per_worker = sp_calloc((size_t)h->nworkers, sizeof(*per_worker));
+    struct metrics_view v = {.sum = sum, .calls = calls,
+                             .per_worker = per_worker};
 
     metrics_collect(h->workers, h->nworkers, &v);
     emit_metrics(out, sum, calls, v.min_covered, v.masters);
+    emit_workers(out, per_worker, h->nworkers);
     emit_reloads(out, h->workers[0]->shared);
     emit_nodes(h, out);
     emit_hot_slots(h, out);
     emit_cmd_latency(h, out);
+    sp_free(per_worker);
     sp_free(calls);
     sp_free(sum);
     return 200;

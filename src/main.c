@@ -624,10 +624,10 @@ worker_thread(void *arg)
 }
 
 /*
- * Start the workers, each with its own listeners (SO_REUSEPORT for TCP;
- * a unix socket can only be bound once, so worker 0 alone listens there),
- * then wait for a stop signal in the main thread. Workers share nothing
- * but the read-only config.
+ * Start the workers (worker 0 holds the listeners and hands each new
+ * connection to the worker with the fewest, listener.c), then wait for a
+ * stop signal in the main thread. Workers share the read-only config and
+ * struct shared (the worker list for the acceptor's choice).
  */
 static int
 run(struct config **confp, const char *file)
@@ -677,21 +677,20 @@ run(struct config **confp, const char *file)
             break;
         }
         pr.workers[pr.nworkers++] = w;
-        for (size_t j = 0; j < nls; j++) {
+        /* Worker 0 accepts for all (listener.c). */
+        for (size_t j = 0; i == 0 && j < nls; j++) {
             int tls = j >= conf->nlisten;
             const struct sp_addr *a = tls ? &conf->tls_listen[j - conf->nlisten]
                                           : &conf->listen[j];
-            if (i > 0 && a->kind == ADDR_UNIX)
-                continue;
-            struct listener *l = listener_new(w, a, i == 0,
-                                              tls ? client_tls : NULL);
+            struct listener *l = listener_new(w, a, tls ? client_tls : NULL);
             if (l == NULL)
                 rc = 1;
             else
                 worker_loop_add_listener(w, l);
         }
     }
-    /* INFO and PROXY STATS, served by any worker, sum all of them. */
+    /* INFO and PROXY STATS, served by any worker, sum all of them; the
+     * acceptor picks among them (listener.c). */
     shared.workers = pr.workers;
     shared.nworkers = pr.nworkers;
     /* One identity for the whole process (CLUSTER MYID/NODES). */

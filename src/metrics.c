@@ -124,6 +124,8 @@ metrics_collect(struct worker *const *workers, int n, struct metrics_view *v)
     for (int i = 0; i < n; i++) {
         worker_read_stats(workers[i], &s, v->calls);
         metrics_add(v->sum, &s);
+        if (v->per_worker != NULL)
+            v->per_worker[i] = s.clients;
         if (s.covered < v->min_covered)
             v->min_covered = s.covered;
         if (s.masters > v->masters)

@@ -51,6 +51,8 @@ struct metrics_view {
                                      * entries, added to), or NULL */
     uint32_t min_covered;     /* the least covered worker map */
     uint32_t masters;         /* most masters a worker's map has */
+    uint32_t *per_worker;     /* each worker's client connections (n
+                                     * entries, written), or NULL */
 };
 
 /* Sum the published stats of workers[0, n) into v (any thread; takes

@@ -28,6 +28,7 @@ struct tls_ctx;
 struct evdns_base;
 struct client_ops;
 struct router_timer;
+struct inbox;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(conn_list, backend_conn);
@@ -45,7 +46,8 @@ TAILQ_HEAD(conn_list, backend_conn);
  * that a topology change one worker sees (MOVED, a dead node) reaches the
  * others at their next tick. */
 struct shared {
-    unsigned int nclients;          /* clients of all workers (atomic) */
+    unsigned int nclients;          /* clients of all workers, counted from
+                                     * accept (atomic) */
     uint64_t next_client_id;        /* CLIENT ID source (atomic) */
     struct tls_ctx *backend_tls;    /* TLS towards the nodes, or NULL;
                                      * main swaps it on reload (atomic
@@ -65,7 +67,8 @@ struct shared {
     struct membudget mem;           /* bytes held for clients, all workers
                                      * (max_memory) */
     struct worker *const *workers;  /* every worker, set by main before
-                                     * they start (INFO sums them all) */
+                                     * they start (INFO sums them all; the
+                                     * acceptor picks among them) */
     int nworkers;
     struct blocked_table blocked;   /* clients of all workers blocked in a
                                      * blocking command (INFO
@@ -141,6 +144,12 @@ struct worker {
     uint32_t ncreds;
     struct client_list clients;     /* connected clients */
     uint32_t nclients;
+    unsigned int nconns;            /* its clients, those handed over and
+                                     * not yet taken too (atomic: the
+                                     * acceptor adds, the owner subtracts
+                                     * at close): the acceptor's balance */
+    struct inbox *inbox;            /* connections the acceptor handed
+                                     * over (listener.c) */
     struct client_list dirty_clients; /* clients with replies to write */
     struct conn_list dirty_conns;   /* backend conns with requests to write */
     struct event *flush_ev;         /* low-priority end-of-turn flush */

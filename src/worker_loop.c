@@ -232,16 +232,16 @@ addr_listed(const struct sp_addr *addrs, size_t n, const char *name)
     return 0;
 }
 
-/* Open the configured addresses this worker does not listen on yet. */
+/* Open the configured addresses this worker does not listen on yet
+ * (worker 0 only: it accepts for all, listener.c). */
 static void
 open_missing(struct worker *w, const struct sp_addr *addrs, size_t n,
              struct tls_ctx *tls)
 {
     for (size_t j = 0; j < n; j++) {
-        if (has_listener(w, &addrs[j], tls) ||
-            (w->id > 0 && addrs[j].kind == ADDR_UNIX))
+        if (has_listener(w, &addrs[j], tls) || w->id > 0)
             continue;
-        struct listener *l = listener_new(w, &addrs[j], w->id == 0, tls);
+        struct listener *l = listener_new(w, &addrs[j], tls);
         if (l != NULL)
             worker_loop_add_listener(w, l);
     }
@@ -396,6 +396,13 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
         sp_free(w);
         return NULL;
     }
+    if (listener_inbox_init(w) != 0) {
+        close(w->stop_pipe[0]);
+        close(w->stop_pipe[1]);
+        event_base_free(w->base);
+        sp_free(w);
+        return NULL;
+    }
     w->stop_ev =
         event_new(w->base, w->stop_pipe[0], EV_READ, worker_stop_cb, w);
     event_add(w->stop_ev, NULL);
@@ -525,6 +532,7 @@ worker_loop_free(struct worker *w)
     for (uint32_t i = 0; i < w->nlisteners; i++)
         listener_free(w->listeners[i]);
     sp_free(w->listeners);
+    listener_inbox_free(w);
     close(w->stop_pipe[0]);
     close(w->stop_pipe[1]);
     event_base_free(w->base);

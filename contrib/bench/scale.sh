@@ -171,8 +171,9 @@ for w in $worker_list; do
     fi
 done
 
-# Per-worker CPU with few long-lived connections: the kernel's
-# SO_REUSEPORT hash can give one worker more of them than another.
+# Per-worker CPU with few long-lived connections: slotproxy's acceptor
+# hands each to the worker with the fewest; a peer's SO_REUSEPORT hash
+# can give one worker more of them than another.
 balance_line=
 if [ "$balance" -gt 0 ]; then
     w=$maxw
