@@ -102,6 +102,8 @@ enum cmd_merge {
     CMD_MERGE_PAIRSUM,      /* [name, n, name, n ...]: n summed per name */
     CMD_MERGE_INFO,         /* INFO: the proxy's sections + keyspace summed
                              * (not a table value: fanout_info) */
+    CMD_MERGE_SLOTSTATS,    /* CLUSTER SLOT-STATS: every master's slots,
+                             * ordered as one node would (slotstats.c) */
 };
 
 /* Key spec, as Redis 7 describes it: where to begin searching, then how to

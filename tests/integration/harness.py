@@ -550,6 +550,7 @@ class Node:
         self.log = os.path.join(dirpath, "redis.log")
         self.proc = None
         self.id = None
+        self.extra_args = []     # more server arguments (--loadmodule ...)
 
     @property
     def pid(self):
@@ -563,7 +564,7 @@ class Node:
             "--dir", self.dir, "--save", "", "--appendonly", "no",
             "--daemonize", "no", "--cluster-node-timeout", "2000",
             "--loglevel", "warning", "--logfile", "",
-        ], self.log, "redis-%d" % self.port, cwd=self.dir)
+        ] + self.extra_args, self.log, "redis-%d" % self.port, cwd=self.dir)
 
     def client(self, timeout=10.0):
         return Client(self.port, timeout=timeout)
