@@ -135,19 +135,9 @@ cmdtable_build_hash(struct cmdtable *t)
 const struct command *
 cmdtable_lookup(const struct cmdtable *t, const char *name, size_t len)
 {
-    uint32_t h;
-    uint16_t slot;
-
-    if (len == 0 || t->slots == NULL)
+    if (t->slots == NULL)
         return NULL;
-    h = command_hash(name, len) & t->mask;
-    while ((slot = t->slots[h]) != 0) {
-        const struct command *c = &t->cmds[slot - 1];
-        if (sp_strcaseeq(name, len, c->name))
-            return c;
-        h = (h + 1) & t->mask;
-    }
-    return NULL;
+    return command_lookup_in(t->slots, t->mask, t->cmds, name, len);
 }
 
 size_t

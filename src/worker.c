@@ -103,8 +103,7 @@ shared_init(struct shared *sh)
     blocked_init(&sh->blocked);
     /* Until a master answers COMMAND: the built-in table. */
     sh->cmd_names = cmdtable_names_new();
-    sh->cmds = cmdsnap_new(NULL, NULL, NULL, 0, sh->cmd_names, NULL, NULL,
-                           0);
+    sh->cmds = cmdsnap_new(NULL, NULL, NULL, 0, sh->cmd_names, NULL, NULL, 0);
 }
 
 void

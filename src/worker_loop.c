@@ -54,8 +54,8 @@ static void worker_reap_cmds(struct worker *w);
 /* A command table the worker replaced, kept while requests dispatched
  * under it (whose r->cmd points into it) are alive. */
 struct cmds_retired {
-    struct cmdsnap *snap;           /* one ref */
-    uint32_t *live;                 /* its requests still alive */
+    struct cmdsnap *snap; /* one ref */
+    uint32_t *live;       /* its requests still alive */
 };
 static int worker_idle(const struct worker *w);
 
@@ -438,8 +438,7 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     w->pub_cmd_calls = sp_calloc(ncmd, sizeof(*w->cmd_calls));
     w->slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     w->cmd_lat = sp_calloc(ncmd * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
-    w->pub_cmd_lat = sp_calloc(ncmd * (LAT_BUCKETS + 2),
-                               sizeof(*w->cmd_lat));
+    w->pub_cmd_lat = sp_calloc(ncmd * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
     w->pub_slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     pthread_mutex_init(&w->pub_lock, NULL);
     w->start_ms = (uint64_t)time(NULL) * 1000;
@@ -524,8 +523,8 @@ worker_adopt_cmds(struct worker *w)
 static void
 worker_install_cmds(struct worker *w, struct cmdsnap *s)
 {
-    w->cmds_old = sp_realloc(w->cmds_old,
-                             (w->ncmds_old + 1) * sizeof(*w->cmds_old));
+    w->cmds_old =
+        sp_realloc(w->cmds_old, (w->ncmds_old + 1) * sizeof(*w->cmds_old));
     w->cmds_old[w->ncmds_old].snap = w->cmds;
     w->cmds_old[w->ncmds_old].live = w->cmds_live;
     w->ncmds_old++;
