@@ -13,7 +13,8 @@
 # versions, and the built-in behaviour kept in front of 7.0.15.
 #
 # The newer servers are built from the shared folder on first use (see
-# harness.server_bins); a failed build is a failure, never a skip.
+# harness.server_bins); a failed build is a failure, never a skip (no
+# sources beside the checkout to build from: a skip).
 
 import os
 import random
@@ -137,6 +138,11 @@ def test_redis74_learned(env):
         # WAITAOF (7.2) is refused like WAIT: writes share connections.
         r = c.call("WAITAOF", 1, 0, 0)
         assert isinstance(r, Error) and r.startswith("ERR slotproxy"), r
+        # Unknown to the built-in table and to the cluster: the server's
+        # own error text, exactly.
+        r = c.call("NOSUCHCMD", "a", "b")
+        assert r == s.master().call("NOSUCHCMD", "a", "b"), r
+        assert r.startswith("ERR unknown command 'NOSUCHCMD'"), r
         check_command_family(
             s, ["hexpire", "httl", "hpersist", "zrank"],
             ["config", "monitor", "wait", "waitaof", "shutdown"])
@@ -190,17 +196,11 @@ def test_valkey8_learned(env):
             s.master().call("COMMAND", "INFO", "cluster|slot-stats")
 
 
-def build_module(name):
-    """Redis 7.4.1's own test module tests/modules/<name>.c, compiled
-    against its redismodule.h into the run's temporary folder."""
-    src = os.path.join(os.path.dirname(os.path.dirname(
-        harness.server_bins("redis-7.4.1")[0])), "tests", "modules",
-        name + ".c")
-    if not os.path.isfile(src):
-        raise harness.HarnessError("no %s (the redis-7.4.1 build has no "
-                                   "source tree)" % src)
+def compile_module(src, name):
+    """src compiled against Redis 7.4.1's redismodule.h into the run's
+    temporary folder; the .so's path."""
+    inc = os.path.dirname(harness.server_bins("redis-7.4.1")[0])
     out = os.path.join(harness.tmp_root(), name + ".so")
-    inc = os.path.join(os.path.dirname(os.path.dirname(src)), "..", "src")
     r = subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-std=gnu99",
                         "-I", inc, "-o", out, src], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=120)
@@ -208,6 +208,17 @@ def build_module(name):
         raise harness.HarnessError("building %s failed:\n%s" % (
             name, r.stdout.decode(errors="replace")[-2000:]))
     return out
+
+
+def build_module(name):
+    """Redis 7.4.1's own test module tests/modules/<name>.c."""
+    src = os.path.join(os.path.dirname(os.path.dirname(
+        harness.server_bins("redis-7.4.1")[0])), "tests", "modules",
+        name + ".c")
+    if not os.path.isfile(src):
+        raise harness.HarnessError("no %s (the redis-7.4.1 build has no "
+                                   "source tree)" % src)
+    return compile_module(src, name)
 
 
 @test(timeout=150)
@@ -235,20 +246,28 @@ def test_module_commands(env):
         assert b"kspec.keyword" in c.call("COMMAND", "LIST")
 
 
+def check_builtin_70(c):
+    """The built-in 7.0 behaviour: ZRANK takes no WITHSCORE (arity 3, not
+    7.2's -3), HEXPIRE is unknown."""
+    z = k("z70")
+    assert c.call("ZADD", z, 1, "a") == 1
+    assert c.call("ZRANK", z, "a", "WITHSCORE") == Error(
+        "ERR wrong number of arguments for 'zrank' command")
+    r = c.call("HEXPIRE", k("h"), 1, "FIELDS", 1, "f")
+    assert isinstance(r, Error) and r.startswith(
+        "ERR unknown command 'HEXPIRE'"), r
+
+
 @test(timeout=120)
 def test_system_builtin(env):
     """In front of Debian's 7.0.15 the built-in behaviour stays: ZRANK
     takes no WITHSCORE, HEXPIRE is unknown, COMMAND INFO is the
     server's."""
     with Setup("system") as s, s.client() as c:
-        z = k("z")
-        assert c.call("ZADD", z, 1, "a") == 1
-        assert c.call("ZRANK", z, "a", "WITHSCORE") == Error(
-            "ERR wrong number of arguments for 'zrank' command")
-        r = c.call("HEXPIRE", k("h"), 1, "FIELDS", 1, "f")
-        assert isinstance(r, Error) and r.startswith(
-            "ERR unknown command 'HEXPIRE'"), r
+        check_builtin_70(c)
         check_command_family(s, ["zrank", "set"], ["config", "wait"])
+        r = c.call("NOSUCHCMD", "a")
+        assert r == s.master().call("NOSUCHCMD", "a"), r
         assert "not learned" in log_text(s.proxy)
         assert "0 commands not learned" in log_text(s.proxy)
 
@@ -304,3 +323,78 @@ def test_learned_metrics(env):
                 body = r.read().decode()
             return 'slotproxy_command_calls_total{command="httl"} 3' in body
         wait_until(scraped, 10, "httl in /metrics")
+
+
+# A module that answers COMMAND with a reply of the wrong shape (the real
+# COMMAND is removed by rename-command before modules load).
+GARBAGE_MODULE = r"""
+#include "redismodule.h"
+static int garbage(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
+{
+    (void)argv;
+    (void)argc;
+    RedisModule_ReplyWithArray(ctx, 2);
+    RedisModule_ReplyWithLongLong(ctx, 1);
+    RedisModule_ReplyWithSimpleString(ctx, "garbage");
+    return REDISMODULE_OK;
+}
+int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv,
+                       int argc)
+{
+    (void)argv;
+    (void)argc;
+    if (RedisModule_Init(ctx, "garbagecmd", 1, REDISMODULE_APIVER_1) ==
+        REDISMODULE_ERR)
+        return REDISMODULE_ERR;
+    return RedisModule_CreateCommand(ctx, "command", garbage, "", 0, 0, 0);
+}
+"""
+
+
+def build_garbage_module():
+    """GARBAGE_MODULE, compiled."""
+    src = os.path.join(harness.tmp_root(), "garbagecmd.c")
+    with open(src, "w") as f:
+        f.write(GARBAGE_MODULE)
+    return compile_module(src, "garbagecmd")
+
+
+def check_builtin_kept(s, why):
+    """The proxy could not learn (why: text of its log line): the
+    built-in 7.0 table stays in force and the proxy keeps serving."""
+    wait_until(lambda: "cannot learn the command table" in
+               log_text(s.proxy), 15, "the proxy to give up a round")
+    text = log_text(s.proxy)
+    assert why in text, text
+    assert LEARNED not in text, text
+    with s.client() as c:
+        key = k("bk")
+        assert c.call("SET", key, "v") == b"OK"
+        assert c.call("GET", key) == b"v"
+        assert c.call("MGET", key, k("other")) == [b"v", None]
+        check_builtin_70(c)
+        assert c.call("COMMAND", "INFO", "hexpire") == [None]
+
+
+@test(timeout=150)
+def test_master_refuses_command(env):
+    """One master of three has no COMMAND (rename-command): the round
+    fails, the built-in table stays, the proxy serves as before."""
+    s = Setup("redis-7.4.1", learned=False)
+    s.cluster.nodes[0].extra_args = ["--rename-command", "COMMAND", ""]
+    with s:
+        check_builtin_kept(s, "answered COMMAND with -ERR unknown command")
+
+
+@test(timeout=150)
+def test_master_command_garbage(env):
+    """Every master answers COMMAND with a reply of the wrong shape (a
+    module's): it does not parse, the built-in table stays."""
+    so = build_garbage_module()
+    s = Setup("redis-7.4.1", learned=False)
+    for n in s.cluster.nodes:
+        n.extra_args = ["--rename-command", "COMMAND", "",
+                        "--loadmodule", so]
+    with s:
+        assert s.master().call("COMMAND") == [1, b"garbage"]
+        check_builtin_kept(s, "cannot learn the command table (")
