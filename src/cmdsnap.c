@@ -115,8 +115,11 @@ struct raw_set {
     size_t nreply;
 };
 
+static int entry_alike(const char *a, size_t alen, const char *b,
+                       size_t blen);
+
 /* Keep reply 0's bytes for each command of the table that every reply
- * lists with the same bytes. */
+ * lists alike (entry_alike). */
 static void
 snap_keep_raw(struct cmdsnap *s, const struct raw_set *rs)
 {
@@ -130,9 +133,8 @@ snap_keep_raw(struct cmdsnap *s, const struct raw_set *rs)
         for (k = 1; e0 != NULL && k < rs->nreply; k++) {
             const struct raw_entry *e = raw_find(rs->es[k], rs->n[k],
                                                  c->name);
-            if (e == NULL || e->len != e0->len ||
-                memcmp(rs->reply[k] + e->off, rs->reply[0] + e0->off,
-                       e0->len) != 0)
+            if (e == NULL || !entry_alike(rs->reply[k] + e->off, e->len,
+                                          rs->reply[0] + e0->off, e0->len))
                 break;
         }
         if (e0 != NULL && k == rs->nreply) {
@@ -312,6 +314,69 @@ skip_value(const char **p, const char *end)
         return -1;
     *p += rr.len;
     return 0;
+}
+
+/* The subcommands array of the COMMAND entry [p, end): its count in
+ * *nsubs and the first subcommand's entry returned (the first nine fields
+ * are the bytes before it); NULL when the entry has another shape. */
+static const char *
+entry_subs(const char *p, const char *end, long long *nsubs)
+{
+    if (p >= end || *p != '*' || line_int(p + 1, end, &p) < 10)
+        return NULL;
+    for (int i = 0; i < 9; i++) {
+        if (skip_value(&p, end) != 0)
+            return NULL;
+    }
+    if (p >= end || *p != '*' || (*nsubs = line_int(p + 1, end, &p)) < 0)
+        return NULL;
+    return p;
+}
+
+/*
+ * 1 when two masters' entries for a command say the same: the same bytes,
+ * or the same bytes but for the order of the subcommands (a server lists
+ * them in its dict's order, which its random hash seed decides, so two
+ * masters of one version list CLIENT's in different orders).
+ */
+static int
+entry_alike(const char *a, size_t alen, const char *b, size_t blen)
+{
+    long long na, nb;
+    const char *sa, *sb;
+
+    if (alen == blen && memcmp(a, b, alen) == 0)
+        return 1;
+    if (alen != blen || (sa = entry_subs(a, a + alen, &na)) == NULL ||
+        (sb = entry_subs(b, b + blen, &nb)) == NULL || na != nb ||
+        sa - a != sb - b || memcmp(a, b, (size_t)(sa - a)) != 0)
+        return 0;
+    /* The end of b's subcommands, and what follows them (no field does
+     * in Redis 7 and Valkey 8) must match a's. */
+    const char *tb = sb;
+    for (long long j = 0; j < nb; j++) {
+        if (skip_value(&tb, b + blen) != 0)
+            return 0;
+    }
+    /* Each subcommand of a once in b (names are unique within an entry,
+     * so equal bytes cannot match twice); n is at most a few dozen. */
+    for (long long i = 0; i < na; i++) {
+        const char *ea = sa, *q = sb;
+        int found = 0;
+        if (skip_value(&sa, a + alen) != 0)
+            return 0;
+        for (long long j = 0; j < nb && !found; j++) {
+            const char *eb = q;
+            if (skip_value(&q, tb) != 0)
+                return 0;
+            found = q - eb == sa - ea &&
+                    memcmp(ea, eb, (size_t)(sa - ea)) == 0;
+        }
+        if (!found)
+            return 0;
+    }
+    return a + alen - sa == b + blen - tb &&
+           memcmp(sa, tb, (size_t)(a + alen - sa)) == 0;
 }
 
 const char *

@@ -325,9 +325,12 @@ def test_learned_metrics(env):
         wait_until(scraped, 10, "httl in /metrics")
 
 
-# A module that answers COMMAND with a reply of the wrong shape (the real
-# COMMAND is removed by rename-command before modules load).
+# A module that answers COMMAND (without arguments) with a reply of the
+# wrong shape: a command filter turns it into its own command. (A module
+# cannot register the name itself, even with COMMAND renamed away.)
 GARBAGE_MODULE = r"""
+#include <string.h>
+#include <strings.h>
 #include "redismodule.h"
 static int garbage(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
 {
@@ -338,15 +341,29 @@ static int garbage(RedisModuleCtx *ctx, RedisModuleString **argv, int argc)
     RedisModule_ReplyWithSimpleString(ctx, "garbage");
     return REDISMODULE_OK;
 }
+static void filter(RedisModuleCommandFilterCtx *f)
+{
+    size_t len;
+    if (RedisModule_CommandFilterArgsCount(f) != 1)
+        return;
+    const char *s = RedisModule_StringPtrLen(
+        RedisModule_CommandFilterArgGet(f, 0), &len);
+    if (len == 7 && strncasecmp(s, "command", 7) == 0)
+        RedisModule_CommandFilterArgReplace(
+            f, 0, RedisModule_CreateString(NULL, "garbagecmd", 10));
+}
 int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv,
                        int argc)
 {
     (void)argv;
     (void)argc;
     if (RedisModule_Init(ctx, "garbagecmd", 1, REDISMODULE_APIVER_1) ==
-        REDISMODULE_ERR)
+            REDISMODULE_ERR ||
+        RedisModule_CreateCommand(ctx, "garbagecmd", garbage, "", 0, 0,
+                                  0) == REDISMODULE_ERR ||
+        RedisModule_RegisterCommandFilter(ctx, filter, 0) == NULL)
         return REDISMODULE_ERR;
-    return RedisModule_CreateCommand(ctx, "command", garbage, "", 0, 0, 0);
+    return REDISMODULE_OK;
 }
 """
 
@@ -393,8 +410,7 @@ def test_master_command_garbage(env):
     so = build_garbage_module()
     s = Setup("redis-7.4.1", learned=False)
     for n in s.cluster.nodes:
-        n.extra_args = ["--rename-command", "COMMAND", "",
-                        "--loadmodule", so]
+        n.extra_args = ["--loadmodule", so]
     with s:
         assert s.master().call("COMMAND") == [1, b"garbage"]
         check_builtin_kept(s, "cannot learn the command table (")

@@ -1454,6 +1454,53 @@ START_TEST(test_snap_bad_replies)
 }
 END_TEST
 
+/* Two masters of one version list a container's subcommands in their own
+ * dict orders: the entry is still theirs (COMMAND INFO answers with the
+ * server's bytes), and a subcommand that really differs is not. */
+#define SUB_LIST "*10\r\n$11\r\nclient|list\r\n:-2\r\n*0\r\n:0\r\n:0\r\n" \
+                 ":0\r\n*0\r\n*0\r\n*0\r\n*0\r\n"
+#define SUB_ID "*10\r\n$9\r\nclient|id\r\n:2\r\n*0\r\n:0\r\n:0\r\n:0\r\n" \
+               "*0\r\n*0\r\n*0\r\n*0\r\n"
+#define SUB_ID3 "*10\r\n$9\r\nclient|id\r\n:3\r\n*0\r\n:0\r\n:0\r\n:0\r\n" \
+                "*0\r\n*0\r\n*0\r\n*0\r\n"
+#define TOP_CLIENT "*1\r\n*10\r\n$6\r\nclient\r\n:-2\r\n*0\r\n:0\r\n:0\r\n" \
+                   ":0\r\n*0\r\n*0\r\n*0\r\n*2\r\n"
+
+START_TEST(test_snap_sub_order)
+{
+    static const char a[] = TOP_CLIENT SUB_LIST SUB_ID;
+    static const char b[] = TOP_CLIENT SUB_ID SUB_LIST;
+    static const char c[] = TOP_CLIENT SUB_ID3 SUB_LIST;
+    const char *node[] = {"127.0.0.1:7000", "127.0.0.1:7001"};
+    struct cmdtable_names *names = cmdtable_names_new();
+    char err[256];
+    size_t len;
+
+    const char *rep_ab[] = {a, b};
+    size_t len_ab[] = {sizeof(a) - 1, sizeof(b) - 1};
+    struct cmdsnap *s = cmdsnap_new(rep_ab, len_ab, node, 2, names, NULL,
+                                    err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    const struct command *top = find(s->table, "client");
+    const char *e = cmdsnap_entry(s, top, &len);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(len, sizeof(a) - 1 - 4);
+    ck_assert_int_eq(memcmp(e, a + 4, len), 0);
+    e = cmdsnap_sub_entry(s, top, find(s->table, "client|id"), &len);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(len, strlen(SUB_ID));
+    cmdsnap_put(s);
+
+    const char *rep_ac[] = {a, c};
+    size_t len_ac[] = {sizeof(a) - 1, sizeof(c) - 1};
+    s = cmdsnap_new(rep_ac, len_ac, node, 2, names, NULL, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_ptr_null(cmdsnap_entry(s, find(s->table, "client"), &len));
+    cmdsnap_put(s);
+    cmdtable_names_free(names);
+}
+END_TEST
+
 static Suite *
 cmdtable_suite(void)
 {
@@ -1496,6 +1543,7 @@ cmdtable_suite(void)
     tcase_add_test(tc, test_snap_redis74);
     tcase_add_test(tc, test_snap_valkey8);
     tcase_add_test(tc, test_snap_bad_replies);
+    tcase_add_test(tc, test_snap_sub_order);
     suite_add_tcase(s, tc);
     return s;
 }
