@@ -122,10 +122,22 @@ copy_changed(uint64_t *dst, const uint64_t *src, size_t n)
             dst[i] = src[i];
 }
 
+/* Per-command indexes in use: the built-in ones and the names learned
+ * so far (the registry only grows, so a retired table's requests use
+ * fewer), plus the shared overflow index; the rest of the arrays stays
+ * zero and is not copied each tick. */
+static size_t
+worker_cmd_indexes(const struct worker *w)
+{
+    size_t n = command_count() + w->cmds->nextra + 1;
+    return SP_MIN(n, cmdtable_index_limit());
+}
+
 static void
 worker_publish_stats(struct worker *w)
 {
     uint32_t down = 0;
+    size_t ncmd = worker_cmd_indexes(w);
     /* Slot counts (and the per-master sums) once a second: 16384
      * counters are more than a tick's worth of work. */
     int with_slots = ++w->pub_ticks >= 10;
@@ -144,11 +156,10 @@ worker_publish_stats(struct worker *w)
     w->stats.mem_paused = w->mem_paused;
     pthread_mutex_lock(&w->pub_lock);
     w->pub = w->stats;
-    copy_changed(w->pub_cmd_calls, w->cmd_calls, cmdtable_index_limit());
+    copy_changed(w->pub_cmd_calls, w->cmd_calls, ncmd);
     if (with_slots) {
         copy_changed(w->pub_slot_calls, w->slot_calls, SLOT_COUNT);
-        copy_changed(w->pub_cmd_lat, w->cmd_lat,
-                     cmdtable_index_limit() * (LAT_BUCKETS + 2));
+        copy_changed(w->pub_cmd_lat, w->cmd_lat, ncmd * (LAT_BUCKETS + 2));
     }
     pthread_mutex_unlock(&w->pub_lock);
 }

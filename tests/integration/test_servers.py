@@ -59,6 +59,7 @@ class Setup:
             if module is not None:
                 n.extra_args = ["--loadmodule", module]
         self.extra = extra
+        self.servers = servers
         self.learned = learned
         self.proxy = None
 
@@ -70,6 +71,20 @@ class Setup:
             wait_until(lambda: LEARNED in log_text(self.proxy), 15,
                        "the proxy to learn the command table; log:\n%s" %
                        self.proxy.log)
+            if self.servers is None:
+                # Worker 0 learns; the others adopt the table at their
+                # next tick: wait until fresh connections (spread over
+                # the workers) all answer from it (the server's bytes).
+                want = self.master().call("COMMAND", "INFO", "client|list")
+
+                def adopted():
+                    for _ in range(8):
+                        with self.client() as c:
+                            if c.call("COMMAND", "INFO",
+                                      "client|list") != want:
+                                return False
+                    return True
+                wait_until(adopted, 10, "every worker to adopt the table")
         return self
 
     def __exit__(self, *exc):
