@@ -18,6 +18,8 @@
 #include "backend.h"
 #include "blocked.h"
 #include "client.h"
+#include "cmdsnap.h"
+#include "cmdtable.h"
 #include "command.h"
 #include "config.h"
 #include "errors.h"
@@ -588,20 +590,161 @@ cmd_client(struct admin_args *a)
     reply_done(a);
 }
 
-/* COMMAND COUNT is ours; COMMAND, INFO, DOCS, LIST and GETKEYS are answered
- * by a master, which knows the exact metadata of its version. */
-static void
-cmd_command(struct admin_args *a)
+/* ------------------------------------------------------------------------
+ * COMMAND: the table the proxy uses (the worker's snapshot). A command
+ * the proxy refuses, with every subcommand, is left out, as an unknown
+ * one: a client that probes for a command sees what it can call through
+ * the proxy. Learned commands answer with the server's own bytes.
+ * ------------------------------------------------------------------------ */
+
+/* 1 when the proxy runs top or one of its subcommands. */
+static int
+command_listed(const struct command *top)
 {
-    if (a->argc >= 2 && sp_strcaseeq(ARG(a, 1), ARGLEN(a, 1), "count")) {
-        buf_add_int(&a->r->rep, (long long)command_count());
-        reply_done(a);
+    if (top->route != CMD_ROUTE_REFUSED)
+        return 1;
+    for (uint16_t i = 0; i < top->nsubcmds; i++)
+        if (top->subcmds[i].route != CMD_ROUTE_REFUSED)
+            return 1;
+    return 0;
+}
+
+/* COMMAND INFO's entry for top (sub: one of its subcommands, or NULL). */
+static void
+command_entry(struct buf *out, const struct cmdsnap *s,
+              const struct command *top, const struct command *sub)
+{
+    size_t len;
+    const char *raw = sub != NULL ? cmdsnap_sub_entry(s, top, sub, &len)
+                                  : cmdsnap_entry(s, top, &len);
+    if (raw != NULL)
+        buf_append(out, raw, len);
+    else
+        cmdtable_write_entry(out, sub != NULL ? sub : top);
+}
+
+/* COMMAND, COMMAND INFO without names: every command listed. */
+static void
+command_all(struct admin_args *a)
+{
+    const struct cmdsnap *s = a->c->w->cmds;
+    size_t n = cmdtable_count(s->table), listed = 0;
+
+    for (size_t i = 0; i < n; i++)
+        listed += command_listed(cmdtable_at(s->table, i));
+    buf_add_array(&a->r->rep, (long long)listed);
+    for (size_t i = 0; i < n; i++) {
+        const struct command *c = cmdtable_at(s->table, i);
+        if (command_listed(c))
+            command_entry(&a->r->rep, s, c, NULL);
+    }
+    reply_done(a);
+}
+
+/* COMMAND INFO name ...: an entry per name ("container|sub" too), nil
+ * for a name the proxy does not run (Redis: one it does not know). */
+static void
+command_info(struct admin_args *a)
+{
+    const struct cmdsnap *s = a->c->w->cmds;
+
+    if (a->argc == 2) {
+        command_all(a);
         return;
     }
+    buf_add_array(&a->r->rep, a->argc - 2);
+    for (uint32_t i = 2; i < a->argc; i++) {
+        const char *name = ARG(a, i), *bar = memchr(name, '|', ARGLEN(a, i));
+        size_t tlen = bar != NULL ? (size_t)(bar - name) : ARGLEN(a, i);
+        const struct command *top = cmdtable_lookup(s->table, name, tlen);
+        const struct command *sub = NULL;
+        if (top != NULL && bar != NULL)
+            sub = command_lookup_sub(top, bar + 1,
+                                     ARGLEN(a, i) - tlen - 1);
+        if (top == NULL || !command_listed(top) ||
+            (bar != NULL && (sub == NULL || sub->route == CMD_ROUTE_REFUSED)))
+            buf_add_nil(&a->r->rep);
+        else
+            command_entry(&a->r->rep, s, top, sub);
+    }
+    reply_done(a);
+}
+
+/* One name of COMMAND LIST, when it passes the pattern (NULL: none). */
+static void
+list_name(struct buf *body, long long *n, const char *name,
+          const char *pattern)
+{
+    if (pattern != NULL && !config_glob_match(pattern, name))
+        return;
+    buf_add_bulk_str(body, name);
+    (*n)++;
+}
+
+/* COMMAND LIST [FILTERBY PATTERN p]: the names the proxy runs, with
+ * their subcommands ("config|get"), as Redis lists them. */
+static void
+command_list(struct admin_args *a, const char *pattern)
+{
+    const struct cmdsnap *s = a->c->w->cmds;
+    struct buf body;
+    long long n = 0;
+
+    buf_init(&body);
+    for (size_t i = 0; i < cmdtable_count(s->table); i++) {
+        const struct command *c = cmdtable_at(s->table, i);
+        if (!command_listed(c))
+            continue;
+        list_name(&body, &n, c->fullname, pattern);
+        for (uint16_t k = 0; k < c->nsubcmds; k++)
+            if (c->subcmds[k].route != CMD_ROUTE_REFUSED)
+                list_name(&body, &n, c->subcmds[k].fullname, pattern);
+    }
+    buf_add_array(&a->r->rep, n);
+    buf_append(&a->r->rep, body.data, body.len);
+    buf_deinit(&body);
+    reply_done(a);
+}
+
+/* COMMAND DOCS, GETKEYS, GETKEYSANDFLAGS, HELP and LIST FILTERBY MODULE |
+ * ACLCAT go to a master: documentation, and metadata the proxy's table
+ * does not keep (ACL categories, module names). */
+static void
+command_forward(struct admin_args *a)
+{
     buf_add_array(&a->r->req, a->argc);
     for (uint32_t i = 0; i < a->argc; i++)
         buf_add_bulk(&a->r->req, ARG(a, i), ARGLEN(a, i));
     router_dispatch(a->c->w, a->r);
+}
+
+static void
+cmd_command(struct admin_args *a)
+{
+    const char *sub = a->argc >= 2 ? a->r->cmd->name : "";
+
+    if (a->argc == 1) {
+        command_all(a);
+    } else if (strcmp(sub, "count") == 0) {
+        const struct cmdsnap *s = a->c->w->cmds;
+        long long n = 0;
+        for (size_t i = 0; i < cmdtable_count(s->table); i++)
+            n += command_listed(cmdtable_at(s->table, i));
+        buf_add_int(&a->r->rep, n);
+        reply_done(a);
+    } else if (strcmp(sub, "info") == 0) {
+        command_info(a);
+    } else if (strcmp(sub, "list") == 0 && a->argc == 2) {
+        command_list(a, NULL);
+    } else if (strcmp(sub, "list") == 0 && a->argc == 5 &&
+               sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "filterby") &&
+               sp_strcaseeq(ARG(a, 3), ARGLEN(a, 3), "pattern")) {
+        char *pat = sp_strndup(ARG(a, 4), ARGLEN(a, 4));
+        command_list(a, pat);
+        sp_free(pat);
+    } else {
+        command_forward(a);
+    }
 }
 
 /*
@@ -834,8 +977,62 @@ proxy_config_get(struct admin_args *a)
     reply_done(a);
 }
 
-/* PROXY INFO | STATS | TOPOLOGY | CONFIG GET [pattern ...]: admin users
- * only. */
+static const char *const route_names[] = {
+    [CMD_ROUTE_KEYED] = "keyed",     [CMD_ROUTE_SPLIT] = "split",
+    [CMD_ROUTE_ANY] = "any",         [CMD_ROUTE_ALL] = "all",
+    [CMD_ROUTE_LOCAL] = "local",     [CMD_ROUTE_TXN] = "txn",
+    [CMD_ROUTE_PUBSUB] = "pubsub",   [CMD_ROUTE_BLOCKING] = "blocking",
+    [CMD_ROUTE_REFUSED] = "refused",
+};
+
+static const char *const merge_names[] = {
+    [CMD_MERGE_NONE] = "none",       [CMD_MERGE_ARRAY] = "array",
+    [CMD_MERGE_OK] = "ok",           [CMD_MERGE_SUM] = "sum",
+    [CMD_MERGE_CONCAT] = "concat",   [CMD_MERGE_SAME] = "same",
+    [CMD_MERGE_AND] = "and",         [CMD_MERGE_FIRST] = "first",
+    [CMD_MERGE_SCAN] = "scan",       [CMD_MERGE_UNION] = "union",
+    [CMD_MERGE_PAIRSUM] = "pairsum", [CMD_MERGE_INFO] = "info",
+    [CMD_MERGE_SLOTSTATS] = "slotstats",
+};
+
+/* [fullname, route, merge, built-in (1) or learned only (0)] */
+static void
+route_row(struct buf *b, const struct command *c)
+{
+    buf_add_array(b, 4);
+    buf_add_bulk_str(b, c->fullname);
+    buf_add_bulk_str(b, c->route < SP_ARRAY_LEN(route_names)
+                            ? route_names[c->route] : "?");
+    buf_add_bulk_str(b, c->merge < SP_ARRAY_LEN(merge_names)
+                            ? merge_names[c->merge] : "?");
+    buf_add_int(b, c->builtin != NULL);
+}
+
+/* PROXY COMMAND ROUTES: how the table in force routes every command and
+ * subcommand (scripts/gen_commands.py --live writes the docs from it). */
+static void
+proxy_command_routes(struct admin_args *a)
+{
+    const struct cmdtable *t = a->c->w->cmdtab;
+    struct buf body;
+    long long n = 0;
+
+    buf_init(&body);
+    for (size_t i = 0; i < cmdtable_count(t); i++) {
+        const struct command *c = cmdtable_at(t, i);
+        route_row(&body, c);
+        n++;
+        for (uint16_t k = 0; k < c->nsubcmds; k++, n++)
+            route_row(&body, &c->subcmds[k]);
+    }
+    buf_add_array(&a->r->rep, n);
+    buf_append(&a->r->rep, body.data, body.len);
+    buf_deinit(&body);
+    reply_done(a);
+}
+
+/* PROXY INFO | STATS | TOPOLOGY | CONFIG GET [pattern ...] | COMMAND
+ * ROUTES: admin users only. */
 static void
 cmd_proxy(struct admin_args *a)
 {
@@ -862,9 +1059,12 @@ cmd_proxy(struct admin_args *a)
     } else if (sp_strcaseeq(sub, sl, "config") && a->argc >= 3 &&
                sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "get")) {
         proxy_config_get(a);
+    } else if (sp_strcaseeq(sub, sl, "command") && a->argc == 3 &&
+               sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "routes")) {
+        proxy_command_routes(a);
     } else {
         reply_err(a, "ERR PROXY subcommands: INFO, STATS, TOPOLOGY, "
-                     "CONFIG GET [name]");
+                     "CONFIG GET [name], COMMAND ROUTES");
     }
 }
 

@@ -25,6 +25,7 @@
 #include "auth.h"
 #include "backend.h"
 #include "client.h"
+#include "cmdtable.h"
 #include "command.h"
 #include "config.h"
 #include "errors.h"
@@ -526,8 +527,9 @@ client_process_input(struct client *c)
         if (!c->held && !client_parse_next(c, base))
             break;
         if (c->held) {
-            const struct command *cmd = command_lookup(
-                base + c->parser.argv[0].off, c->parser.argv[0].len);
+            const struct command *cmd =
+                cmdtable_lookup(w->cmdtab, base + c->parser.argv[0].off,
+                                c->parser.argv[0].len);
             if (w->map->nmasters == 0 && w->hold_until_ms != 0 &&
                 sp_msec_now() < w->hold_until_ms) {
                 /* Just started, no slot map yet: wait a moment rather

@@ -135,19 +135,9 @@ cmdtable_build_hash(struct cmdtable *t)
 const struct command *
 cmdtable_lookup(const struct cmdtable *t, const char *name, size_t len)
 {
-    uint32_t h;
-    uint16_t slot;
-
-    if (len == 0 || t->slots == NULL)
+    if (t->slots == NULL)
         return NULL;
-    h = command_hash(name, len) & t->mask;
-    while ((slot = t->slots[h]) != 0) {
-        const struct command *c = &t->cmds[slot - 1];
-        if (sp_strcaseeq(name, len, c->name))
-            return c;
-        h = (h + 1) & t->mask;
-    }
-    return NULL;
+    return command_lookup_in(t->slots, t->mask, t->cmds, name, len);
 }
 
 size_t
@@ -160,6 +150,14 @@ const struct command *
 cmdtable_at(const struct cmdtable *t, size_t i)
 {
     return i < t->ncmds ? &t->cmds[i] : NULL;
+}
+
+size_t
+cmdtable_pos(const struct cmdtable *t, const struct command *top)
+{
+    if (top < t->cmds || top >= t->cmds + t->ncmds)
+        return t->ncmds;
+    return (size_t)(top - t->cmds);
 }
 
 size_t
@@ -713,4 +711,146 @@ cmdtable_parse(const char *buf, size_t len, char *err, size_t errlen)
         return NULL;
     }
     return p.t;
+}
+
+/* ------------------------------------------------------------------------
+ * Writing an entry back (COMMAND replies for entries no server sent)
+ * ------------------------------------------------------------------------ */
+
+/* The RESP2 rendering of a map with n pairs: a flat array. */
+static void
+add_map(struct buf *out, long long pairs)
+{
+    buf_add_array(out, 2 * pairs);
+}
+
+static void
+add_int_pair(struct buf *out, const char *key, long long v)
+{
+    buf_add_bulk_str(out, key);
+    buf_add_int(out, v);
+}
+
+static void
+write_flags(struct buf *out, uint32_t bits, const struct flag_name *names,
+            size_t nnames)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < nnames; i++)
+        n += (bits & names[i].bit) != 0;
+    buf_add_array(out, (long long)n);
+    for (i = 0; i < nnames; i++) {
+        if (bits & names[i].bit)
+            buf_printf(out, "+%s\r\n", names[i].name);
+    }
+}
+
+static void
+write_keyspec(struct buf *out, const struct cmd_keyspec *ks)
+{
+    add_map(out, 3);
+    buf_add_bulk_str(out, "flags");
+    write_flags(out, ks->kflags, ks_flag_names, SP_ARRAY_LEN(ks_flag_names));
+    buf_add_bulk_str(out, "begin_search");
+    add_map(out, 2);
+    buf_add_bulk_str(out, "type");
+    if (ks->bs_type == CMD_BS_INDEX) {
+        buf_add_bulk_str(out, "index");
+        buf_add_bulk_str(out, "spec");
+        add_map(out, 1);
+        add_int_pair(out, "index", ks->bs_pos);
+    } else if (ks->bs_type == CMD_BS_KEYWORD) {
+        buf_add_bulk_str(out, "keyword");
+        buf_add_bulk_str(out, "spec");
+        add_map(out, 2);
+        buf_add_bulk_str(out, "keyword");
+        buf_add_bulk_str(out, ks->bs_keyword);
+        add_int_pair(out, "startfrom", ks->bs_pos);
+    } else {
+        buf_add_bulk_str(out, "unknown");
+        buf_add_bulk_str(out, "spec");
+        add_map(out, 0);
+    }
+    buf_add_bulk_str(out, "find_keys");
+    add_map(out, 2);
+    buf_add_bulk_str(out, "type");
+    if (ks->fk_type == CMD_FK_RANGE) {
+        buf_add_bulk_str(out, "range");
+        buf_add_bulk_str(out, "spec");
+        add_map(out, 3);
+        add_int_pair(out, "lastkey", ks->lastkey);
+        add_int_pair(out, "keystep", ks->keystep);
+        add_int_pair(out, "limit", ks->limit);
+    } else if (ks->fk_type == CMD_FK_KEYNUM) {
+        buf_add_bulk_str(out, "keynum");
+        buf_add_bulk_str(out, "spec");
+        add_map(out, 3);
+        add_int_pair(out, "keynumidx", ks->keynumidx);
+        add_int_pair(out, "firstkey", ks->firstkey);
+        add_int_pair(out, "keystep", ks->keystep);
+    } else {
+        buf_add_bulk_str(out, "unknown");
+        buf_add_bulk_str(out, "spec");
+        add_map(out, 0);
+    }
+}
+
+/* Redis's legacy (first, last, step) of the first key spec when it is an
+ * index range (lastkey -1 stays -1: "up to the last argument"). */
+static void
+legacy_range(const struct command *c, long long *first, long long *last,
+             long long *step)
+{
+    const struct cmd_keyspec *ks = c->nkeyspecs > 0 ? c->keyspecs : NULL;
+
+    *first = *last = *step = 0;
+    if (ks == NULL || ks->bs_type != CMD_BS_INDEX ||
+        ks->fk_type != CMD_FK_RANGE)
+        return;
+    *first = ks->bs_pos;
+    *last = ks->lastkey < 0 ? ks->lastkey : ks->bs_pos + ks->lastkey;
+    *step = ks->keystep;
+}
+
+static void
+write_tips(struct buf *out, const struct command *c)
+{
+    char tip[64];
+
+    buf_add_array(out, (c->req_policy != 0) + (c->resp_policy != 0));
+    if (c->req_policy != 0) {
+        snprintf(tip, sizeof(tip), "request_policy:%s",
+                 req_policy_names[c->req_policy]);
+        buf_add_bulk_str(out, tip);
+    }
+    if (c->resp_policy != 0) {
+        snprintf(tip, sizeof(tip), "response_policy:%s",
+                 resp_policy_names[c->resp_policy]);
+        buf_add_bulk_str(out, tip);
+    }
+}
+
+void
+cmdtable_write_entry(struct buf *out, const struct command *c)
+{
+    long long first, last, step;
+    uint16_t i;
+
+    legacy_range(c, &first, &last, &step);
+    buf_add_array(out, F_COUNT);
+    buf_add_bulk_str(out, c->fullname);
+    buf_add_int(out, c->arity);
+    write_flags(out, c->flags, cmd_flag_names, SP_ARRAY_LEN(cmd_flag_names));
+    buf_add_int(out, first);
+    buf_add_int(out, last);
+    buf_add_int(out, step);
+    buf_add_array(out, 0);
+    write_tips(out, c);
+    buf_add_array(out, c->nkeyspecs);
+    for (i = 0; i < c->nkeyspecs; i++)
+        write_keyspec(out, &c->keyspecs[i]);
+    buf_add_array(out, c->nsubcmds);
+    for (i = 0; i < c->nsubcmds; i++)
+        cmdtable_write_entry(out, &c->subcmds[i]);
 }

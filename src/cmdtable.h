@@ -150,6 +150,22 @@ const struct command *cmdtable_lookup(const struct cmdtable *t,
  * answers. */
 size_t cmdtable_count(const struct cmdtable *t);
 const struct command *cmdtable_at(const struct cmdtable *t, size_t i);
+/* Position of a top-level entry of t in that order (cmdtable_at's i);
+ * cmdtable_count(t) when top is not one of t's entries. */
+size_t cmdtable_pos(const struct cmdtable *t, const struct command *top);
+
+struct buf;
+/*
+ * Append c as one entry of a RESP2 COMMAND reply, built from the entry
+ * alone: [name, arity, flags, first, last, step, acl-categories, tips,
+ * key-specs, subcommands]. For entries no server reply stands for (the
+ * built-in table before any master answered, masters that disagree): the
+ * ACL categories are not in the built-in table (an empty array), the
+ * legacy first/last/step come from the first key spec when it is an
+ * index range (0 0 0 otherwise), and the key spec flags of the generated
+ * table are empty.
+ */
+void cmdtable_write_entry(struct buf *out, const struct command *c);
 
 /*
  * Stable index of a top-level entry of a merged table (top must come from
@@ -167,6 +183,10 @@ void cmdtable_names_free(struct cmdtable_names *names);
 /* The stable index of a top-level fullname (lower case), registering it if
  * new (cmdtable_index_limit() - 1 once the registry is full). */
 size_t cmdtable_names_id(struct cmdtable_names *names, const char *fullname);
+/* Names registered beyond the built-in table, in registration order: the
+ * one at i has index command_count() + i. */
+size_t cmdtable_names_count(const struct cmdtable_names *names);
+const char *cmdtable_names_at(const struct cmdtable_names *names, size_t i);
 
 void cmdtable_notes_free(struct cmdtable_notes *notes);
 

@@ -30,19 +30,37 @@
 struct newer_policy {
     const char *fullname;       /* lower case, "container|sub" */
     uint8_t route;              /* enum cmd_route */
+    uint8_t merge;              /* enum cmd_merge; NONE: from the
+                                 * response_policy tip */
 };
 
 static const struct newer_policy newer_policy_rows[] = {
     /* Waits until this connection's writes reach the AOF; through the
      * proxy they travel on shared connections (WAIT is refused alike). */
-    {"waitaof", CMD_ROUTE_REFUSED},
+    {"waitaof", CMD_ROUTE_REFUSED, CMD_MERGE_NONE},
     /* The proxy presents itself as one node: answered for itself, as
      * CLUSTER MYID is (admin.c; also a built-in NEWER row). */
-    {"cluster|myshardid", CMD_ROUTE_LOCAL},
+    {"cluster|myshardid", CMD_ROUTE_LOCAL, CMD_MERGE_NONE},
     /* SCRIPT LOAD reaches every master, so any master shows a script;
      * its noscript flag alone would have it refused. */
-    {"script|show", CMD_ROUTE_ANY},
+    {"script|show", CMD_ROUTE_ANY, CMD_MERGE_NONE},
+    /* Valkey 8: each master reports its own slots (all_shards, no
+     * response_policy): the proxy, one node owning every slot, answers
+     * with all of them, ordered as the request asks (slotstats.c). */
+    {"cluster|slot-stats", CMD_ROUTE_ALL, CMD_MERGE_SLOTSTATS},
 };
+
+static const struct newer_policy *
+newer_row(const struct command *c)
+{
+    size_t i;
+
+    for (i = 0; i < SP_ARRAY_LEN(newer_policy_rows); i++) {
+        if (strcmp(newer_policy_rows[i].fullname, c->fullname) == 0)
+            return &newer_policy_rows[i];
+    }
+    return NULL;
+}
 
 /* 1 if command_get_keys() can find every key of c from its specs alone. */
 static int
@@ -94,12 +112,10 @@ keys_from_specs(const struct command *c)
 uint8_t
 cmdtable_derive_route(const struct command *c, int parent_route)
 {
-    size_t i;
+    const struct newer_policy *row = newer_row(c);
 
-    for (i = 0; i < SP_ARRAY_LEN(newer_policy_rows); i++) {
-        if (strcmp(newer_policy_rows[i].fullname, c->fullname) == 0)
-            return newer_policy_rows[i].route;
-    }
+    if (row != NULL)
+        return row->route;
     if (parent_route == CMD_ROUTE_LOCAL)
         return CMD_ROUTE_LOCAL;
     if (c->flags & CMD_F_BLOCKING)
@@ -154,8 +170,12 @@ merge_entry(struct cmdtable *t, struct command *dst, const struct command *b,
 static uint8_t
 merge_of_policy(const struct command *c)
 {
+    const struct newer_policy *row = newer_row(c);
+
     if (c->route != CMD_ROUTE_ALL)
         return CMD_MERGE_NONE;
+    if (row != NULL && row->merge != CMD_MERGE_NONE)
+        return row->merge;
     switch (c->resp_policy) {
     case CMD_RESP_DEFAULT:
         return CMD_MERGE_CONCAT;
@@ -563,6 +583,18 @@ cmdtable_names_free(struct cmdtable_names *names)
     for (i = 0; i < names->n; i++)
         sp_free(names->extra[i]);
     sp_free(names);
+}
+
+size_t
+cmdtable_names_count(const struct cmdtable_names *names)
+{
+    return names->n;
+}
+
+const char *
+cmdtable_names_at(const struct cmdtable_names *names, size_t i)
+{
+    return i < names->n ? names->extra[i] : NULL;
 }
 
 size_t

@@ -90,16 +90,17 @@ command_hash(const char *s, size_t len)
     return h;
 }
 
-/* Lookup of a name too long for command_lookup's buffer. */
+/* Lookup of a name too long for command_lookup_in's buffer. */
 static const struct command *
-command_lookup_folded(const char *name, size_t len)
+command_lookup_folded(const uint16_t *slots, uint32_t mask,
+                      const struct command *cmds, const char *name,
+                      size_t len)
 {
-    uint32_t mask = COMMAND_HASH_SIZE - 1;
     uint32_t h = command_hash(name, len) & mask;
     uint16_t slot;
 
-    while ((slot = command_hash_slots[h]) != 0) {
-        const struct command *c = &command_table[slot - 1];
+    while ((slot = slots[h]) != 0) {
+        const struct command *c = &cmds[slot - 1];
         if (sp_strcaseeq(name, len, c->name))
             return c;
         h = (h + 1) & mask;
@@ -107,7 +108,7 @@ command_lookup_folded(const char *name, size_t len)
     return NULL;
 }
 
-/* Longest name command_lookup lowers on its stack (every built-in name
+/* Longest name command_lookup_in lowers on its stack (every built-in name
  * is shorter; a longer one takes the case-folding compare). */
 #define LOOKUP_NAME_MAX 64
 
@@ -125,9 +126,9 @@ lowered_eq(const char *cn, const unsigned char *low, size_t len)
 /* The request path's lookup: the name is lowered once, as it is hashed,
  * and a probe that lands on another command fails at its first byte. */
 const struct command *
-command_lookup(const char *name, size_t len)
+command_lookup_in(const uint16_t *slots, uint32_t mask,
+                  const struct command *cmds, const char *name, size_t len)
 {
-    uint32_t mask = COMMAND_HASH_SIZE - 1;
     unsigned char low[LOOKUP_NAME_MAX];
     uint32_t h = 2166136261u;
     uint16_t slot;
@@ -135,21 +136,28 @@ command_lookup(const char *name, size_t len)
     if (len == 0)
         return NULL;
     if (len > sizeof(low))
-        return command_lookup_folded(name, len);
+        return command_lookup_folded(slots, mask, cmds, name, len);
     for (size_t i = 0; i < len; i++) {
         low[i] = cmd_lower((unsigned char)name[i]);
         h ^= low[i];
         h *= 16777619u;
     }
     h &= mask;
-    while ((slot = command_hash_slots[h]) != 0) {
-        const struct command *c = &command_table[slot - 1];
+    while ((slot = slots[h]) != 0) {
+        const struct command *c = &cmds[slot - 1];
         if ((unsigned char)c->name[0] == low[0] &&
             lowered_eq(c->name, low, len))
             return c;
         h = (h + 1) & mask;
     }
     return NULL;
+}
+
+const struct command *
+command_lookup(const char *name, size_t len)
+{
+    return command_lookup_in(command_hash_slots, COMMAND_HASH_SIZE - 1,
+                             command_table, name, len);
 }
 
 /* Compare a counted string, lower-cased, with a lower-case C string: the

@@ -102,6 +102,8 @@ enum cmd_merge {
     CMD_MERGE_PAIRSUM,      /* [name, n, name, n ...]: n summed per name */
     CMD_MERGE_INFO,         /* INFO: the proxy's sections + keyspace summed
                              * (not a table value: fanout_info) */
+    CMD_MERGE_SLOTSTATS,    /* CLUSTER SLOT-STATS: every master's slots,
+                             * ordered as one node would (slotstats.c) */
 };
 
 /* Key spec, as Redis 7 describes it: where to begin searching, then how to
@@ -218,6 +220,14 @@ enum cmd_block_rc {
 
 /* Case-insensitive lookup of argv[0]; NULL if unknown. O(1). */
 const struct command *command_lookup(const char *name, size_t len);
+/* The same lookup in any table laid out as the generated one: slots
+ * (mask + 1 of them, open addressing on command_hash(), 0 empty, else
+ * 1 + the index in cmds) over lower-case names. cmdtable_lookup() is
+ * this on a learned table, so both cost the same per request. */
+const struct command *command_lookup_in(const uint16_t *slots,
+                                        uint32_t mask,
+                                        const struct command *cmds,
+                                        const char *name, size_t len);
 /* For a container command, look up its subcommand (case-insensitive);
  * NULL if unknown. */
 const struct command *command_lookup_sub(const struct command *parent,

@@ -829,7 +829,7 @@ int
 config_command_disabled(const struct config *c, const struct command *cmd)
 {
     for (size_t i = 0; i < c->ndisabled; i++)
-        if (c->disabled[i] == cmd)
+        if (c->disabled[i] == command_origin(cmd))
             return 1;
     return 0;
 }
@@ -1708,6 +1708,12 @@ conf_glob(const char *pat, const char *s)
     while (*pat == '*')
         pat++;
     return *pat == '\0';
+}
+
+int
+config_glob_match(const char *pattern, const char *s)
+{
+    return conf_glob(pattern, s);
 }
 
 int

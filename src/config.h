@@ -188,6 +188,9 @@ typedef void (*config_diff_fn)(void *arg, const char *name,
  * number of such options. Pure: no logging, no I/O. */
 size_t config_diff(const struct config *old, const struct config *neu,
                    config_diff_fn fn, void *arg);
+/* 1 when s matches the glob pattern (*, ?, [...], \x; case-insensitive):
+ * the matcher of CONFIG GET, also for COMMAND LIST FILTERBY PATTERN. */
+int config_glob_match(const char *pattern, const char *s);
 /* 1 when an option whose dotted name matches pattern (a glob, as in
  * config_get) differs between a and b. */
 int config_changed(const struct config *a, const struct config *b,

@@ -22,6 +22,7 @@
 #include "alloc.h"
 #include "auth.h"
 #include "client.h"
+#include "cmdtable.h"
 #include "command.h"
 #include "config.h"
 #include "dispatch.h"
@@ -433,7 +434,7 @@ dispatch_request(struct client *c, const struct resp_req *p, const char *base,
     struct request *r = client_new_request(c);
     w->stats.commands++;
     if (cmd != NULL) {
-        r->cmd_index = (int32_t)command_index(cmd);
+        r->cmd_index = (int32_t)cmdtable_index(w->cmdtab, cmd);
         w->cmd_calls[r->cmd_index]++;
     }
     if (!dispatch_check(c, r, p, base, &cmd) &&

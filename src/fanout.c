@@ -139,6 +139,8 @@ fanout_merge_in(struct fanout *f, struct merge_frag *frags,
         .scan_master = f->scan_master,
         .nmasters = f->nmasters,
         .info = &f->info,
+        .req = f->parent->req.data + f->parent->req.pos,
+        .req_len = buf_unread(&f->parent->req),
     };
 }
 
@@ -278,6 +280,7 @@ frag_new(struct worker *w, struct fanout *f, const struct command *cmd,
     fr->slot = slot;
     fr->keyed = 1;
     fr->cmd = cmd;
+    request_share_table(fr, f->parent);
     fr->on_done = fanout_frag_done;
     fr->data = f;
     fr->deadline_ms = f->parent->deadline_ms;
@@ -412,6 +415,7 @@ frag_copy(struct worker *w, struct fanout *f, const struct request *parent)
 {
     struct request *fr = request_new(&w->reqs);
     fr->cmd = parent->cmd;
+    request_share_table(fr, parent);
     fr->on_done = fanout_frag_done;
     fr->data = f;
     buf_append(&fr->req, parent->req.data + parent->req.pos,
@@ -459,6 +463,7 @@ fanout_scan(struct worker *w, struct request *parent,
     f->nmasters = nmasters;
     struct request *fr = request_new(&w->reqs);
     fr->cmd = parent->cmd;
+    request_share_table(fr, parent);
     fr->on_done = fanout_frag_done;
     fr->data = f;
     buf_add_array(&fr->req, argc);
@@ -519,6 +524,7 @@ fanout_info(struct worker *w, struct request *parent, struct buf *body)
     for (uint32_t i = 0; i < nmasters; i++) {
         struct request *fr = request_new(&w->reqs);
         fr->cmd = parent->cmd;
+        request_share_table(fr, parent);
         fr->on_done = fanout_frag_done;
         fr->data = f;
         buf_append(&fr->req, cmd, sizeof(cmd) - 1);

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "cmdsnap.h"
+#include "cmdtable.h"
 #include "command.h"
 #include "config.h"
 #include "http.h"
@@ -132,9 +134,19 @@ emit_reloads(struct evbuffer *out, const struct shared *sh)
                         (long long)sh->last_reload_success_unix);
 }
 
+/* The label of per-command index i: the latest table names every index
+ * registered so far (indexes are never reused). */
+static const char *
+cmd_label(char *buf, const struct cmdsnap *names, size_t i)
+{
+    const char *n = cmdsnap_index_name(names, i);
+    return label(buf, n != NULL ? n : "other");
+}
+
 static void
 emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
-             const uint64_t *calls, uint32_t covered, uint32_t masters)
+             const uint64_t *calls, uint32_t covered, uint32_t masters,
+             const struct cmdsnap *names)
 {
     emit_table(out, sum);
     evbuffer_add_printf(out, "# HELP slotproxy_slots_covered Slots with a "
@@ -174,11 +186,11 @@ emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
                         "by command.\n# TYPE slotproxy_command_calls_total "
                         "counter\n");
     char lb[LABEL_MAX];
-    for (size_t i = 0; i < command_count(); i++)
+    for (size_t i = 0; i < cmdtable_index_limit(); i++)
         if (calls[i] > 0)
             evbuffer_add_printf(out, "slotproxy_command_calls_total"
                                 "{command=\"%s\"} %llu\n",
-                                label(lb, command_at(i)->name),
+                                cmd_label(lb, names, i),
                                 (unsigned long long)calls[i]);
 }
 
@@ -189,7 +201,7 @@ emit_nodes(struct http *h, struct evbuffer *out)
 {
     struct node_stat *all = sp_calloc(PUB_NODES, sizeof(*all));
     struct worker_stats *s = sp_malloc(sizeof(*s));
-    uint64_t *calls = sp_calloc(command_count(), sizeof(*calls));
+    uint64_t *calls = sp_calloc(cmdtable_index_limit(), sizeof(*calls));
     uint32_t n = 0;
     uint64_t total = 0;
     char lb[LABEL_MAX];
@@ -252,16 +264,17 @@ emit_nodes(struct http *h, struct evbuffer *out)
 
 /* Latency histograms by command (commands seen at least once). */
 static void
-emit_cmd_latency(struct http *h, struct evbuffer *out)
+emit_cmd_latency(struct http *h, struct evbuffer *out,
+                 const struct cmdsnap *names)
 {
     size_t stride = LAT_BUCKETS + 2;
-    uint64_t *lat = sp_calloc(command_count() * stride, sizeof(*lat));
+    uint64_t *lat = sp_calloc(cmdtable_index_limit() * stride, sizeof(*lat));
     for (int i = 0; i < h->nworkers; i++)
         worker_read_cmd_lat(h->workers[i], lat);
     evbuffer_add_printf(out, "# HELP slotproxy_command_duration_seconds "
                         "Request latency by command.\n# TYPE "
                         "slotproxy_command_duration_seconds histogram\n");
-    for (size_t c = 0; c < command_count(); c++) {
+    for (size_t c = 0; c < cmdtable_index_limit(); c++) {
         const uint64_t *hc = &lat[c * stride];
         uint64_t cum = 0, total = 0;
         for (int b = 0; b <= LAT_BUCKETS; b++)
@@ -269,7 +282,7 @@ emit_cmd_latency(struct http *h, struct evbuffer *out)
         if (total == 0)
             continue;
         char name[LABEL_MAX];
-        label(name, command_at(c)->name);
+        cmd_label(name, names, c);
         for (int b = 0; b < LAT_BUCKETS; b++) {
             cum += hc[b];
             evbuffer_add_printf(out, "slotproxy_command_duration_seconds_"
@@ -325,18 +338,20 @@ static int
 on_metrics(struct http *h, struct evbuffer *out)
 {
     struct worker_stats *sum = sp_malloc(sizeof(*sum));
-    uint64_t *calls = sp_calloc(command_count(), sizeof(*calls));
+    uint64_t *calls = sp_calloc(cmdtable_index_limit(), sizeof(*calls));
     uint32_t *per_worker = sp_calloc((size_t)h->nworkers, sizeof(*per_worker));
     struct metrics_view v = {.sum = sum, .calls = calls,
                              .per_worker = per_worker};
 
+    struct cmdsnap *names = shared_cmds(h->workers[0]->shared);
     metrics_collect(h->workers, h->nworkers, &v);
-    emit_metrics(out, sum, calls, v.min_covered, v.masters);
+    emit_metrics(out, sum, calls, v.min_covered, v.masters, names);
     emit_workers(out, per_worker, h->nworkers);
     emit_reloads(out, h->workers[0]->shared);
     emit_nodes(h, out);
     emit_hot_slots(h, out);
-    emit_cmd_latency(h, out);
+    emit_cmd_latency(h, out, names);
+    cmdsnap_put(names);
     sp_free(per_worker);
     sp_free(calls);
     sp_free(sum);

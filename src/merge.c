@@ -17,6 +17,7 @@
 #include "command.h"
 #include "merge.h"
 #include "resp.h"
+#include "slotstats.h"
 #include "util.h"
 
 /* Small merges (the common MGET of a few keys) need no allocation. */
@@ -414,6 +415,26 @@ merge_info(const struct merge_in *f, struct buf *out)
     return 0;
 }
 
+/* CLUSTER SLOT-STATS: the masters' entries, ordered as the request asks
+ * (slotstats.c). */
+static int
+merge_slotstats(const struct merge_in *f, struct buf *out)
+{
+    const char **rep = sp_calloc(f->nfrags + 1, sizeof(*rep));
+    size_t *len = sp_calloc(f->nfrags + 1, sizeof(*len));
+
+    for (uint32_t i = 0; i < f->nfrags; i++) {
+        rep[i] = f->frags[i].data;
+        len[i] = f->frags[i].len;
+    }
+    int rc = f->req == NULL ? -1
+                            : slotstats_merge(f->req, f->req_len, rep, len,
+                                              f->nfrags, out);
+    sp_free(rep);
+    sp_free(len);
+    return rc;
+}
+
 int
 merge_replies(int kind, const struct merge_in *in, struct buf *out)
 {
@@ -436,6 +457,8 @@ merge_replies(int kind, const struct merge_in *in, struct buf *out)
         return merge_pairsum(in, out);
     case CMD_MERGE_INFO:
         return merge_info(in, out);
+    case CMD_MERGE_SLOTSTATS:
+        return merge_slotstats(in, out);
     case CMD_MERGE_SAME:
         if (in->nfrags < 1)
             return -1;

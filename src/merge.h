@@ -36,6 +36,9 @@ struct merge_in {
     struct buf *info;         /* CMD_MERGE_INFO: the proxy's own
                                      * sections; the summed # Keyspace is
                                      * appended to it */
+    const char *req;          /* CMD_MERGE_SLOTSTATS: the client's
+                               * request (RESP multibulk) */
+    size_t req_len;
 };
 
 /* The fragment error the client gets (the first in key order for a

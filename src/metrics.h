@@ -47,7 +47,7 @@ void metrics_add(struct worker_stats *sum, const struct worker_stats *s);
 /* What every worker published, summed. */
 struct metrics_view {
     struct worker_stats *sum; /* summed stats (caller's memory) */
-    uint64_t *calls;          /* calls per command (command_count()
+    uint64_t *calls;          /* calls per command (cmdtable_index_limit()
                                      * entries, added to), or NULL */
     uint32_t min_covered;     /* the least covered worker map */
     uint32_t masters;         /* most masters a worker's map has */

@@ -49,7 +49,22 @@ request_new(struct request_pool *pool)
     r->w = pool->owner;
     r->refcount = 1;
     r->cmd_index = -1;
+    r->live = pool->live;
+    if (r->live != NULL)
+        ++*r->live;
     return r;
+}
+
+void
+request_share_table(struct request *r, const struct request *from)
+{
+    if (r->live == from->live)
+        return;
+    if (r->live != NULL)
+        --*r->live;
+    r->live = from->live;
+    if (r->live != NULL)
+        ++*r->live;
 }
 
 struct request *
@@ -72,6 +87,8 @@ request_put(struct request *r)
     SP_ASSERT(r->refcount > 0);
     if (--r->refcount > 0)
         return;
+    if (r->live != NULL)
+        --*r->live;
     struct request_pool *pool = r->pool;
     if (pool->nfree >= REQ_POOL_MAX) {
         buf_deinit(&r->req);

@@ -46,6 +46,10 @@ struct request {
     struct buf req;                 /* RESP bytes to send (multibulk) */
     struct buf rep;                 /* reply bytes for the owner */
     const struct command *cmd;      /* command table entry, or NULL */
+    uint32_t *live;                 /* counter of the requests alive under
+                                     * the command table cmd points into
+                                     * (request_pool.live when created);
+                                     * the table stays while it is > 0 */
     struct backend_conn *conn;      /* conn it is queued/in flight on */
     const char *node;               /* name of the last server it was sent
                                      * to (for the slow log) */
@@ -92,12 +96,18 @@ struct request_pool {
     struct request *free;           /* recycled requests (free list) */
     uint32_t nfree;                 /* length of free */
     struct worker *owner;           /* set as r->w of its requests */
+    uint32_t *live;                 /* counts the requests created under the
+                                     * worker's current command table (set
+                                     * by the worker); NULL: not counted */
 };
 
 void request_pool_init(struct request_pool *pool, struct worker *owner);
 /* A request from the pool's free list (or new), refcount 1. */
 struct request *request_new(struct request_pool *pool);
 struct request *request_get(struct request *r);
+/* r points into the command table from's command points into (a fan-out
+ * fragment made after a table change): count it there. */
+void request_share_table(struct request *r, const struct request *from);
 /* Drop a reference; the last one returns r to its pool. */
 void request_put(struct request *r);
 /* Drop the free list (at shutdown). */

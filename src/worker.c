@@ -11,6 +11,8 @@
 #include <event2/event.h>
 #include <string.h>
 
+#include "cmdsnap.h"
+#include "cmdtable.h"
 #include "command.h"
 #include "config.h"
 #include "slotmap.h"
@@ -25,7 +27,7 @@ const uint32_t lat_bucket_us[LAT_BUCKETS] = {
 void
 worker_read_cmd_lat(struct worker *w, uint64_t *lat)
 {
-    size_t n = command_count() * (LAT_BUCKETS + 2);
+    size_t n = cmdtable_index_limit() * (LAT_BUCKETS + 2);
     pthread_mutex_lock(&w->pub_lock);
     for (size_t i = 0; i < n; i++)
         lat[i] += w->pub_cmd_lat[i];
@@ -78,7 +80,8 @@ worker_read_stats(struct worker *w, struct worker_stats *out,
 {
     pthread_mutex_lock(&w->pub_lock);
     *out = w->pub;
-    for (size_t i = 0; cmd_calls != NULL && i < command_count(); i++)
+    size_t ncmd = cmd_calls != NULL ? cmdtable_index_limit() : 0;
+    for (size_t i = 0; i < ncmd; i++)
         cmd_calls[i] += w->pub_cmd_calls[i];
     pthread_mutex_unlock(&w->pub_lock);
 }
@@ -98,6 +101,9 @@ shared_init(struct shared *sh)
     memset(sh, 0, sizeof(*sh));
     pthread_mutex_init(&sh->map_lock, NULL);
     blocked_init(&sh->blocked);
+    /* Until a master answers COMMAND: the built-in table. */
+    sh->cmd_names = cmdtable_names_new();
+    sh->cmds = cmdsnap_new(NULL, NULL, NULL, 0, sh->cmd_names, NULL, NULL, 0);
 }
 
 void
@@ -105,8 +111,31 @@ shared_deinit(struct shared *sh)
 {
     if (sh->map != NULL)
         slotmap_put(sh->map);
+    cmdsnap_put(sh->cmds);
+    cmdtable_names_free(sh->cmd_names);
     pthread_mutex_destroy(&sh->map_lock);
     blocked_deinit(&sh->blocked);
+}
+
+struct cmdsnap *
+shared_cmds(struct shared *sh)
+{
+    pthread_mutex_lock(&sh->map_lock);
+    struct cmdsnap *s = cmdsnap_get(sh->cmds);
+    pthread_mutex_unlock(&sh->map_lock);
+    return s;
+}
+
+void
+worker_set_cmds(struct worker *w, struct cmdsnap *s)
+{
+    struct shared *sh = w->shared;
+    pthread_mutex_lock(&sh->map_lock);
+    cmdsnap_put(sh->cmds);
+    sh->cmds = cmdsnap_get(s);
+    w->cmds_seq = __atomic_add_fetch(&sh->cmds_seq, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&sh->map_lock);
+    w->install_cmds(w, s);
 }
 
 void

@@ -29,6 +29,10 @@ struct evdns_base;
 struct client_ops;
 struct router_timer;
 struct inbox;
+struct cmdsnap;
+struct cmdtable;
+struct cmdtable_names;
+struct cmdlearn;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(conn_list, backend_conn);
@@ -42,9 +46,10 @@ TAILQ_HEAD(conn_list, backend_conn);
 #include "resp.h"
 
 /* The little the workers share, never touched on the per-request path:
- * a client count (atomic) and the latest slot map any worker fetched, so
+ * a client count (atomic), the latest slot map any worker fetched, so
  * that a topology change one worker sees (MOVED, a dead node) reaches the
- * others at their next tick. */
+ * others at their next tick, and the latest command table (worker 0
+ * learns it from the masters; the others adopt it the same way). */
 struct shared {
     unsigned int nclients;          /* clients of all workers, counted from
                                      * accept (atomic) */
@@ -53,9 +58,18 @@ struct shared {
                                      * main swaps it on reload (atomic
                                      * store), backends read it as they
                                      * connect (atomic load) */
-    pthread_mutex_t map_lock;       /* guards map and map_seq updates */
+    pthread_mutex_t map_lock;       /* guards map, cmds and their seq
+                                     * updates */
     struct slotmap *map;            /* latest published map (a ref) */
     uint64_t map_seq;               /* bumps per publish (atomic reads) */
+    struct cmdsnap *cmds;           /* latest published command table (a
+                                     * ref): the built-in one from the
+                                     * start, then what worker 0 learned */
+    uint64_t cmds_seq;              /* bumps per publish (atomic reads) */
+    struct cmdtable_names *cmd_names; /* stable per-command metric
+                                     * indexes; used only by whoever
+                                     * builds tables (shared_init, then
+                                     * worker 0) */
     /* Configuration reloads (SIGHUP), for /metrics: written by the main
      * thread, which also serves the endpoint, so read there unlocked. */
     uint64_t reloads_ok;            /* reloads applied */
@@ -220,7 +234,22 @@ struct worker {
                                      * bytes (UINT64_MAX: no budget), set
                                      * at each tick from conf */
     struct slowlog *slowlog;        /* this worker's slow requests */
-    uint64_t *cmd_calls;            /* calls per top-level command */
+    struct cmdsnap *cmds;           /* current command table, one ref */
+    const struct cmdtable *cmdtab;  /* cmds->table: what the request path
+                                     * looks commands up in */
+    uint64_t cmds_seq;              /* shared->cmds_seq last adopted */
+    uint32_t *cmds_live;            /* requests created since cmds was
+                                     * installed and not yet freed (the
+                                     * request pool counts them) */
+    struct cmds_retired *cmds_old;  /* replaced tables still pointed to
+                                     * by live requests (r->cmd) */
+    uint32_t ncmds_old;
+    struct cmdlearn *learn;         /* worker 0: COMMAND fetcher */
+    /* Hook the driver installs: make s (one ref, taken) the worker's
+     * command table; worker_set_cmds calls it. */
+    void (*install_cmds)(struct worker *w, struct cmdsnap *s);
+    uint64_t *cmd_calls;            /* calls per command index
+                                     * (cmdtable_index_limit() entries) */
     uint64_t *cmd_lat;              /* per command: LAT_BUCKETS + 1 counts
                                      * and the sum of microseconds */
     uint64_t *pub_cmd_lat;
@@ -254,11 +283,17 @@ void worker_set_conf(struct worker *w, const struct config *conf);
 /* Read the clock into the worker's (at a client's read event: what it
  * parses starts now, not at the last flush); returns it. */
 uint64_t worker_clock(struct worker *w);
-/* Copy the published stats of w (any thread). cmd_calls: command_count()
- * entries, added to, or NULL. */
+/* Replace the current command table (takes ownership of one ref of s)
+ * and publish it to the other workers (installed through
+ * w->install_cmds). */
+void worker_set_cmds(struct worker *w, struct cmdsnap *s);
+/* The latest published command table, one ref (any thread; put it). */
+struct cmdsnap *shared_cmds(struct shared *sh);
+/* Copy the published stats of w (any thread). cmd_calls:
+ * cmdtable_index_limit() entries, added to, or NULL. */
 void worker_read_stats(struct worker *w, struct worker_stats *out,
                        uint64_t *cmd_calls);
-/* Add w's published per-command latency (command_count() x
+/* Add w's published per-command latency (cmdtable_index_limit() x
  * (LAT_BUCKETS + 2) entries) to lat. */
 void worker_read_cmd_lat(struct worker *w, uint64_t *lat);
 /* Add w's published per-slot counts (SLOT_COUNT entries) to slots. */

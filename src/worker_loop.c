@@ -18,6 +18,9 @@
 #include "alloc.h"
 #include "backend.h"
 #include "client.h"
+#include "cmdlearn.h"
+#include "cmdsnap.h"
+#include "cmdtable.h"
 #include "command.h"
 #include "config.h"
 #include "dispatch.h"
@@ -45,6 +48,16 @@
 
 static void worker_adopt_map(struct worker *w);
 static void worker_install_map(struct worker *w, struct slotmap *m);
+static void worker_adopt_cmds(struct worker *w);
+static void worker_install_cmds(struct worker *w, struct cmdsnap *s);
+static void worker_reap_cmds(struct worker *w);
+
+/* A command table the worker replaced, kept while requests dispatched
+ * under it (whose r->cmd points into it) are alive. */
+struct cmds_retired {
+    struct cmdsnap *snap; /* one ref */
+    uint32_t *live;       /* its requests still alive */
+};
 static int worker_idle(const struct worker *w);
 
 static void
@@ -110,10 +123,22 @@ copy_changed(uint64_t *dst, const uint64_t *src, size_t n)
             dst[i] = src[i];
 }
 
+/* Per-command indexes in use: the built-in ones and the names learned
+ * so far (the registry only grows, so a retired table's requests use
+ * fewer), plus the shared overflow index; the rest of the arrays stays
+ * zero and is not copied each tick. */
+static size_t
+worker_cmd_indexes(const struct worker *w)
+{
+    size_t n = command_count() + w->cmds->nextra + 1;
+    return SP_MIN(n, cmdtable_index_limit());
+}
+
 static void
 worker_publish_stats(struct worker *w)
 {
     uint32_t down = 0;
+    size_t ncmd = worker_cmd_indexes(w);
     /* Slot counts (and the per-master sums) once a second: 16384
      * counters are more than a tick's worth of work. */
     int with_slots = ++w->pub_ticks >= 10;
@@ -132,12 +157,10 @@ worker_publish_stats(struct worker *w)
     w->stats.mem_paused = w->mem_paused;
     pthread_mutex_lock(&w->pub_lock);
     w->pub = w->stats;
-    memcpy(w->pub_cmd_calls, w->cmd_calls,
-           command_count() * sizeof(*w->cmd_calls));
+    copy_changed(w->pub_cmd_calls, w->cmd_calls, ncmd);
     if (with_slots) {
         copy_changed(w->pub_slot_calls, w->slot_calls, SLOT_COUNT);
-        copy_changed(w->pub_cmd_lat, w->cmd_lat,
-                     command_count() * (LAT_BUCKETS + 2));
+        copy_changed(w->pub_cmd_lat, w->cmd_lat, ncmd * (LAT_BUCKETS + 2));
     }
     pthread_mutex_unlock(&w->pub_lock);
 }
@@ -170,6 +193,8 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     w->now_us = sp_usec_now();
     worker_publish_stats(w);
     worker_adopt_map(w);
+    worker_adopt_cmds(w);
+    worker_reap_cmds(w);
     if (w->hold_until_ms != 0 && now >= w->hold_until_ms) {
         w->hold_until_ms = 0;
         client_wake_waiting(w);
@@ -383,6 +408,12 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     worker_set_conf(w, conf);
     request_pool_init(&w->reqs, w);
     w->install_map = worker_install_map;
+    w->install_cmds = worker_install_cmds;
+    w->cmds = shared_cmds(shared);
+    w->cmdtab = w->cmds->table;
+    w->cmds_seq = __atomic_load_n(&shared->cmds_seq, __ATOMIC_ACQUIRE);
+    w->cmds_live = sp_calloc(1, sizeof(*w->cmds_live));
+    w->reqs.live = w->cmds_live;
     w->client_ops = &dispatch_client_ops;
     /* No locks in the loop: only this worker's thread touches it; the
      * main thread stops it through a pipe. */
@@ -425,15 +456,16 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     w->map = slotmap_new_empty();
     w->slot_scratch = sp_calloc(SLOT_COUNT, sizeof(*w->slot_scratch));
     w->rscratch = sp_malloc(RSCRATCH_SIZE);
-    w->cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
+    /* Indexed by cmdtable_index(): room for every name the cluster may
+     * teach (pages never written stay unallocated). */
+    size_t ncmd = cmdtable_index_limit();
+    w->cmd_calls = sp_calloc(ncmd, sizeof(*w->cmd_calls));
     w->slowlog = sp_malloc(sizeof(*w->slowlog));
     slowlog_init(w->slowlog, conf->slowlog_max_len);
-    w->pub_cmd_calls = sp_calloc(command_count(), sizeof(*w->cmd_calls));
+    w->pub_cmd_calls = sp_calloc(ncmd, sizeof(*w->cmd_calls));
     w->slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
-    w->cmd_lat =
-        sp_calloc(command_count() * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
-    w->pub_cmd_lat =
-        sp_calloc(command_count() * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
+    w->cmd_lat = sp_calloc(ncmd * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
+    w->pub_cmd_lat = sp_calloc(ncmd * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
     w->pub_slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     pthread_mutex_init(&w->pub_lock, NULL);
     w->start_ms = (uint64_t)time(NULL) * 1000;
@@ -491,12 +523,69 @@ worker_install_map(struct worker *w, struct slotmap *m)
                    "nodes, %u/%u slots covered",
                    (unsigned long long)w->map_epoch, m->nmasters, m->nnodes,
                    m->covered, SLOT_COUNT);
+    cmdlearn_map_installed(w);
+}
+
+/* Adopt a command table another worker published since our last look. */
+static void
+worker_adopt_cmds(struct worker *w)
+{
+    struct shared *sh = w->shared;
+    if (__atomic_load_n(&sh->cmds_seq, __ATOMIC_ACQUIRE) == w->cmds_seq)
+        return;
+    pthread_mutex_lock(&sh->map_lock);
+    struct cmdsnap *s = cmdsnap_get(sh->cmds);
+    w->cmds_seq = sh->cmds_seq;
+    pthread_mutex_unlock(&sh->map_lock);
+    worker_install_cmds(w, s);
+}
+
+/*
+ * Make s (one ref, taken) the table new requests are looked up in. The
+ * old one is retired, not freed: requests already dispatched keep
+ * pointers into it (r->cmd, through a transaction's queue or a blocking
+ * command that waits for hours); it goes once the last of them is freed
+ * (worker_reap_cmds).
+ */
+static void
+worker_install_cmds(struct worker *w, struct cmdsnap *s)
+{
+    w->cmds_old =
+        sp_realloc(w->cmds_old, (w->ncmds_old + 1) * sizeof(*w->cmds_old));
+    w->cmds_old[w->ncmds_old].snap = w->cmds;
+    w->cmds_old[w->ncmds_old].live = w->cmds_live;
+    w->ncmds_old++;
+    w->cmds = s;
+    w->cmdtab = s->table;
+    w->cmds_live = sp_calloc(1, sizeof(*w->cmds_live));
+    w->reqs.live = w->cmds_live;
+    worker_reap_cmds(w);
+}
+
+/* Release the retired tables no live request points into. */
+static void
+worker_reap_cmds(struct worker *w)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < w->ncmds_old; i++) {
+        struct cmds_retired *old = &w->cmds_old[i];
+        if (*old->live > 0) {
+            w->cmds_old[k++] = *old;
+            continue;
+        }
+        cmdsnap_put(old->snap);
+        sp_free(old->live);
+    }
+    w->ncmds_old = k;
 }
 
 void
 worker_loop_start(struct worker *w)
 {
     w->hold_until_ms = sp_msec_now() + STARTUP_HOLD_MS;
+    /* One fetcher per process: the others adopt what it publishes. */
+    if (w->id == 0)
+        cmdlearn_init(w);
     topology_init(w);
 }
 
@@ -507,6 +596,7 @@ worker_loop_free(struct worker *w)
         return;
     client_close_all(w);
     router_timers_free(w);
+    cmdlearn_deinit(w);
     topology_deinit(w);
     pin_free_all(w);
     for (uint32_t i = 0; i < w->nservers; i++)
@@ -531,6 +621,14 @@ worker_loop_free(struct worker *w)
     pthread_mutex_destroy(&w->pub_lock);
     slotmap_put(w->map);
     request_pool_drain(&w->reqs);
+    /* Requests still referenced at shutdown are not counted any more. */
+    for (uint32_t i = 0; i < w->ncmds_old; i++) {
+        cmdsnap_put(w->cmds_old[i].snap);
+        sp_free(w->cmds_old[i].live);
+    }
+    sp_free(w->cmds_old);
+    cmdsnap_put(w->cmds);
+    sp_free(w->cmds_live);
     event_free(w->flush_ev);
     event_free(w->tick_ev);
     event_free(w->stop_ev);

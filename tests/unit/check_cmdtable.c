@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmdsnap.h"
 #include "cmdtable.h"
 #include "command.h"
 #include "resp.h"
@@ -1269,6 +1270,237 @@ START_TEST(test_truncated_and_corrupted)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Snapshots (cmdsnap.c): what the workers adopt
+ * ------------------------------------------------------------------------ */
+
+/* A snapshot from the same reply file on n masters. */
+static struct cmdsnap *
+snap_from_file(const char *file, size_t n, struct cmdtable_names *names,
+               char **data)
+{
+    const char *rep[3];
+    size_t len[3], dlen;
+    const char *node[] = {"127.0.0.1:7002", "127.0.0.1:7000",
+                          "127.0.0.1:7001"};
+    char err[256];
+
+    ck_assert_uint_le(n, 3);
+    *data = load_file(file, &dlen);
+    for (size_t i = 0; i < n; i++) {
+        rep[i] = *data;
+        len[i] = dlen;
+    }
+    struct cmdsnap *s = cmdsnap_new(rep, len, node, n, names, NULL, err,
+                                    sizeof(err));
+    ck_assert_msg(s != NULL, "%s: %s", file, err);
+    return s;
+}
+
+/* Every name in a table (and a mixed-case, an over-long and a NUL-bearing
+ * variant) finds through cmdtable_lookup what command_lookup finds in the
+ * built-in table: the request path's lookup is the same code on both. */
+START_TEST(test_snap_builtin_lookup)
+{
+    struct cmdtable_names *names = cmdtable_names_new();
+    struct cmdsnap *s = cmdsnap_new(NULL, NULL, NULL, 0, names, NULL, NULL,
+                                    0);
+    char up[80], longname[100];
+
+    ck_assert_ptr_null(s->raw);
+    ck_assert_uint_eq(s->learned, 0);
+    ck_assert_uint_eq(cmdtable_count(s->table), command_count());
+    for (size_t i = 0; i < command_count(); i++) {
+        const struct command *b = command_at(i);
+        size_t n = strlen(b->name);
+        ck_assert_uint_lt(n, sizeof(up));
+        for (size_t j = 0; j < n; j++)
+            up[j] = (char)(j % 2 ? b->name[j] - ('a' <= b->name[j] &&
+                                                 b->name[j] <= 'z' ? 32 : 0)
+                                 : b->name[j]);
+        const struct command *c = cmdtable_lookup(s->table, up, n);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_str_eq(c->fullname, b->fullname);
+        ck_assert_int_eq(c->route, b->route);
+        ck_assert_uint_eq(cmdtable_index(s->table, c), command_index(b));
+        ck_assert_str_eq(cmdsnap_index_name(s, command_index(b)), b->name);
+        size_t elen = 0;
+        ck_assert_ptr_null(cmdsnap_entry(s, c, &elen));
+        ck_assert_uint_eq(elen, 0);
+        /* A prefix or a NUL inside is another name. */
+        ck_assert_ptr_ne(cmdtable_lookup(s->table, up, n - 1), c);
+        up[n] = '\0';
+        ck_assert_ptr_null(cmdtable_lookup(s->table, up, n + 1));
+    }
+    memset(longname, 'g', sizeof(longname));
+    ck_assert_ptr_null(cmdtable_lookup(s->table, longname,
+                                       sizeof(longname)));
+    ck_assert_ptr_null(cmdtable_lookup(s->table, "", 0));
+    ck_assert_ptr_null(cmdsnap_index_name(s, cmdtable_index_limit() - 1));
+    /* References: get adds one, each put drops one (ASan: freed once). */
+    ck_assert_ptr_eq(cmdsnap_get(s), s);
+    cmdsnap_put(s);
+    cmdsnap_put(s);
+    cmdsnap_put(NULL);
+    cmdtable_names_free(names);
+}
+END_TEST
+
+/* Redis 7.4 on three masters: the server wins for arity and keys, the
+ * proxy's rules for policy; learned names get metric indexes of their own
+ * past the built-in ones; the COMMAND family answers with the server's
+ * bytes. */
+START_TEST(test_snap_redis74)
+{
+    struct cmdtable_names *names = cmdtable_names_new();
+    char *data;
+    struct cmdsnap *s = snap_from_file(F_REDIS74, 3, names, &data);
+    const struct command *c;
+    size_t len;
+
+    ck_assert_uint_eq(s->learned, 250);
+    ck_assert_uint_eq(s->dropped, 0);
+    ck_assert_int_eq(find(s->table, "zrank")->arity, -3);
+    ck_assert_int_eq(find(s->table, "zrank")->route, CMD_ROUTE_KEYED);
+    c = find(s->table, "hexpire");
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->route, CMD_ROUTE_KEYED);
+    ck_assert_uint_ge(cmdtable_index(s->table, c), command_count());
+    ck_assert_str_eq(cmdsnap_index_name(s, cmdtable_index(s->table, c)),
+                     "hexpire");
+    const char *e = cmdsnap_entry(s, c, &len);
+    ck_assert_ptr_nonnull(e);
+    ck_assert(len > 20 && e[0] == '*' && memmem(e, len, "hexpire", 7));
+    /* Proxy policy wins: refused, local and pinned stay so. */
+    ck_assert_int_eq(find(s->table, "waitaof")->route, CMD_ROUTE_REFUSED);
+    ck_assert_int_eq(find(s->table, "wait")->route, CMD_ROUTE_REFUSED);
+    ck_assert_int_eq(find(s->table, "monitor")->route, CMD_ROUTE_REFUSED);
+    ck_assert_int_eq(find(s->table, "cluster|myshardid")->route,
+                     CMD_ROUTE_LOCAL);
+    ck_assert_int_eq(find(s->table, "blpop")->route, CMD_ROUTE_BLOCKING);
+    ck_assert_int_eq(find(s->table, "mget")->route, CMD_ROUTE_SPLIT);
+    /* Subcommand entries are cut out of their container's bytes. */
+    const struct command *top = find(s->table, "client");
+    e = cmdsnap_sub_entry(s, top, find(s->table, "client|list"), &len);
+    ck_assert_ptr_nonnull(e);
+    ck_assert(memmem(e, len, "client|list", 11) != NULL);
+    /* The masters, in any order. */
+    const char *same[] = {"127.0.0.1:7000", "127.0.0.1:7001",
+                          "127.0.0.1:7002"};
+    const char *other[] = {"127.0.0.1:7000", "127.0.0.1:7001",
+                           "127.0.0.1:7003"};
+    ck_assert(cmdsnap_same_masters(s, same, 3));
+    ck_assert(!cmdsnap_same_masters(s, other, 3));
+    ck_assert(!cmdsnap_same_masters(s, same, 2));
+    /* A rebuild keeps the indexes (metrics stay valid across tables). */
+    char *data2;
+    struct cmdsnap *s2 = snap_from_file(F_REDIS74, 1, names, &data2);
+    ck_assert_uint_eq(cmdtable_index(s2->table, find(s2->table, "hexpire")),
+                      cmdtable_index(s->table, c));
+    cmdsnap_put(s2);
+    cmdsnap_put(s);
+    free(data2);
+    free(data);
+    cmdtable_names_free(names);
+}
+END_TEST
+
+/* Valkey 8: CLUSTER SLOT-STATS goes to every master and merges by the
+ * proxy's rule, not by its (absent) response_policy. */
+START_TEST(test_snap_valkey8)
+{
+    struct cmdtable_names *names = cmdtable_names_new();
+    char *data;
+    struct cmdsnap *s = snap_from_file(F_VALKEY8, 2, names, &data);
+    const struct command *c = find(s->table, "cluster|slot-stats");
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->route, CMD_ROUTE_ALL);
+    ck_assert_int_eq(c->merge, CMD_MERGE_SLOTSTATS);
+    ck_assert_int_eq(find(s->table, "zrank")->arity, -3);
+    cmdsnap_put(s);
+    free(data);
+    cmdtable_names_free(names);
+}
+END_TEST
+
+/* A master that refuses COMMAND or answers garbage: no snapshot, an
+ * error that says why (cmdlearn.c then keeps the table in force). */
+START_TEST(test_snap_bad_replies)
+{
+    static const char *const bad[] = {
+        "-ERR unknown command 'COMMAND', with args beginning with: \r\n",
+        "*2\r\n:1\r\n+garbage\r\n",
+        "*1\r\n*3\r\n$3\r\nget\r\n:2\r\n*0\r\n",
+        "*1\r\n",
+        "$5\r\nhello\r\n",
+    };
+    struct cmdtable_names *names = cmdtable_names_new();
+    size_t dlen;
+    char *good = load_file(F_REDIS74, &dlen);
+    const char *node[] = {"127.0.0.1:7000", "127.0.0.1:7001"};
+
+    for (size_t i = 0; i < SP_ARRAY_LEN(bad); i++) {
+        const char *rep[] = {good, bad[i]};
+        size_t len[] = {dlen, strlen(bad[i])};
+        char err[256];
+        struct cmdsnap *s = cmdsnap_new(rep, len, node, 2, names, NULL, err,
+                                        sizeof(err));
+        ck_assert_msg(s == NULL, "bad reply %zu accepted", i);
+        ck_assert_msg(err[0] != '\0', "bad reply %zu: no reason", i);
+    }
+    free(good);
+    cmdtable_names_free(names);
+}
+END_TEST
+
+/* Two masters of one version list a container's subcommands in their own
+ * dict orders: the entry is still theirs (COMMAND INFO answers with the
+ * server's bytes), and a subcommand that really differs is not. */
+#define SUB_LIST "*10\r\n$11\r\nclient|list\r\n:-2\r\n*0\r\n:0\r\n:0\r\n" \
+                 ":0\r\n*0\r\n*0\r\n*0\r\n*0\r\n"
+#define SUB_ID "*10\r\n$9\r\nclient|id\r\n:2\r\n*0\r\n:0\r\n:0\r\n:0\r\n" \
+               "*0\r\n*0\r\n*0\r\n*0\r\n"
+#define SUB_ID3 "*10\r\n$9\r\nclient|id\r\n:3\r\n*0\r\n:0\r\n:0\r\n:0\r\n" \
+                "*0\r\n*0\r\n*0\r\n*0\r\n"
+#define TOP_CLIENT "*1\r\n*10\r\n$6\r\nclient\r\n:-2\r\n*0\r\n:0\r\n:0\r\n" \
+                   ":0\r\n*0\r\n*0\r\n*0\r\n*2\r\n"
+
+START_TEST(test_snap_sub_order)
+{
+    static const char a[] = TOP_CLIENT SUB_LIST SUB_ID;
+    static const char b[] = TOP_CLIENT SUB_ID SUB_LIST;
+    static const char c[] = TOP_CLIENT SUB_ID3 SUB_LIST;
+    const char *node[] = {"127.0.0.1:7000", "127.0.0.1:7001"};
+    struct cmdtable_names *names = cmdtable_names_new();
+    char err[256];
+    size_t len;
+
+    const char *rep_ab[] = {a, b};
+    size_t len_ab[] = {sizeof(a) - 1, sizeof(b) - 1};
+    struct cmdsnap *s = cmdsnap_new(rep_ab, len_ab, node, 2, names, NULL,
+                                    err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    const struct command *top = find(s->table, "client");
+    const char *e = cmdsnap_entry(s, top, &len);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(len, sizeof(a) - 1 - 4);
+    ck_assert_int_eq(memcmp(e, a + 4, len), 0);
+    e = cmdsnap_sub_entry(s, top, find(s->table, "client|id"), &len);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(len, strlen(SUB_ID));
+    cmdsnap_put(s);
+
+    const char *rep_ac[] = {a, c};
+    size_t len_ac[] = {sizeof(a) - 1, sizeof(c) - 1};
+    s = cmdsnap_new(rep_ac, len_ac, node, 2, names, NULL, err, sizeof(err));
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_ptr_null(cmdsnap_entry(s, find(s->table, "client"), &len));
+    cmdsnap_put(s);
+    cmdtable_names_free(names);
+}
+END_TEST
+
 static Suite *
 cmdtable_suite(void)
 {
@@ -1307,6 +1539,11 @@ cmdtable_suite(void)
                         (int)SP_ARRAY_LEN(bad_cases));
     tcase_add_test(tc, test_bad_counts);
     tcase_add_test(tc, test_truncated_and_corrupted);
+    tcase_add_test(tc, test_snap_builtin_lookup);
+    tcase_add_test(tc, test_snap_redis74);
+    tcase_add_test(tc, test_snap_valkey8);
+    tcase_add_test(tc, test_snap_bad_replies);
+    tcase_add_test(tc, test_snap_sub_order);
     suite_add_tcase(s, tc);
     return s;
 }
