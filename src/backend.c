@@ -91,6 +91,7 @@ server_new(struct worker *w, const char *host, uint16_t port, uint32_t nconns)
         snprintf(s->name, sizeof(s->name), "[%s]:%u", host, port);
     else
         snprintf(s->name, sizeof(s->name), "%s:%u", host, port);
+    s->stat = worker_node_index(w, s->name);
     s->nconns = nconns;
     s->conns = sp_calloc(s->nconns, sizeof(*s->conns));
     for (uint32_t i = 0; i < s->nconns; i++)
@@ -185,18 +186,30 @@ backend_creds_free(struct worker *w)
     w->ncreds = 0;
 }
 
-/* Detach q's requests into out and fail each with msg. */
-static void
+/* Detach q's requests and fail each with msg; how many were failed. */
+static uint64_t
 fail_queue(struct request_queue *q, const char *msg)
 {
     struct request *r;
+    uint64_t n = 0;
     while ((r = TAILQ_FIRST(q)) != NULL) {
         TAILQ_REMOVE(q, r, bnext);
         r->conn = NULL;
-        if (!r->done)
+        if (!r->done) {
             request_fail(r, msg);
+            n++;
+        }
         request_put(r);
     }
+    return n;
+}
+
+/* Fail r for its node s's fault (down, unreachable), counted per node. */
+static void
+server_fail(struct server *s, struct request *r, const char *msg)
+{
+    s->w->nodes[s->stat].failed++;
+    request_fail(r, msg);
 }
 
 /* Charge the read buffer's storage to the worker's memory budget: the
@@ -287,7 +300,8 @@ conn_error(struct backend_conn *c, const char *reason, int connect_failed)
 
     snprintf(msg, sizeof(msg), "ERR slotproxy: backend %s %s", s->name,
              reason);
-    fail_queue(&lost, msg);
+    w->nodes[s->stat].conn_errors++;
+    w->nodes[s->stat].failed += fail_queue(&lost, msg);
     if (s->on_push_lost != NULL)
         s->on_push_lost(s);
     if (w->on_node_error != NULL)
@@ -531,7 +545,7 @@ server_send(struct server *s, struct request *r)
         server_probe(s);
         snprintf(msg, sizeof(msg), "ERR slotproxy: backend %s is down (not "
                  "answering within cluster.request_timeout)", s->name);
-        request_fail(r, msg);
+        server_fail(s, r, msg);
         return;
     }
 
@@ -542,7 +556,7 @@ server_send(struct server *s, struct request *r)
             snprintf(msg, sizeof(msg),
                      "ERR slotproxy: backend %.300s unreachable (%.119s)",
                      s->name, s->last_err[0] ? s->last_err : "reconnecting");
-            request_fail(r, msg);
+            server_fail(s, r, msg);
             return;
         }
         if (conn_connect(c) != 0) {
@@ -558,6 +572,10 @@ server_send(struct server *s, struct request *r)
     }
     r->conn = c;
     r->node = s->name;
+    /* Per node as it is sent (a plain increment of this worker's table):
+     * client commands and their fragments, not the proxy's own. */
+    if (r->cmd != NULL)
+        s->w->nodes[s->stat].requests++;
     request_get(r);
     TAILQ_INSERT_TAIL(&c->sendq, r, bnext);
     conn_mark_dirty(c);

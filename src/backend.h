@@ -74,6 +74,7 @@ struct server {
     char *host;                     /* endpoint (owned) */
     uint16_t port;
     char name[300];                 /* "host:port" for logs and errors */
+    uint32_t stat;                  /* its entry in w->nodes (metrics) */
     struct backend_conn *conns;     /* array of nconns */
     uint32_t nconns;
     uint32_t rr;                    /* round robin over conns */

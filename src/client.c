@@ -83,7 +83,7 @@ client_tls_handshake(struct client *c)
     int want_write = 0;
     int rc = tls_handshake(c->tls, &want_write);
     if (rc < 0) {
-        client_close(c, "TLS handshake failed");
+        client_disconnect(c, DISC_TLS);
         return 0;
     }
     if (rc == 0) {
@@ -275,16 +275,28 @@ client_close(struct client *c, const char *reason)
     worker_schedule_flush(w);
 }
 
+#define DISC_TEXT(id_, label_, text_) text_,
+static const char *const disc_text[DISC_COUNT] = {
+    SP_DISC_REASONS(DISC_TEXT)};
+#undef DISC_TEXT
+
+void
+client_disconnect(struct client *c, enum disc_reason why)
+{
+    if (c->closed)
+        return;
+    c->w->stats.disc[why]++;
+    client_close(c, disc_text[why]);
+}
+
 /* Latency histogram and error count for a finished request. */
 static void
 client_observe(struct worker *w, const struct request *r)
 {
     uint64_t us = worker_now_us(w) - r->start_us;
-    int b = 0;
-    while (b < LAT_BUCKETS && us > lat_bucket_us[b])
-        b++;
-    w->stats.lat_count[b]++;
-    w->stats.lat_sum_us += us;
+    int b = lat_bucket(us);
+    w->stats.lat.count[b]++;
+    w->stats.lat.sum_us += us;
     if (r->cmd_index >= 0) {
         uint64_t *h = &w->cmd_lat[(size_t)r->cmd_index * (LAT_BUCKETS + 2)];
         h[b]++;
@@ -308,8 +320,7 @@ client_over_output_limit(struct client *c)
 {
     if (c->out_bytes + c->kernel_queued <= c->w->conf->output_limit)
         return 0;
-    c->w->stats.disc_output++;
-    client_close(c, "output limit reached (slow reader)");
+    client_disconnect(c, DISC_OUTPUT_LIMIT);
     return 1;
 }
 
@@ -425,6 +436,7 @@ client_auth_failed(struct client *c, struct request *r)
         log_warn("client %llu %s: closing after %u wrong AUTHs",
                  (unsigned long long)c->id, c->addr, c->auth_failures);
         c->closing = 1; /* once this reply is written */
+        c->close_why = 1 + DISC_AUTH_FAILURES;
         request_complete(r);
         return;
     }
@@ -446,6 +458,7 @@ client_protocol_error(struct client *c, const char *err)
     snprintf(msg, sizeof(msg), "ERR %s", err);
     log_info("client %llu %s: %s", (unsigned long long)c->id, c->addr, err);
     c->closing = 1;
+    c->close_why = 1 + DISC_PROTOCOL;
     request_fail(r, msg);
 }
 
@@ -760,7 +773,10 @@ client_write(struct client *c)
         }
     }
     if (c->closing && TAILQ_EMPTY(&c->pipeline)) {
-        client_close(c, "closed after error or QUIT");
+        if (c->close_why != 0)
+            client_disconnect(c, (enum disc_reason)(c->close_why - 1));
+        else
+            client_close(c, "closed after QUIT");
         return;
     }
     client_resume_input(c);
@@ -835,9 +851,9 @@ client_check_idle(struct worker *w, uint64_t now_ms)
             request_complete(r);
         }
         if (stall != 0 && c->stalled_ms != 0 && now_ms - c->stalled_ms >= stall)
-            client_close(c, "output stalled (client reads nothing)");
+            client_disconnect(c, DISC_OUTPUT_STALL);
         else if (idle != 0 && c->npipeline == 0 && now_ms - c->last_ms >= idle)
-            client_close(c, "idle timeout");
+            client_disconnect(c, DISC_IDLE);
         else if (now_ms - c->last_ms >= IDLE_RELEASE_MS && !c->held) {
             /* A quiet client holds no read buffer. */
             buf_release_if_empty(&c->rbuf);
@@ -908,8 +924,7 @@ client_shed(struct worker *w, uint64_t target, const char *why, int act)
                      c->addr, (unsigned long long)v[i].bytes,
                      (unsigned long long)total, why,
                      (unsigned long long)w->conf->max_memory);
-            w->stats.disc_memory++;
-            client_close(c, "memory budget exceeded");
+            client_disconnect(c, DISC_MEMORY_BUDGET);
             need = need > v[i].bytes ? need - v[i].bytes : 0;
         }
     }
@@ -973,6 +988,6 @@ client_close_all(struct worker *w)
 {
     struct client *c;
     while ((c = TAILQ_FIRST(&w->clients)) != NULL)
-        client_close(c, "shutting down");
+        client_disconnect(c, DISC_SHUTDOWN);
     client_flush_dirty(w);
 }

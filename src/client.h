@@ -15,6 +15,7 @@
 #include "request.h"
 #include "resp.h"
 #include "util.h"
+#include "worker.h"
 
 struct worker;
 struct event;
@@ -87,6 +88,8 @@ struct client {
                                      * (0: not stalled) */
     uint8_t dirty;                  /* on the dirty list */
     uint8_t closing;                /* close once replies are written */
+    uint8_t close_why;              /* then: 1 + enum disc_reason when the
+                                     * proxy decided it, 0 (QUIT) */
     uint8_t read_paused;            /* reading paused (backpressure) */
     uint8_t mem_paused;             /* reading paused by the memory budget
                                      * (resumed at a tick) */
@@ -157,6 +160,9 @@ void client_accept(struct worker *w, int fd, const char *addr,
 void client_flush_dirty(struct worker *w);
 /* Close now (deferred free); reason is logged. */
 void client_close(struct client *c, const char *reason);
+/* client_close for a reason of the proxy's own, counted in
+ * slotproxy_disconnects_total{reason}. */
+void client_disconnect(struct client *c, enum disc_reason why);
 /* Close clients idle past idle_timeout. */
 void client_check_idle(struct worker *w, uint64_t now_ms);
 /* Resume clients whose input waits for the first slot map (it arrived,

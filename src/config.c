@@ -55,6 +55,7 @@ enum config_type {
     CONF_T_USERS,               /* auth.users: list of {name, password, role} */
     CONF_T_READ_FROM,           /* int field: master|replica|prefer-replica */
     CONF_T_BOOL,                /* uint32_t field: true/false, yes/no */
+    CONF_T_READINESS,           /* int field: all-slots|any-slot */
 };
 
 /* One configuration option. */
@@ -146,6 +147,9 @@ static const struct config_directive config_directives[] = {
                ndisabled, CONFIG_LIVE),
     CONF_ADDRS("metrics", "listen", CONF_T_SEEDS, metrics, nmetrics,
                CONFIG_LIVE),
+    CONF_NUM("metrics", "readiness", CONF_T_READINESS, metrics_readiness,
+             READINESS_ALL_SLOTS, READINESS_ALL_SLOTS, READINESS_ANY_SLOT,
+             CONFIG_LIVE),
     CONF_ADDRS("tls", "listen", CONF_T_LISTEN, tls_listen, ntls_listen,
                CONFIG_LIVE),
     CONF_NUM("tls", "cert", CONF_T_SECRET, tls_cert, 0, 0, 0,
@@ -272,7 +276,7 @@ conf_is_numeric(enum config_type t)
     return t == CONF_T_WORKERS || t == CONF_T_LOG_LEVEL ||
            t == CONF_T_LOG_FORMAT || t == CONF_T_INT ||
            t == CONF_T_DURATION || t == CONF_T_SIZE || t == CONF_T_READ_FROM ||
-           t == CONF_T_BOOL;
+           t == CONF_T_BOOL || t == CONF_T_READINESS;
 }
 
 /*
@@ -899,6 +903,14 @@ conf_set_num(struct config_parser *p, const struct config_directive *d,
             return conf_error(p, v->start_mark, "'%s' must be master, "
                               "replica or prefer-replica", d->name);
         return 0;
+    case CONF_T_READINESS:
+        *num = !ok ? -1 : strcmp(s, "all-slots") == 0 ? READINESS_ALL_SLOTS
+                   : strcmp(s, "any-slot") == 0 ? READINESS_ANY_SLOT
+                   : -1;
+        if (*num < 0)
+            return conf_error(p, v->start_mark, "'%s' must be all-slots or "
+                              "any-slot", d->name);
+        return 0;
     case CONF_T_INT:
         if (!ok || sp_str2ll(s, strlen(s), num) != 0)
             return conf_error(p, v->start_mark, "'%s' must be an integer",
@@ -1492,6 +1504,9 @@ conf_format_num(const struct config_directive *d, long long v, struct buf *b)
         return;
     case CONF_T_READ_FROM:
         buf_append_str(b, conf_read_from_names[v]);
+        return;
+    case CONF_T_READINESS:
+        buf_append_str(b, v == READINESS_ANY_SLOT ? "any-slot" : "all-slots");
         return;
     default:
         /* Durations and sizes in the largest unit that is exact. */

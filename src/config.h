@@ -34,6 +34,9 @@ struct sp_addr {
 
 enum user_role { ROLE_READ_ONLY = 0, ROLE_READ_WRITE, ROLE_ADMIN };
 enum read_from { READ_MASTER = 0, READ_REPLICA, READ_PREFER_REPLICA };
+/* metrics.readiness: /readyz is 200 once every slot is served, or once
+ * any is (an edge tier, where every replica sees the same hole). */
+enum readiness { READINESS_ALL_SLOTS = 0, READINESS_ANY_SLOT };
 
 /* A client user (auth.users). */
 struct sp_user {
@@ -132,6 +135,8 @@ struct config {
     /* metrics: HTTP endpoint (/metrics, /healthz, /readyz); none if empty */
     struct sp_addr *metrics;      /* listen: TCP addresses */
     size_t nmetrics;
+    int metrics_readiness;        /* readiness: enum readiness, when
+                                   * /readyz says 200 (all-slots) */
 
     /* tls: TLS listeners for clients */
     struct sp_addr *tls_listen;   /* listen: addresses served over TLS */

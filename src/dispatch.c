@@ -192,7 +192,7 @@ dispatch_recheck_auth(struct worker *w)
          * client may no longer run, subscriptions what it may no longer
          * read. */
         if (txn_in_multi(c) || (role < 0 && c->ps != NULL))
-            client_close(c, "credentials changed by reload");
+            client_disconnect(c, DISC_AUTH_CHANGED);
     }
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "buildinfo.h"
 #include "cmdsnap.h"
 #include "cmdtable.h"
 #include "command.h"
@@ -64,8 +65,13 @@ struct http_conn {
     char head[HTTP_HEAD_MAX];       /* the request head */
 };
 
-/* Longest label value once escaped (node names are at most 63 bytes). */
-#define LABEL_MAX (2 * 64 + 1)
+/* Longest label value once escaped (node names are at most 299 bytes,
+ * "host:port", as struct server holds them). */
+#define LABEL_MAX (2 * 300 + 1)
+
+/* A worker whose last tick is older than this is stalled (/healthz): the
+ * tick runs every 100 ms, so this is twenty missed in a row. */
+#define HEALTHZ_STALL_MS 2000
 
 /* s as a label value, escaped into buf (LABEL_MAX bytes). */
 static const char *
@@ -75,21 +81,57 @@ label(char *buf, const char *s)
     return buf;
 }
 
+/* The samples of histogram name (with the slotproxy_ prefix) for h;
+ * labels: "k=\"v\"," to put before le, or "". */
+static void
+emit_hist(struct evbuffer *out, const char *name, const char *labels,
+          const struct lat_hist *h)
+{
+    uint64_t cum = 0;
+    size_t ll = strlen(labels);
+    for (int b = 0; b < LAT_BUCKETS; b++) {
+        cum += h->count[b];
+        evbuffer_add_printf(out, "%s_bucket{%sle=\"%g\"} %llu\n", name,
+                            labels, lat_bucket_us[b] / 1e6,
+                            (unsigned long long)cum);
+    }
+    cum += h->count[LAT_BUCKETS];
+    /* _sum and _count take the labels without the trailing comma. */
+    evbuffer_add_printf(out, "%s_bucket{%sle=\"+Inf\"} %llu\n"
+                        "%s_sum%s%.*s%s %.6f\n%s_count%s%.*s%s %llu\n",
+                        name, labels, (unsigned long long)cum, name,
+                        ll ? "{" : "", (int)(ll ? ll - 1 : 0), labels,
+                        ll ? "}" : "", h->sum_us / 1e6, name,
+                        ll ? "{" : "", (int)(ll ? ll - 1 : 0), labels,
+                        ll ? "}" : "", (unsigned long long)cum);
+}
+
+static const char *
+kind_name(int kind)
+{
+    return kind == METRIC_COUNTER ? "counter"
+           : kind == METRIC_GAUGE ? "gauge"
+                                  : "histogram";
+}
+
 /* The table's rows (metrics.c), HELP and TYPE once per name. */
 static void
 emit_table(struct evbuffer *out, const struct worker_stats *sum)
 {
     size_t n;
     const struct metric *t = metrics_table(&n);
+    char name[128];
     for (size_t i = 0; i < n; i++) {
         const struct metric *m = &t[i];
+        snprintf(name, sizeof(name), "slotproxy_%s", m->name);
         if (i == 0 || strcmp(t[i - 1].name, m->name) != 0)
-            evbuffer_add_printf(out, "# HELP slotproxy_%s %s\n# TYPE "
-                                "slotproxy_%s %s\n", m->name, m->help,
-                                m->name, m->kind == METRIC_COUNTER
-                                             ? "counter"
-                                             : "gauge");
-        evbuffer_add_printf(out, "slotproxy_%s%s%s%s %llu\n", m->name,
+            evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name,
+                                m->help, name, kind_name(m->kind));
+        if (m->kind == METRIC_HISTOGRAM) {
+            emit_hist(out, name, "", metric_hist(m, sum));
+            continue;
+        }
+        evbuffer_add_printf(out, "%s%s%s%s %llu\n", name,
                             m->labels ? "{" : "", m->labels ? m->labels : "",
                             m->labels ? "}" : "",
                             (unsigned long long)metric_value(m, sum));
@@ -143,45 +185,72 @@ cmd_label(char *buf, const struct cmdsnap *names, size_t i)
     return label(buf, n != NULL ? n : "other");
 }
 
+/* What this binary is, as the usual constant-1 info metric. */
+static void
+emit_build_info(struct evbuffer *out)
+{
+    char v[LABEL_MAX], c[LABEL_MAX];
+    evbuffer_add_printf(out, "# HELP slotproxy_build_info The version, git "
+                        "commit and build options of this binary.\n"
+                        "# TYPE slotproxy_build_info gauge\n"
+                        "slotproxy_build_info{version=\"%s\",commit=\"%s\","
+                        "tls=\"%s\",allocator=\"%s\"} 1\n",
+                        label(v, buildinfo_version()),
+                        label(c, buildinfo_commit()), buildinfo_tls(),
+                        buildinfo_allocator());
+}
+
+/* The standard process_* metrics, read from /proc/self now. */
+static void
+emit_process(struct evbuffer *out)
+{
+    struct proc_stats p;
+    if (metrics_read_process(&p) != 0)
+        return;
+    evbuffer_add_printf(out,
+                        "# HELP process_cpu_seconds_total User and system CPU "
+                        "time spent, in seconds.\n"
+                        "# TYPE process_cpu_seconds_total counter\n"
+                        "process_cpu_seconds_total %.2f\n"
+                        "# HELP process_resident_memory_bytes Resident memory "
+                        "size in bytes.\n"
+                        "# TYPE process_resident_memory_bytes gauge\n"
+                        "process_resident_memory_bytes %llu\n"
+                        "# HELP process_virtual_memory_bytes Virtual memory "
+                        "size in bytes.\n"
+                        "# TYPE process_virtual_memory_bytes gauge\n"
+                        "process_virtual_memory_bytes %llu\n"
+                        "# HELP process_open_fds Open file descriptors.\n"
+                        "# TYPE process_open_fds gauge\n"
+                        "process_open_fds %llu\n"
+                        "# HELP process_max_fds Most open file descriptors "
+                        "allowed (RLIMIT_NOFILE).\n"
+                        "# TYPE process_max_fds gauge\n"
+                        "process_max_fds %llu\n"
+                        "# HELP process_start_time_seconds Start time of the "
+                        "process since the Unix epoch, in seconds.\n"
+                        "# TYPE process_start_time_seconds gauge\n"
+                        "process_start_time_seconds %.2f\n",
+                        p.cpu_seconds, (unsigned long long)p.rss_bytes,
+                        (unsigned long long)p.vsize_bytes,
+                        (unsigned long long)p.open_fds,
+                        (unsigned long long)p.max_fds, p.start_time);
+}
+
 static void
 emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
-             const uint64_t *calls, uint32_t covered, uint32_t masters,
-             const struct cmdsnap *names)
+             const uint64_t *calls, const struct cmdsnap *names)
 {
     emit_table(out, sum);
-    evbuffer_add_printf(out, "# HELP slotproxy_slots_covered Slots with a "
-                        "master in the slot map (least over workers).\n"
-                        "# TYPE slotproxy_slots_covered gauge\n"
-                        "slotproxy_slots_covered %u\n"
-                        "# HELP slotproxy_cluster_masters Masters in the slot "
-                        "map.\n# TYPE slotproxy_cluster_masters gauge\n"
-                        "slotproxy_cluster_masters %u\n", covered, masters);
-    evbuffer_add_printf(out, "# HELP slotproxy_request_duration_seconds Time "
-                        "from a request's arrival to its reply being ready.\n"
-                        "# TYPE slotproxy_request_duration_seconds "
-                        "histogram\n");
-    uint64_t cum = 0;
-    for (int b = 0; b < LAT_BUCKETS; b++) {
-        cum += sum->lat_count[b];
-        evbuffer_add_printf(out, "slotproxy_request_duration_seconds_bucket"
-                            "{le=\"%g\"} %llu\n", lat_bucket_us[b] / 1e6,
-                            (unsigned long long)cum);
-    }
-    cum += sum->lat_count[LAT_BUCKETS];
-    evbuffer_add_printf(out, "slotproxy_request_duration_seconds_bucket"
-                        "{le=\"+Inf\"} %llu\n"
-                        "slotproxy_request_duration_seconds_sum %.6f\n"
-                        "slotproxy_request_duration_seconds_count %llu\n",
-                        (unsigned long long)cum, sum->lat_sum_us / 1e6,
-                        (unsigned long long)cum);
+    /* Every kind, zeros included: a series that appears only at its
+     * first error makes rate() and alerts miss that error. */
     evbuffer_add_printf(out, "# HELP slotproxy_errors_by_kind_total Error "
                         "replies by their first word.\n# TYPE "
                         "slotproxy_errors_by_kind_total counter\n");
     for (int k = 0; k < ERRK_COUNT; k++)
-        if (sum->errors_by_kind[k] > 0)
-            evbuffer_add_printf(out, "slotproxy_errors_by_kind_total"
-                                "{kind=\"%s\"} %llu\n", err_kind_names[k],
-                                (unsigned long long)sum->errors_by_kind[k]);
+        evbuffer_add_printf(out, "slotproxy_errors_by_kind_total"
+                            "{kind=\"%s\"} %llu\n", err_kind_names[k],
+                            (unsigned long long)sum->errors_by_kind[k]);
     evbuffer_add_printf(out, "# HELP slotproxy_command_calls_total Requests "
                         "by command.\n# TYPE slotproxy_command_calls_total "
                         "counter\n");
@@ -194,72 +263,145 @@ emit_metrics(struct evbuffer *out, const struct worker_stats *sum,
                                 (unsigned long long)calls[i]);
 }
 
-/* Per-node gauges (summed over workers by node name), per-master request
- * counts and load share. */
+/* Every worker's node tables merged by node name. */
+struct node_merge {
+    struct node_stat *v;            /* merged entries (names borrowed
+                                     * from the workers' tables) */
+    uint32_t n;
+    uint32_t cap;
+};
+
+/* Fold one worker's entry in: counters and load add up; connected is
+ * the least over the workers that have a server for the node (one
+ * worker cut off is a node not fully reachable), master the most. */
+static void
+node_merge_one(void *arg, const struct node_stat *ns)
+{
+    struct node_merge *m = arg;
+    uint32_t j = 0;
+    while (j < m->n && strcmp(m->v[j].name, ns->name) != 0)
+        j++;
+    if (j == m->n) {
+        if (m->n == m->cap) {
+            m->cap = m->cap ? 2 * m->cap : 16;
+            m->v = sp_realloc(m->v, m->cap * sizeof(*m->v));
+        }
+        m->v[m->n++] = *ns;
+        return;
+    }
+    struct node_stat *d = &m->v[j];
+    d->requests += ns->requests;
+    d->failed += ns->failed;
+    d->conn_errors += ns->conn_errors;
+    d->inflight += ns->inflight;
+    d->master |= ns->master;
+    if (ns->live)
+        d->connected = d->live ? (d->connected & ns->connected)
+                               : ns->connected;
+    d->live |= ns->live;
+}
+
+/* One per-node family: HELP, TYPE and a sample per node that pick(n)
+ * keeps, valued by val(n). */
+static void
+emit_node_family(struct evbuffer *out, const struct node_merge *m,
+                 const char *name, const char *type, const char *help,
+                 int (*pick)(const struct node_stat *),
+                 double (*val)(const struct node_stat *, const void *),
+                 const void *ctx)
+{
+    char lb[LABEL_MAX];
+    evbuffer_add_printf(out, "# HELP slotproxy_%s %s\n# TYPE slotproxy_%s "
+                        "%s\n", name, help, name, type);
+    for (uint32_t j = 0; j < m->n; j++)
+        if (pick(&m->v[j]))
+            evbuffer_add_printf(out, "slotproxy_%s{node=\"%s\"} %.17g\n",
+                                name, label(lb, m->v[j].name),
+                                val(&m->v[j], ctx));
+}
+
+static int pick_live(const struct node_stat *n) { return n->live; }
+static int pick_any(const struct node_stat *n) { return n != NULL; }
+/* Masters, and every node that ever got a request: a counter once shown
+ * stays, whatever the node's role becomes. */
+static int
+pick_served(const struct node_stat *n)
+{
+    return n->master || n->requests > 0;
+}
+static int pick_master(const struct node_stat *n) { return n->master; }
+static double
+val_inflight(const struct node_stat *n, const void *c)
+{
+    (void)c;
+    return n->inflight;
+}
+static double
+val_connected(const struct node_stat *n, const void *c)
+{
+    (void)c;
+    return n->connected;
+}
+static double
+val_requests(const struct node_stat *n, const void *c)
+{
+    (void)c;
+    return (double)n->requests;
+}
+static double
+val_failed(const struct node_stat *n, const void *c)
+{
+    (void)c;
+    return (double)n->failed;
+}
+static double
+val_conn_errors(const struct node_stat *n, const void *c)
+{
+    (void)c;
+    return (double)n->conn_errors;
+}
+static double
+val_share(const struct node_stat *n, const void *c)
+{
+    uint64_t total = *(const uint64_t *)c;
+    return total ? (double)n->requests / (double)total : 0.0;
+}
+
+/* Per-node gauges and counters, merged over workers by full node name. */
 static void
 emit_nodes(struct http *h, struct evbuffer *out)
 {
-    struct node_stat *all = sp_calloc(PUB_NODES, sizeof(*all));
-    struct worker_stats *s = sp_malloc(sizeof(*s));
-    uint64_t *calls = sp_calloc(cmdtable_index_limit(), sizeof(*calls));
-    uint32_t n = 0;
+    struct node_merge m = {0};
     uint64_t total = 0;
-    char lb[LABEL_MAX];
 
-    for (int i = 0; i < h->nworkers; i++) {
-        worker_read_stats(h->workers[i], s, calls);
-        for (uint32_t k = 0; k < s->nnodes; k++) {
-            uint32_t j = 0;
-            while (j < n && strcmp(all[j].name, s->nodes[k].name) != 0)
-                j++;
-            if (j == n && n == PUB_NODES)
-                continue;
-            if (j == n)
-                snprintf(all[n++].name, sizeof(all[0].name), "%s",
-                         s->nodes[k].name);
-            all[j].inflight += s->nodes[k].inflight;
-            all[j].connected |= s->nodes[k].connected;
-            all[j].master |= s->nodes[k].master;
-            all[j].requests += s->nodes[k].requests;
-            total += s->nodes[k].requests;
-        }
-    }
-    evbuffer_add_printf(out, "# HELP slotproxy_backend_inflight Requests "
-                        "queued or in flight per backend node.\n"
-                        "# TYPE slotproxy_backend_inflight gauge\n");
-    for (uint32_t j = 0; j < n; j++)
-        evbuffer_add_printf(out, "slotproxy_backend_inflight{node=\"%s\"} "
-                            "%u\n", label(lb, all[j].name), all[j].inflight);
-    evbuffer_add_printf(out, "# HELP slotproxy_backend_connected 1 when a "
-                        "connection to the node is up.\n"
-                        "# TYPE slotproxy_backend_connected gauge\n");
-    for (uint32_t j = 0; j < n; j++)
-        evbuffer_add_printf(out, "slotproxy_backend_connected{node=\"%s\"} "
-                            "%u\n", label(lb, all[j].name), all[j].connected);
-    evbuffer_add_printf(out, "# HELP slotproxy_master_requests_total Keyed "
-                        "requests routed to each master's slots.\n"
-                        "# TYPE slotproxy_master_requests_total counter\n");
-    for (uint32_t j = 0; j < n; j++)
-        if (all[j].master)
-            evbuffer_add_printf(out, "slotproxy_master_requests_total"
-                                "{node=\"%s\"} %llu\n",
-                                label(lb, all[j].name),
-                                (unsigned long long)all[j].requests);
-    evbuffer_add_printf(out, "# HELP slotproxy_master_load_share Share of "
-                        "keyed requests per master since start (uneven "
-                        "values call for a rebalance).\n"
-                        "# TYPE slotproxy_master_load_share gauge\n");
-    for (uint32_t j = 0; j < n; j++)
-        if (all[j].master)
-            evbuffer_add_printf(out, "slotproxy_master_load_share"
-                                "{node=\"%s\"} %.4f\n",
-                                label(lb, all[j].name),
-                                total ? (double)all[j].requests /
-                                            (double)total
-                                      : 0.0);
-    sp_free(calls);
-    sp_free(s);
-    sp_free(all);
+    for (int i = 0; i < h->nworkers; i++)
+        worker_read_nodes(h->workers[i], node_merge_one, &m);
+    for (uint32_t j = 0; j < m.n; j++)
+        if (m.v[j].master)
+            total += m.v[j].requests;
+    emit_node_family(out, &m, "backend_inflight", "gauge", "Requests "
+                     "queued or in flight per backend node.", pick_live,
+                     val_inflight, NULL);
+    emit_node_family(out, &m, "backend_connected", "gauge", "1 when every "
+                     "worker's connection to the node is up (least over "
+                     "workers).", pick_live, val_connected, NULL);
+    emit_node_family(out, &m, "master_requests_total", "counter", "Requests "
+                     "sent to each node (masters, and replicas read from), "
+                     "counted as they are sent.", pick_served, val_requests,
+                     NULL);
+    emit_node_family(out, &m, "backend_failed_requests_total", "counter",
+                     "Requests failed by the proxy on a node's account: "
+                     "connection refused or lost, timed out, node down.",
+                     pick_any, val_failed, NULL);
+    emit_node_family(out, &m, "backend_errors_total", "counter",
+                     "Backend connections lost or not made, per node "
+                     "(refused, timed out, dropped, malformed replies).",
+                     pick_any, val_conn_errors, NULL);
+    emit_node_family(out, &m, "master_load_share", "gauge", "Share of the "
+                     "requests sent to masters since start, per master "
+                     "(uneven values call for a rebalance).", pick_master,
+                     val_share, &total);
+    sp_free(m.v);
 }
 
 /* Latency histograms by command (commands seen at least once). */
@@ -275,30 +417,17 @@ emit_cmd_latency(struct http *h, struct evbuffer *out,
                         "Request latency by command.\n# TYPE "
                         "slotproxy_command_duration_seconds histogram\n");
     for (size_t c = 0; c < cmdtable_index_limit(); c++) {
-        const uint64_t *hc = &lat[c * stride];
-        uint64_t cum = 0, total = 0;
+        struct lat_hist hc;
+        uint64_t total = 0;
+        memcpy(&hc, &lat[c * stride], sizeof(hc));
         for (int b = 0; b <= LAT_BUCKETS; b++)
-            total += hc[b];
+            total += hc.count[b];
         if (total == 0)
             continue;
-        char name[LABEL_MAX];
-        cmd_label(name, names, c);
-        for (int b = 0; b < LAT_BUCKETS; b++) {
-            cum += hc[b];
-            evbuffer_add_printf(out, "slotproxy_command_duration_seconds_"
-                                "bucket{command=\"%s\",le=\"%g\"} %llu\n",
-                                name, lat_bucket_us[b] / 1e6,
-                                (unsigned long long)cum);
-        }
-        evbuffer_add_printf(out, "slotproxy_command_duration_seconds_bucket"
-                            "{command=\"%s\",le=\"+Inf\"} %llu\n"
-                            "slotproxy_command_duration_seconds_sum"
-                            "{command=\"%s\"} %.6f\n"
-                            "slotproxy_command_duration_seconds_count"
-                            "{command=\"%s\"} %llu\n", name,
-                            (unsigned long long)total, name,
-                            hc[LAT_BUCKETS + 1] / 1e6, name,
-                            (unsigned long long)total);
+        char name[LABEL_MAX], labels[LABEL_MAX + 16];
+        snprintf(labels, sizeof(labels), "command=\"%s\",",
+                 cmd_label(name, names, c));
+        emit_hist(out, "slotproxy_command_duration_seconds", labels, &hc);
     }
     sp_free(lat);
 }
@@ -345,12 +474,14 @@ on_metrics(struct http *h, struct evbuffer *out)
 
     struct cmdsnap *names = shared_cmds(h->workers[0]->shared);
     metrics_collect(h->workers, h->nworkers, &v);
-    emit_metrics(out, sum, calls, v.min_covered, v.masters, names);
+    emit_build_info(out);
+    emit_metrics(out, sum, calls, names);
     emit_workers(out, per_worker, h->nworkers);
     emit_reloads(out, h->workers[0]->shared);
     emit_nodes(h, out);
     emit_hot_slots(h, out);
     emit_cmd_latency(h, out, names);
+    emit_process(out);
     cmdsnap_put(names);
     sp_free(per_worker);
     sp_free(calls);
@@ -358,15 +489,32 @@ on_metrics(struct http *h, struct evbuffer *out)
     return 200;
 }
 
+/* Alive: the HTTP thread answers (this page) and every worker's loop
+ * still ticks; 503 names the first one that does not. */
 static int
 on_healthz(struct http *h, struct evbuffer *out)
 {
-    (void)h;
-    evbuffer_add_printf(out, "ok\n");
-    return 200;
+    struct worker_stats *s = sp_malloc(sizeof(*s));
+    uint64_t *tick = sp_calloc((size_t)h->nworkers, sizeof(*tick));
+    for (int i = 0; i < h->nworkers; i++) {
+        worker_read_stats(h->workers[i], s, NULL);
+        tick[i] = s->tick_ms;
+    }
+    uint64_t now = sp_msec_now();
+    int bad = metrics_stalled_worker(tick, h->nworkers, now,
+                                     HEALTHZ_STALL_MS);
+    if (bad < 0)
+        evbuffer_add_printf(out, "ok\n");
+    else
+        evbuffer_add_printf(out, "worker %d stalled: no tick for %llu ms\n",
+                            bad, (unsigned long long)(now - tick[bad]));
+    sp_free(tick);
+    sp_free(s);
+    return bad < 0 ? 200 : 503;
 }
 
-/* Ready: every worker has a slot map that covers every slot. */
+/* Ready, by metrics.readiness: all-slots, every worker has a slot map
+ * that covers every slot; any-slot, at least one slot is served. */
 static int
 on_readyz(struct http *h, struct evbuffer *out)
 {
@@ -374,10 +522,13 @@ on_readyz(struct http *h, struct evbuffer *out)
     struct metrics_view v = {.sum = sum};
 
     metrics_collect(h->workers, h->nworkers, &v);
-    int ready = v.min_covered == SLOT_COUNT && v.masters > 0;
-    evbuffer_add_printf(out, "%s: %u/%d slots covered, %u masters\n",
-                        ready ? "ready" : "not ready", v.min_covered,
-                        SLOT_COUNT, v.masters);
+    int any = h->workers[0]->shared->readiness == READINESS_ANY_SLOT;
+    int ready = sum->masters > 0 &&
+                (any ? sum->covered > 0 : sum->covered == SLOT_COUNT);
+    evbuffer_add_printf(out, "%s: %u/%d slots covered, %u masters (%s)\n",
+                        ready ? "ready" : "not ready", sum->covered,
+                        SLOT_COUNT, sum->masters,
+                        any ? "any-slot" : "all-slots");
     sp_free(sum);
     return ready ? 200 : 503;
 }

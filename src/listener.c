@@ -273,7 +273,7 @@ listener_on_accept(evutil_socket_t fd, short what, void *arg)
                               sizeof(max_clients_err) - 1);
             (void)n;
             close(cfd);
-            w->stats.connections_rejected++;
+            w->stats.disc[DISC_MAX_CLIENTS]++;
             continue;
         }
         if (!l->is_unix) {

@@ -383,6 +383,7 @@ on_reload_signal(evutil_socket_t sig, short what, void *arg)
         worker_loop_reload(pr->workers[i], neu, pr->client_tls);
     pr->shared->reloads_ok++;
     pr->shared->last_reload_success_unix = (int64_t)time(NULL);
+    pr->shared->readiness = neu->metrics_readiness;
     log_notice("reload: configuration from %s applied (%zu option%s "
                "changed)", pr->file, changed, changed == 1 ? "" : "s");
 }
@@ -642,6 +643,7 @@ run(struct config **confp, const char *file)
     int rc = pr.base == NULL;
     shared_init(&shared);
     shared.last_reload_success_unix = (int64_t)time(NULL);
+    shared.readiness = conf->metrics_readiness;
     struct tls_ctx *client_tls = NULL;
     char terr[400];
     if (conf->ntls_listen > 0) {

@@ -75,22 +75,29 @@ client_full(const struct worker *w, const struct pinset *ps)
     return ps->n + ps->nblk >= per_client_cap(w);
 }
 
-/* 1 when one more pin to host:port fits every cap. */
+/* 1 when one more pin to host:port fits every cap; else 0, the refusal
+ * counted by the cap reached (the order pin_refusal names it in). */
 static int
-pin_room(const struct worker *w, const struct pinset *ps, const char *host,
+pin_room(struct worker *w, const struct pinset *ps, const char *host,
          uint16_t port)
 {
-    if (w->npins >= w->conf->max_pinned || client_full(w, ps))
-        return 0;
-    if (w->conf->max_pinned_per_node > 0) {
+    enum pin_limit full = PIN_LIMIT_COUNT;
+    if (client_full(w, ps))
+        full = PIN_LIMIT_CLIENT;
+    else if (w->npins >= w->conf->max_pinned)
+        full = PIN_LIMIT_TOTAL;
+    else if (w->conf->max_pinned_per_node > 0) {
         /* Per node too, so one busy shard cannot take every pin. */
         uint32_t on_node = 0;
         for (uint32_t i = 0; i < w->npins; i++)
             on_node += same_node(w->pins[i], host, port);
         if (on_node >= w->conf->max_pinned_per_node)
-            return 0;
+            full = PIN_LIMIT_NODE;
     }
-    return 1;
+    if (full == PIN_LIMIT_COUNT)
+        return 1;
+    w->stats.pin_refused[full]++;
+    return 0;
 }
 
 const char *

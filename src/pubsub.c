@@ -856,5 +856,5 @@ pubsub_tick(struct client *c, uint64_t now_ms)
         return;
     }
     if (now_ms - ps->lost_ms > RESUB_GIVE_UP_MS)
-        client_close(c, "pub/sub subscriptions could not be re-established");
+        client_disconnect(c, DISC_PUBSUB_LOST);
 }

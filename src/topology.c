@@ -240,7 +240,9 @@ topo_install(struct topology *t, const struct request *r)
     t->second_opinion = 0;
     topo_log_moves(t, m);
     t->w->stats.refreshes++;
-    t->w->stats.refresh_us += sp_usec_now() - t->sent_us;
+    uint64_t us = sp_usec_now() - t->sent_us;
+    t->w->stats.refresh.count[lat_bucket(us)]++;
+    t->w->stats.refresh.sum_us += us;
     worker_set_map(t->w, m);
     return 0;
 }

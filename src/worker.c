@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cmdsnap.h"
 #include "cmdtable.h"
 #include "command.h"
@@ -20,8 +21,8 @@
 #include "worker.h"
 
 const uint32_t lat_bucket_us[LAT_BUCKETS] = {
-    100,   250,   500,   1000,   2500,   5000,
-    10000, 25000, 50000, 100000, 500000, 1000000,
+    100,   250,    500,    1000,   2500,    5000,    10000,   25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 
 void
@@ -41,6 +42,31 @@ worker_read_slots(struct worker *w, uint64_t *slots)
     for (uint32_t i = 0; i < SLOT_COUNT; i++)
         slots[i] += w->pub_slot_calls[i];
     pthread_mutex_unlock(&w->pub_lock);
+}
+
+void
+worker_read_nodes(struct worker *w,
+                  void (*fn)(void *arg, const struct node_stat *n), void *arg)
+{
+    pthread_mutex_lock(&w->pub_lock);
+    for (uint32_t i = 0; i < w->pub_nnodes; i++)
+        fn(arg, &w->pub_nodes[i]);
+    pthread_mutex_unlock(&w->pub_lock);
+}
+
+uint32_t
+worker_node_index(struct worker *w, const char *name)
+{
+    for (uint32_t i = 0; i < w->nnodes; i++)
+        if (strcmp(w->nodes[i].name, name) == 0)
+            return i;
+    if (w->nnodes == w->nodes_cap) {
+        w->nodes_cap = w->nodes_cap ? 2 * w->nodes_cap : 16;
+        w->nodes = sp_realloc(w->nodes, w->nodes_cap * sizeof(*w->nodes));
+    }
+    memset(&w->nodes[w->nnodes], 0, sizeof(*w->nodes));
+    w->nodes[w->nnodes].name = sp_strdup(name);
+    return w->nnodes++;
 }
 
 int

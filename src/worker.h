@@ -78,6 +78,8 @@ struct shared {
     int64_t last_reload_success_unix; /* when the configuration in force
                                      * was loaded: start-up or the last
                                      * applied reload (Unix seconds) */
+    int readiness;                  /* metrics.readiness in force (enum
+                                     * readiness), for /readyz; main's */
     struct membudget mem;           /* bytes held for clients, all workers
                                      * (max_memory) */
     struct worker *const *workers;  /* every worker, set by main before
@@ -92,23 +94,85 @@ struct shared {
 #define RSCRATCH_SIZE (16 * 1024)
 
 
-/* Request latency histogram bucket bounds, in microseconds. */
-#define LAT_BUCKETS 12
+/* Request latency histogram bucket bounds, in microseconds: up to 10 s,
+ * past the default request timeout (5 s), so that no request that got an
+ * answer lands in +Inf. */
+#define LAT_BUCKETS 16
 extern const uint32_t lat_bucket_us[LAT_BUCKETS];
 
-/* Per-node figures published for /metrics (at most PUB_NODES nodes). */
-#define PUB_NODES 64
+/* A latency histogram (the layout of one command's row of cmd_lat). */
+struct lat_hist {
+    uint64_t count[LAT_BUCKETS + 1]; /* observations by bucket; the last:
+                                     * past the largest bound */
+    uint64_t sum_us;                /* total microseconds observed */
+};
+
+/* The bucket of a duration of us microseconds. */
+static inline int
+lat_bucket(uint64_t us)
+{
+    int b = 0;
+    while (b < LAT_BUCKETS && us > lat_bucket_us[b])
+        b++;
+    return b;
+}
+
+/* Why the proxy closed a client (or refused one): X(ID, label, log text).
+ * The label names the row of slotproxy_disconnects_total{reason}. */
+#define SP_DISC_REASONS(X) \
+    X(OUTPUT_LIMIT, "output_limit", "output limit reached (slow reader)") \
+    X(MEMORY_BUDGET, "memory_budget", "memory budget exceeded") \
+    X(OUTPUT_STALL, "output_stall", "output stalled (client reads nothing)") \
+    X(IDLE, "idle_timeout", "idle timeout") \
+    X(MAX_CLIENTS, "max_clients", "refused: max_clients reached") \
+    X(PROTOCOL, "protocol_error", "closed after a protocol error") \
+    X(AUTH_FAILURES, "auth_failures", "closed after too many wrong AUTHs") \
+    X(TLS, "tls_handshake", "TLS handshake failed") \
+    X(AUTH_CHANGED, "credentials_changed", "credentials changed by reload") \
+    X(PUBSUB_LOST, "pubsub_lost", \
+      "pub/sub subscriptions could not be re-established") \
+    X(SHUTDOWN, "shutdown", "shutting down")
+
+#define SP_DISC_ENUM(id_, label_, text_) DISC_##id_,
+enum disc_reason { SP_DISC_REASONS(SP_DISC_ENUM) DISC_COUNT };
+#undef SP_DISC_ENUM
+
+/* Which cap refused a pinned connection (pin.c): X(ID, label), the
+ * label naming the row of slotproxy_pinned_refusals_total{limit}. */
+#define SP_PIN_LIMITS(X) \
+    X(CLIENT, "per_client") \
+    X(TOTAL, "total") \
+    X(NODE, "per_node")
+
+#define SP_PIN_ENUM(id_, label_) PIN_LIMIT_##id_,
+enum pin_limit { SP_PIN_LIMITS(SP_PIN_ENUM) PIN_LIMIT_COUNT };
+#undef SP_PIN_ENUM
+
+/*
+ * One backend node as a worker counts it for /metrics, found by its full
+ * name. An entry stays for the worker's life once the node was seen (a
+ * server freed and made again finds it), so its counters never go back.
+ */
 struct node_stat {
-    char name[64];                  /* "host:port" */
-    uint32_t inflight;              /* requests queued or in flight */
-    uint8_t connected;              /* a connection is up */
-    uint8_t master;                 /* a master of the current map */
-    uint64_t requests;              /* keyed requests to its slots */
+    const char *name;               /* "host:port" (owned by the worker's
+                                     * node table, freed with the worker) */
+    uint64_t requests;              /* requests sent to it (client commands
+                                     * and fragments, retries included) */
+    uint64_t failed;                /* requests failed by the proxy on its
+                                     * account: connection refused or lost,
+                                     * timed out, node marked down */
+    uint64_t conn_errors;           /* connections lost or not made
+                                     * (refused, timed out, dropped,
+                                     * malformed replies) */
+    uint32_t inflight;              /* gauge: requests queued or in flight */
+    uint8_t connected;              /* gauge: a connection is up */
+    uint8_t master;                 /* gauge: a master of the current map */
+    uint8_t live;                   /* gauge: the worker has a server for
+                                     * it (set at each publish) */
 };
 
 struct worker_stats {
     uint64_t connections_total;     /* clients accepted */
-    uint64_t connections_rejected;  /* refused by max_clients */
     uint64_t commands;              /* requests parsed */
     uint64_t moved;                 /* MOVED redirects followed */
     uint64_t ask;                   /* ASK redirects followed */
@@ -117,26 +181,27 @@ struct worker_stats {
     uint64_t auth_failures;         /* wrong AUTH / HELLO AUTH attempts */
     uint64_t refreshes;             /* topology maps fetched */
     uint64_t refresh_failures;      /* topology fetch attempts that failed */
-    uint64_t refresh_us;            /* time spent in successful fetches */
+    struct lat_hist refresh;        /* successful fetches' durations */
     uint64_t errors;                /* error replies sent to clients */
     uint64_t errors_by_kind[ERRK_COUNT];
     uint64_t bytes_in;              /* bytes read from clients */
     uint64_t bytes_out;             /* bytes written to clients */
-    uint64_t disc_memory;           /* clients closed by the memory budget */
-    uint64_t disc_output;           /* clients closed by output_limit */
-    uint64_t lat_count[LAT_BUCKETS + 1]; /* requests by latency bucket */
-    uint64_t lat_sum_us;            /* total latency */
+    uint64_t disc[DISC_COUNT];      /* clients closed (or refused) by the
+                                     * proxy, by enum disc_reason */
+    uint64_t pin_refused[PIN_LIMIT_COUNT]; /* pinned connections refused,
+                                     * by enum pin_limit */
+    struct lat_hist lat;            /* requests by latency */
     /* Gauges, filled when the stats are published. */
     uint32_t clients;
     uint32_t pinned;
-    uint32_t covered;
-    uint32_t masters;
-    uint32_t nodes_down;
+    uint32_t covered;               /* slots the worker's map covers */
+    uint32_t masters;               /* masters in the worker's map */
+    uint32_t nodes_down;            /* masters marked down (breaker) */
     uint64_t map_epoch;
     uint64_t mem_held;              /* bytes this worker holds for clients */
     uint32_t mem_paused;            /* 1 while reading is paused for memory */
-    uint32_t nnodes;                /* entries in nodes */
-    struct node_stat nodes[PUB_NODES];
+    uint64_t tick_ms;               /* monotonic ms of the worker's last
+                                     * tick (/healthz: is it alive?) */
 };
 
 struct worker {
@@ -256,11 +321,17 @@ struct worker {
     uint64_t *slot_calls;           /* keyed requests per slot */
     uint32_t pub_ticks;             /* ticks since slot counts were copied */
     uint64_t *pub_slot_calls;
+    struct node_stat *nodes;        /* per-node counters (this thread) */
+    uint32_t nnodes;
+    uint32_t nodes_cap;
     /* A copy published every tick for the metrics endpoint (main
      * thread), under pub_lock: the request path never takes a lock. */
     pthread_mutex_t pub_lock;
     struct worker_stats pub;
     uint64_t *pub_cmd_calls;
+    struct node_stat *pub_nodes;    /* copy of nodes, under pub_lock */
+    uint32_t pub_nnodes;
+    uint32_t pub_nodes_cap;
 };
 
 /* Ask for an end-of-turn flush (writes batched per loop turn). */
@@ -296,6 +367,15 @@ void worker_read_stats(struct worker *w, struct worker_stats *out,
 /* Add w's published per-command latency (cmdtable_index_limit() x
  * (LAT_BUCKETS + 2) entries) to lat. */
 void worker_read_cmd_lat(struct worker *w, uint64_t *lat);
+/* Call fn(arg, node) for each node of w's published node table, under
+ * its publish lock (fn must not block; node->name stays valid while w
+ * lives). */
+void worker_read_nodes(struct worker *w,
+                       void (*fn)(void *arg, const struct node_stat *n),
+                       void *arg);
+/* The index of node name in w's node table, added if new (the table
+ * only grows: a server keeps its index for life). */
+uint32_t worker_node_index(struct worker *w, const char *name);
 /* Add w's published per-slot counts (SLOT_COUNT entries) to slots. */
 void worker_read_slots(struct worker *w, uint64_t *slots);
 /* Shared state of all workers. */

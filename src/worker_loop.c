@@ -78,38 +78,38 @@ worker_flush_cb(evutil_socket_t fd, short what, void *arg)
         backend_flush_dirty(w);
 }
 
-/* Publish a copy of the counters (and current gauges) for the metrics
- * endpoint: one short lock per tick. */
-/* Per-node gauges and per-master request counts for /metrics. */
+/* Refresh the per-node gauges (the counters are kept as requests go):
+ * which nodes this worker has a server for, their load and connection
+ * state, which are masters of the current map. */
 static void
-worker_node_stats(struct worker *w, int with_slots)
+worker_node_gauges(struct worker *w)
 {
-    const struct slotmap *m = w->map;
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < w->nservers && n < PUB_NODES; i++) {
-        const struct server *s = w->servers[i];
-        struct node_stat *ns = &w->stats.nodes[n++];
-        snprintf(ns->name, sizeof(ns->name), "%.63s", s->name);
+    for (uint32_t i = 0; i < w->nnodes; i++) {
+        struct node_stat *ns = &w->nodes[i];
         ns->inflight = 0;
-        ns->connected = 0;
+        ns->connected = ns->master = ns->live = 0;
+    }
+    for (uint32_t i = 0; i < w->nservers; i++) {
+        const struct server *s = w->servers[i];
+        struct node_stat *ns = &w->nodes[s->stat];
+        ns->live = 1;
         server_load(s, &ns->inflight, &ns->connected);
-        ns->master = 0;
-        for (uint32_t k = 0; k < m->nmasters; k++)
-            ns->master |= w->map_srv[k] == s;
     }
-    w->stats.nnodes = n;
-    if (!with_slots)
-        return;
-    for (uint32_t i = 0; i < n; i++)
-        w->stats.nodes[i].requests = 0;
-    for (uint32_t slot = 0; slot < SLOT_COUNT; slot++) {
-        int node = slotmap_master_of(m, (uint16_t)slot);
-        if (node < 0 || w->slot_calls[slot] == 0)
-            continue;
-        for (uint32_t i = 0; i < n; i++)
-            if (strcmp(w->stats.nodes[i].name, w->map_srv[node]->name) == 0)
-                w->stats.nodes[i].requests += w->slot_calls[slot];
+    for (uint32_t k = 0; k < w->map->nmasters; k++)
+        w->nodes[w->map_srv[k]->stat].master = 1;
+}
+
+/* Copy the node table for the metrics endpoint (caller holds pub_lock). */
+static void
+worker_publish_nodes(struct worker *w)
+{
+    if (w->pub_nodes_cap < w->nnodes) {
+        w->pub_nodes_cap = w->nodes_cap;
+        w->pub_nodes =
+            sp_realloc(w->pub_nodes, w->pub_nodes_cap * sizeof(*w->pub_nodes));
     }
+    memcpy(w->pub_nodes, w->nodes, w->nnodes * sizeof(*w->nodes));
+    w->pub_nnodes = w->nnodes;
 }
 
 /* dst = src, writing only the counters that changed: the arrays are
@@ -134,17 +134,20 @@ worker_cmd_indexes(const struct worker *w)
     return SP_MIN(n, cmdtable_index_limit());
 }
 
+/* Publish a copy of the counters (and current gauges) for the metrics
+ * endpoint and INFO: one short lock per tick. now_ms: the tick's clock,
+ * published as the proof that the worker is alive (/healthz). */
 static void
-worker_publish_stats(struct worker *w)
+worker_publish_stats(struct worker *w, uint64_t now_ms)
 {
     uint32_t down = 0;
     size_t ncmd = worker_cmd_indexes(w);
-    /* Slot counts (and the per-master sums) once a second: 16384
-     * counters are more than a tick's worth of work. */
+    /* Slot counts and per-command latency once a second: 16384 counters
+     * are more than a tick's worth of work. */
     int with_slots = ++w->pub_ticks >= 10;
     if (with_slots)
         w->pub_ticks = 0;
-    worker_node_stats(w, with_slots);
+    worker_node_gauges(w);
     for (uint32_t i = 0; i < w->map->nmasters; i++)
         down += w->map_srv[i]->down;
     w->stats.clients = w->nclients;
@@ -155,9 +158,11 @@ worker_publish_stats(struct worker *w)
     w->stats.map_epoch = w->map_epoch;
     w->stats.mem_held = w->mem.held > 0 ? (uint64_t)w->mem.held : 0;
     w->stats.mem_paused = w->mem_paused;
+    w->stats.tick_ms = now_ms;
     pthread_mutex_lock(&w->pub_lock);
     w->pub = w->stats;
     copy_changed(w->pub_cmd_calls, w->cmd_calls, ncmd);
+    worker_publish_nodes(w);
     if (with_slots) {
         copy_changed(w->pub_slot_calls, w->slot_calls, SLOT_COUNT);
         copy_changed(w->pub_cmd_lat, w->cmd_lat, ncmd * (LAT_BUCKETS + 2));
@@ -191,7 +196,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     uint64_t now = sp_msec_now();
     w->now_us = sp_usec_now();
-    worker_publish_stats(w);
+    worker_publish_stats(w, now);
     worker_adopt_map(w);
     worker_adopt_cmds(w);
     worker_reap_cmds(w);
@@ -468,6 +473,8 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     w->pub_cmd_lat = sp_calloc(ncmd * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
     w->pub_slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     pthread_mutex_init(&w->pub_lock, NULL);
+    /* Alive from birth: /healthz does not fail before the first tick. */
+    w->pub.tick_ms = sp_msec_now();
     w->start_ms = (uint64_t)time(NULL) * 1000;
     w->mem_high =
         conf->max_memory != 0 ? membudget_high(conf->max_memory) : UINT64_MAX;
@@ -618,6 +625,10 @@ worker_loop_free(struct worker *w)
     sp_free(w->cmd_lat);
     sp_free(w->pub_cmd_lat);
     sp_free(w->pub_slot_calls);
+    for (uint32_t i = 0; i < w->nnodes; i++)
+        sp_free((char *)w->nodes[i].name);
+    sp_free(w->nodes);
+    sp_free(w->pub_nodes);
     pthread_mutex_destroy(&w->pub_lock);
     slotmap_put(w->map);
     request_pool_drain(&w->reqs);

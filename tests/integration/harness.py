@@ -198,6 +198,35 @@ def metrics(port):
     return out
 
 
+def http_get(port, path):
+    """(status, body text) of GET http://127.0.0.1:port/path."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen("http://%s:%d%s" % (HOST, port, path),
+                                    timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def one_node_cluster(name):
+    """A started one-master cluster serving all 16384 slots, in its own
+    directory (the caller stops it)."""
+    node = Node(free_cluster_port(), os.path.join(tmp_root(), name))
+    node.start()
+    try:
+        wait_until(lambda: node.call("PING") == b"PONG", 10, "node")
+        assert node.call("CLUSTER", "ADDSLOTSRANGE", "0", "16383") == b"OK"
+        wait_until(lambda: b"cluster_state:ok" in node.call("CLUSTER",
+                                                             "INFO"),
+                   20, "one-node cluster")
+    except BaseException:
+        node.stop()
+        raise
+    return node
+
+
 def rss(pid):
     """VmRSS of pid in bytes."""
     with open("/proc/%d/status" % pid) as f:

@@ -599,7 +599,7 @@ def test_metrics_connection_cap(env):
             for _ in range(100)]
     t = time.time()
     status, body = http_get(mport, "/metrics")
-    assert status == 200 and b"slotproxy_connections" in body
+    assert status == 200 and b"slotproxy_client_connections" in body
     assert time.time() - t < 2
     time.sleep(0.3)
     still_open = sum(1 for s in idle if not cut_off(s))
