@@ -32,6 +32,7 @@
 #include "slotmap.h"
 #include "slowlog.h"
 #include "topology.h"
+#include "view.h"
 #include "worker.h"
 #include "worker_loop.h"
 
@@ -200,6 +201,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     worker_adopt_map(w);
     worker_adopt_cmds(w);
     worker_reap_cmds(w);
+    view_serve(w);
     if (w->hold_until_ms != 0 && now >= w->hold_until_ms) {
         w->hold_until_ms = 0;
         client_wake_waiting(w);
@@ -336,7 +338,12 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     char how = 'x';
-    if (read(fd, &how, 1) == 1 && how == 'r') {
+    if (read(fd, &how, 1) == 1 && how == 'v') {
+        view_serve(w);
+        event_add(w->stop_ev, NULL);
+        return;
+    }
+    if (how == 'r') {
         const struct config *old = w->conf;
         pthread_mutex_lock(&w->pub_lock);
         worker_set_conf(w, w->next_conf);
@@ -466,7 +473,7 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     size_t ncmd = cmdtable_index_limit();
     w->cmd_calls = sp_calloc(ncmd, sizeof(*w->cmd_calls));
     w->slowlog = sp_malloc(sizeof(*w->slowlog));
-    slowlog_init(w->slowlog, conf->slowlog_max_len);
+    slowlog_init(w->slowlog, conf->slowlog_max_len, &shared->slowlog_ids);
     w->pub_cmd_calls = sp_calloc(ncmd, sizeof(*w->cmd_calls));
     w->slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     w->cmd_lat = sp_calloc(ncmd * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
@@ -604,6 +611,7 @@ worker_loop_free(struct worker *w)
     client_close_all(w);
     router_timers_free(w);
     cmdlearn_deinit(w);
+    view_free_all(w);
     topology_deinit(w);
     pin_free_all(w);
     for (uint32_t i = 0; i < w->nservers; i++)
