@@ -506,6 +506,29 @@ worker_adopt_map(struct worker *w)
         worker_install_map(w, m);
 }
 
+/* ok[i] for the replicas of m that the current map's poll found fit
+ * (the same node, replicating the same master): each refresh publishes a
+ * new map, and with read_from: replica a reset would fail reads until
+ * the next poll. 1 when m has a replica the current map does not. */
+static int
+carry_replica_ok(const struct worker *w, const struct slotmap *m, uint8_t *ok)
+{
+    const struct slotmap *old = w->map;
+    int unknown = 0;
+    for (uint32_t i = m->nmasters; i < m->nnodes; i++) {
+        const struct sm_node *n = &m->nodes[i];
+        int o = slotmap_find_node(old, n->host, n->port);
+        unknown |= o < 0;
+        if (w->replica_ok == NULL || o < (int)old->nmasters ||
+            !w->replica_ok[o] || n->master < 0 || old->nodes[o].master < 0)
+            continue;
+        const struct sm_node *om = &old->nodes[old->nodes[o].master];
+        const struct sm_node *nm = &m->nodes[n->master];
+        ok[i] = om->port == nm->port && strcmp(om->host, nm->host) == 0;
+    }
+    return unknown;
+}
+
 static void
 worker_install_map(struct worker *w, struct slotmap *m)
 {
@@ -518,8 +541,10 @@ worker_install_map(struct worker *w, struct slotmap *m)
         server_warm(srv[i]);
     int changed = !slotmap_same_routes(w->map, m);
     /* Replicas are not read from until a poll shows them in sync. */
+    uint8_t *ok = sp_calloc(m->nnodes ? m->nnodes : 1, 1);
+    int unknown = carry_replica_ok(w, m, ok);
     sp_free(w->replica_ok);
-    w->replica_ok = sp_calloc(m->nnodes ? m->nnodes : 1, 1);
+    w->replica_ok = ok;
     if (w->conf->read_from != READ_MASTER)
         for (uint32_t i = m->nmasters; i < m->nnodes; i++)
             server_set_readonly(srv[i]);
@@ -532,6 +557,8 @@ worker_install_map(struct worker *w, struct slotmap *m)
     slotmap_put(w->map);
     w->map = m;
     w->map_epoch++;
+    if (unknown)
+        topology_replica_poll_now(w);
     if (changed && w->id == 0)
         log_notice("topology: new slot map (epoch %llu): %u masters, %u "
                    "nodes, %u/%u slots covered",

@@ -146,7 +146,7 @@ def test_view_pipelined_and_errors(env):
         assert r[5][0][3][:2] == [b"SET", b"view:pl"], r[5]
         assert r[6] == b"1", r
         for e in r[7:9]:
-            assert isinstance(e, Error) and "count should be greater" in str(e), e
+            assert isinstance(e, Error) and "count should be greater" in e.msg, e
         assert r[9] == me
         # Inside MULTI the proxy queues them like any command.
         assert c.call("MULTI") == b"OK"
@@ -224,6 +224,111 @@ def test_view_clients_leave_reload_and_stop(env):
         t.join(10)
     assert p.proc.returncode == 0, (p.proc.returncode, p.log_tail())
     assert not sanitizer_report(p), p.log_tail(80)
+
+
+# ------------------------------------------------------------ read_from
+
+def cmdstat_calls(node, cmd):
+    info = node.call("INFO", "commandstats").decode()
+    m = re.search(r"^cmdstat_%s:calls=(\d+)" % cmd, info, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def reads_by_role(cl, c, keys):
+    """GET every key through c: (replies, GETs the replicas served, GETs
+    the masters served)."""
+    before = {n.port: cmdstat_calls(n, "get") for n in cl.nodes
+              if n.alive()}
+    got = c.pipeline([("GET", k) for k in keys])
+    after = {n.port: cmdstat_calls(n, "get") for n in cl.nodes
+             if n.alive()}
+    masters = cl.masters()
+    diff = {port: after[port] - before[port] for port in after}
+    return (got,
+            sum(v for port, v in diff.items()
+                if port not in [m.port for m in masters]),
+            sum(diff.get(m.port, 0) for m in masters))
+
+
+def reload_conf(p, text):
+    with open(p.log, encoding="utf-8", errors="replace") as f:
+        n = f.read().count("reload: configuration from")
+    with open(p.conf, "w") as f:
+        f.write(text)
+    os.kill(p.pid, signal.SIGHUP)
+
+    def done():
+        with open(p.log, encoding="utf-8", errors="replace") as f:
+            return f.read().count("reload: configuration from") > n
+    wait_until(done, 10, "reload applied")
+
+
+@test(timeout=180)
+def test_read_from_replica_only_and_prefer(env):
+    """read_from: replica serves reads from replicas only: with the
+    slot's replica down, its reads fail with a clear error (writes and
+    the other slots go on); prefer-replica sends them to the master."""
+    cl = harness.Cluster(3, 1, name="view-readfrom")
+    try:
+        cl.start(40)
+        p = harness.Proxy([m.port for m in cl.masters()])
+        env.proxies.append(p)
+        with open(p.conf) as f:
+            text = f.read()
+        with open(p.conf, "w") as f:
+            f.write(text.replace("cluster:\n",
+                                 "cluster:\n  read_from: replica\n", 1))
+        p.start()
+    except BaseException:
+        cl.stop()
+        raise
+    try:
+        keys = ["view:rf:%d" % i for i in range(30)]
+        vals = [k.encode() for k in keys]
+        with p.client() as c:
+            assert c.pipeline([("SET", k, k) for k in keys]) == [b"OK"] * 30
+            # Replicas join the map once they replicated something.
+            wait_until(lambda: reads_by_role(cl, c, keys) == (vals, 30, 0),
+                       20, "every read on a replica")
+            victim = cl.masters()[0]
+            rep = cl.replicas_of(victim)[0]
+            vkeys = [k for k in keys if cl.node_for_key(k) is victim]
+            okeys = [k for k in keys if k not in vkeys]
+            assert vkeys and okeys
+            rep.kill()
+
+            def refused():
+                got = c.pipeline([("GET", k) for k in vkeys])
+                return all(isinstance(e, Error) and e.startswith(
+                    "ERR slotproxy: no replica in sync serves slot ")
+                    for e in got)
+            wait_until(refused, 15, "reads of the dead replica's slots "
+                       "refused")
+            got = c.call("GET", vkeys[0])
+            assert got == ("ERR slotproxy: no replica in sync serves "
+                                "slot %d (cluster.read_from: replica reads "
+                                "from replicas only)" %
+                                harness.keyslot(vkeys[0])), got
+            # MGET across slots: the refused fragment fails it.
+            assert isinstance(c.call("MGET", vkeys[0], okeys[0]), Error)
+            assert c.call("SET", vkeys[0], vkeys[0]) == b"OK"
+            assert reads_by_role(cl, c, okeys) == (
+                [k.encode() for k in okeys], len(okeys), 0)
+            # prefer-replica: the master serves what no replica can.
+            base = open(p.conf).read()
+            reload_conf(p, base.replace("read_from: replica",
+                                        "read_from: prefer-replica"))
+            got, on_rep, on_master = reads_by_role(cl, c, keys)
+            assert got == vals, got
+            assert (on_rep, on_master) == (len(okeys), len(vkeys)), \
+                (on_rep, on_master)
+            # And back: refused again, at once.
+            reload_conf(p, base)
+            assert refused()
+            c.call("DEL", *keys)
+    finally:
+        p.stop()
+        cl.stop()
 
 
 if __name__ == "__main__":
