@@ -30,8 +30,8 @@
 #include "resp.h"
 #include "router.h"
 #include "slotmap.h"
-#include "slowlog.h"
 #include "util.h"
+#include "view.h"
 #include "worker.h"
 
 /* The Redis version the proxy presents to clients that check features. */
@@ -413,20 +413,6 @@ cmd_info(struct admin_args *a)
     reply_done(a);
 }
 
-static void
-client_info_line(struct buf *b, const struct client *c, uint64_t now_ms)
-{
-    buf_printf(b, "id=%llu addr=%s laddr=%s:%u fd=%d name=%s age=%llu "
-                  "idle=%llu flags=%s db=0 cmd=NULL lib-name=%s "
-                  "lib-ver=%s\n",
-               (unsigned long long)c->id, c->addr, c->lhost, c->lport, c->fd,
-               c->name ? c->name : "",
-               (unsigned long long)((now_ms - c->created_ms) / 1000),
-               (unsigned long long)((now_ms - c->last_ms) / 1000),
-               c->pins.blocked ? "b" : "N",
-               c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
-}
-
 /* CLIENT SETINFO LIB-NAME|LIB-VER value (Redis 7.2): stored per
  * connection, shown by CLIENT LIST/INFO; an empty value clears it. */
 static void
@@ -562,17 +548,13 @@ cmd_client(struct admin_args *a)
     } else if (strcmp(sub, "info") == 0) {
         struct buf line;
         buf_init(&line);
-        client_info_line(&line, c, now);
+        view_client_line(&line, c, now);
         buf_add_bulk(&a->r->rep, line.data, line.len);
         buf_deinit(&line);
     } else if (strcmp(sub, "list") == 0) {
-        struct buf body;
-        const struct client *o;
-        buf_init(&body);
-        TAILQ_FOREACH(o, &c->w->clients, next)
-            client_info_line(&body, o, now);
-        buf_add_bulk(&a->r->rep, body.data ? body.data : "", body.len);
-        buf_deinit(&body);
+        /* Every worker's clients (view.c). */
+        view_start(c->w, a->r, VIEW_CLIENT_LIST, -1);
+        return;
     } else if (strcmp(sub, "reply") == 0 &&
                sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "on")) {
         reply_simple(a, "OK");
@@ -871,33 +853,29 @@ cmd_cluster(struct admin_args *a)
     }
 }
 
-/* SLOWLOG GET [n] | LEN | RESET: this worker's slow requests, with the
- * backend node as a 7th field of each entry. */
+/* SLOWLOG GET [n] | LEN | RESET over every worker's ring (view.c), with
+ * the backend node as a 7th field of each entry. */
 static void
 cmd_slowlog(struct admin_args *a)
 {
     const char *sub = a->r->cmd->name;
-    struct slowlog *sl = a->c->w->slowlog;
+    struct worker *w = a->c->w;
     if (strcmp(sub, "get") == 0) {
-        long long n = -1;
+        long long n = 10;
         if (a->argc > 2 && (sp_str2ll(ARG(a, 2), ARGLEN(a, 2), &n) != 0 ||
                             n < -1)) {
             reply_err(a, "ERR count should be greater than or equal to -1");
             return;
         }
-        if (n == -1)
-            n = sl->len;
-        slowlog_reply(sl, &a->r->rep, a->argc > 2 ? n : -1);
+        view_start(w, a->r, VIEW_SLOWLOG_GET, n);
     } else if (strcmp(sub, "len") == 0) {
-        buf_add_int(&a->r->rep, sl->len);
+        view_start(w, a->r, VIEW_SLOWLOG_LEN, 0);
     } else if (strcmp(sub, "reset") == 0) {
-        slowlog_reset(sl);
-        reply_simple(a, "OK");
-        return;
+        view_start(w, a->r, VIEW_SLOWLOG_RESET, 0);
     } else {
         command_err_refused(&a->r->rep, a->r->cmd);
+        reply_done(a);
     }
-    reply_done(a);
 }
 
 /* ROLE: the proxy is a master to its clients. */

@@ -36,6 +36,11 @@ enum sp_error {
     "CLUSTERDOWN The cluster is down (slotproxy has no slot map yet; last " \
     "answer from %s)"
 #define ERR_PROXY_PREFIX "ERR slotproxy: "
+/* cluster.read_from: replica, and no replica of the slot's master is
+ * up and in sync. */
+#define ERR_NO_REPLICA_FMT \
+    ERR_PROXY_PREFIX "no replica in sync serves slot %u (cluster.read_from: " \
+                     "replica reads from replicas only)"
 
 /* The text of e, without '-' and CRLF. */
 const char *error_text(enum sp_error e);

@@ -112,11 +112,13 @@ router_send_via(struct worker *w, struct request *r)
 /*
  * read_from replica|prefer-replica: a read (a command Redis flags
  * read-only) goes to a replica of the slot's master that the replication
- * poll found in sync, round robin; else to the master. A replica that no
- * longer serves the slot answers MOVED, which is followed as usual.
+ * poll found in sync, round robin. With none, prefer-replica sends it to
+ * the master; replica fails it (-1): the operator asked that masters
+ * serve no reads. A replica that no longer serves the slot answers
+ * MOVED, which is followed as usual.
  */
 static int
-router_read_node(struct worker *w, const struct request *r, int master)
+router_read_node(struct worker *w, struct request *r, int master)
 {
     const struct slotmap *m = w->map;
     if (w->conf->read_from == READ_MASTER || r->cmd == NULL ||
@@ -130,7 +132,10 @@ router_read_node(struct worker *w, const struct request *r, int master)
         if (m->nodes[i].master == master && w->replica_ok[i])
             return (int)i;
     }
-    return master;
+    if (w->conf->read_from == READ_PREFER_REPLICA)
+        return master;
+    request_failf(r, ERR_NO_REPLICA_FMT, (unsigned)r->slot);
+    return -1;
 }
 
 void
@@ -144,6 +149,8 @@ router_dispatch(struct worker *w, struct request *r)
         if (r->redirects == 0)
             w->slot_calls[r->slot]++;
         node = router_read_node(w, r, node);
+        if (node < 0)
+            return;
     }
     server_send(node_server(w, node), r);
 }

@@ -18,10 +18,11 @@
 #define SLOWLOG_MAX_ARGLEN 128
 
 void
-slowlog_init(struct slowlog *sl, uint32_t cap)
+slowlog_init(struct slowlog *sl, uint32_t cap, uint64_t *ids)
 {
     memset(sl, 0, sizeof(*sl));
     sl->cap = cap;
+    sl->ids = ids;
     sl->ring = cap ? sp_calloc(cap, sizeof(*sl->ring)) : NULL;
 }
 
@@ -114,7 +115,7 @@ slowlog_add(struct slowlog *sl, const struct request *r, uint64_t duration_us,
     if (sl->cap == 0)
         return;
     struct slowlog_entry *e = &sl->ring[sl->head];
-    e->id = sl->next_id++;
+    e->id = __atomic_fetch_add(sl->ids, 1, __ATOMIC_RELAXED);
     e->unix_time = (int64_t)time(NULL);
     e->duration_us = duration_us;
     encode_args(&e->args, r);
@@ -127,23 +128,49 @@ slowlog_add(struct slowlog *sl, const struct request *r, uint64_t duration_us,
 }
 
 void
+slowlog_entry_reply(struct buf *out, const struct slowlog_entry *e)
+{
+    buf_add_array(out, 7);
+    buf_add_int(out, (long long)e->id);
+    buf_add_int(out, (long long)e->unix_time);
+    buf_add_int(out, (long long)e->duration_us);
+    buf_append(out, e->args.data, e->args.len);
+    buf_add_bulk_str(out, e->client);
+    buf_add_bulk_str(out, e->name);
+    buf_add_bulk_str(out, e->node);
+}
+
+void
 slowlog_reply(const struct slowlog *sl, struct buf *out, long long count)
 {
     if (count < 0)
         count = 10;
     uint32_t n = (uint64_t)count < sl->len ? (uint32_t)count : sl->len;
     buf_add_array(out, n);
+    /* Newest first. */
+    for (uint32_t i = 0; i < n; i++)
+        slowlog_entry_reply(out,
+                            &sl->ring[(sl->head + sl->cap - 1 - i) % sl->cap]);
+}
+
+uint32_t
+slowlog_copy(const struct slowlog *sl, uint32_t max, struct slowlog_entry *out)
+{
+    uint32_t n = max < sl->len ? max : sl->len;
     for (uint32_t i = 0; i < n; i++) {
-        /* Newest first. */
-        uint32_t at = (sl->head + sl->cap - 1 - i) % sl->cap;
-        const struct slowlog_entry *e = &sl->ring[at];
-        buf_add_array(out, 7);
-        buf_add_int(out, (long long)e->id);
-        buf_add_int(out, (long long)e->unix_time);
-        buf_add_int(out, (long long)e->duration_us);
-        buf_append(out, e->args.data, e->args.len);
-        buf_add_bulk_str(out, e->client);
-        buf_add_bulk_str(out, e->name);
-        buf_add_bulk_str(out, e->node);
+        const struct slowlog_entry *e =
+            &sl->ring[(sl->head + sl->cap - 1 - i) % sl->cap];
+        out[i] = *e;
+        buf_init(&out[i].args);
+        buf_append(&out[i].args, e->args.data, e->args.len);
     }
+    return n;
+}
+
+void
+slowlog_entries_free(struct slowlog_entry *e, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        buf_deinit(&e[i].args);
+    sp_free(e);
 }

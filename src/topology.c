@@ -421,12 +421,20 @@ topology_init(struct worker *w)
 }
 
 void
+topology_replica_poll_now(struct worker *w)
+{
+    if (w->repl_ev != NULL)
+        repl_tick(-1, 0, w);
+}
+
+void
 topology_replica_poll(struct worker *w, int on)
 {
     if (on && w->repl_ev == NULL) {
         struct timeval tv = {1, 0};
         w->repl_ev = event_new(w->base, -1, EV_PERSIST, repl_tick, w);
         event_add(w->repl_ev, &tv);
+        repl_tick(-1, 0, w);
     } else if (!on && w->repl_ev != NULL) {
         event_free(w->repl_ev);
         w->repl_ev = NULL;

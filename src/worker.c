@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "cmdsnap.h"
@@ -67,6 +68,13 @@ worker_node_index(struct worker *w, const char *name)
     memset(&w->nodes[w->nnodes], 0, sizeof(*w->nodes));
     w->nodes[w->nnodes].name = sp_strdup(name);
     return w->nnodes++;
+}
+
+void
+worker_wake(struct worker *w)
+{
+    ssize_t n = write(w->stop_pipe[1], "v", 1);
+    (void)n;
 }
 
 int

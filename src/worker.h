@@ -33,6 +33,8 @@ struct cmdsnap;
 struct cmdtable;
 struct cmdtable_names;
 struct cmdlearn;
+struct view_part;
+struct view_job;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(conn_list, backend_conn);
@@ -89,6 +91,8 @@ struct shared {
     struct blocked_table blocked;   /* clients of all workers blocked in a
                                      * blocking command (INFO
                                      * blocked_clients, CLIENT UNBLOCK) */
+    uint64_t slowlog_ids;           /* next slow log entry id, for every
+                                     * worker's ring (atomic) */
 };
 
 #define RSCRATCH_SIZE (16 * 1024)
@@ -234,7 +238,9 @@ struct worker {
     struct event *flush_ev;         /* low-priority end-of-turn flush */
     struct event *tick_ev;          /* 100 ms timer: timeouts, idle */
     int stop_pipe[2];               /* main thread's commands: x = stop,
-                                     * d = drain, r = take next_conf */
+                                     * d = drain, r = take next_conf; and
+                                     * the other workers' v = look at the
+                                     * view mailbox (worker_wake) */
     const struct config *next_conf; /* set by main under pub_lock */
     struct tls_ctx *next_tls;       /* TLS listeners' context, likewise */
     struct event *stop_ev;          /* reads stop_pipe */
@@ -299,6 +305,12 @@ struct worker {
                                      * bytes (UINT64_MAX: no budget), set
                                      * at each tick from conf */
     struct slowlog *slowlog;        /* this worker's slow requests */
+    struct view_part *view_inbox;   /* parts of other workers' views for
+                                     * this one to answer: a lock-free
+                                     * stack, pushed by any thread, taken
+                                     * whole by this one (view.c) */
+    struct view_job *view_jobs;     /* views asked here that wait for the
+                                     * other workers' parts (this thread) */
     struct cmdsnap *cmds;           /* current command table, one ref */
     const struct cmdtable *cmdtab;  /* cmds->table: what the request path
                                      * looks commands up in */
@@ -378,6 +390,9 @@ void worker_read_nodes(struct worker *w,
 uint32_t worker_node_index(struct worker *w, const char *name);
 /* Add w's published per-slot counts (SLOT_COUNT entries) to slots. */
 void worker_read_slots(struct worker *w, uint64_t *slots);
+/* Make w look at its view mailbox soon (any thread): a byte on its
+ * command pipe; its tick looks too, should the pipe be full. */
+void worker_wake(struct worker *w);
 /* Shared state of all workers. */
 void shared_init(struct shared *sh);
 void shared_deinit(struct shared *sh);

@@ -32,6 +32,7 @@
 #include "slotmap.h"
 #include "slowlog.h"
 #include "topology.h"
+#include "view.h"
 #include "worker.h"
 #include "worker_loop.h"
 
@@ -200,6 +201,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     worker_adopt_map(w);
     worker_adopt_cmds(w);
     worker_reap_cmds(w);
+    view_serve(w);
     if (w->hold_until_ms != 0 && now >= w->hold_until_ms) {
         w->hold_until_ms = 0;
         client_wake_waiting(w);
@@ -336,7 +338,12 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     char how = 'x';
-    if (read(fd, &how, 1) == 1 && how == 'r') {
+    if (read(fd, &how, 1) == 1 && how == 'v') {
+        view_serve(w);
+        event_add(w->stop_ev, NULL);
+        return;
+    }
+    if (how == 'r') {
         const struct config *old = w->conf;
         pthread_mutex_lock(&w->pub_lock);
         worker_set_conf(w, w->next_conf);
@@ -466,7 +473,7 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     size_t ncmd = cmdtable_index_limit();
     w->cmd_calls = sp_calloc(ncmd, sizeof(*w->cmd_calls));
     w->slowlog = sp_malloc(sizeof(*w->slowlog));
-    slowlog_init(w->slowlog, conf->slowlog_max_len);
+    slowlog_init(w->slowlog, conf->slowlog_max_len, &shared->slowlog_ids);
     w->pub_cmd_calls = sp_calloc(ncmd, sizeof(*w->cmd_calls));
     w->slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     w->cmd_lat = sp_calloc(ncmd * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
@@ -499,6 +506,29 @@ worker_adopt_map(struct worker *w)
         worker_install_map(w, m);
 }
 
+/* ok[i] for the replicas of m that the current map's poll found fit
+ * (the same node, replicating the same master): each refresh publishes a
+ * new map, and with read_from: replica a reset would fail reads until
+ * the next poll. 1 when m has a replica the current map does not. */
+static int
+carry_replica_ok(const struct worker *w, const struct slotmap *m, uint8_t *ok)
+{
+    const struct slotmap *old = w->map;
+    int unknown = 0;
+    for (uint32_t i = m->nmasters; i < m->nnodes; i++) {
+        const struct sm_node *n = &m->nodes[i];
+        int o = slotmap_find_node(old, n->host, n->port);
+        unknown |= o < 0;
+        if (w->replica_ok == NULL || o < (int)old->nmasters ||
+            !w->replica_ok[o] || n->master < 0 || old->nodes[o].master < 0)
+            continue;
+        const struct sm_node *om = &old->nodes[old->nodes[o].master];
+        const struct sm_node *nm = &m->nodes[n->master];
+        ok[i] = om->port == nm->port && strcmp(om->host, nm->host) == 0;
+    }
+    return unknown;
+}
+
 static void
 worker_install_map(struct worker *w, struct slotmap *m)
 {
@@ -511,8 +541,10 @@ worker_install_map(struct worker *w, struct slotmap *m)
         server_warm(srv[i]);
     int changed = !slotmap_same_routes(w->map, m);
     /* Replicas are not read from until a poll shows them in sync. */
+    uint8_t *ok = sp_calloc(m->nnodes ? m->nnodes : 1, 1);
+    int unknown = carry_replica_ok(w, m, ok);
     sp_free(w->replica_ok);
-    w->replica_ok = sp_calloc(m->nnodes ? m->nnodes : 1, 1);
+    w->replica_ok = ok;
     if (w->conf->read_from != READ_MASTER)
         for (uint32_t i = m->nmasters; i < m->nnodes; i++)
             server_set_readonly(srv[i]);
@@ -525,6 +557,8 @@ worker_install_map(struct worker *w, struct slotmap *m)
     slotmap_put(w->map);
     w->map = m;
     w->map_epoch++;
+    if (unknown)
+        topology_replica_poll_now(w);
     if (changed && w->id == 0)
         log_notice("topology: new slot map (epoch %llu): %u masters, %u "
                    "nodes, %u/%u slots covered",
@@ -604,6 +638,7 @@ worker_loop_free(struct worker *w)
     client_close_all(w);
     router_timers_free(w);
     cmdlearn_deinit(w);
+    view_free_all(w);
     topology_deinit(w);
     pin_free_all(w);
     for (uint32_t i = 0; i < w->nservers; i++)

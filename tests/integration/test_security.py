@@ -373,12 +373,13 @@ def cmdstat_calls(node, cmd):
 
 @test(timeout=90)
 def test_replica_reads_with_lag_fallback(env):
-    """read_from: replica sends reads to in-sync replicas (READONLY on
-    their connections); a replica that falls behind by more than
-    max_replica_lag is left out and its reads go to the master."""
+    """read_from: prefer-replica sends reads to in-sync replicas (READONLY
+    on their connections); a replica that falls behind by more than
+    max_replica_lag is left out and its reads go to the master (with
+    read_from: replica they would fail: test_ops_view.py)."""
     cl = env.cluster
     cl.wait_ok(30)
-    p = proxy_with(cl, "cluster:", "  read_from: replica\n"
+    p = proxy_with(cl, "cluster:", "  read_from: prefer-replica\n"
                    "  max_replica_lag: 64kb\n")
     env.proxies.append(p)
     p.start()
