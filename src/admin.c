@@ -516,7 +516,7 @@ client_unblock(struct admin_args *a)
     buf_add_bulk(&a->r->req, num, (size_t)n);
     buf_add_bulk_str(&a->r->req, why);
     a->r->deadline_ms = sp_msec_now() + a->c->w->conf->request_timeout_ms;
-    server_send(server_get(a->c->w, e.host, e.port), a->r);
+    backend_send(backend_get(a->c->w, e.host, e.port), a->r);
 }
 
 static void

@@ -100,7 +100,7 @@ server_new(struct worker *w, const char *host, uint16_t port, uint32_t nconns)
 }
 
 struct server *
-server_new_private(struct worker *w, const char *host, uint16_t port)
+backend_new_private(struct worker *w, const char *host, uint16_t port)
 {
     struct server *s = server_new(w, host, port, 1);
     s->private_conn = 1;
@@ -108,7 +108,7 @@ server_new_private(struct worker *w, const char *host, uint16_t port)
 }
 
 struct server *
-server_get(struct worker *w, const char *host, uint16_t port)
+backend_get(struct worker *w, const char *host, uint16_t port)
 {
     for (uint32_t i = 0; i < w->nservers; i++) {
         struct server *s = w->servers[i];
@@ -481,7 +481,7 @@ conn_mark_dirty(struct backend_conn *c)
 }
 
 void
-server_warm(struct server *s)
+backend_warm(struct server *s)
 {
     for (uint32_t i = 0; i < s->nconns; i++) {
         struct backend_conn *c = &s->conns[i];
@@ -522,14 +522,14 @@ server_probe(struct server *s)
     p->deadline_ms = sp_msec_now() + PROBE_TIMEOUT_MS;
     s->probing = 1;
     s->down = 0; /* let the probe itself through */
-    server_send(s, p);
+    backend_send(s, p);
     if (s->probing)
         s->down = 1;
     request_put(p);
 }
 
 void
-server_send(struct server *s, struct request *r)
+backend_send(struct server *s, struct request *r)
 {
     /* For backend_reap (10 s idle): the loop turn's clock is close enough
      * and costs no clock read per request. */
@@ -692,7 +692,7 @@ conn_queue_readonly(struct backend_conn *c, int at_head)
 }
 
 void
-server_set_readonly(struct server *s)
+backend_set_readonly(struct server *s)
 {
     if (s->readonly)
         return;
@@ -706,7 +706,7 @@ server_set_readonly(struct server *s)
     }
     for (uint16_t k = 0; k < s->nalt; k++)
         if (s->alt[k] != NULL)
-            server_set_readonly(s->alt[k]);
+            backend_set_readonly(s->alt[k]);
 }
 
 /* The server's credentials (cluster.username/password, or a
@@ -962,7 +962,7 @@ queue_expired(struct request_queue *q, uint64_t now_ms)
 }
 
 void
-server_check_timeouts(struct server *s, uint64_t now_ms)
+backend_server_timeouts(struct server *s, uint64_t now_ms)
 {
     for (uint32_t j = 0; j < s->nconns; j++) {
         struct backend_conn *c = &s->conns[j];
@@ -991,18 +991,18 @@ server_check_timeouts(struct server *s, uint64_t now_ms)
     }
     for (uint16_t k = 0; k < s->nalt; k++)
         if (s->alt[k] != NULL)
-            server_check_timeouts(s->alt[k], now_ms);
+            backend_server_timeouts(s->alt[k], now_ms);
 }
 
 void
 backend_check_timeouts(struct worker *w, uint64_t now_ms)
 {
     for (uint32_t i = 0; i < w->nservers; i++)
-        server_check_timeouts(w->servers[i], now_ms);
+        backend_server_timeouts(w->servers[i], now_ms);
 }
 
 void
-server_load(const struct server *s, uint32_t *inflight, uint8_t *connected)
+backend_load(const struct server *s, uint32_t *inflight, uint8_t *connected)
 {
     for (uint32_t j = 0; j < s->nconns; j++) {
         const struct request *r;
@@ -1013,7 +1013,7 @@ server_load(const struct server *s, uint32_t *inflight, uint8_t *connected)
     }
     for (uint16_t k = 0; k < s->nalt; k++)
         if (s->alt[k] != NULL)
-            server_load(s->alt[k], inflight, connected);
+            backend_load(s->alt[k], inflight, connected);
 }
 
 /* 1 when s is the server of a node of the current map. */
@@ -1031,7 +1031,7 @@ backend_reap(struct worker *w, uint64_t now_ms)
 {
     for (uint32_t i = 0; i < w->nservers;) {
         struct server *s = w->servers[i];
-        if (now_ms < s->last_used_ms + REAP_IDLE_MS || !server_idle(s) ||
+        if (now_ms < s->last_used_ms + REAP_IDLE_MS || !backend_idle(s) ||
             server_in_map(w, s)) {
             i++;
             continue;
@@ -1039,25 +1039,25 @@ backend_reap(struct worker *w, uint64_t now_ms)
         log_info("backend %s: not in the slot map and idle: closed",
                  s->name);
         w->servers[i] = w->servers[--w->nservers];
-        server_free(s);
+        backend_free(s);
     }
 }
 
 int
-server_idle(const struct server *s)
+backend_idle(const struct server *s)
 {
     for (uint32_t j = 0; j < s->nconns; j++)
         if (!TAILQ_EMPTY(&s->conns[j].sendq) ||
             !TAILQ_EMPTY(&s->conns[j].inflight))
             return 0;
     for (uint16_t k = 0; k < s->nalt; k++)
-        if (s->alt[k] != NULL && !server_idle(s->alt[k]))
+        if (s->alt[k] != NULL && !backend_idle(s->alt[k]))
             return 0;
     return 1;
 }
 
 void
-server_free(struct server *s)
+backend_free(struct server *s)
 {
     for (uint32_t i = 0; i < s->nconns; i++) {
         struct backend_conn *c = &s->conns[i];
@@ -1070,7 +1070,7 @@ server_free(struct server *s)
     }
     for (uint16_t k = 0; k < s->nalt; k++)
         if (s->alt[k] != NULL)
-            server_free(s->alt[k]);
+            backend_free(s->alt[k]);
     sp_free(s->alt);
     sp_free(s->conns);
     sp_free(s->host);

@@ -96,7 +96,7 @@ struct server {
                                      * pools for other credentials, by
                                      * cred - 1, made on first use (owned) */
     uint16_t nalt;                  /* entries in alt */
-    uint64_t last_used_ms;          /* last server_send (backend_reap) */
+    uint64_t last_used_ms;          /* last backend_send (backend_reap) */
     /* Push mode (pub/sub): every reply goes to on_push, unpaired; written
      * requests are not kept in flight. NULL for request/reply mode. */
     void (*on_push)(struct server *s, const char *data, size_t len,
@@ -107,26 +107,26 @@ struct server {
 };
 
 /* Find the server host:port in the worker, creating it if new. */
-struct server *server_get(struct worker *w, const char *host, uint16_t port);
-void server_free(struct server *s);
+struct server *backend_get(struct worker *w, const char *host, uint16_t port);
+void backend_free(struct server *s);
 /* A server with one connection that is not shared: a client's pinned
  * connection (transactions with WATCH, blocking commands). The caller
- * frees it with server_free, which fails what is still queued. */
-struct server *server_new_private(struct worker *w, const char *host,
+ * frees it with backend_free, which fails what is still queued. */
+struct server *backend_new_private(struct worker *w, const char *host,
                                   uint16_t port);
 /* Mark s as a replica to read from: READONLY now on open connections,
  * and first on every later one. */
-void server_set_readonly(struct server *s);
+void backend_set_readonly(struct server *s);
 /* Open s's connections now rather than at the first request. */
-void server_warm(struct server *s);
+void backend_warm(struct server *s);
 /* Add the requests queued or in flight on s's node (every credential's
  * pool) to *inflight; *connected |= 1 when one connection is up. */
-void server_load(const struct server *s, uint32_t *inflight,
+void backend_load(const struct server *s, uint32_t *inflight,
                  uint8_t *connected);
 /* 1 when nothing is queued or in flight on s. */
-int server_idle(const struct server *s);
+int backend_idle(const struct server *s);
 /* Timeout sweep of one server (pinned ones are swept by their owner). */
-void server_check_timeouts(struct server *s, uint64_t now_ms);
+void backend_server_timeouts(struct server *s, uint64_t now_ms);
 
 /*
  * Queue r on one of s's connections (takes a reference), connecting if
@@ -135,7 +135,7 @@ void server_check_timeouts(struct server *s, uint64_t now_ms);
  * fails at once with an error. The write happens at the end of the loop
  * turn.
  */
-void server_send(struct server *s, struct request *r);
+void backend_send(struct server *s, struct request *r);
 
 /* The id of credential user/password in w's table (added if new), for
  * request and pinset cred fields; -1 when the table is full. */

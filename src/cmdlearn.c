@@ -194,7 +194,7 @@ learn_start(struct cmdlearn *l)
         r->on_done = learn_on_done;
         r->data = a;
         r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
-        server_send(w->map_srv[i], r);
+        backend_send(w->map_srv[i], r);
         request_put(r);
     }
 }

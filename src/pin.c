@@ -125,7 +125,7 @@ pin_get(struct worker *w, struct pinset *ps, const char *host, uint16_t port,
     }
     if (!pin_room(w, ps, host, port))
         return NULL;
-    struct server *s = server_new_private(w, host, port);
+    struct server *s = backend_new_private(w, host, port);
     s->cred = ps->cred;
     ps->v = sp_realloc(ps->v, (ps->n + 1) * sizeof(*ps->v));
     ps->v[ps->n].srv = s;
@@ -255,7 +255,7 @@ pin_block_probe(struct worker *w, struct pinset *ps, struct server *s,
     ps->probe = pr;
     ps->probe_srv = s;
     ps->client_id = client_id;
-    server_send(s, pr); /* may complete (fail) pr at once */
+    backend_send(s, pr); /* may complete (fail) pr at once */
     /* The connection holds it while it is queued or in flight; ps->probe
      * is a weak pointer, cleared by probe_done or block_end. Holding a
      * reference until probe_done leaked the probe when the pin was
@@ -270,7 +270,7 @@ pin_blocking_done(struct worker *w, struct pinset *ps)
     block_end(w, ps);
     for (uint32_t i = 0; i < ps->nblk;) {
         struct server *s = ps->blk[i];
-        if (!server_idle(s)) {
+        if (!backend_idle(s)) {
             i++;
             continue;
         }
@@ -289,7 +289,7 @@ pin_get_blocking(struct worker *w, struct pinset *ps, const char *host,
         return NULL;
     struct server *s = pool_take(w, host, port, ps->cred);
     if (s == NULL) {
-        s = server_new_private(w, host, port);
+        s = backend_new_private(w, host, port);
         s->cred = ps->cred;
     }
     set_add(&ps->blk, &ps->nblk, s);
@@ -355,7 +355,7 @@ void
 pin_reap(struct worker *w)
 {
     while (w->ndead_pins > 0)
-        server_free(w->dead_pins[--w->ndead_pins]);
+        backend_free(w->dead_pins[--w->ndead_pins]);
 }
 
 void
@@ -364,7 +364,7 @@ pin_check_timeouts(struct worker *w, uint64_t now_ms)
     /* A sweep may fail requests whose owners then close and release
      * pins; the list only shrinks from the end we have not reached. */
     for (uint32_t i = 0; i < w->npins; i++)
-        server_check_timeouts(w->pins[i], now_ms);
+        backend_server_timeouts(w->pins[i], now_ms);
 }
 
 void
@@ -372,9 +372,9 @@ pin_free_all(struct worker *w)
 {
     pin_reap(w);
     while (w->npins > 0)
-        server_free(w->pins[--w->npins]);
+        backend_free(w->pins[--w->npins]);
     while (w->npin_pool > 0)
-        server_free(w->pin_pool[--w->npin_pool]);
+        backend_free(w->pin_pool[--w->npin_pool]);
     sp_free(w->pins);
     sp_free(w->dead_pins);
     sp_free(w->pin_pool);

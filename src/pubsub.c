@@ -500,7 +500,7 @@ send_on(struct client *c, struct server *s, struct request *r,
     /* A send that fails at once completes r, and may close the client
      * and drop its reference: hold one. */
     request_get(r);
-    server_send(s, r);
+    backend_send(s, r);
     if (!r->done)
         request_complete(r);
     request_put(r);
@@ -533,7 +533,7 @@ send_unsub(struct client *c, struct server *s, struct request *r,
     ps->sync_req = request_get(r);
     ps->sync_srv = s;
     request_get(r);
-    server_send(s, r);
+    backend_send(s, r);
     if (r->done && !c->closed && ps->sync_req == r) {
         /* Failed at once (connection down): nothing to wait for. */
         ps->sync_req = NULL;
@@ -629,7 +629,7 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
         for (uint32_t i = 0; i + 1 < n; i++) {
             struct request *extra = request_new(&c->w->reqs);
             resp_req_encode(&extra->req, p, base);
-            server_send(to[i], extra);
+            backend_send(to[i], extra);
             request_put(extra);
         }
         struct server *last = to[n - 1];
@@ -777,7 +777,7 @@ send_internal(struct worker *w, struct server *s, const char *cmd,
     for (uint32_t i = 0; i < l->n; i++)
         buf_add_bulk(&r->req, l->v[i].data, l->v[i].len);
     r->no_deadline = 1;
-    server_send(s, r);
+    backend_send(s, r);
     request_put(r);
 }
 

@@ -106,7 +106,7 @@ router_send_via(struct worker *w, struct request *r)
     const struct sm_node *n = &w->map->nodes[node];
     struct server *s = r->target(r, n->host, n->port);
     if (s != NULL) /* else the hook failed r with its reason */
-        server_send(s, r);
+        backend_send(s, r);
 }
 
 /*
@@ -152,7 +152,7 @@ router_dispatch(struct worker *w, struct request *r)
         if (node < 0)
             return;
     }
-    server_send(node_server(w, node), r);
+    backend_send(node_server(w, node), r);
 }
 
 void
@@ -163,7 +163,7 @@ router_dispatch_master(struct worker *w, struct request *r, uint32_t i)
         request_error(r, SPE_CLUSTERDOWN);
         return;
     }
-    server_send(node_server(w, (int)i), r);
+    backend_send(node_server(w, (int)i), r);
 }
 
 /* "<slot> <host>:<port>" after MOVED/ASK. The host may be empty
@@ -456,7 +456,7 @@ hold_ask_nodes(struct router_hold *h)
     q->data = h;
     q->deadline_ms = h->until_ms;
     h->refs++;
-    server_send(server_get(w, h->from_host, h->from_port), q);
+    backend_send(backend_get(w, h->from_host, h->from_port), q);
     request_put(q);
 }
 
@@ -466,7 +466,7 @@ follow_to(struct request *r, const struct router_redirect *rd)
 {
     struct worker *w = r->w;
     struct server *to = r->target != NULL ? r->target(r, rd->host, rd->port)
-                                          : server_get(w, rd->host, rd->port);
+                                          : backend_get(w, rd->host, rd->port);
     if (to == NULL)
         return; /* the hook failed r with its reason */
     r->rep.pos = r->rep.len = 0;
@@ -480,7 +480,7 @@ follow_to(struct request *r, const struct router_redirect *rd)
         w->stats.moved++;
         topology_request_refresh(w);
     }
-    server_send(to, r);
+    backend_send(to, r);
 }
 
 /* Hold r: for the next map and the sender's word (delay_ms 0), or

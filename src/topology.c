@@ -286,7 +286,7 @@ topo_attempt(struct topology *t)
     t->inflight = 1;
     t->inflight_seq = ++t->sent_seq;
     t->sent_us = sp_usec_now();
-    server_send(server_get(w, host, port), r);
+    backend_send(backend_get(w, host, port), r);
     request_put(r);
 }
 
@@ -373,7 +373,7 @@ repl_tick(evutil_socket_t fd, short what, void *arg)
         r->on_done = repl_done;
         r->data = rp;
         r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
-        server_send(w->map_srv[i], r);
+        backend_send(w->map_srv[i], r);
         request_put(r);
     }
 }

@@ -154,7 +154,7 @@ txn_send_unwatch(struct client *c)
     struct server *s = c->tx->watch_srv;
     txn_watch_end(c->tx);
     /* u is internal: no completion reaches the client. */
-    server_send(s, u);
+    backend_send(s, u);
     request_put(u);
 }
 
@@ -312,7 +312,7 @@ txn_exec(struct client *c, struct request *r)
     if (s == NULL)
         s = router_server(c->w, r);
     if (s != NULL)
-        server_send(s, r);
+        backend_send(s, r);
 }
 
 static void
@@ -465,7 +465,7 @@ txn_watch(struct client *c, struct request *r, const struct command *cmd,
     r->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
     /* A send that fails at once completes r (maybe closing c): hold r. */
     request_get(r);
-    server_send(s, r);
+    backend_send(s, r);
     if (r->done && !c->closed && t->watch_srv == s)
         txn_watch_failed(t);
     request_put(r);
@@ -482,7 +482,7 @@ txn_unwatch(struct client *c, struct request *r)
         t->has_slot = t->in_multi && t->has_slot;
         buf_append(&r->req, unwatch_cmd, sizeof(unwatch_cmd) - 1);
         r->deadline_ms = sp_msec_now() + c->w->conf->request_timeout_ms;
-        server_send(s, r);
+        backend_send(s, r);
         return;
     }
     if (t != NULL) {

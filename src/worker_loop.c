@@ -94,7 +94,7 @@ worker_node_gauges(struct worker *w)
         const struct server *s = w->servers[i];
         struct node_stat *ns = &w->nodes[s->stat];
         ns->live = 1;
-        server_load(s, &ns->inflight, &ns->connected);
+        backend_load(s, &ns->inflight, &ns->connected);
     }
     for (uint32_t k = 0; k < w->map->nmasters; k++)
         w->nodes[w->map_srv[k]->stat].master = 1;
@@ -328,7 +328,7 @@ worker_reload_apply(struct worker *w, const struct config *old)
         topology_replica_poll(w, c->read_from != READ_MASTER);
         for (uint32_t i = w->map->nmasters;
              c->read_from != READ_MASTER && i < w->map->nnodes; i++)
-            server_set_readonly(w->map_srv[i]);
+            backend_set_readonly(w->map_srv[i]);
     }
     worker_reload_listeners(w);
 }
@@ -534,11 +534,11 @@ worker_install_map(struct worker *w, struct slotmap *m)
 {
     struct server **srv = sp_calloc(m->nnodes ? m->nnodes : 1, sizeof(*srv));
     for (uint32_t i = 0; i < m->nnodes; i++)
-        srv[i] = server_get(w, m->nodes[i].host, m->nodes[i].port);
+        srv[i] = backend_get(w, m->nodes[i].host, m->nodes[i].port);
     /* Connect to every master now: the first requests do not wait for a
      * handshake, and the connection count does not creep up later. */
     for (uint32_t i = 0; i < m->nmasters; i++)
-        server_warm(srv[i]);
+        backend_warm(srv[i]);
     int changed = !slotmap_same_routes(w->map, m);
     /* Replicas are not read from until a poll shows them in sync. */
     uint8_t *ok = sp_calloc(m->nnodes ? m->nnodes : 1, 1);
@@ -547,7 +547,7 @@ worker_install_map(struct worker *w, struct slotmap *m)
     w->replica_ok = ok;
     if (w->conf->read_from != READ_MASTER)
         for (uint32_t i = m->nmasters; i < m->nnodes; i++)
-            server_set_readonly(srv[i]);
+            backend_set_readonly(srv[i]);
     if (w->hold_until_ms != 0 && m->nmasters > 0) {
         w->hold_until_ms = 0;
         client_wake_waiting(w);
@@ -642,7 +642,7 @@ worker_loop_free(struct worker *w)
     topology_deinit(w);
     pin_free_all(w);
     for (uint32_t i = 0; i < w->nservers; i++)
-        server_free(w->servers[i]);
+        backend_free(w->servers[i]);
     backend_dns_free(w);
     /* Completions from failed backend requests may dirty clients. */
     client_flush_dirty(w);
