@@ -970,6 +970,15 @@ class Proxy:
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
+    def cluster_option(self, line):
+        """Add `line` (e.g. "refresh_interval: 300ms") to the config's
+        cluster section; before start(), or before a reload."""
+        with open(self.conf) as f:
+            text = f.read()
+        with open(self.conf, "w") as f:
+            f.write(text.replace("cluster:\n", "cluster:\n  %s\n" % line, 1))
+        return self
+
     @property
     def pid(self):
         return self.proc.pid if self.proc else None

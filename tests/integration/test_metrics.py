@@ -161,11 +161,7 @@ def test_readyz_flips_with_coverage(env):
         mport = harness.free_port()
         p = harness.Proxy([node.port], extra=(
             "metrics:\n  listen: [%s:%d]" % (HOST, mport)))
-        with open(p.conf) as f:
-            conf = f.read().replace("cluster:\n",
-                                    "cluster:\n  refresh_interval: 300ms\n")
-        with open(p.conf, "w") as f:
-            f.write(conf)
+        p.cluster_option("refresh_interval: 300ms")
         env.proxies.append(p)
         p.start()
         wait_until(lambda: get(mport, "/readyz")[0] == 200, 5, "ready")

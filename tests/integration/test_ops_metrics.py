@@ -255,11 +255,7 @@ def test_readiness_any_slot(env):
         extra = "metrics:\n  listen: [%s:%d]\n  readiness: %%s\n" % (
             HOST, mport)
         p = harness.Proxy([node.port], extra=extra % "any-slot")
-        with open(p.conf) as f:
-            conf = f.read().replace("cluster:\n",
-                                    "cluster:\n  refresh_interval: 300ms\n")
-        with open(p.conf, "w") as f:
-            f.write(conf)
+        p.cluster_option("refresh_interval: 300ms")
         env.proxies.append(p)
         p.start()
         wait_until(lambda: get(mport, "/readyz")[0] == 200, 5, "ready")
@@ -268,6 +264,8 @@ def test_readiness_any_slot(env):
                    "the proxy sees slots 0-99 unserved")
         status, body = get(mport, "/readyz")
         assert status == 200 and "any-slot" in body, (status, body)
+        with open(p.conf) as f:
+            conf = f.read()
         with open(p.conf, "w") as f:
             f.write(conf.replace("readiness: any-slot",
                                  "readiness: all-slots"))

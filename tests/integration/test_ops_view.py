@@ -273,11 +273,7 @@ def test_read_from_replica_only_and_prefer(env):
         cl.start(40)
         p = harness.Proxy([m.port for m in cl.masters()])
         env.proxies.append(p)
-        with open(p.conf) as f:
-            text = f.read()
-        with open(p.conf, "w") as f:
-            f.write(text.replace("cluster:\n",
-                                 "cluster:\n  read_from: replica\n", 1))
+        p.cluster_option("read_from: replica")
         p.start()
     except BaseException:
         cl.stop()

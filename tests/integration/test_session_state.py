@@ -314,11 +314,7 @@ def test_tryagain_wait_outlives_client_at_shutdown(env):
     src = cl.node_for_key(ka)
     dst = next(m for m in cl.masters() if m.port != src.port)
     p = harness.Proxy([m.port for m in cl.masters()])
-    with open(p.conf) as f:
-        text = f.read()
-    with open(p.conf, "w") as f:
-        f.write(text.replace("cluster:\n", "cluster:\n  redirect_limit: 30\n",
-                             1))
+    p.cluster_option("redirect_limit: 30")
     env.proxies.append(p)
     p.start()
     assert src.call("SET", ka, "1") == b"OK"
