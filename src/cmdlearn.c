@@ -133,6 +133,10 @@ learn_finish(struct cmdlearn *l)
     cmdtable_notes_free(&notes);
     learn_clear_round(l);
     worker_set_cmds(l->w, s);
+    /* The masters' replies (some 100-200 KB each) were parsed and freed:
+     * give their pages back at the next ticks, or an idle proxy keeps
+     * them resident. */
+    l->w->mem_release_ticks = WORKER_RELEASE_TICKS;
 }
 
 static void

@@ -96,6 +96,9 @@ struct shared {
 };
 
 #define RSCRATCH_SIZE (16 * 1024)
+/* Ticks during which a worker trims its request pool and purges the
+ * allocator's unused pages once memory came down (mem_release_ticks). */
+#define WORKER_RELEASE_TICKS 3
 
 
 /* Request latency histogram bucket bounds, in microseconds: up to 10 s,

@@ -41,7 +41,6 @@
  * memory is handed back to the system (for a few ticks, so that what is
  * freed at the end of the turn goes too). */
 #define MEM_RELEASE_DROP (4 * 1024 * 1024)
-#define MEM_RELEASE_TICKS 3
 /* Recycled requests kept once a burst is over. */
 #define REQ_POOL_IDLE 128
 /* How long requests that arrive before the first slot map wait for it. */
@@ -182,7 +181,7 @@ worker_release_memory(struct worker *w)
         w->mem.peak = held;
     if (w->mem.peak - held >= MEM_RELEASE_DROP) {
         w->mem.peak = held;
-        w->mem_release_ticks = MEM_RELEASE_TICKS;
+        w->mem_release_ticks = WORKER_RELEASE_TICKS;
     }
     if (w->mem_release_ticks > 0) {
         w->mem_release_ticks--;
