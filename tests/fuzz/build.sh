@@ -29,5 +29,6 @@ done
 # shellcheck disable=SC2086
 $CC $flags -o "$out/fuzz_cmdtable" "$top/tests/fuzz/fuzz_cmdtable.c" \
     "$top/src/cmdtable.c" "$top/src/cmdtable_merge.c" "$top/src/command.c" \
+    "$top/src/keyslot.c" \
     "$top/src/resp.c" "$top/src/util.c"
 echo "built $out/fuzz_req $out/fuzz_reply $out/fuzz_cmdtable"
