@@ -221,3 +221,33 @@ def test_expiry_jitter_unchanged_bytes(env):
     assert got[0].startswith(b'"SET" "{ejb}:k" "v\\r\\nx" "ex" "'), got
     assert got[0].endswith(b'" "nx"') and got[0] != want[0], got
     assert got[2] != want[2] and got[2].startswith(b'"EXPIRE"'), got
+
+
+@test(timeout=300)
+def test_expiry_jitter_hash_fields(env):
+    """HEXPIRE and HPEXPIRE (Redis 7.4) get the jitter; HEXPIREAT not."""
+    cluster = harness.Cluster(3, 0, name="monitors74", server="redis-7.4.1")
+    cluster.start()
+    proxy = None
+    try:
+        proxy = harness.Proxy([m.port for m in cluster.masters()],
+                              extra=JITTER).start()
+        with proxy.client() as c:
+            fields = ["f%d" % i for i in range(50)]
+            assert c.call("HSET", "ejh", *sum(([f, "v"] for f in fields),
+                                               [])) == 50
+            for f in fields[:25]:
+                assert c.call("HEXPIRE", "ejh", 1000, "FIELDS", 1, f) == [1]
+            for f in fields[25:]:
+                assert c.call("HPEXPIRE", "ejh", 1000000, "fields", 1,
+                              f) == [1]
+            ttls = c.call("HTTL", "ejh", "FIELDS", 50, *fields)
+            assert all(999 <= t <= 1100 for t in ttls), ttls
+            assert len(set(ttls)) > 5, ttls
+            at = int(c.call("TIME")[0]) + 1000
+            assert c.call("HEXPIREAT", "ejh", at, "FIELDS", 1, "f0") == [1]
+            assert 998 <= c.call("HTTL", "ejh", "FIELDS", 1, "f0")[0] <= 1000
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        cluster.stop()
