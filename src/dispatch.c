@@ -55,7 +55,7 @@ set_bytes_jittered(struct worker *w, struct request *r,
                    const char *base)
 {
     const struct config *conf = w->conf;
-    if (conf->jitter_percent != 0) {
+    if (__builtin_expect(conf->jitter_percent != 0, 0)) {
         struct ttljitter_conf jc = {conf->jitter_percent,
                                     conf->jitter_min_ttl_ms};
         enum ttljitter_cmd kind =
@@ -108,7 +108,9 @@ route_keys(struct client *c, struct request *r, const struct command *cmd,
         slots[i] = keyslot(base + k->off, k->len);
         same = same && slots[i] == slots[0];
     }
-    if (n > 0 && hotkeys_should_sample(&c->w->hk_sampler))
+    /* The sampler first: one decrement and branch when not sampled (a
+     * sample that falls on a keyless request is skipped). */
+    if (__builtin_expect(hotkeys_should_sample(&c->w->hk_sampler), 0) && n > 0)
         sample_hot_key(c->w, base, &p->argv[keys[0]], slots[0]);
     if (n > 0 && same) {
         r->slot = slots[0];

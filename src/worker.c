@@ -18,7 +18,6 @@
 #include "command.h"
 #include "config.h"
 #include "slotmap.h"
-#include "alloc.h"
 #include "util.h"
 #include "worker.h"
 

@@ -232,6 +232,17 @@ def test_expiry_jitter_hash_fields(env):
     try:
         proxy = harness.Proxy([m.port for m in cluster.masters()],
                               extra=JITTER).start()
+
+        def learned():
+            # HEXPIRE is in the table the proxy learns from the masters;
+            # every worker adopts it at its tick (new connections spread
+            # over the workers).
+            for _ in range(8):
+                with proxy.client() as c:
+                    if c.call("COMMAND", "INFO", "hexpire") == [None]:
+                        return False
+            return True
+        wait_until(learned, 15, "every worker to learn HEXPIRE")
         with proxy.client() as c:
             fields = ["f%d" % i for i in range(50)]
             assert c.call("HSET", "ejh", *sum(([f, "v"] for f in fields),
