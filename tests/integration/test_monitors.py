@@ -6,6 +6,7 @@
 # hide_keys) and spread TTLs (expiry_jitter).
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -103,6 +104,41 @@ def test_hotkeys_labels_escaped_and_cut(env):
         t = top_metric_key(mport)
         return t is not None and t[0] == want
     wait_until(top, 10, "the escaped, cut key first in /metrics")
+
+
+@test(timeout=60)
+def test_hotkeys_reload(env):
+    """SIGHUP: sample 0 drops the sketches (an empty list), a rate again
+    makes new ones; a key hammered after that is first."""
+    p, mport = hotkeys_proxy(env)
+
+    def reload(old, new):
+        with open(p.conf) as f:
+            conf = f.read()
+        with open(p.conf, "w") as f:
+            f.write(conf.replace(old, new))
+        os.kill(p.pid, signal.SIGHUP)
+    with p.client() as c:
+        hammer(c, "hk:before", rounds=5)
+        wait_until(lambda: c.call("PROXY", "HOTKEYS") != [], 10,
+                   "hot keys before the reload")
+        reload("sample: 4", "sample: 0")
+        wait_until(lambda: c.call("PROXY", "CONFIG", "GET",
+                                  "monitor.hotkeys.sample")[1] == b"0",
+                   10, "the reload")
+        wait_until(lambda: c.call("PROXY", "HOTKEYS") == [], 10,
+                   "no sketch once sampling is off")
+        hammer(c, "hk:off", rounds=2)
+        assert c.call("PROXY", "HOTKEYS") == []
+        reload("sample: 0", "sample: 2")
+        wait_until(lambda: c.call("PROXY", "CONFIG", "GET",
+                                  "monitor.hotkeys.sample")[1] == b"2",
+                   10, "the second reload")
+        hammer(c, "hk:after", rounds=5)
+        wait_until(lambda: c.call("PROXY", "HOTKEYS")[:1] != [] and
+                   c.call("PROXY", "HOTKEYS")[0][0] == b"hk:after", 10,
+                   "the key hammered after the reload first")
+        assert b"hk:before" not in [e[0] for e in c.call("PROXY", "HOTKEYS")]
 
 
 @test(timeout=30)
