@@ -24,6 +24,7 @@
 #include "config.h"
 #include "errors.h"
 #include "fanout.h"
+#include "hotkeys.h"
 #include "keyslot.h"
 #include "metrics.h"
 #include "request.h"
@@ -922,6 +923,48 @@ proxy_topology(struct admin_args *a)
     reply_done(a);
 }
 
+#define HOTKEYS_COUNT_DEFAULT 10   /* PROXY HOTKEYS without COUNT */
+#define HOTKEYS_COUNT_MAX 1000
+
+/* PROXY HOTKEYS [COUNT n]: the n (10) hottest keys merged over every
+ * worker's sketch, with the master serving each one's slot (from this
+ * worker's map); see hotkeys_reply for the layout. An empty array when
+ * monitor.hotkeys.sample is 0. */
+static void
+proxy_hotkeys(struct admin_args *a)
+{
+    long long count = HOTKEYS_COUNT_DEFAULT;
+    if (a->argc != 2 &&
+        (a->argc != 4 || !sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "count"))) {
+        reply_err(a, "ERR syntax error");
+        return;
+    }
+    if (a->argc == 4 && (sp_str2ll(ARG(a, 3), ARGLEN(a, 3), &count) != 0 ||
+                         count < 1 || count > HOTKEYS_COUNT_MAX)) {
+        reply_err(a, "ERR value is not an integer or out of range");
+        return;
+    }
+    struct hotkeys_item *items = sp_malloc((size_t)count * sizeof(*items));
+    size_t n = shared_hotkeys(a->c->w->shared, items, (size_t)count, NULL);
+    const struct slotmap *m = a->c->w->map;
+    char(*names)[300] = sp_malloc((n + 1) * sizeof(*names));
+    const char **masters = sp_malloc((n + 1) * sizeof(*masters));
+    for (size_t i = 0; i < n; i++) {
+        int node = slotmap_master_of(m, items[i].slot);
+        masters[i] = NULL;
+        if (node < 0)
+            continue;
+        snprintf(names[i], sizeof(names[i]), "%s:%u", m->nodes[node].host,
+                 m->nodes[node].port);
+        masters[i] = names[i];
+    }
+    hotkeys_reply(&a->r->rep, items, n, masters);
+    sp_free(masters);
+    sp_free(names);
+    sp_free(items);
+    reply_done(a);
+}
+
 static void
 config_get_row(void *arg, const char *name, const char *value)
 {
@@ -1009,7 +1052,7 @@ proxy_command_routes(struct admin_args *a)
     reply_done(a);
 }
 
-/* PROXY INFO | STATS | TOPOLOGY | CONFIG GET [pattern ...] | COMMAND
+/* PROXY INFO | STATS | TOPOLOGY | HOTKEYS [COUNT n] | CONFIG GET [pattern ...] | COMMAND
  * ROUTES: admin users only. */
 static void
 cmd_proxy(struct admin_args *a)
@@ -1034,6 +1077,8 @@ cmd_proxy(struct admin_args *a)
         reply_done(a);
     } else if (sp_strcaseeq(sub, sl, "topology")) {
         proxy_topology(a);
+    } else if (sp_strcaseeq(sub, sl, "hotkeys")) {
+        proxy_hotkeys(a);
     } else if (sp_strcaseeq(sub, sl, "config") && a->argc >= 3 &&
                sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "get")) {
         proxy_config_get(a);
@@ -1042,7 +1087,7 @@ cmd_proxy(struct admin_args *a)
         proxy_command_routes(a);
     } else {
         reply_err(a, "ERR PROXY subcommands: INFO, STATS, TOPOLOGY, "
-                     "CONFIG GET [name], COMMAND ROUTES");
+                     "HOTKEYS [COUNT n], CONFIG GET [name], COMMAND ROUTES");
     }
 }
 

@@ -30,6 +30,7 @@
 #include "command.h"
 #include "config.h"
 #include "cpus.h"
+#include "hotkeys.h"
 #include "log.h"
 #include "util.h"
 
@@ -176,6 +177,16 @@ static const struct config_directive config_directives[] = {
              10, 0, CONF_MS_DAY, CONFIG_LIVE),
     CONF_NUM("slowlog", "max_len", CONF_T_INT, slowlog_max_len,
              128, 0, 100000, CONFIG_LIVE),
+    CONF_NUM("monitor.hotkeys", "sample", CONF_T_INT, hotkeys_sample,
+             HOTKEYS_SAMPLE_DEFAULT, 0, 1000000, CONFIG_LIVE),
+    CONF_NUM("monitor.hotkeys", "k", CONF_T_INT, hotkeys_k,
+             HOTKEYS_K_DEFAULT, 1, HOTKEYS_K_MAX, CONFIG_LIVE),
+    CONF_NUM("monitor.hotkeys", "hide_keys", CONF_T_BOOL, hotkeys_hide_keys,
+             0, 0, 1, CONFIG_LIVE),
+    CONF_NUM("expiry_jitter", "percent", CONF_T_INT, jitter_percent,
+             0, 0, 100, CONFIG_LIVE),
+    CONF_NUM("expiry_jitter", "min_ttl", CONF_T_DURATION, jitter_min_ttl_ms,
+             60000, 0, CONF_MS_DAY, CONFIG_LIVE),
     CONF_NUM(NULL, "shutdown_grace", CONF_T_DURATION,
              shutdown_grace_ms, 5000, 0, CONF_MS_DAY, CONFIG_LIVE),
     CONF_NUM("auth", "password", CONF_T_SECRET, auth_password, 0, 0, 0,
@@ -955,14 +966,24 @@ conf_find(const char *section, const char *name, size_t *idx)
     return NULL;
 }
 
-/* A top-level key naming a section rather than an option. */
+/*
+ * A key of the mapping at level parent (NULL: the top) that names a
+ * section or a level above one ("monitor" above "monitor.hotkeys"): its
+ * dotted name, written into out, or NULL.
+ */
 static const char *
-conf_find_section(const char *name)
+conf_find_section(const char *parent, const char *name, char *out,
+                  size_t outlen)
 {
+    int n = parent != NULL ? snprintf(out, outlen, "%s.%s", parent, name)
+                           : snprintf(out, outlen, "%s", name);
+    if (n < 0 || (size_t)n >= outlen)
+        return NULL;
     for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
         const char *sec = config_directives[i].section;
-        if (sec != NULL && strcmp(sec, name) == 0)
-            return sec;
+        if (sec != NULL && strncmp(sec, out, (size_t)n) == 0 &&
+            (sec[n] == '\0' || sec[n] == '.'))
+            return out;
     }
     return NULL;
 }
@@ -1037,7 +1058,7 @@ static int
 conf_walk_mapping(struct config_parser *p, yaml_node_t *map,
                   const char *section)
 {
-    char where[64];
+    char where[64], secname[64];
     if (section == NULL)
         snprintf(where, sizeof(where), "at top level");
     else
@@ -1056,7 +1077,9 @@ conf_walk_mapping(struct config_parser *p, yaml_node_t *map,
                               "keys must be plain strings");
         if (conf_check_duplicate(p, map, pair, where) != 0)
             return -1;
-        if (section == NULL && (sec = conf_find_section(name)) != NULL) {
+        if (conf_find(section, name, &idx) == NULL &&
+            (sec = conf_find_section(section, name, secname,
+                                     sizeof(secname))) != NULL) {
             if (conf_walk_section(p, sec, key, v) != 0)
                 return -1;
             continue;
@@ -1774,7 +1797,12 @@ static void
 conf_dump_row(const struct config *c, const struct config_directive *d,
               struct buf *out)
 {
-    const char *indent = d->section != NULL ? "  " : "";
+    /* Two spaces per level: "monitor.hotkeys" options sit at four. */
+    int depth = 0;
+    for (const char *q = d->section; q != NULL; q = strchr(q + 1, '.'))
+        depth++;
+    char indent[16];
+    snprintf(indent, sizeof(indent), "%*s", 2 * depth, "");
     size_t mark = out->len;
     buf_printf(out, "%s%s: ", indent, d->name);
     if (conf_format_value(c, d, out, CONF_FMT_QUOTE) != 0) {
@@ -1782,6 +1810,21 @@ conf_dump_row(const struct config *c, const struct config_directive *d,
         buf_printf(out, "%s# %s: (not set)", indent, d->name);
     }
     buf_append(out, "\n", 1);
+}
+
+/* The heading of a section, one line per level of a dotted name. */
+static void
+conf_dump_section(const char *sec, struct buf *out)
+{
+    int depth = 0;
+    for (const char *p = sec;; depth++) {
+        const char *dot = strchr(p, '.');
+        int len = dot != NULL ? (int)(dot - p) : (int)strlen(p);
+        buf_printf(out, "%*s%.*s:\n", 2 * depth, "", len, p);
+        if (dot == NULL)
+            return;
+        p = dot + 1;
+    }
 }
 
 void
@@ -1803,7 +1846,7 @@ config_dump(const struct config *c, struct buf *out)
             j++;
         if (j < i)
             continue;           /* a section already shown */
-        buf_printf(out, "%s:\n", sec);
+        conf_dump_section(sec, out);
         for (j = i; j < CONF_NDIRECTIVES; j++)
             if (config_directives[j].section != NULL &&
                 strcmp(config_directives[j].section, sec) == 0)

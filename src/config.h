@@ -132,6 +132,18 @@ struct config {
     uint32_t slowlog_threshold_ms; /* threshold: 10ms */
     uint32_t slowlog_max_len;     /* max_len: 128 entries per worker */
 
+    /* monitor.hotkeys: the hot-key sketch (PROXY HOTKEYS, /metrics) */
+    uint32_t hotkeys_sample;      /* sample: one keyed request in N is
+                                   * counted; 64, 0 = off */
+    uint32_t hotkeys_k;           /* k: keys tracked per worker; 100 */
+    uint32_t hotkeys_hide_keys;   /* hide_keys: /metrics shows a hash of
+                                   * each key instead of its name; false */
+
+    /* expiry_jitter: spread relative TTLs (ttljitter.h); off when 0 */
+    uint32_t jitter_percent;      /* percent: extra of up to this % of the
+                                   * TTL; 0 = off */
+    uint32_t jitter_min_ttl_ms;   /* min_ttl: shorter TTLs stay; 60s */
+
     /* metrics: HTTP endpoint (/metrics, /healthz, /readyz); none if empty */
     struct sp_addr *metrics;      /* listen: TCP addresses */
     size_t nmetrics;

@@ -28,10 +28,12 @@
 #include "dispatch.h"
 #include "errors.h"
 #include "fanout.h"
+#include "hotkeys.h"
 #include "keyslot.h"
 #include "pin.h"
 #include "pubsub.h"
 #include "router.h"
+#include "ttljitter.h"
 #include "txn.h"
 #include "worker.h"
 
@@ -39,6 +41,43 @@ static void
 set_bytes(struct request *r, const struct resp_req *p, const char *base)
 {
     resp_req_encode(&r->req, p, base);
+}
+
+/*
+ * The request's bytes for the server: with expiry_jitter on, a relative
+ * TTL of at least min_ttl lengthened by a random extra (ttljitter.h;
+ * counted), else p re-encoded as it came. Only keyed single-slot requests
+ * get here: every command that sets a TTL is one.
+ */
+static void
+set_bytes_jittered(struct worker *w, struct request *r,
+                   const struct command *cmd, const struct resp_req *p,
+                   const char *base)
+{
+    const struct config *conf = w->conf;
+    if (__builtin_expect(conf->jitter_percent != 0, 0)) {
+        struct ttljitter_conf jc = {conf->jitter_percent,
+                                    conf->jitter_min_ttl_ms};
+        enum ttljitter_cmd kind =
+            ttljitter_command(cmd->name, strlen(cmd->name));
+        if (kind != TTLJ_NONE &&
+            ttljitter_apply(&jc, kind, base, p->argv, p->argc, worker_rand(w),
+                            &r->req)) {
+            w->stats.ttl_jittered++;
+            return;
+        }
+    }
+    set_bytes(r, p, base);
+}
+
+/* Count a sampled request's first key in the worker's hot-key sketch
+ * (the sampler only fires when the sketch exists). Off the common path:
+ * kept out of line so that route_keys stays small. */
+static void __attribute__((noinline))
+sample_hot_key(struct worker *w, const char *base, const struct resp_arg *k,
+               uint16_t slot)
+{
+    hotkeys_add(w->hk, base + k->off, k->len, slot, worker_now_us(w) / 1000);
 }
 
 /*
@@ -69,6 +108,10 @@ route_keys(struct client *c, struct request *r, const struct command *cmd,
         slots[i] = keyslot(base + k->off, k->len);
         same = same && slots[i] == slots[0];
     }
+    /* The sampler first: one decrement and branch when not sampled (a
+     * sample that falls on a keyless request is skipped). */
+    if (__builtin_expect(hotkeys_should_sample(&c->w->hk_sampler), 0) && n > 0)
+        sample_hot_key(c->w, base, &p->argv[keys[0]], slots[0]);
     if (n > 0 && same) {
         r->slot = slots[0];
         r->keyed = 1;
@@ -367,7 +410,9 @@ dispatch_route(struct client *c, struct request *r, const struct command *cmd,
     case CMD_ROUTE_SPLIT:
         if (route_keys(c, r, cmd, p, base) != 0)
             return;
-        break;
+        set_bytes_jittered(c->w, r, cmd, p, base);
+        router_dispatch(c->w, r);
+        return;
     default:
         if (cmd->op == CMD_OP_PUBLISH && p->argc >= 2) {
             /* One node per channel: a publisher's messages to a channel

@@ -26,6 +26,7 @@
 #include "cmdtable.h"
 #include "command.h"
 #include "config.h"
+#include "hotkeys.h"
 #include "http.h"
 #include "keyslot.h"
 #include "log.h"
@@ -459,6 +460,52 @@ emit_hot_slots(struct http *h, struct evbuffer *out)
     sp_free(slots);
 }
 
+#define HOT_KEYS 10
+#define HOT_KEY_SHOWN 64 /* key bytes shown in a label */
+
+/*
+ * The hottest keys (the head of PROXY HOTKEYS), in estimated requests per
+ * second. A key is cut at HOT_KEY_SHOWN bytes ("..." marks the cut),
+ * bytes outside printable ASCII are written \xNN, then the label is
+ * escaped; with monitor.hotkeys.hide_keys the label is "#" and the key's
+ * 16-hex-digit identity hash instead, the slot still shown.
+ */
+static void
+emit_hot_keys(struct http *h, struct evbuffer *out)
+{
+    struct hotkeys_item *items = sp_malloc(HOT_KEYS * sizeof(*items));
+    int hide = 0;
+    size_t n = shared_hotkeys(h->workers[0]->shared, items, HOT_KEYS, &hide);
+    evbuffer_add_printf(out, "# HELP slotproxy_hotkey_requests Estimated "
+                        "requests per second of the %d hottest keys "
+                        "(sampled; monitor.hotkeys).\n"
+                        "# TYPE slotproxy_hotkey_requests gauge\n",
+                        HOT_KEYS);
+    for (size_t i = 0; i < n; i++) {
+        const struct hotkeys_item *it = &items[i];
+        char raw[4 * HOT_KEY_SHOWN + 8], esc[2 * sizeof(raw)];
+        size_t len = 0, shown = SP_MIN(it->key_len, HOT_KEY_SHOWN);
+        if (hide)
+            snprintf(raw, sizeof(raw), "#%016llx",
+                     (unsigned long long)it->hash);
+        for (size_t b = 0; !hide && b < shown; b++) {
+            unsigned char ch = (unsigned char)it->key[b];
+            if (ch >= 0x20 && ch < 0x7f)
+                raw[len++] = (char)ch;
+            else
+                len += (size_t)snprintf(raw + len, sizeof(raw) - len,
+                                        "\\x%02x", ch);
+        }
+        if (!hide)
+            snprintf(raw + len, sizeof(raw) - len, "%s",
+                     it->full_len > shown ? "..." : "");
+        http_label_escape(esc, sizeof(esc), raw);
+        evbuffer_add_printf(out, "slotproxy_hotkey_requests{key=\"%s\","
+                            "slot=\"%u\"} %.1f\n", esc, it->slot, it->rps);
+    }
+    sp_free(items);
+}
+
 /* ------------------------------------------------------------------------
  * Pages: each fills the body and returns the HTTP status
  * ------------------------------------------------------------------------ */
@@ -480,6 +527,7 @@ on_metrics(struct http *h, struct evbuffer *out)
     emit_reloads(out, h->workers[0]->shared);
     emit_nodes(h, out);
     emit_hot_slots(h, out);
+    emit_hot_keys(h, out);
     emit_cmd_latency(h, out, names);
     emit_process(out);
     cmdsnap_put(names);

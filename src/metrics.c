@@ -72,7 +72,10 @@
     X(memory_held_bytes, NULL, GAUGE, SUM, mem_held, PROXY, \
       "memory_held_bytes", \
       "Bytes held for clients (buffers, replies, " \
-      "queues), counted against max_memory.")
+      "queues), counted against max_memory.") \
+    X(expiry_jitter_total, NULL, COUNTER, SUM, ttl_jittered, PROXY, \
+      "expiry_jittered", \
+      "Requests whose relative TTL expiry_jitter lengthened.")
 
 /* slotproxy_disconnects_total{reason}: one row per enum disc_reason.
  * max_clients keeps Redis's INFO name. */

@@ -86,10 +86,66 @@ worker_id(const struct worker *w)
 /* Redis's PROTO_INLINE_MAX_SIZE. */
 #define INLINE_MAX (64 * 1024)
 
+/*
+ * The hot-key sketches as conf sizes them: made, remade (counts lost) or
+ * freed when monitor.hotkeys.sample or .k changed; the sampler restarts
+ * with the rate. Runs before the worker starts or under its pub_lock
+ * (the reload), so the readers of pub_hk never see it change.
+ */
+static void
+worker_hotkeys_conf(struct worker *w, const struct config *conf)
+{
+    uint32_t rate = conf->hotkeys_sample, k = conf->hotkeys_k;
+    if ((w->hk != NULL) == (rate != 0) && w->hk_sampler.rate == rate &&
+        (rate == 0 || w->hk_k == k))
+        return;
+    if (w->hk != NULL) {
+        hotkeys_free(w->hk);
+        hotkeys_free(w->pub_hk);
+        w->hk = w->pub_hk = NULL;
+    }
+    hotkeys_sampler_init(&w->hk_sampler, rate,
+                         sp_usec_now() ^ ((uint64_t)w->id << 48));
+    if (rate == 0)
+        return;
+    uint64_t now = sp_msec_now();
+    w->hk = hotkeys_new(k, rate, HOTKEYS_WINDOW_MS_DEFAULT, now);
+    w->pub_hk = hotkeys_new(k, rate, HOTKEYS_WINDOW_MS_DEFAULT, now);
+    w->hk_k = k;
+}
+
+size_t
+shared_hotkeys(struct shared *sh, struct hotkeys_item *out, size_t max,
+               int *hide)
+{
+    const struct hotkeys **copies =
+        sp_calloc((size_t)sh->nworkers + 1, sizeof(*copies));
+    size_t n = 0, got;
+    for (int i = 0; i < sh->nworkers; i++) {
+        struct worker *w = sh->workers[i];
+        pthread_mutex_lock(&w->pub_lock);
+        if (i == 0 && hide != NULL)
+            *hide = w->conf->hotkeys_hide_keys != 0;
+        if (w->pub_hk != NULL) {
+            struct hotkeys *c = hotkeys_new(w->hk_k, w->hk_sampler.rate,
+                                            HOTKEYS_WINDOW_MS_DEFAULT, 0);
+            hotkeys_copy(c, w->pub_hk);
+            copies[n++] = c;
+        }
+        pthread_mutex_unlock(&w->pub_lock);
+    }
+    got = hotkeys_merge(copies, n, out, max);
+    for (size_t i = 0; i < n; i++)
+        hotkeys_free((struct hotkeys *)copies[i]);
+    sp_free(copies);
+    return got;
+}
+
 void
 worker_set_conf(struct worker *w, const struct config *conf)
 {
     w->conf = conf;
+    worker_hotkeys_conf(w, conf);
     for (int authed = 0; authed <= 1; authed++)
         w->req_limits[authed] = (struct resp_limits){
             .max_request_size = conf->max_request_size,

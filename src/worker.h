@@ -43,6 +43,7 @@ TAILQ_HEAD(conn_list, backend_conn);
 
 #include "blocked.h"
 #include "errors.h"
+#include "hotkeys.h"
 #include "membudget.h"
 #include "request.h"
 #include "resp.h"
@@ -197,6 +198,8 @@ struct worker_stats {
                                      * proxy, by enum disc_reason */
     uint64_t pin_refused[PIN_LIMIT_COUNT]; /* pinned connections refused,
                                      * by enum pin_limit */
+    uint64_t ttl_jittered;          /* requests whose TTL expiry_jitter
+                                     * lengthened */
     struct lat_hist lat;            /* requests by latency */
     /* Gauges, filled when the stats are published. */
     uint32_t clients;
@@ -297,6 +300,14 @@ struct worker {
     char proxy_id[41];              /* node id the proxy presents in
                                      * CLUSTER NODES/SLOTS/SHARDS/MYID */
     struct worker_stats stats;      /* counters (this thread only) */
+    struct hotkeys_sampler hk_sampler; /* which keyed requests feed hk:
+                                     * one in monitor.hotkeys.sample (off:
+                                     * never; see worker_set_conf) */
+    struct hotkeys *hk;             /* hot-key sketch of this worker, NULL
+                                     * when sampling is off */
+    struct hotkeys *pub_hk;         /* its copy published at the tick (under
+                                     * pub_lock), NULL with hk */
+    uint32_t hk_k;                  /* counters of hk and pub_hk */
     struct memacct mem;             /* bytes held for clients, this worker's
                                      * part of shared->mem */
     uint8_t mem_paused;             /* client reading paused: the budget is
@@ -364,6 +375,16 @@ worker_now_us(const struct worker *w)
 {
     return w->now_us;
 }
+/* The worker's next pseudo-random value (xorshift64 over rand_state):
+ * jitter, not secrets. */
+static inline uint64_t
+worker_rand(struct worker *w)
+{
+    w->rand_state ^= w->rand_state << 13;
+    w->rand_state ^= w->rand_state >> 7;
+    w->rand_state ^= w->rand_state << 17;
+    return w->rand_state;
+}
 /* Make conf the worker's configuration, with what is derived from it. */
 void worker_set_conf(struct worker *w, const struct config *conf);
 /* Read the clock into the worker's (at a client's read event: what it
@@ -396,6 +417,12 @@ void worker_read_slots(struct worker *w, uint64_t *slots);
 /* Make w look at its view mailbox soon (any thread): a byte on its
  * command pipe; its tick looks too, should the pipe be full. */
 void worker_wake(struct worker *w);
+/* The hottest keys over every worker's published sketch, hottest first,
+ * into out[0 .. max); returns how many (0 when sampling is off). *hide
+ * (may be NULL): monitor.hotkeys.hide_keys in force. Any thread; takes
+ * each worker's pub_lock in turn, never two at once. */
+size_t shared_hotkeys(struct shared *sh, struct hotkeys_item *out,
+                      size_t max, int *hide);
 /* Shared state of all workers. */
 void shared_init(struct shared *sh);
 void shared_deinit(struct shared *sh);

@@ -24,6 +24,7 @@
 #include "command.h"
 #include "config.h"
 #include "dispatch.h"
+#include "hotkeys.h"
 #include "listener.h"
 #include "log.h"
 #include "pin.h"
@@ -159,10 +160,14 @@ worker_publish_stats(struct worker *w, uint64_t now_ms)
     w->stats.mem_held = w->mem.held > 0 ? (uint64_t)w->mem.held : 0;
     w->stats.mem_paused = w->mem_paused;
     w->stats.tick_ms = now_ms;
+    if (w->hk != NULL)
+        hotkeys_advance(w->hk, now_ms);
     pthread_mutex_lock(&w->pub_lock);
     w->pub = w->stats;
     copy_changed(w->pub_cmd_calls, w->cmd_calls, ncmd);
     worker_publish_nodes(w);
+    if (w->hk != NULL)
+        hotkeys_copy(w->pub_hk, w->hk);
     if (with_slots) {
         copy_changed(w->pub_slot_calls, w->slot_calls, SLOT_COUNT);
         copy_changed(w->pub_cmd_lat, w->cmd_lat, ncmd * (LAT_BUCKETS + 2));
@@ -664,6 +669,10 @@ worker_loop_free(struct worker *w)
     sp_free(w->nodes);
     sp_free(w->pub_nodes);
     pthread_mutex_destroy(&w->pub_lock);
+    if (w->hk != NULL) {
+        hotkeys_free(w->hk);
+        hotkeys_free(w->pub_hk);
+    }
     slotmap_put(w->map);
     request_pool_drain(&w->reqs);
     /* Requests still referenced at shutdown are not counted any more. */

@@ -36,6 +36,8 @@
 #   --top K           functions listed per workload (default 10; 0 = none)
 #   --workers N       slotproxy workers (default 1)
 #   --refresh D       cluster.refresh_interval while measuring (default 1h)
+#   --extra YAML      a line appended to the proxy's configuration (as
+#                     'monitor: {hotkeys: {sample: 0}}')
 #   --keep DIR        copy the callgrind dumps to DIR (for kcachegrind or
 #                     callgrind_annotate --inclusive=yes ...)
 #   -h, --help        this text
@@ -56,6 +58,7 @@ top=10
 workers=1
 refresh=1h
 keep=
+extra=
 
 
 while [ $# -gt 0 ]; do
@@ -67,6 +70,7 @@ while [ $# -gt 0 ]; do
     --workers) need "$1" $#; workers=$2; shift ;;
     --refresh) need "$1" $#; refresh=$2; shift ;;
     --keep) need "$1" $#; keep=$2; shift ;;
+    --extra) need "$1" $#; extra=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown option: $1 (try --help)" ;;
     esac
@@ -91,6 +95,7 @@ free_port 24000; proxy_port=$free_port_out
 conf=$bench_tmp/slotproxy.yml
 write_proxy_conf "$conf" "$proxy_port" "$workers"
 printf '  refresh_interval: %s\n' "$refresh" >>"$conf"
+[ -z "$extra" ] || printf '%s\n' "$extra" >>"$conf"
 
 out=$bench_tmp/callgrind.out
 say "starting slotproxy under callgrind on port $proxy_port"

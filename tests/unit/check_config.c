@@ -309,6 +309,17 @@ static const struct error_case error_cases[] = {
       "t.yml:4:3: unknown key 'max_client' in 'clients'" },
     { CLUSTER "seeds: [127.0.0.1:7000]\n",
       "t.yml:3:1: unknown key 'seeds' at top level" },
+    /* nested sections (monitor.hotkeys) */
+    { CLUSTER "monitor:\n  hotkey:\n    sample: 4\n",
+      "t.yml:4:3: unknown key 'hotkey' in 'monitor'" },
+    { CLUSTER "monitor:\n  hotkeys:\n    sampel: 4\n",
+      "t.yml:5:5: unknown key 'sampel' in 'monitor.hotkeys'" },
+    { CLUSTER "monitor:\n  hotkeys: 4\n",
+      "t.yml:4:12: 'monitor.hotkeys' must be a mapping of options" },
+    { CLUSTER "monitor:\n  hotkeys:\n    k: 0\n",
+      "t.yml:5:8: 'k' must be between 1 and 4096" },
+    { CLUSTER "expiry_jitter:\n  percent: 101\n",
+      "t.yml:4:12: 'percent' must be between 0 and 100" },
     /* duplicates */
     { CLUSTER "  redirect_limit: 1\n  redirect_limit: 2\n",
       "t.yml:4:3: duplicate key 'redirect_limit' in 'cluster'" },
@@ -1023,6 +1034,31 @@ START_TEST(test_dump_round_trip)
 }
 END_TEST
 
+/* c's monitor.hotkeys and expiry_jitter options, then c freed. */
+static void
+check_monitor(struct config *c, uint32_t sample, uint32_t k, uint32_t hide,
+              uint32_t percent, uint32_t min_ttl_ms)
+{
+    ck_assert_uint_eq(c->hotkeys_sample, sample);
+    ck_assert_uint_eq(c->hotkeys_k, k);
+    ck_assert_uint_eq(c->hotkeys_hide_keys, hide);
+    ck_assert_uint_eq(c->jitter_percent, percent);
+    ck_assert_uint_eq(c->jitter_min_ttl_ms, min_ttl_ms);
+    config_free(c);
+}
+
+/* Nested sections: monitor.hotkeys.* and expiry_jitter.*. */
+START_TEST(test_monitor_options)
+{
+    check_monitor(parse_ok(MINIMAL), 64, 100, 0, 0, 60000);
+    check_monitor(parse_ok(CLUSTER "monitor:\n  hotkeys:\n    sample: 0\n"
+                           "    k: 7\n    hide_keys: yes\n"
+                           "expiry_jitter: {percent: 10, min_ttl: 2m}\n"),
+                  0, 7, 1, 10, 120000);
+    config_free(parse_ok(CLUSTER "monitor:\n"));
+}
+END_TEST
+
 /* Every option of the table is in the dump, once. */
 START_TEST(test_dump_every_option)
 {
@@ -1034,6 +1070,8 @@ START_TEST(test_dump_every_option)
     ck_assert_ptr_nonnull(strstr(d, "\n  # cert: (not set)\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  listen: []\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  file: \"stderr\"\n"));
+    ck_assert_ptr_nonnull(
+        strstr(d, "\nmonitor:\n  hotkeys:\n    sample: 64\n    k: 100\n"));
     free(d);
     config_free(c);
 }
@@ -1178,6 +1216,7 @@ config_suite(void)
     tc = tcase_create("view");
     tcase_add_test(tc, test_dump_round_trip);
     tcase_add_test(tc, test_dump_every_option);
+    tcase_add_test(tc, test_monitor_options);
     tcase_add_loop_test(tc, test_get, 0,
                         sizeof(get_cases) / sizeof(get_cases[0]));
     tcase_add_test(tc, test_get_all_and_lines);
