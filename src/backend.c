@@ -582,6 +582,36 @@ backend_send(struct server *s, struct request *r)
 }
 
 /* Write as much of the send queue as the socket takes. */
+/* After a write of nw bytes: the requests written whole move to the
+ * in-flight queue (or, in push mode, are let go); 1 when one is still
+ * partly unwritten. */
+static int
+conn_written(struct backend_conn *c, size_t nw)
+{
+    size_t left = nw + c->send_off;
+    struct request *r;
+
+    while ((r = TAILQ_FIRST(&c->sendq)) != NULL) {
+        size_t total = buf_unread(&r->req) + (r->asking ? ASKING_LEN : 0);
+        r->sent = 1;
+        if (left < total)
+            break;
+        left -= total;
+        TAILQ_REMOVE(&c->sendq, r, bnext);
+        r->asking_reply = r->asking;
+        r->asking = 0;
+        if (c->srv->on_push != NULL) {
+            /* Replies come as pushes; nothing waits for them. */
+            request_put(r);
+            continue;
+        }
+        TAILQ_INSERT_TAIL(&c->inflight, r, bnext);
+        c->ninflight++;
+    }
+    c->send_off = left;
+    return r != NULL;
+}
+
 static void
 conn_write(struct backend_conn *c)
 {
@@ -620,26 +650,7 @@ conn_write(struct backend_conn *c)
             conn_error(c, msg, 0);
             return;
         }
-        size_t left = (size_t)nw + c->send_off;
-        while ((r = TAILQ_FIRST(&c->sendq)) != NULL) {
-            size_t total = buf_unread(&r->req) + (r->asking ? ASKING_LEN : 0);
-            r->sent = 1;
-            if (left < total)
-                break;
-            left -= total;
-            TAILQ_REMOVE(&c->sendq, r, bnext);
-            r->asking_reply = r->asking;
-            r->asking = 0;
-            if (c->srv->on_push != NULL) {
-                /* Replies come as pushes; nothing waits for them. */
-                request_put(r);
-                continue;
-            }
-            TAILQ_INSERT_TAIL(&c->inflight, r, bnext);
-            c->ninflight++;
-        }
-        c->send_off = left;
-        if (r != NULL) {
+        if (conn_written(c, (size_t)nw)) {
             event_add(c->wev, NULL);
             return;
         }

@@ -339,19 +339,16 @@ fanout_split(struct worker *w, struct request *parent,
              uint32_t argc, const char *base, const int *keys,
              const uint16_t *slots, int nkeys)
 {
-    int step0 = cmd->nkeyspecs > 0 && cmd->keyspecs[0].keystep > 0
-                    ? cmd->keyspecs[0].keystep
-                    : 1;
+    int step = cmd->nkeyspecs > 0 && cmd->keyspecs[0].keystep > 0
+                   ? cmd->keyspecs[0].keystep
+                   : 1;
     /* MSET a v b: the last key has no value. Redis answers the arity
      * error; so do we, before reading past the arguments. */
-    if (nkeys > 0 && (uint32_t)(keys[nkeys - 1] + step0) > argc) {
+    if (nkeys > 0 && (uint32_t)(keys[nkeys - 1] + step) > argc) {
         command_err_arity(&parent->rep, cmd);
         request_complete(parent);
         return;
     }
-    int step = cmd->nkeyspecs > 0 && cmd->keyspecs[0].keystep > 0
-                   ? cmd->keyspecs[0].keystep
-                   : 1;
     struct fanout *f = sp_calloc(1, sizeof(*f));
     uint32_t count_in[FANOUT_INLINE] = {0};
     uint32_t *count = nkeys <= FANOUT_INLINE

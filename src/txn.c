@@ -158,6 +158,31 @@ txn_send_unwatch(struct client *c)
     request_put(u);
 }
 
+/* Queuing p would pass clients.max_multi_commands or max_multi_size:
+ * bounded like any buffer, the command is refused, the queue dropped,
+ * and EXEC answers EXECABORT (as Redis does when a queued command hits
+ * maxmemory). 1 when refused. */
+static int
+txn_too_large(struct client *c, struct request *r, const struct resp_req *p)
+{
+    struct txn *t = c->tx;
+    const struct config *conf = c->w->conf;
+    char msg[200];
+
+    if (t->ncmds < conf->max_multi_commands &&
+        t->cmds.len + (size_t)p->len <= conf->max_multi_size)
+        return 0;
+    snprintf(msg, sizeof(msg), "ERR slotproxy: transaction too large "
+             "(clients.max_multi_size %llu bytes, "
+             "clients.max_multi_commands %u)",
+             (unsigned long long)conf->max_multi_size,
+             conf->max_multi_commands);
+    request_fail(r, msg);
+    t->dirty = 1;
+    buf_deinit(&t->cmds);
+    return 1;
+}
+
 /* Queue one command after MULTI, or reject it (flagging the transaction)
  * when it cannot run inside one transaction on one node. */
 static void
@@ -204,22 +229,8 @@ txn_queue(struct client *c, struct request *r, const struct command *cmd,
         reply_raw(r, "+QUEUED\r\n");
         return;
     }
-    const struct config *conf = c->w->conf;
-    if (t->ncmds >= conf->max_multi_commands ||
-        t->cmds.len + (size_t)p->len > conf->max_multi_size) {
-        /* Bounded like any buffer: the command is refused, the queue
-         * dropped, and EXEC answers EXECABORT (as Redis does when a
-         * queued command hits maxmemory). */
-        snprintf(msg, sizeof(msg), "ERR slotproxy: transaction too large "
-                 "(clients.max_multi_size %llu bytes, "
-                 "clients.max_multi_commands %u)",
-                 (unsigned long long)conf->max_multi_size,
-                 conf->max_multi_commands);
-        request_fail(r, msg);
-        t->dirty = 1;
-        buf_deinit(&t->cmds);
+    if (txn_too_large(c, r, p))
         return;
-    }
     resp_req_encode(&t->cmds, p, base);
     t->ncmds++;
     reply_raw(r, "+QUEUED\r\n");
