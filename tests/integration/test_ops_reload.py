@@ -435,16 +435,17 @@ def test_dump_config_round_trip(env):
     with env.proxy.client() as c:
         got = config_get(c, "*")
     r = proxy_run("--dump-config", "-c", env.proxy.conf)
-    section = None
+    path = []  # the sections the line is in, two spaces per level
     for line in r.stdout.decode().splitlines():
-        if line.startswith("#") or line.strip().startswith("#"):
+        if line.strip().startswith("#") or not line.strip():
             continue
+        depth = (len(line) - len(line.lstrip(" "))) // 2
         key, _, value = line.strip().partition(": ")
-        if not line.startswith(" "):
-            section = key.rstrip(":") if not value else None
+        del path[depth:]
         if not value:
+            path.append(key.rstrip(":"))
             continue
-        name = key if not line.startswith(" ") else section + "." + key
+        name = ".".join(path + [key])
         shown = got[name]
         if value.startswith('"'):
             value = value[1:-1]
