@@ -24,6 +24,8 @@
 #     redis-benchmark's CONFIG GET, the PING that wakes the idle proxy so it
 #     notices the dump request) are the same in both runs and cancel. The
 #     plain average Ir(N run) / N is printed too; the two should be close.
+#     Both again without the 100 ms tick's inclusive cost (worker_tick_cb):
+#     it follows time, not requests, and swings with valgrind's speed.
 #  5. callgrind_annotate of the N-request dump lists the functions with the
 #     most instructions (self cost, inclusive of nothing), per request.
 #
@@ -152,10 +154,20 @@ dump() {
     [ -n "$dump_ir" ] || die "no Ir total in $dump_file"
 }
 
+# Inclusive Ir of the 100 ms tick (worker_tick_cb) in a dump. Its cost
+# follows time, not requests, and valgrind's slowdown (30-50x, changing
+# with the machine's load) makes it swing from 10 to 300 Ir per request
+# between runs of one binary: the figures without it compare builds.
+tick_ir() {
+    callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null |
+        awk '/:worker_tick_cb \[/ && !n { gsub(",", "", $1); print $1; n = 1 }
+             END { if (!n) print 0 }'
+}
+
 ctl -i on
 ctl -z
 short=$((requests / 5))
-declare -A ir_short ir_long dump_long
+declare -A ir_short ir_long dump_long tick_short tick_long
 for w in get set mget; do
     case $w in
     get|set) cmd=(-t "$w") ;;
@@ -165,9 +177,11 @@ for w in get set mget; do
     rb "$short" 1 10 "${cmd[@]}"
     dump
     ir_short[$w]=$dump_ir
+    tick_short[$w]=$(tick_ir "$dump_file")
     rb "$requests" 1 10 "${cmd[@]}"
     dump
     ir_long[$w]=$dump_ir
+    tick_long[$w]=$(tick_ir "$dump_file")
     dump_long[$w]=$dump_file
 done
 
@@ -175,8 +189,8 @@ echo
 echo "slotproxy instructions per request (callgrind Ir, user space)," \
     "redis-benchmark -c 10 -P 1 -d 64 -r $keyspace, workers $workers"
 echo
-echo "| request | Ir, run of $short | Ir, run of $requests | Ir/request (marginal) | Ir/request (average of long run) |"
-echo "|---|--:|--:|--:|--:|"
+echo "| request | Ir, run of $short | Ir, run of $requests | Ir/request (marginal) | Ir/request (average of long run) | without the tick (marginal) | without the tick (average) |"
+echo "|---|--:|--:|--:|--:|--:|--:|"
 for w in get set mget; do
     case $w in
     get) label=GET ;;
@@ -184,9 +198,11 @@ for w in get set mget; do
     *) label="MGET 10 keys, cross-slot" ;;
     esac
     awk -v l="$label" -v a="${ir_short[$w]}" -v b="${ir_long[$w]}" \
+        -v ta="${tick_short[$w]}" -v tb="${tick_long[$w]}" \
         -v n1="$short" -v n2="$requests" 'BEGIN {
-        printf "| %s | %d | %d | %.0f | %.0f |\n", l, a, b,
-            (b - a) / (n2 - n1), b / n2 }'
+        printf "| %s | %d | %d | %.0f | %.0f | %.0f | %.0f |\n", l, a, b,
+            (b - a) / (n2 - n1), b / n2,
+            ((b - tb) - (a - ta)) / (n2 - n1), (b - tb) / n2 }'
 done
 
 if [ "$top" -gt 0 ]; then
