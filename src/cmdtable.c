@@ -111,6 +111,63 @@ cmdtable_sort(struct command *cmds, size_t n)
         qsort(cmds, n, sizeof(*cmds), cmd_cmp);
 }
 
+/* Names of at most this many bytes are found by cmdtable_pack's key:
+ * the commands clients send most (get, set, mget, hset, expire, publish
+ * ...) are this short. */
+#define CMDTABLE_SHORT_MAX 7
+
+/* The name lowered and packed into one word, its length in the top byte,
+ * so "set" and "set\0" differ and no key is 0. 0 when the name is empty
+ * or longer than CMDTABLE_SHORT_MAX. */
+static inline uint64_t
+cmdtable_pack(const char *name, size_t len)
+{
+    uint64_t key = (uint64_t)len << 56;
+
+    if (len == 0 || len > CMDTABLE_SHORT_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (unsigned char)(ch + 32);
+        key |= (uint64_t)ch << (8 * i);
+    }
+    return key;
+}
+
+/* Fibonacci hashing: the multiply spreads every byte of the key into the
+ * top bits the shift keeps. */
+static inline uint32_t
+cmdtable_short_hash(uint64_t key, uint32_t shift)
+{
+    return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> shift);
+}
+
+/* Lay out the packed-name index over the short names, size entries (the
+ * main index's size: load factor at most 1/4). */
+static void
+cmdtable_build_short(struct cmdtable *t, uint32_t size)
+{
+    uint32_t bits = 0, mask = size - 1;
+
+    while ((1u << bits) < size)
+        bits++;
+    t->short_shift = 64 - bits;
+    t->short_keys = cmdtable_alloc(t, size * sizeof(*t->short_keys));
+    t->short_pos = cmdtable_alloc(t, size * sizeof(*t->short_pos));
+    for (size_t i = 0; i < t->ncmds; i++) {
+        const char *name = t->cmds[i].name;
+        uint64_t key = cmdtable_pack(name, strlen(name));
+        if (key == 0)
+            continue;
+        uint32_t h = cmdtable_short_hash(key, t->short_shift);
+        while (t->short_keys[h] != 0)
+            h = (h + 1) & mask;
+        t->short_keys[h] = key;
+        t->short_pos[h] = (uint16_t)i;
+    }
+}
+
 void
 cmdtable_build_hash(struct cmdtable *t)
 {
@@ -130,6 +187,7 @@ cmdtable_build_hash(struct cmdtable *t)
             h = (h + 1) & t->mask;
         t->slots[h] = (uint16_t)(i + 1);
     }
+    cmdtable_build_short(t, size);
 }
 
 const struct command *
@@ -137,6 +195,17 @@ cmdtable_lookup(const struct cmdtable *t, const char *name, size_t len)
 {
     if (t->slots == NULL)
         return NULL;
+    uint64_t key = cmdtable_pack(name, len);
+    if (key != 0) {
+        uint32_t h = cmdtable_short_hash(key, t->short_shift);
+        uint64_t k;
+        while ((k = t->short_keys[h]) != 0) {
+            if (k == key)
+                return &t->cmds[t->short_pos[h]];
+            h = (h + 1) & t->mask;
+        }
+        return NULL;
+    }
     return command_lookup_in(t->slots, t->mask, t->cmds, name, len);
 }
 

@@ -30,6 +30,13 @@ struct cmdtable {
     uint16_t *slots;            /* open addressing on command_hash(name):
                                  * cmds index + 1, 0 = empty */
     uint32_t mask;              /* slots size - 1 (a power of two) */
+    uint64_t *short_keys;       /* open addressing on the packed name of
+                                 * each command of at most
+                                 * CMDTABLE_SHORT_MAX bytes (cmdtable_pack):
+                                 * one compare per probe on the request
+                                 * path; 0 = empty */
+    uint16_t *short_pos;        /* cmds index of short_keys[i] */
+    uint32_t short_shift;       /* 64 - log2(short_keys size) */
     struct cmdtable_chunk *arena; /* everything the table points to */
 };
 
