@@ -528,48 +528,61 @@ server_probe(struct server *s)
     request_put(p);
 }
 
+/* backend_send when s is down or c not connected: fail r at once (down,
+ * or in reconnect backoff), or queue it behind a connect that failed. 1
+ * when r was taken care of, 0 when c is connecting and r may queue. Kept
+ * out of line: the request path does not pay for its message buffers. */
+static int __attribute__((noinline))
+backend_send_unready(struct server *s, struct backend_conn *c,
+                     struct request *r)
+{
+    char msg[480];
+
+    if (s->down) {
+        server_probe(s);
+        snprintf(msg, sizeof(msg), "ERR slotproxy: backend %s is down (not "
+                 "answering within cluster.request_timeout)", s->name);
+        server_fail(s, r, msg);
+        return 1;
+    }
+    if (sp_msec_now() < c->retry_at_ms) {
+        /* In reconnect backoff: fail fast rather than queue. */
+        snprintf(msg, sizeof(msg),
+                 "ERR slotproxy: backend %.300s unreachable (%.119s)",
+                 s->name, s->last_err[0] ? s->last_err : "reconnecting");
+        server_fail(s, r, msg);
+        return 1;
+    }
+    if (conn_connect(c) != 0) {
+        snprintf(msg, sizeof(msg), "connect failed: %s", strerror(errno));
+        /* (TAILQ macros evaluate their element more than once.) */
+        request_get(r);
+        TAILQ_INSERT_TAIL(&c->sendq, r, bnext);
+        r->conn = c;
+        conn_error(c, msg, 1);
+        return 1;
+    }
+    return 0;
+}
+
 void
 backend_send(struct server *s, struct request *r)
 {
     /* For backend_reap (10 s idle): the loop turn's clock is close enough
      * and costs no clock read per request. */
-    s->last_used_ms = worker_now_us(s->w) / 1000;
+    s->last_used_us = worker_now_us(s->w);
     if (r->cred != s->cred && !s->private_conn)
         s = server_for_cred(s, r->cred);
     /* ASKING and its command must share a connection: use the first. */
-    struct backend_conn *c = r->asking ? &s->conns[0]
-                                       : &s->conns[s->rr++ % s->nconns];
-
-    if (s->down) {
-        char msg[400];
-        server_probe(s);
-        snprintf(msg, sizeof(msg), "ERR slotproxy: backend %s is down (not "
-                 "answering within cluster.request_timeout)", s->name);
-        server_fail(s, r, msg);
+    struct backend_conn *c = &s->conns[0];
+    if (!r->asking) {
+        c = &s->conns[s->rr];
+        if (++s->rr >= s->nconns)
+            s->rr = 0;
+    }
+    if ((s->down || c->state == BCONN_DISCONNECTED) &&
+        backend_send_unready(s, c, r))
         return;
-    }
-
-    if (c->state == BCONN_DISCONNECTED) {
-        char msg[480];
-        if (sp_msec_now() < c->retry_at_ms) {
-            /* In reconnect backoff: fail fast rather than queue. */
-            snprintf(msg, sizeof(msg),
-                     "ERR slotproxy: backend %.300s unreachable (%.119s)",
-                     s->name, s->last_err[0] ? s->last_err : "reconnecting");
-            server_fail(s, r, msg);
-            return;
-        }
-        if (conn_connect(c) != 0) {
-            snprintf(msg, sizeof(msg), "connect failed: %s",
-                     strerror(errno));
-            /* (TAILQ macros evaluate their element more than once.) */
-            request_get(r);
-            TAILQ_INSERT_TAIL(&c->sendq, r, bnext);
-            r->conn = c;
-            conn_error(c, msg, 1);
-            return;
-        }
-    }
     r->conn = c;
     r->node = s->name;
     /* Per node as it is sent (a plain increment of this worker's table):
@@ -1042,7 +1055,7 @@ backend_reap(struct worker *w, uint64_t now_ms)
 {
     for (uint32_t i = 0; i < w->nservers;) {
         struct server *s = w->servers[i];
-        if (now_ms < s->last_used_ms + REAP_IDLE_MS || !backend_idle(s) ||
+        if (now_ms < s->last_used_us / 1000 + REAP_IDLE_MS || !backend_idle(s) ||
             server_in_map(w, s)) {
             i++;
             continue;

@@ -96,7 +96,8 @@ struct server {
                                      * pools for other credentials, by
                                      * cred - 1, made on first use (owned) */
     uint16_t nalt;                  /* entries in alt */
-    uint64_t last_used_ms;          /* last backend_send (backend_reap) */
+    uint64_t last_used_us;          /* last backend_send, worker clock
+                                     * (backend_reap) */
     /* Push mode (pub/sub): every reply goes to on_push, unpaired; written
      * requests are not kept in flight. NULL for request/reply mode. */
     void (*on_push)(struct server *s, const char *data, size_t len,

@@ -118,21 +118,39 @@ cmdtable_sort(struct command *cmds, size_t n)
 
 /* The name lowered and packed into one word, its length in the top byte,
  * so "set" and "set\0" differ and no key is 0. 0 when the name is empty
- * or longer than CMDTABLE_SHORT_MAX. */
+ * or longer than CMDTABLE_SHORT_MAX. Reads only name[0, len): loads of
+ * 4, 2 and 1 bytes by len's bits, then ASCII upper case folded in all
+ * bytes at once (bytes from 0x80 up are left alone, as cmd_lower does). */
 static inline uint64_t
 cmdtable_pack(const char *name, size_t len)
 {
-    uint64_t key = (uint64_t)len << 56;
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t v = 0;
+    unsigned shift = 0;
 
     if (len == 0 || len > CMDTABLE_SHORT_MAX)
         return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)name[i];
-        if (ch >= 'A' && ch <= 'Z')
-            ch = (unsigned char)(ch + 32);
-        key |= (uint64_t)ch << (8 * i);
+    if (len & 4) {
+        uint32_t x;
+        memcpy(&x, name, 4);
+        v = x;
+        shift = 32;
     }
-    return key;
+    if (len & 2) {
+        uint16_t x;
+        memcpy(&x, name + shift / 8, 2);
+        v |= (uint64_t)x << shift;
+        shift += 16;
+    }
+    if (len & 1)
+        v |= (uint64_t)(unsigned char)name[shift / 8] << shift;
+    /* Per byte b < 0x80: b + (0x80 - 'A') has its top bit set when
+     * b >= 'A', b + (0x80 - 'Z' - 1) when b > 'Z'; no carry crosses
+     * bytes since both sums stay below 0x100. */
+    uint64_t low7 = v & (0x7f * ones);
+    uint64_t upper = (low7 + (0x80 - 'A') * ones) &
+                     ~(low7 + (0x80 - 'Z' - 1) * ones) & ~v & (0x80 * ones);
+    return (v | upper >> 2) | (uint64_t)len << 56;
 }
 
 /* Fibonacci hashing: the multiply spreads every byte of the key into the

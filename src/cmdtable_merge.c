@@ -282,7 +282,8 @@ cmdtable_merge(const struct cmdtable *learned, struct cmdtable_names *names)
             merge_subcmds(t, dst, b, l);
             i++, j++;
         }
-        t->ids[n++] = (uint16_t)cmdtable_names_id(names, dst->fullname);
+        t->ids[n] = (uint16_t)cmdtable_names_id(names, dst->fullname);
+        dst->stat_id = t->ids[n++];
     }
     t->ncmds = n;
     cmdtable_build_hash(t);

@@ -183,6 +183,10 @@ struct command {
      * learned table (cmdtable.c) fills them in. */
     uint8_t req_policy;     /* enum cmd_req_policy (request_policy tip) */
     uint8_t resp_policy;    /* enum cmd_resp_policy (response_policy tip) */
+    uint16_t stat_id;       /* top-level entries of a merged table: its
+                             * cmdtable_index (metrics), kept in the entry
+                             * so the request path reads it with the
+                             * command; 0 elsewhere */
     const struct command *builtin; /* learned entries: the generated entry
                              * of the same name, whose proxy-only parts
                              * (key procedures ...) still apply; NULL for

@@ -479,7 +479,9 @@ dispatch_request(struct client *c, const struct resp_req *p, const char *base,
     struct request *r = client_new_request(c);
     w->stats.commands++;
     if (cmd != NULL) {
-        r->cmd_index = (int32_t)cmdtable_index(w->cmdtab, cmd);
+        /* cmd is a top-level entry of w->cmdtab (client_process_input
+         * looked it up there): its stat_id is its cmdtable_index. */
+        r->cmd_index = cmd->stat_id;
         w->cmd_calls[r->cmd_index]++;
     }
     if (!dispatch_check(c, r, p, base, &cmd) &&

@@ -84,16 +84,6 @@ fanout_free(struct fanout *f)
     sp_free(f);
 }
 
-/* Bytes the fragments' replies hold: a bound on the merged reply. */
-static uint64_t
-frag_reply_bytes(const struct fanout *f)
-{
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < f->nfrags; i++)
-        total += buf_unread(&f->frags[i]->rep);
-    return total;
-}
-
 /* The reply when the fragments' replies outgrow clients.max_fanout_reply:
  * refuse rather than build a reply that could exhaust memory (KEYS * on a
  * big cluster). */
@@ -119,17 +109,25 @@ fanout_finish(struct fanout *f)
 }
 
 /* The fragments' replies as merge.c reads them (frags: room for
- * f->nfrags). */
-static void
+ * f->nfrags); *bytes gets their total (a bound on the merged reply), and
+ * the result says whether any fragment answered an error (or nothing):
+ * one pass, so the common merge looks at each fragment once. */
+static int
 fanout_merge_in(struct fanout *f, struct merge_frag *frags,
-                struct merge_in *in)
+                struct merge_in *in, uint64_t *bytes)
 {
+    uint64_t total = 0;
+    int errors = 0;
+
     for (uint32_t i = 0; i < f->nfrags; i++) {
         const struct buf *b = &f->frags[i]->rep;
         frags[i].data = b->data + b->pos;
         frags[i].len = buf_unread(b);
         frags[i].nkeys = f->frags[i]->req_nkeys;
+        total += frags[i].len;
+        errors |= frags[i].len == 0 || frags[i].data[0] == '-';
     }
+    *bytes = total;
     *in = (struct merge_in){
         .frags = frags,
         .nfrags = f->nfrags,
@@ -142,6 +140,7 @@ fanout_merge_in(struct fanout *f, struct merge_frag *frags,
         .req = f->parent->req.data + f->parent->req.pos,
         .req_len = buf_unread(&f->parent->req),
     };
+    return errors;
 }
 
 static void
@@ -152,12 +151,13 @@ fanout_merge(struct fanout *f)
     struct merge_frag *frags = f->nfrags <= FANOUT_INLINE
         ? frags_in : sp_malloc(sizeof(*frags) * f->nfrags);
     struct merge_in in;
+    uint64_t bytes;
     int rc = 0;
 
-    fanout_merge_in(f, frags, &in);
-    const struct merge_frag *err = merge_first_error(&in);
+    const struct merge_frag *err = fanout_merge_in(f, frags, &in, &bytes)
+        ? merge_first_error(&in) : NULL;
     p->rep.pos = p->rep.len = 0;
-    if (err == NULL && frag_reply_bytes(f) > p->w->conf->max_fanout_reply)
+    if (err == NULL && bytes > p->w->conf->max_fanout_reply)
         fanout_too_big(p);
     else if (err != NULL)
         buf_append(&p->rep, err->data, err->len);

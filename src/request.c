@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -36,10 +37,7 @@ request_new(struct request_pool *pool)
     if (r != NULL) {
         pool->free = r->next_free;
         pool->nfree--;
-        struct buf req = r->req, rep = r->rep;
-        memset(r, 0, sizeof(*r));
-        r->req = req;
-        r->rep = rep;
+        memset(&r->cnext, 0, sizeof(*r) - offsetof(struct request, cnext));
         r->req.pos = r->req.len = 0;
         r->rep.pos = r->rep.len = 0;
     } else {
@@ -56,22 +54,13 @@ request_new(struct request_pool *pool)
 }
 
 void
-request_share_table(struct request *r, const struct request *from)
+request_share_table_slow(struct request *r, const struct request *from)
 {
-    if (r->live == from->live)
-        return;
     if (r->live != NULL)
         --*r->live;
     r->live = from->live;
     if (r->live != NULL)
         ++*r->live;
-}
-
-struct request *
-request_get(struct request *r)
-{
-    r->refcount++;
-    return r;
 }
 
 static void
@@ -82,11 +71,8 @@ request_release_buf(struct buf *b)
 }
 
 void
-request_put(struct request *r)
+request_put_last(struct request *r)
 {
-    SP_ASSERT(r->refcount > 0);
-    if (--r->refcount > 0)
-        return;
     if (r->live != NULL)
         --*r->live;
     struct request_pool *pool = r->pool;
@@ -122,14 +108,6 @@ request_pool_drain(struct request_pool *pool)
     request_pool_trim(pool, 0);
 }
 
-void
-request_reply(struct request *r, const char *data, size_t len, char type)
-{
-    if (r->on_reply != NULL)
-        r->on_reply(r, data, len, type);
-    else
-        request_finish(r, data, len);
-}
 
 void
 request_complete(struct request *r)

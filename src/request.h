@@ -36,6 +36,10 @@ typedef struct server *(*request_target_fn)(struct request *r,
                                             uint16_t port);
 
 struct request {
+    /* The buffers keep their storage when the request is recycled;
+     * everything from cnext on is zeroed (request_new). */
+    struct buf req;                 /* RESP bytes to send (multibulk) */
+    struct buf rep;                 /* reply bytes for the owner */
     TAILQ_ENTRY(request) cnext;     /* owner client's pipeline */
     TAILQ_ENTRY(request) bnext;     /* backend send queue or in-flight FIFO */
     struct worker *w;               /* worker this request lives in */
@@ -43,8 +47,6 @@ struct request {
     struct client *client;          /* owning client; NULL when internal or
                                      * orphaned (client gone) */
     int refcount;                   /* owner + backend queue references */
-    struct buf req;                 /* RESP bytes to send (multibulk) */
-    struct buf rep;                 /* reply bytes for the owner */
     const struct command *cmd;      /* command table entry, or NULL */
     uint32_t *live;                 /* counter of the requests alive under
                                      * the command table cmd points into
@@ -104,26 +106,55 @@ struct request_pool {
 void request_pool_init(struct request_pool *pool, struct worker *owner);
 /* A request from the pool's free list (or new), refcount 1. */
 struct request *request_new(struct request_pool *pool);
-struct request *request_get(struct request *r);
+/* One more reference to r. Inline, as request_put's common case: the
+ * request path takes and drops several references per request. */
+static inline struct request *
+request_get(struct request *r)
+{
+    r->refcount++;
+    return r;
+}
+
+void request_share_table_slow(struct request *r, const struct request *from);
 /* r points into the command table from's command points into (a fan-out
  * fragment made after a table change): count it there. */
-void request_share_table(struct request *r, const struct request *from);
+static inline void
+request_share_table(struct request *r, const struct request *from)
+{
+    if (r->live != from->live)
+        request_share_table_slow(r, from);
+}
+
+/* request_put's last reference: r returns to its pool. */
+void request_put_last(struct request *r);
 /* Drop a reference; the last one returns r to its pool. */
-void request_put(struct request *r);
+static inline void
+request_put(struct request *r)
+{
+    SP_ASSERT(r->refcount > 0);
+    if (--r->refcount == 0)
+        request_put_last(r);
+}
 /* Drop the free list (at shutdown). */
 void request_pool_drain(struct request_pool *pool);
 /* Shrink the free list to at most keep requests (memory given back once
  * a burst is over). */
 void request_pool_trim(struct request_pool *pool, uint32_t keep);
 
-/* Deliver reply bytes to the request: runs on_reply if set, else
- * request_finish with a copy of the bytes. */
-void request_reply(struct request *r, const char *data, size_t len,
-                   char type);
 /* Complete with the reply already built in r->rep (local replies). */
 void request_complete(struct request *r);
 /* Store reply bytes and complete. */
 void request_finish(struct request *r, const char *data, size_t len);
+/* Deliver reply bytes to the request: runs on_reply if set, else
+ * request_finish with a copy of the bytes. */
+static inline void
+request_reply(struct request *r, const char *data, size_t len, char type)
+{
+    if (r->on_reply != NULL)
+        r->on_reply(r, data, len, type);
+    else
+        request_finish(r, data, len);
+}
 /* Complete with an error reply; msg is the text after '-' without CRLF. */
 void request_fail(struct request *r, const char *msg);
 /* Complete with one of the proxy's fixed error replies (errors.h). */

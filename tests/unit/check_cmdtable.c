@@ -1332,6 +1332,16 @@ START_TEST(test_snap_builtin_lookup)
         up[n] = '\0';
         ck_assert_ptr_null(cmdtable_lookup(s->table, up, n + 1));
     }
+    /* Case folds A-Z only: not the bytes around them, not bytes with the
+     * top bit set whose low seven bits are a letter. */
+    ck_assert_ptr_nonnull(cmdtable_lookup(s->table, "gEt", 3));
+    ck_assert_ptr_null(cmdtable_lookup(s->table, "\xc7" "ET", 3));
+    ck_assert_ptr_null(cmdtable_lookup(s->table, "G\xc5T", 3));
+    ck_assert_ptr_null(cmdtable_lookup(s->table, "@ET", 3));
+    ck_assert_ptr_null(cmdtable_lookup(s->table, "GE[", 3));
+    ck_assert_ptr_null(cmdtable_lookup(s->table, "g\0t", 3));
+    ck_assert_ptr_nonnull(cmdtable_lookup(s->table, "PUBLISH", 7));
+    ck_assert_ptr_null(cmdtable_lookup(s->table, "PUBLISh\0", 8));
     memset(longname, 'g', sizeof(longname));
     ck_assert_ptr_null(cmdtable_lookup(s->table, longname,
                                        sizeof(longname)));
