@@ -27,6 +27,7 @@
 #include "hotkeys.h"
 #include "keyslot.h"
 #include "metrics.h"
+#include "replstat.h"
 #include "request.h"
 #include "resp.h"
 #include "router.h"
@@ -890,11 +891,44 @@ cmd_role(struct admin_args *a)
     reply_done(a);
 }
 
-/* PROXY TOPOLOGY: [start, end, "host:port"] per slot range of the map. */
+/*
+ * The replica sync status of master ms (NULL: not polled yet) as two
+ * elements of a PROXY TOPOLOGY row: its healthy replicas (nil before its
+ * first answer), then [replica, link_up, lag_bytes or nil] per replica.
+ */
+static void
+topology_replicas(struct buf *b, const struct replstat_master *ms)
+{
+    if (ms == NULL || ms->polled_ms == 0) {
+        buf_add_nil(b);
+        buf_add_array(b, 0);
+        return;
+    }
+    buf_add_int(b, replstat_healthy(ms));
+    buf_add_array(b, ms->nreplicas);
+    for (uint32_t i = 0; i < ms->nreplicas; i++) {
+        const struct replstat_replica *r = &ms->replicas[i];
+        char name[300];
+        snprintf(name, sizeof(name),
+                 strchr(r->ip, ':') != NULL ? "[%s]:%u" : "%s:%u", r->ip,
+                 r->port);
+        buf_add_array(b, 3);
+        buf_add_bulk_str(b, name);
+        buf_add_int(b, r->link_up);
+        if (r->lag_known)
+            buf_add_int(b, (long long)r->lag_bytes);
+        else
+            buf_add_nil(b);
+    }
+}
+
+/* PROXY TOPOLOGY: [start, end, "host:port", healthy replicas, replicas]
+ * per slot range of the map (see topology_replicas). */
 static void
 proxy_topology(struct admin_args *a)
 {
     const struct slotmap *m = a->c->w->map;
+    struct replstat *rs = shared_replstat(a->c->w->shared);
     struct buf body;
     long long n = 0;
     buf_init(&body);
@@ -903,20 +937,24 @@ proxy_topology(struct admin_args *a)
         while (end + 1 < SLOT_COUNT &&
                slotmap_master_of(m, (uint16_t)(end + 1)) == node)
             end++;
-        buf_add_array(&body, 3);
+        buf_add_array(&body, 5);
         buf_add_int(&body, slot);
         buf_add_int(&body, end);
         if (node < 0) {
             buf_add_nil(&body);
+            topology_replicas(&body, NULL);
         } else {
             char name[300];
             snprintf(name, sizeof(name), "%s:%u", m->nodes[node].host,
                      m->nodes[node].port);
             buf_add_bulk_str(&body, name);
+            topology_replicas(&body, replstat_find(rs, m->nodes[node].host,
+                                                   m->nodes[node].port));
         }
         n++;
         slot = end + 1;
     }
+    replstat_put(rs);
     buf_add_array(&a->r->rep, n);
     buf_append(&a->r->rep, body.data, body.len);
     buf_deinit(&body);

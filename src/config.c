@@ -198,6 +198,8 @@ static const struct config_directive config_directives[] = {
              READ_MASTER, READ_MASTER, READ_PREFER_REPLICA, CONFIG_LIVE),
     CONF_NUM("cluster", "max_replica_lag", CONF_T_SIZE, max_replica_lag,
              CONF_MB, 0, 64 * CONF_GB, CONFIG_LIVE),
+    CONF_NUM("cluster", "replica_poll_interval", CONF_T_DURATION,
+             replica_poll_interval_ms, 1000, 100, 60000, CONFIG_LIVE),
     CONF_NUM("cluster", "username", CONF_T_SECRET, cluster_username,
              0, 0, 0, CONFIG_NEW_CONNS),
     CONF_NUM("cluster", "password", CONF_T_SECRET, cluster_password,

@@ -121,6 +121,8 @@ struct config {
     /* cluster: read routing */
     int read_from;                /* read_from: enum read_from (master) */
     uint64_t max_replica_lag;     /* max_replica_lag: bytes; 1mb */
+    uint32_t replica_poll_interval_ms; /* replica_poll_interval: INFO
+                                   * replication per master; 1000 */
 
     /* cluster: credentials sent on every backend connection */
     char *cluster_username;       /* username: NULL = "default" */

@@ -31,6 +31,7 @@
 #include "keyslot.h"
 #include "log.h"
 #include "metrics.h"
+#include "replstat.h"
 #include "util.h"
 #include "worker.h"
 
@@ -405,6 +406,74 @@ emit_nodes(struct http *h, struct evbuffer *out)
     sp_free(m.v);
 }
 
+/* "host:port" of a node into buf (IPv6 addresses in brackets). */
+static const char *
+node_name(char *buf, size_t cap, const char *host, uint16_t port)
+{
+    snprintf(buf, cap, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host,
+             port);
+    return buf;
+}
+
+/* One line of family name for replica r of master ms. */
+static void
+emit_replica(struct evbuffer *out, const char *name, const char *master,
+             const struct replstat_replica *r, uint64_t v)
+{
+    char raw[300], esc[LABEL_MAX];
+    evbuffer_add_printf(out, "slotproxy_%s{master=\"%s\",replica=\"%s\"} "
+                        "%llu\n", name, master,
+                        label(esc, node_name(raw, sizeof(raw), r->ip, r->port)),
+                        (unsigned long long)v);
+}
+
+/*
+ * Replica sync status from worker 0's replication poll: per master, the
+ * last poll's outcome and, once it has answered, its healthy replicas;
+ * per replica its link and its lag in bytes (a replica the master stopped
+ * listing keeps link 0 and the lag from the offset it last acknowledged).
+ */
+static void
+emit_replicas(struct http *h, struct evbuffer *out)
+{
+    struct replstat *s = shared_replstat(h->workers[0]->shared);
+    static const char *const head[][3] = {
+        {"replica_poll_ok", "gauge", "1 when the last INFO replication poll "
+         "of the master was answered (0: lags are from an older answer)."},
+        {"master_replicas", "gauge", "Replicas of the master with their "
+         "link up (0: one failure away from losing its slots)."},
+        {"replica_link_up", "gauge", "1 while the master lists the replica "
+         "online."},
+        {"replica_lag_bytes", "gauge", "Replication stream bytes the "
+         "replica has not acknowledged (lost if it were promoted now)."},
+    };
+    char raw[300], master[LABEL_MAX];
+    for (size_t f = 0; f < SP_ARRAY_LEN(head); f++) {
+        evbuffer_add_printf(out, "# HELP slotproxy_%s %s\n# TYPE "
+                            "slotproxy_%s %s\n", head[f][0], head[f][2],
+                            head[f][0], head[f][1]);
+        for (uint32_t i = 0; s != NULL && i < s->nmasters; i++) {
+            const struct replstat_master *ms = &s->masters[i];
+            label(master, node_name(raw, sizeof(raw), ms->host, ms->port));
+            if (f == 0)
+                evbuffer_add_printf(out, "slotproxy_%s{master=\"%s\"} %d\n",
+                                    head[f][0], master,
+                                    ms->status == REPLSTAT_OK);
+            else if (f == 1 && ms->polled_ms != 0)
+                evbuffer_add_printf(out, "slotproxy_%s{master=\"%s\"} %u\n",
+                                    head[f][0], master, replstat_healthy(ms));
+            for (uint32_t k = 0; f >= 2 && k < ms->nreplicas; k++) {
+                const struct replstat_replica *r = &ms->replicas[k];
+                if (f == 2)
+                    emit_replica(out, head[f][0], master, r, r->link_up);
+                else if (r->lag_known)
+                    emit_replica(out, head[f][0], master, r, r->lag_bytes);
+            }
+        }
+    }
+    replstat_put(s);
+}
+
 /* Latency histograms by command (commands seen at least once). */
 static void
 emit_cmd_latency(struct http *h, struct evbuffer *out,
@@ -528,6 +597,7 @@ on_metrics(struct http *h, struct evbuffer *out)
     emit_nodes(h, out);
     emit_hot_slots(h, out);
     emit_hot_keys(h, out);
+    emit_replicas(h, out);
     emit_cmd_latency(h, out, names);
     emit_process(out);
     cmdsnap_put(names);

@@ -75,7 +75,15 @@
       "queues), counted against max_memory.") \
     X(expiry_jitter_total, NULL, COUNTER, SUM, ttl_jittered, PROXY, \
       "expiry_jittered", \
-      "Requests whose relative TTL expiry_jitter lengthened.")
+      "Requests whose relative TTL expiry_jitter lengthened.") \
+    X(replica_polls_total, NULL, COUNTER, SUM, repl_polls, PROXY, \
+      "replica_polls", \
+      "INFO replication requests sent to masters (one per master per " \
+      "cluster.replica_poll_interval).") \
+    X(replica_poll_failures_total, NULL, COUNTER, SUM, repl_poll_failures, \
+      PROXY, "replica_poll_failures", \
+      "INFO replication polls answered with an error, not answered in " \
+      "time, or not a master's.")
 
 /* slotproxy_disconnects_total{reason}: one row per enum disc_reason.
  * max_clients keeps Redis's INFO name. */

@@ -290,94 +290,6 @@ topo_attempt(struct topology *t)
     request_put(r);
 }
 
-/* Replica lag, for read_from: replica|prefer-replica. Every second each
- * master is asked INFO replication; a replica is read from only while its
- * link is up (state=online) and it is at most max_replica_lag bytes
- * behind its master. */
-struct repl_poll {
-    struct worker *w;
-    uint64_t epoch;                 /* map the answer is about */
-    uint32_t master;                /* index of the master asked */
-};
-
-static void
-repl_parse(struct worker *w, uint32_t master, const char *p, size_t len)
-{
-    const struct slotmap *m = w->map;
-    long long master_off = -1;
-    const char *end = p + len;
-    char line[256];
-
-    /* master_repl_offset comes after the slaveN lines: find it first. */
-    const char *mo = memmem(p, len, "master_repl_offset:", 19);
-    if (mo != NULL)
-        sscanf(mo + 19, "%lld", &master_off);
-    for (uint32_t i = m->nmasters; i < m->nnodes; i++)
-        if (m->nodes[i].master == (int)master)
-            w->replica_ok[i] = 0;
-    while (p < end && master_off >= 0) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        size_t n = eol ? (size_t)(eol - p) : (size_t)(end - p);
-        char ip[64], state[32];
-        unsigned port;
-        long long off;
-        if (n < sizeof(line) && n > 6 && memcmp(p, "slave", 5) == 0) {
-            memcpy(line, p, n);
-            line[n] = '\0';
-            const char *kv = strchr(line, ':');
-            if (kv != NULL &&
-                sscanf(kv + 1, "ip=%63[^,],port=%u,state=%31[^,],offset=%lld",
-                       ip, &port, state, &off) == 4) {
-                int idx = slotmap_find_node(m, ip, (uint16_t)port);
-                /* CLUSTER SLOTS hides a replica until it has replicated
-                 * something: one that appears here is worth a refresh. */
-                if (idx < 0 && strcmp(state, "online") == 0 && off > 0)
-                    topology_request_refresh(w);
-                if (idx >= (int)m->nmasters &&
-                    m->nodes[idx].master == (int)master)
-                    w->replica_ok[idx] =
-                        strcmp(state, "online") == 0 &&
-                        (uint64_t)(master_off - off) <=
-                            w->conf->max_replica_lag;
-            }
-        }
-        p += n + 1;
-    }
-}
-
-static void
-repl_done(struct request *r)
-{
-    struct repl_poll *rp = r->data;
-    struct worker *w = rp->w;
-    const char *d = r->rep.data + r->rep.pos;
-    size_t n = buf_unread(&r->rep);
-    if (rp->epoch == w->map_epoch && rp->master < w->map->nmasters &&
-        n > 0 && d[0] == '$')
-        repl_parse(w, rp->master, d, n);
-    sp_free(rp);
-}
-
-static void
-repl_tick(evutil_socket_t fd, short what, void *arg)
-{
-    static const char cmd[] = "*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n";
-    struct worker *w = arg;
-    for (uint32_t i = 0; i < w->map->nmasters; i++) {
-        struct repl_poll *rp = sp_calloc(1, sizeof(*rp));
-        rp->w = w;
-        rp->epoch = w->map_epoch;
-        rp->master = i;
-        struct request *r = request_new(&w->reqs);
-        buf_append(&r->req, cmd, sizeof(cmd) - 1);
-        r->on_done = repl_done;
-        r->data = rp;
-        r->deadline_ms = sp_msec_now() + w->conf->request_timeout_ms;
-        backend_send(w->map_srv[i], r);
-        request_put(r);
-    }
-}
-
 static void
 topo_node_error(struct worker *w, struct server *s)
 {
@@ -417,30 +329,6 @@ topology_init(struct worker *w)
     w->topo = t;
     w->on_node_error = topo_node_error;
     topo_schedule(t, 0);
-    topology_replica_poll(w, w->conf->read_from != READ_MASTER);
-}
-
-void
-topology_replica_poll_now(struct worker *w)
-{
-    if (w->repl_ev != NULL)
-        repl_tick(-1, 0, w);
-}
-
-void
-topology_replica_poll(struct worker *w, int on)
-{
-    if (on && w->repl_ev == NULL) {
-        struct timeval tv = {1, 0};
-        w->repl_ev = event_new(w->base, -1, EV_PERSIST, repl_tick, w);
-        event_add(w->repl_ev, &tv);
-        repl_tick(-1, 0, w);
-    } else if (!on && w->repl_ev != NULL) {
-        event_free(w->repl_ev);
-        w->repl_ev = NULL;
-        if (w->replica_ok != NULL)
-            memset(w->replica_ok, 0, w->map->nnodes ? w->map->nnodes : 1);
-    }
 }
 
 void
@@ -450,7 +338,6 @@ topology_deinit(struct worker *w)
     if (t == NULL)
         return;
     event_free(t->timer);
-    topology_replica_poll(w, 0);
     sp_free(t);
     w->topo = NULL;
     w->on_node_error = NULL;

@@ -16,14 +16,6 @@ struct worker;
 
 void topology_init(struct worker *w);
 void topology_deinit(struct worker *w);
-/* Start (on) or stop the once-a-second replication poll that
- * read_from: replica|prefer-replica needs; idempotent. Stopping forgets
- * which replicas were fit for reads. */
-void topology_replica_poll(struct worker *w, int on);
-/* Poll now, when the poll is on: a map with replicas not yet known fit
- * (start-up, a new replica) need not wait a second for reads to reach
- * them (with read_from: replica, reads fail until then). */
-void topology_replica_poll_now(struct worker *w);
 /* Ask for a refresh soon (debounced). */
 void topology_request_refresh(struct worker *w);
 /* A ticket for the next CLUSTER SLOTS attempt (the one sent after this

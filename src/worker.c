@@ -17,6 +17,7 @@
 #include "cmdtable.h"
 #include "command.h"
 #include "config.h"
+#include "replstat.h"
 #include "slotmap.h"
 #include "util.h"
 #include "worker.h"
@@ -202,6 +203,7 @@ shared_deinit(struct shared *sh)
     if (sh->map != NULL)
         slotmap_put(sh->map);
     cmdsnap_put(sh->cmds);
+    replstat_put(sh->repl);
     cmdtable_names_free(sh->cmd_names);
     pthread_mutex_destroy(&sh->map_lock);
     blocked_deinit(&sh->blocked);
@@ -212,6 +214,25 @@ shared_cmds(struct shared *sh)
 {
     pthread_mutex_lock(&sh->map_lock);
     struct cmdsnap *s = cmdsnap_get(sh->cmds);
+    pthread_mutex_unlock(&sh->map_lock);
+    return s;
+}
+
+void
+shared_set_replstat(struct shared *sh, struct replstat *s)
+{
+    pthread_mutex_lock(&sh->map_lock);
+    replstat_put(sh->repl);
+    sh->repl = s;
+    __atomic_add_fetch(&sh->repl_seq, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&sh->map_lock);
+}
+
+struct replstat *
+shared_replstat(struct shared *sh)
+{
+    pthread_mutex_lock(&sh->map_lock);
+    struct replstat *s = sh->repl != NULL ? replstat_get(sh->repl) : NULL;
     pthread_mutex_unlock(&sh->map_lock);
     return s;
 }

@@ -35,6 +35,8 @@ struct cmdtable_names;
 struct cmdlearn;
 struct view_part;
 struct view_job;
+struct replstat;
+struct replpoll;
 
 TAILQ_HEAD(client_list, client);
 TAILQ_HEAD(conn_list, backend_conn);
@@ -69,6 +71,10 @@ struct shared {
                                      * ref): the built-in one from the
                                      * start, then what worker 0 learned */
     uint64_t cmds_seq;              /* bumps per publish (atomic reads) */
+    struct replstat *repl;          /* latest replica sync status (a ref)
+                                     * worker 0's poll published, or NULL
+                                     * before its first */
+    uint64_t repl_seq;              /* bumps per publish (atomic reads) */
     struct cmdtable_names *cmd_names; /* stable per-command metric
                                      * indexes; used only by whoever
                                      * builds tables (shared_init, then
@@ -200,6 +206,10 @@ struct worker_stats {
                                      * by enum pin_limit */
     uint64_t ttl_jittered;          /* requests whose TTL expiry_jitter
                                      * lengthened */
+    uint64_t repl_polls;            /* INFO replication polls sent (worker
+                                     * 0's) */
+    uint64_t repl_poll_failures;    /* of them, answered with an error, not
+                                     * answered in time, or not a master's */
     struct lat_hist lat;            /* requests by latency */
     /* Gauges, filled when the stats are published. */
     uint32_t clients;
@@ -266,8 +276,11 @@ struct worker {
     struct server **map_srv;        /* map->nodes[i] -> its server, rebuilt
                                      * with each new map */
     uint8_t *replica_ok;            /* map->nodes[i] is a replica fit for
-                                     * reads (link up, lag within bound) */
-    struct event *repl_ev;          /* 1 s timer: INFO replication poll */
+                                     * reads (link up, lag within bound),
+                                     * from shared->repl */
+    uint64_t repl_seq;              /* shared->repl_seq last adopted */
+    struct replpoll *repl_poll;     /* worker 0: the INFO replication
+                                     * poller (replpoll.c), else NULL */
     uint16_t *slot_scratch;         /* SLOT_COUNT entries, all zero between
                                      * uses (fanout grouping) */
     struct server **pins;           /* live pinned (private) servers */
@@ -423,6 +436,12 @@ void worker_wake(struct worker *w);
  * each worker's pub_lock in turn, never two at once. */
 size_t shared_hotkeys(struct shared *sh, struct hotkeys_item *out,
                       size_t max, int *hide);
+/* Publish s (one ref, taken) as the replica sync status (worker 0's
+ * poller; any thread reads it through shared_replstat). */
+void shared_set_replstat(struct shared *sh, struct replstat *s);
+/* The latest published replica sync status, one ref (put it), or NULL
+ * before the first poll. Any thread. */
+struct replstat *shared_replstat(struct shared *sh);
 /* Shared state of all workers. */
 void shared_init(struct shared *sh);
 void shared_deinit(struct shared *sh);

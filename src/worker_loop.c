@@ -28,6 +28,8 @@
 #include "listener.h"
 #include "log.h"
 #include "pin.h"
+#include "replpoll.h"
+#include "replstat.h"
 #include "request.h"
 #include "router.h"
 #include "slotmap.h"
@@ -52,6 +54,8 @@ static void worker_install_map(struct worker *w, struct slotmap *m);
 static void worker_adopt_cmds(struct worker *w);
 static void worker_install_cmds(struct worker *w, struct cmdsnap *s);
 static void worker_reap_cmds(struct worker *w);
+static void worker_apply_repl(struct worker *w);
+static void worker_adopt_repl(struct worker *w);
 
 /* A command table the worker replaced, kept while requests dispatched
  * under it (whose r->cmd points into it) are alive. */
@@ -204,6 +208,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
     worker_publish_stats(w, now);
     worker_adopt_map(w);
     worker_adopt_cmds(w);
+    worker_adopt_repl(w);
     worker_reap_cmds(w);
     view_serve(w);
     if (w->hold_until_ms != 0 && now >= w->hold_until_ms) {
@@ -328,12 +333,12 @@ worker_reload_apply(struct worker *w, const struct config *old)
 {
     const struct config *c = w->conf;
     slowlog_resize(w->slowlog, c->slowlog_max_len);
-    if ((old->read_from == READ_MASTER) != (c->read_from == READ_MASTER)) {
-        topology_replica_poll(w, c->read_from != READ_MASTER);
-        for (uint32_t i = w->map->nmasters;
-             c->read_from != READ_MASTER && i < w->map->nnodes; i++)
+    if (old->read_from == READ_MASTER && c->read_from != READ_MASTER)
+        for (uint32_t i = w->map->nmasters; i < w->map->nnodes; i++)
             backend_set_readonly(w->map_srv[i]);
-    }
+    /* The read decisions follow a new max_replica_lag at once. */
+    worker_apply_repl(w);
+    replpoll_conf(w);
     worker_reload_listeners(w);
 }
 
@@ -511,27 +516,35 @@ worker_adopt_map(struct worker *w)
         worker_install_map(w, m);
 }
 
-/* ok[i] for the replicas of m that the current map's poll found fit
- * (the same node, replicating the same master): each refresh publishes a
- * new map, and with read_from: replica a reset would fail reads until
- * the next poll. 1 when m has a replica the current map does not. */
-static int
-carry_replica_ok(const struct worker *w, const struct slotmap *m, uint8_t *ok)
+/*
+ * Recompute w->replica_ok for w's map from the latest published replica
+ * sync status: a replica serves reads while its master's last answer
+ * lists it online and at most max_replica_lag behind. Each worker
+ * derives its own from worker 0's poll.
+ */
+static void
+worker_apply_repl(struct worker *w)
 {
-    const struct slotmap *old = w->map;
-    int unknown = 0;
-    for (uint32_t i = m->nmasters; i < m->nnodes; i++) {
-        const struct sm_node *n = &m->nodes[i];
-        int o = slotmap_find_node(old, n->host, n->port);
-        unknown |= o < 0;
-        if (w->replica_ok == NULL || o < (int)old->nmasters ||
-            !w->replica_ok[o] || n->master < 0 || old->nodes[o].master < 0)
-            continue;
-        const struct sm_node *om = &old->nodes[old->nodes[o].master];
-        const struct sm_node *nm = &m->nodes[n->master];
-        ok[i] = om->port == nm->port && strcmp(om->host, nm->host) == 0;
-    }
-    return unknown;
+    const struct slotmap *m = w->map;
+    if (w->replica_ok == NULL)
+        return;
+    struct replstat *s = shared_replstat(w->shared);
+    for (uint32_t i = 0; i < m->nnodes; i++)
+        w->replica_ok[i] = (uint8_t)replstat_replica_fit(
+            s, m, i, w->conf->max_replica_lag);
+    replstat_put(s);
+}
+
+/* Adopt the replica sync status worker 0 published since our last look. */
+static void
+worker_adopt_repl(struct worker *w)
+{
+    struct shared *sh = w->shared;
+    uint64_t seq = __atomic_load_n(&sh->repl_seq, __ATOMIC_ACQUIRE);
+    if (seq == w->repl_seq)
+        return;
+    w->repl_seq = seq;
+    worker_apply_repl(w);
 }
 
 static void
@@ -546,10 +559,8 @@ worker_install_map(struct worker *w, struct slotmap *m)
         backend_warm(srv[i]);
     int changed = !slotmap_same_routes(w->map, m);
     /* Replicas are not read from until a poll shows them in sync. */
-    uint8_t *ok = sp_calloc(m->nnodes ? m->nnodes : 1, 1);
-    int unknown = carry_replica_ok(w, m, ok);
     sp_free(w->replica_ok);
-    w->replica_ok = ok;
+    w->replica_ok = sp_calloc(m->nnodes ? m->nnodes : 1, 1);
     if (w->conf->read_from != READ_MASTER)
         for (uint32_t i = m->nmasters; i < m->nnodes; i++)
             backend_set_readonly(srv[i]);
@@ -562,8 +573,8 @@ worker_install_map(struct worker *w, struct slotmap *m)
     slotmap_put(w->map);
     w->map = m;
     w->map_epoch++;
-    if (unknown)
-        topology_replica_poll_now(w);
+    worker_apply_repl(w);
+    replpoll_map_installed(w);
     if (changed && w->id == 0)
         log_notice("topology: new slot map (epoch %llu): %u masters, %u "
                    "nodes, %u/%u slots covered",
@@ -630,8 +641,10 @@ worker_loop_start(struct worker *w)
 {
     w->hold_until_ms = sp_msec_now() + STARTUP_HOLD_MS;
     /* One fetcher per process: the others adopt what it publishes. */
-    if (w->id == 0)
+    if (w->id == 0) {
         cmdlearn_init(w);
+        replpoll_init(w);
+    }
     topology_init(w);
 }
 
@@ -644,6 +657,7 @@ worker_loop_free(struct worker *w)
     router_timers_free(w);
     cmdlearn_deinit(w);
     view_free_all(w);
+    replpoll_deinit(w);
     topology_deinit(w);
     pin_free_all(w);
     for (uint32_t i = 0; i < w->nservers; i++)
