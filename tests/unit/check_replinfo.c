@@ -7,7 +7,7 @@
  * with none; a replica with its link up and down), the same replies as
  * RESP2 bulk and RESP3 verbatim strings, hand-written variants (fields
  * reordered, missing, garbage), agreement with the sscanf parser that
- * topology.c uses today, and random garbage.
+ * topology.c used before replinfo replaced it, and random garbage.
  */
 #include "build_config.h"
 
@@ -185,7 +185,8 @@ START_TEST(test_recorded_reply)
 }
 END_TEST
 
-/* topology.c's repl_parse today, minus the worker: the sscanf it runs on
+/* topology.c's repl_parse as it was (replpoll.c now uses replinfo), minus
+ * the worker: the sscanf it runs on
  * every slaveN line. replinfo must find the same (ip, port, state,
  * offset) on every recorded text, so that it can replace it. */
 static int
