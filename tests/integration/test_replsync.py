@@ -11,6 +11,7 @@
 # logged once, and holds nothing up.
 
 import os
+import signal
 import sys
 import time
 
@@ -19,14 +20,14 @@ import harness  # noqa: E402
 from harness import HOST, test, wait_until, log  # noqa: E402
 
 
-def start_proxy(env, cluster_lines="", extra=""):
+def start_proxy(env, cluster_lines="", extra="", **kw):
     """A started proxy with a /metrics listener; cluster_lines go into
     its cluster section. Returns (proxy, metrics port)."""
     cl = env.cluster
     mport = harness.free_port()
     p = harness.Proxy([m.port for m in cl.masters()],
                       extra="metrics:\n  listen: [%s:%d]\n%s" %
-                      (HOST, mport, extra))
+                      (HOST, mport, extra), **kw)
     for line in cluster_lines.splitlines():
         p.cluster_option(line)
     env.proxies.append(p)
@@ -241,3 +242,84 @@ def test_poll_errors_counted_logged_once(env):
         for n in cl.nodes:
             n.call("ACL", "DELUSER", user)
 
+
+
+def polls_in(mport, secs):
+    """slotproxy_replica_polls_total's growth over secs seconds."""
+    before = harness.metrics(mport)["slotproxy_replica_polls_total"]
+    time.sleep(secs)
+    return harness.metrics(mport)["slotproxy_replica_polls_total"] - before
+
+
+@test(timeout=60)
+def test_reload_changes_poll_interval(env):
+    """A reload to replica_poll_interval: 100ms takes effect at once (and
+    two workers still poll as one)."""
+    cl = env.cluster
+    cl.wait_ok(30)
+    p, mport = start_proxy(env, extra="workers: 2")
+    wait_until(lambda: all_in_sync(mport, cl), 10, "replicas in sync")
+    n = len(cl.masters())
+    slow = polls_in(mport, 2.0)
+    assert slow <= 4 * n, slow
+    with open(p.conf) as f:
+        text = f.read()
+    with open(p.conf, "w") as f:
+        f.write(text.replace("cluster:\n",
+                             "cluster:\n  replica_poll_interval: 100ms\n", 1))
+    os.kill(p.pid, signal.SIGHUP)
+    wait_until(lambda: "reload: configuration from" in open(p.log).read(), 10,
+               "reload applied")
+    fast = polls_in(mport, 2.0)
+    log("    polls in 2 s: %d at 1 s, %d at 100 ms" % (slow, fast))
+    assert 0.6 * 20 * n <= fast <= 1.3 * 20 * n + 2, (slow, fast)
+
+
+@test(timeout=60)
+def test_silent_master_holds_nothing_up(env):
+    """A master that answers nothing (CLIENT PAUSE ALL for 3 s): its poll
+    fails after request_timeout (1 s here), counted and logged once; the
+    other masters' status stays current, /metrics and requests to the
+    other masters do not wait; it recovers when the pause ends."""
+    cl = env.cluster
+    cl.wait_ok(30)
+    p, mport = start_proxy(env, "replica_poll_interval: 200ms",
+                           request_timeout="1s")
+    wait_until(lambda: all_in_sync(mport, cl), 10, "replicas in sync")
+    silent = cl.masters()[0]
+    others = cl.masters()[1:]
+    keys = [k for k in ("rs:q%d" % i for i in range(300))
+            if cl.node_for_key(k) is not silent][:20]
+    fails0 = harness.metrics(mport)["slotproxy_replica_poll_failures_total"]
+    assert silent.call("CLIENT", "PAUSE", "3000", "ALL") == b"OK"
+    t0 = time.time()
+    try:
+        def failed():
+            m = harness.metrics(mport)
+            return sample(m, "replica_poll_ok", silent) == 0 and \
+                m["slotproxy_replica_poll_failures_total"] > fails0
+        wait_until(failed, 2.5, "the silent master's poll failed")
+        t = time.time()
+        m = harness.metrics(mport)
+        assert time.time() - t < 0.5
+        for o in others:
+            assert sample(m, "replica_poll_ok", o) == 1, (o, m)
+            assert sample(m, "master_replicas", o) == 1, (o, m)
+        with p.client() as c:
+            t = time.time()
+            assert c.pipeline([("SET", k, "v") for k in keys]) == \
+                [b"OK"] * len(keys)
+            assert time.time() - t < 0.5
+        assert time.time() - t0 < 3.0, "the pause ended before the checks"
+    finally:
+        wait_until(lambda: silent.call("PING") == b"PONG", 10,
+                   "the pause over")
+    wait_until(lambda: all_in_sync(mport, cl), 10, "polls answered again")
+    with open(p.log) as f:
+        text = f.read()
+    lines = [ln for ln in text.splitlines()
+             if "INFO replication on %s failed" % name(silent) in ln]
+    assert len(lines) == 1, lines
+    assert text.count("%s answers again" % name(silent)) == 1, text
+    with p.client() as c:
+        c.call("DEL", *keys)
