@@ -963,6 +963,38 @@ proxy_topology(struct admin_args *a)
 
 #define HOTKEYS_COUNT_DEFAULT 10   /* PROXY HOTKEYS without COUNT */
 #define HOTKEYS_COUNT_MAX 1000
+#define BIGKEYS_COUNT_DEFAULT 10   /* PROXY BIGKEYS without COUNT */
+#define BIGKEYS_COUNT_MAX 100000
+
+/* The [COUNT n] of PROXY HOTKEYS / BIGKEYS into *count (left alone
+ * without one): 0, or -1 when a was answered with the error. */
+static int
+proxy_count_arg(struct admin_args *a, long long max, long long *count)
+{
+    if (a->argc != 2 &&
+        (a->argc != 4 || !sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "count"))) {
+        reply_err(a, "ERR syntax error");
+        return -1;
+    }
+    if (a->argc == 4 && (sp_str2ll(ARG(a, 3), ARGLEN(a, 3), count) != 0 ||
+                         *count < 1 || *count > max)) {
+        reply_err(a, "ERR value is not an integer or out of range");
+        return -1;
+    }
+    return 0;
+}
+
+/* PROXY BIGKEYS [COUNT n]: the n (10) newest big requests and replies
+ * over every worker's ring; see bigkeys_reply for the layout. */
+static void
+proxy_bigkeys(struct admin_args *a)
+{
+    long long count = BIGKEYS_COUNT_DEFAULT;
+    if (proxy_count_arg(a, BIGKEYS_COUNT_MAX, &count) != 0)
+        return;
+    shared_bigkeys(a->c->w->shared, &a->r->rep, count);
+    reply_done(a);
+}
 
 /* PROXY HOTKEYS [COUNT n]: the n (10) hottest keys merged over every
  * worker's sketch, with the master serving each one's slot (from this
@@ -972,16 +1004,8 @@ static void
 proxy_hotkeys(struct admin_args *a)
 {
     long long count = HOTKEYS_COUNT_DEFAULT;
-    if (a->argc != 2 &&
-        (a->argc != 4 || !sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "count"))) {
-        reply_err(a, "ERR syntax error");
+    if (proxy_count_arg(a, HOTKEYS_COUNT_MAX, &count) != 0)
         return;
-    }
-    if (a->argc == 4 && (sp_str2ll(ARG(a, 3), ARGLEN(a, 3), &count) != 0 ||
-                         count < 1 || count > HOTKEYS_COUNT_MAX)) {
-        reply_err(a, "ERR value is not an integer or out of range");
-        return;
-    }
     struct hotkeys_item *items = sp_malloc((size_t)count * sizeof(*items));
     size_t n = shared_hotkeys(a->c->w->shared, items, (size_t)count, NULL);
     const struct slotmap *m = a->c->w->map;
@@ -1090,8 +1114,8 @@ proxy_command_routes(struct admin_args *a)
     reply_done(a);
 }
 
-/* PROXY INFO | STATS | TOPOLOGY | HOTKEYS [COUNT n] | CONFIG GET [pattern ...] | COMMAND
- * ROUTES: admin users only. */
+/* PROXY INFO | STATS | TOPOLOGY | HOTKEYS [COUNT n] | BIGKEYS [COUNT n] |
+ * CONFIG GET [pattern ...] | COMMAND ROUTES: admin users only. */
 static void
 cmd_proxy(struct admin_args *a)
 {
@@ -1117,6 +1141,8 @@ cmd_proxy(struct admin_args *a)
         proxy_topology(a);
     } else if (sp_strcaseeq(sub, sl, "hotkeys")) {
         proxy_hotkeys(a);
+    } else if (sp_strcaseeq(sub, sl, "bigkeys")) {
+        proxy_bigkeys(a);
     } else if (sp_strcaseeq(sub, sl, "config") && a->argc >= 3 &&
                sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "get")) {
         proxy_config_get(a);
@@ -1125,7 +1151,8 @@ cmd_proxy(struct admin_args *a)
         proxy_command_routes(a);
     } else {
         reply_err(a, "ERR PROXY subcommands: INFO, STATS, TOPOLOGY, "
-                     "HOTKEYS [COUNT n], CONFIG GET [name], COMMAND ROUTES");
+                     "HOTKEYS [COUNT n], BIGKEYS [COUNT n], CONFIG GET "
+                     "[name], COMMAND ROUTES");
     }
 }
 

@@ -894,6 +894,9 @@ conn_parse_replies(struct backend_conn *c)
             buf_consume(&c->rbuf, len);
             continue;
         }
+        /* Big replies (monitor.big_*): one compare for the others. */
+        if (__builtin_expect(len > c->srv->w->big_reply_gate, 0))
+            worker_big_reply(c->srv->w, r, p, len, c->srv->name);
         TAILQ_REMOVE(&c->inflight, r, bnext);
         c->ninflight--;
         /* r->conn still names this connection for the hook (redirects

@@ -26,6 +26,8 @@ struct buf;
 #define BIGKEYS_NODE_MAX 64         /* node "host:port" kept, with NUL */
 #define BIGKEYS_LEN_DEFAULT 128     /* entries per ring */
 #define BIGKEYS_REPLY_BYTES_DEFAULT (1024 * 1024)
+#define BIGKEYS_REQUEST_BYTES_DEFAULT (1024 * 1024)
+#define BIGKEYS_REPLY_ELEMENTS_DEFAULT 10000
 
 enum bigkeys_dir {
     BIGKEYS_REQUEST = 0,        /* a client's request to the cluster */

@@ -27,6 +27,7 @@
 #include <yaml.h>
 
 #include "alloc.h"
+#include "bigkeys.h"
 #include "command.h"
 #include "config.h"
 #include "cpus.h"
@@ -177,6 +178,12 @@ static const struct config_directive config_directives[] = {
              10, 0, CONF_MS_DAY, CONFIG_LIVE),
     CONF_NUM("slowlog", "max_len", CONF_T_INT, slowlog_max_len,
              128, 0, 100000, CONFIG_LIVE),
+    CONF_NUM("monitor", "big_reply_bytes", CONF_T_SIZE, big_reply_bytes,
+             BIGKEYS_REPLY_BYTES_DEFAULT, 0, 64 * CONF_GB, CONFIG_LIVE),
+    CONF_NUM("monitor", "big_request_bytes", CONF_T_SIZE, big_request_bytes,
+             BIGKEYS_REQUEST_BYTES_DEFAULT, 0, 64 * CONF_GB, CONFIG_LIVE),
+    CONF_NUM("monitor", "big_reply_elements", CONF_T_INT, big_reply_elements,
+             BIGKEYS_REPLY_ELEMENTS_DEFAULT, 0, INT_MAX, CONFIG_LIVE),
     CONF_NUM("monitor.hotkeys", "sample", CONF_T_INT, hotkeys_sample,
              HOTKEYS_SAMPLE_DEFAULT, 0, 1000000, CONFIG_LIVE),
     CONF_NUM("monitor.hotkeys", "k", CONF_T_INT, hotkeys_k,
@@ -1814,15 +1821,22 @@ conf_dump_row(const struct config *c, const struct config_directive *d,
     buf_append(out, "\n", 1);
 }
 
-/* The heading of a section, one line per level of a dotted name. */
+/* The heading of a section, one line per level of a dotted name, less
+ * the levels the section shown before (prev, or NULL) opened already:
+ * "monitor.hotkeys" after "monitor" adds only "  hotkeys:" (a second
+ * "monitor:" key would be a duplicate). */
 static void
-conf_dump_section(const char *sec, struct buf *out)
+conf_dump_section(const char *sec, const char *prev, struct buf *out)
 {
     int depth = 0;
     for (const char *p = sec;; depth++) {
         const char *dot = strchr(p, '.');
         int len = dot != NULL ? (int)(dot - p) : (int)strlen(p);
-        buf_printf(out, "%*s%.*s:\n", 2 * depth, "", len, p);
+        size_t upto = (size_t)(p - sec) + (size_t)len;
+        int shown = prev != NULL && strncmp(prev, sec, upto) == 0 &&
+                   (prev[upto] == '\0' || prev[upto] == '.');
+        if (!shown)
+            buf_printf(out, "%*s%.*s:\n", 2 * depth, "", len, p);
         if (dot == NULL)
             return;
         p = dot + 1;
@@ -1838,6 +1852,7 @@ config_dump(const struct config *c, struct buf *out)
     for (size_t i = 0; i < CONF_NDIRECTIVES; i++)
         if (config_directives[i].section == NULL)
             conf_dump_row(c, &config_directives[i], out);
+    const char *prev = NULL;    /* the section shown last */
     for (size_t i = 0; i < CONF_NDIRECTIVES; i++) {
         const char *sec = config_directives[i].section;
         size_t j = 0;
@@ -1848,7 +1863,8 @@ config_dump(const struct config *c, struct buf *out)
             j++;
         if (j < i)
             continue;           /* a section already shown */
-        conf_dump_section(sec, out);
+        conf_dump_section(sec, prev, out);
+        prev = sec;
         for (j = i; j < CONF_NDIRECTIVES; j++)
             if (config_directives[j].section != NULL &&
                 strcmp(config_directives[j].section, sec) == 0)

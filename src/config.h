@@ -134,6 +134,15 @@ struct config {
     uint32_t slowlog_threshold_ms; /* threshold: 10ms */
     uint32_t slowlog_max_len;     /* max_len: 128 entries per worker */
 
+    /* monitor: big requests and replies (PROXY BIGKEYS, /metrics) */
+    uint64_t big_reply_bytes;     /* big_reply_bytes: replies larger are
+                                   * big; 1mb, 0 = off */
+    uint64_t big_request_bytes;   /* big_request_bytes: requests larger
+                                   * are big; 1mb, 0 = off */
+    uint32_t big_reply_elements;  /* big_reply_elements: aggregate replies
+                                   * with more elements are big; 10000,
+                                   * 0 = off */
+
     /* monitor.hotkeys: the hot-key sketch (PROXY HOTKEYS, /metrics) */
     uint32_t hotkeys_sample;      /* sample: one keyed request in N is
                                    * counted; 64, 0 = off */

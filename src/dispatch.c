@@ -33,7 +33,6 @@
 #include "pin.h"
 #include "pubsub.h"
 #include "router.h"
-#include "ttljitter.h"
 #include "txn.h"
 #include "worker.h"
 
@@ -45,39 +44,20 @@ set_bytes(struct request *r, const struct resp_req *p, const char *base)
 
 /*
  * The request's bytes for the server: with expiry_jitter on, a relative
- * TTL of at least min_ttl lengthened by a random extra (ttljitter.h;
- * counted), else p re-encoded as it came. Only keyed single-slot requests
- * get here: every command that sets a TTL is one.
+ * TTL of at least min_ttl lengthened (worker_jitter_encode), else p
+ * re-encoded as it came. Only keyed single-slot requests get here: every
+ * command that sets a TTL is one. The test of the option stays here,
+ * inline: the common path pays one compare.
  */
 static void
 set_bytes_jittered(struct worker *w, struct request *r,
                    const struct command *cmd, const struct resp_req *p,
                    const char *base)
 {
-    const struct config *conf = w->conf;
-    if (__builtin_expect(conf->jitter_percent != 0, 0)) {
-        struct ttljitter_conf jc = {conf->jitter_percent,
-                                    conf->jitter_min_ttl_ms};
-        enum ttljitter_cmd kind =
-            ttljitter_command(cmd->name, strlen(cmd->name));
-        if (kind != TTLJ_NONE &&
-            ttljitter_apply(&jc, kind, base, p->argv, p->argc, worker_rand(w),
-                            &r->req)) {
-            w->stats.ttl_jittered++;
-            return;
-        }
-    }
+    if (__builtin_expect(w->conf->jitter_percent != 0, 0) &&
+        worker_jitter_encode(w, &r->req, cmd, p, base))
+        return;
     set_bytes(r, p, base);
-}
-
-/* Count a sampled request's first key in the worker's hot-key sketch
- * (the sampler only fires when the sketch exists). Off the common path:
- * kept out of line so that route_keys stays small. */
-static void __attribute__((noinline))
-sample_hot_key(struct worker *w, const char *base, const struct resp_arg *k,
-               uint16_t slot)
-{
-    hotkeys_add(w->hk, base + k->off, k->len, slot, worker_now_us(w) / 1000);
 }
 
 /*
@@ -111,7 +91,8 @@ route_keys(struct client *c, struct request *r, const struct command *cmd,
     /* The sampler first: one decrement and branch when not sampled (a
      * sample that falls on a keyless request is skipped). */
     if (__builtin_expect(hotkeys_should_sample(&c->w->hk_sampler), 0) && n > 0)
-        sample_hot_key(c->w, base, &p->argv[keys[0]], slots[0]);
+        worker_hot_key(c->w, base + p->argv[keys[0]].off,
+                       p->argv[keys[0]].len, slots[0]);
     if (n > 0 && same) {
         r->slot = slots[0];
         r->keyed = 1;
@@ -484,9 +465,14 @@ dispatch_request(struct client *c, const struct resp_req *p, const char *base,
         r->cmd_index = cmd->stat_id;
         w->cmd_calls[r->cmd_index]++;
     }
-    if (!dispatch_check(c, r, p, base, &cmd) &&
-        !dispatch_modes(c, r, cmd, p, base))
-        dispatch_route(c, r, cmd, p, base);
+    if (!dispatch_check(c, r, p, base, &cmd)) {
+        /* Big requests (monitor.big_request_bytes): one compare for the
+         * others; any mode (a SET queued in MULTI is as big). */
+        if (__builtin_expect(p->len > w->big_request_gate, 0))
+            worker_big_request(w, r, cmd, p, base);
+        if (!dispatch_modes(c, r, cmd, p, base))
+            dispatch_route(c, r, cmd, p, base);
+    }
     return alone ? CLIENT_DISPATCHED_ALONE : CLIENT_DISPATCHED;
 }
 

@@ -575,6 +575,38 @@ emit_hot_keys(struct http *h, struct evbuffer *out)
     sp_free(items);
 }
 
+/* Big requests and replies by command (monitor.big_*; commands with at
+ * least one). The HELP and TYPE lines always, so that the families are
+ * known before the first. */
+static void
+emit_big_counts(struct http *h, struct evbuffer *out,
+                const struct cmdsnap *names)
+{
+    static const char *const fam[2][2] = {
+        {"slotproxy_big_requests_total",
+         "Requests larger than monitor.big_request_bytes, by command."},
+        {"slotproxy_big_replies_total",
+         "Replies larger than monitor.big_reply_bytes or with more "
+         "elements than monitor.big_reply_elements, by command."},
+    };
+    size_t ncmd = cmdtable_index_limit();
+    uint64_t *counts = sp_calloc(2 * ncmd, sizeof(*counts));
+    for (int i = 0; i < h->nworkers; i++)
+        worker_read_big(h->workers[i], counts);
+    char lb[LABEL_MAX];
+    for (int dir = 0; dir < 2; dir++) {
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n",
+                            fam[dir][0], fam[dir][1], fam[dir][0]);
+        for (size_t c = 0; c < ncmd; c++)
+            if (counts[2 * c + (size_t)dir] > 0)
+                evbuffer_add_printf(out, "%s{command=\"%s\"} %llu\n",
+                                    fam[dir][0], cmd_label(lb, names, c),
+                                    (unsigned long long)counts[2 * c +
+                                                               (size_t)dir]);
+    }
+    sp_free(counts);
+}
+
 /* ------------------------------------------------------------------------
  * Pages: each fills the body and returns the HTTP status
  * ------------------------------------------------------------------------ */
@@ -598,6 +630,7 @@ on_metrics(struct http *h, struct evbuffer *out)
     emit_hot_slots(h, out);
     emit_hot_keys(h, out);
     emit_replicas(h, out);
+    emit_big_counts(h, out, names);
     emit_cmd_latency(h, out, names);
     emit_process(out);
     cmdsnap_put(names);

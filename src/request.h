@@ -116,11 +116,13 @@ request_get(struct request *r)
 }
 
 void request_share_table_slow(struct request *r, const struct request *from);
-/* r points into the command table from's command points into (a fan-out
- * fragment made after a table change): count it there. */
+/* r is a fan-out fragment of from: it points into the command table
+ * from's command points into (count it there, should the table have
+ * changed since) and stands for the same client command (cmd_index). */
 static inline void
 request_share_table(struct request *r, const struct request *from)
 {
+    r->cmd_index = from->cmd_index;
     if (r->live != from->live)
         request_share_table_slow(r, from);
 }

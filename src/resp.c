@@ -811,6 +811,19 @@ resp_reply_parse(struct resp_reply *r, const char *buf, size_t len)
     }
 }
 
+long long
+resp_reply_elements(const char *buf, size_t len)
+{
+    /* A valid header is a type byte, at most 21 characters of count
+     * (sign included) and "\r": stop looking past that. */
+    const char *cr = memchr(buf, '\r', len < 32 ? len : 32);
+    struct resp_head h;
+    if (cr == NULL || resp_head_parse(buf, (size_t)(cr - buf), &h) != 0 ||
+        h.kind != RESP_K_AGG || buf[0] == '|')
+        return -1;
+    return h.n;
+}
+
 /* ------------------------------------------------------------------------
  * Value decoder
  * ---------------------------------------------------------------------- */

@@ -110,6 +110,15 @@ void resp_reply_init(struct resp_reply *r); /* also resets */
  */
 int resp_reply_parse(struct resp_reply *r, const char *buf, size_t len);
 
+/*
+ * The top-level element count of a complete reply buf[0 .. len) that
+ * resp_reply_parse() accepted, read from its header line alone (no pass
+ * over the rest): n for an aggregate (a map's keys and values both
+ * count, as RESP2 shows them), -1 for anything else (strings, numbers,
+ * errors, a nil array).
+ */
+long long resp_reply_elements(const char *buf, size_t len);
+
 struct resp_value {
     char type;                  /* '+' '-' ':' '$' '*' or a RESP3 type byte */
     long long integer;          /* ':' value; -1 for a nil '$' or '*' */

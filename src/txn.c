@@ -20,6 +20,7 @@
 #include "command.h"
 #include "config.h"
 #include "errors.h"
+#include "hotkeys.h"
 #include "pin.h"
 #include "request.h"
 #include "router.h"
@@ -183,6 +184,20 @@ txn_too_large(struct client *c, struct request *r, const struct resp_req *p)
     return 1;
 }
 
+/* A keyed command queued (keyed: it has keys, all in slot): fed to the
+ * hot-key sampler like a request sent alone. */
+static void
+txn_observe(struct worker *w, const struct command *cmd,
+            const struct resp_req *p, const char *base, uint16_t slot,
+            int keyed)
+{
+    int key = 0;
+    if (__builtin_expect(!hotkeys_should_sample(&w->hk_sampler), 1) ||
+        !keyed || command_get_keys(cmd, p->argc, p->argv, base, &key, 1) <= 0)
+        return;
+    worker_hot_key(w, base + p->argv[key].off, p->argv[key].len, slot);
+}
+
 /* Queue one command after MULTI, or reject it (flagging the transaction)
  * when it cannot run inside one transaction on one node. */
 static void
@@ -231,7 +246,11 @@ txn_queue(struct client *c, struct request *r, const struct command *cmd,
     }
     if (txn_too_large(c, r, p))
         return;
-    resp_req_encode(&t->cmds, p, base);
+    txn_observe(c->w, cmd, p, base, k > 0 ? slot : 0, k > 0);
+    /* Queued like any keyed request: with the expiry jitter. */
+    if (__builtin_expect(c->w->conf->jitter_percent == 0, 1) ||
+        !worker_jitter_encode(c->w, &t->cmds, cmd, p, base))
+        resp_req_encode(&t->cmds, p, base);
     t->ncmds++;
     reply_raw(r, "+QUEUED\r\n");
 }

@@ -9,7 +9,9 @@
 #include "build_config.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -17,8 +19,10 @@
 #include "cmdtable.h"
 #include "command.h"
 #include "config.h"
+#include "keyslot.h"
 #include "replstat.h"
 #include "slotmap.h"
+#include "ttljitter.h"
 #include "util.h"
 #include "worker.h"
 
@@ -142,11 +146,173 @@ shared_hotkeys(struct shared *sh, struct hotkeys_item *out, size_t max,
     return got;
 }
 
+int
+worker_jitter_encode(struct worker *w, struct buf *out,
+                     const struct command *cmd, const struct resp_req *p,
+                     const char *base)
+{
+    const struct config *conf = w->conf;
+    if (conf->jitter_percent == 0)
+        return 0;
+    struct ttljitter_conf jc = {conf->jitter_percent,
+                                conf->jitter_min_ttl_ms};
+    enum ttljitter_cmd kind = ttljitter_command(cmd->name, strlen(cmd->name));
+    if (kind == TTLJ_NONE || !ttljitter_apply(&jc, kind, base, p->argv,
+                                              p->argc, worker_rand(w), out))
+        return 0;
+    w->stats.ttl_jittered++;
+    return 1;
+}
+
+void __attribute__((noinline))
+worker_hot_key(struct worker *w, const char *key, size_t len, uint16_t slot)
+{
+    hotkeys_add(w->hk, key, len, slot, worker_now_us(w) / 1000);
+}
+
+/* The big-keys thresholds of conf, and the gates the request and reply
+ * paths test (one compare each). */
+static void
+worker_bigkeys_conf(struct worker *w, const struct config *conf)
+{
+    struct bigkeys_thresholds t = {conf->big_request_bytes,
+                                   conf->big_reply_bytes,
+                                   conf->big_reply_elements};
+    uint64_t gate = t.reply_bytes != 0 ? t.reply_bytes : UINT64_MAX;
+    /* More than E elements take more than 3E bytes ("_\r\n" is the
+     * shortest): a shorter reply need not have its header read. */
+    if (t.reply_elements != 0 && 3 * t.reply_elements < gate)
+        gate = 3 * t.reply_elements;
+    w->big_thr = t;
+    w->big_reply_gate = gate;
+    w->big_request_gate = t.request_bytes != 0 ? t.request_bytes : UINT64_MAX;
+}
+
+/* Record ev (of client command cmd_index, -1: none) in w's ring, made at
+ * the first, and count it for the next publish. */
+static void
+worker_big_add(struct worker *w, int32_t cmd_index,
+               const struct bigkeys_event *ev)
+{
+    if (w->bk.cap == 0)
+        bigkeys_resize(&w->bk, BIGKEYS_LEN_DEFAULT);
+    bigkeys_add(&w->bk, ev);
+    if (cmd_index >= 0)
+        w->big_counts[(size_t)cmd_index * 2 + ev->dir]++;
+    w->bk_dirty = 1;
+}
+
+/* Wall-clock milliseconds (the ring's entries show the time of day). */
+static uint64_t
+wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+worker_big_request(struct worker *w, const struct request *r,
+                   const struct command *cmd, const struct resp_req *p,
+                   const char *base)
+{
+    int key = -1;
+    char node[BIGKEYS_NODE_MAX] = "";
+    if (command_get_keys(cmd, p->argc, p->argv, base, &key, 1) <= 0)
+        key = -1;
+    if (key >= 0) {
+        const struct resp_arg *k = &p->argv[key];
+        int n = slotmap_master_of(w->map, keyslot(base + k->off, k->len));
+        if (n >= 0)
+            snprintf(node, sizeof(node), "%s:%u", w->map->nodes[n].host,
+                     w->map->nodes[n].port);
+    }
+    struct bigkeys_event ev = {
+        .unix_ms = wall_ms(),
+        .dir = BIGKEYS_REQUEST,
+        .command = cmd->fullname,
+        .key = key >= 0 ? base + p->argv[key].off : NULL,
+        .key_len = key >= 0 ? p->argv[key].len : 0,
+        .bytes = p->len,
+        .elements = p->argc,
+        .node = node,
+    };
+    if (bigkeys_classify(&w->big_thr, BIGKEYS_REQUEST, p->len, -1) != 0)
+        worker_big_add(w, r->cmd_index, &ev);
+}
+
+void
+worker_big_reply(struct worker *w, const struct request *r,
+                 const char *data, size_t len, const char *node)
+{
+    int64_t elements = resp_reply_elements(data, len);
+    if (r->cmd_index < 0 || r->cmd == NULL ||
+        bigkeys_classify(&w->big_thr, BIGKEYS_REPLY, len, elements) == 0)
+        return;
+    /* The key from the request's own bytes (multibulk as sent): parsed
+     * again, as this is rare, rather than kept for every request. */
+    struct resp_req q;
+    struct resp_limits lim = {.max_request_size = UINT64_MAX,
+                              .max_multibulk = UINT32_MAX,
+                              .max_inline = UINT32_MAX};
+    int key = -1;
+    resp_req_init(&q);
+    if (resp_req_parse(&q, r->req.data + r->req.pos, buf_unread(&r->req),
+                       &lim) == RESP_DONE &&
+        command_get_keys(r->cmd, q.argc, q.argv, r->req.data + r->req.pos,
+                         &key, 1) <= 0)
+        key = -1;
+    struct bigkeys_event ev = {
+        .unix_ms = wall_ms(),
+        .dir = BIGKEYS_REPLY,
+        .command = r->cmd->fullname,
+        .key = key >= 0 ? r->req.data + r->req.pos + q.argv[key].off : NULL,
+        .key_len = key >= 0 ? q.argv[key].len : 0,
+        .bytes = len,
+        .elements = elements,
+        .node = node,
+    };
+    worker_big_add(w, r->cmd_index, &ev);
+    resp_req_deinit(&q);
+}
+
+void
+worker_read_big(struct worker *w, uint64_t *counts)
+{
+    size_t n = 2 * cmdtable_index_limit();
+    pthread_mutex_lock(&w->pub_lock);
+    for (size_t i = 0; i < n; i++)
+        counts[i] += w->pub_big_counts[i];
+    pthread_mutex_unlock(&w->pub_lock);
+}
+
+void
+shared_bigkeys(struct shared *sh, struct buf *out, long long count)
+{
+    struct bigkeys *copies = sp_calloc((size_t)sh->nworkers + 1,
+                                       sizeof(*copies));
+    const struct bigkeys **rings =
+        sp_calloc((size_t)sh->nworkers + 1, sizeof(*rings));
+    for (int i = 0; i < sh->nworkers; i++) {
+        struct worker *w = sh->workers[i];
+        pthread_mutex_lock(&w->pub_lock);
+        bigkeys_copy(&copies[i], &w->pub_bk);
+        pthread_mutex_unlock(&w->pub_lock);
+        rings[i] = &copies[i];
+    }
+    bigkeys_reply_merged(rings, (size_t)sh->nworkers, out, count);
+    for (int i = 0; i < sh->nworkers; i++)
+        bigkeys_deinit(&copies[i]);
+    sp_free(rings);
+    sp_free(copies);
+}
+
 void
 worker_set_conf(struct worker *w, const struct config *conf)
 {
     w->conf = conf;
     worker_hotkeys_conf(w, conf);
+    worker_bigkeys_conf(w, conf);
     for (int authed = 0; authed <= 1; authed++)
         w->req_limits[authed] = (struct resp_limits){
             .max_request_size = conf->max_request_size,

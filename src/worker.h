@@ -43,6 +43,7 @@ TAILQ_HEAD(conn_list, backend_conn);
 
 #include <pthread.h>
 
+#include "bigkeys.h"
 #include "blocked.h"
 #include "errors.h"
 #include "hotkeys.h"
@@ -321,6 +322,24 @@ struct worker {
     struct hotkeys *pub_hk;         /* its copy published at the tick (under
                                      * pub_lock), NULL with hk */
     uint32_t hk_k;                  /* counters of hk and pub_hk */
+    /* monitor.big_*: big requests and replies (worker_set_conf) */
+    struct bigkeys_thresholds big_thr; /* the thresholds in force */
+    uint64_t big_request_gate;      /* requests longer are big (UINT64_MAX:
+                                     * off): the request path's one test */
+    uint64_t big_reply_gate;        /* replies longer may be big: the least
+                                     * of big_reply_bytes and 3 x
+                                     * big_reply_elements (an element takes
+                                     * 3 bytes at least); UINT64_MAX: off */
+    struct bigkeys bk;              /* this worker's big requests and
+                                     * replies (the ring is made at the
+                                     * first one) */
+    struct bigkeys pub_bk;          /* its copy published at the tick
+                                     * (under pub_lock) */
+    uint8_t bk_dirty;               /* bk or big_counts changed since the
+                                     * last publish */
+    uint64_t *big_counts;           /* per command index i: [2i] big
+                                     * requests, [2i + 1] big replies */
+    uint64_t *pub_big_counts;       /* its copy (under pub_lock) */
     struct memacct mem;             /* bytes held for clients, this worker's
                                      * part of shared->mem */
     uint8_t mem_paused;             /* client reading paused: the budget is
@@ -442,6 +461,46 @@ void shared_set_replstat(struct shared *sh, struct replstat *s);
 /* The latest published replica sync status, one ref (put it), or NULL
  * before the first poll. Any thread. */
 struct replstat *shared_replstat(struct shared *sh);
+/*
+ * A request of p->len bytes (client's request r, command cmd, parsed p
+ * over base) past big_request_gate: recorded in the worker's big-keys
+ * ring and counted, with its first key and the master of that key's slot
+ * as the worker's map has it. The request path calls it only past the
+ * gate: out of line.
+ */
+void worker_big_request(struct worker *w, const struct request *r,
+                        const struct command *cmd, const struct resp_req *p,
+                        const char *base);
+/*
+ * The complete reply data[0 .. len) to r, from node, is longer than
+ * big_reply_gate: recorded and counted when it crosses a threshold (its
+ * element count read from its header line), with the first key of r's
+ * own bytes. Requests of no client command (cmd_index < 0) are skipped.
+ */
+void worker_big_reply(struct worker *w, const struct request *r,
+                      const char *data, size_t len, const char *node);
+/* Add w's published big-request and big-reply counts (2 x
+ * cmdtable_index_limit() entries, as big_counts) to counts. */
+void worker_read_big(struct worker *w, uint64_t *counts);
+/* The PROXY BIGKEYS reply: every worker's published ring merged, newest
+ * first, at most count entries (bigkeys_reply_merged). Any thread; takes
+ * each worker's pub_lock in turn, never two at once. */
+void shared_bigkeys(struct shared *sh, struct buf *out, long long count);
+/*
+ * With expiry_jitter on, a request (cmd, parsed p over base) that sets a
+ * relative TTL of at least min_ttl gets the random extra (ttljitter.h):
+ * appended to out re-encoded, counted (ttl_jittered), and 1 returned.
+ * 0, out untouched, for every other request (the caller appends p's own
+ * bytes). Keyed requests, sent alone or queued in MULTI.
+ */
+int worker_jitter_encode(struct worker *w, struct buf *out,
+                         const struct command *cmd, const struct resp_req *p,
+                         const char *base);
+/* Count a sampled request's first key (key[0 .. len), of slot) in w's
+ * hot-key sketch: call only when hotkeys_should_sample said so (it does
+ * only while the sketch exists). Out of line: off the common path. */
+void worker_hot_key(struct worker *w, const char *key, size_t len,
+                    uint16_t slot);
 /* Shared state of all workers. */
 void shared_init(struct shared *sh);
 void shared_deinit(struct shared *sh);

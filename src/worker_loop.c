@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "backend.h"
+#include "bigkeys.h"
 #include "client.h"
 #include "cmdlearn.h"
 #include "cmdsnap.h"
@@ -172,6 +173,12 @@ worker_publish_stats(struct worker *w, uint64_t now_ms)
     worker_publish_nodes(w);
     if (w->hk != NULL)
         hotkeys_copy(w->pub_hk, w->hk);
+    if (w->bk_dirty) {
+        /* Rare (big requests and replies only): no copy otherwise. */
+        bigkeys_copy(&w->pub_bk, &w->bk);
+        copy_changed(w->pub_big_counts, w->big_counts, 2 * ncmd);
+        w->bk_dirty = 0;
+    }
     if (with_slots) {
         copy_changed(w->pub_slot_calls, w->slot_calls, SLOT_COUNT);
         copy_changed(w->pub_cmd_lat, w->cmd_lat, ncmd * (LAT_BUCKETS + 2));
@@ -485,6 +492,8 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     w->slowlog = sp_malloc(sizeof(*w->slowlog));
     slowlog_init(w->slowlog, conf->slowlog_max_len, &shared->slowlog_ids);
     w->pub_cmd_calls = sp_calloc(ncmd, sizeof(*w->cmd_calls));
+    w->big_counts = sp_calloc(2 * ncmd, sizeof(*w->big_counts));
+    w->pub_big_counts = sp_calloc(2 * ncmd, sizeof(*w->big_counts));
     w->slot_calls = sp_calloc(SLOT_COUNT, sizeof(*w->slot_calls));
     w->cmd_lat = sp_calloc(ncmd * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
     w->pub_cmd_lat = sp_calloc(ncmd * (LAT_BUCKETS + 2), sizeof(*w->cmd_lat));
@@ -675,6 +684,10 @@ worker_loop_free(struct worker *w)
     slowlog_deinit(w->slowlog);
     sp_free(w->slowlog);
     sp_free(w->pub_cmd_calls);
+    sp_free(w->big_counts);
+    sp_free(w->pub_big_counts);
+    bigkeys_deinit(&w->bk);
+    bigkeys_deinit(&w->pub_bk);
     sp_free(w->slot_calls);
     sp_free(w->cmd_lat);
     sp_free(w->pub_cmd_lat);

@@ -317,6 +317,10 @@ static const struct error_case error_cases[] = {
       "t.yml:4:3: unknown key 'hotkey' in 'monitor'" },
     { CLUSTER "monitor:\n  hotkeys:\n    sampel: 4\n",
       "t.yml:5:5: unknown key 'sampel' in 'monitor.hotkeys'" },
+    { CLUSTER "monitor:\n  big_reply_bytes: -1\n",
+      "t.yml:4:20: 'big_reply_bytes' must be between 0 and 64gb" },
+    { CLUSTER "monitor:\n  big_reply_elemnts: 5\n",
+      "t.yml:4:3: unknown key 'big_reply_elemnts' in 'monitor'" },
     { CLUSTER "monitor:\n  hotkeys: 4\n",
       "t.yml:4:12: 'monitor.hotkeys' must be a mapping of options" },
     { CLUSTER "monitor:\n  hotkeys:\n    k: 0\n",
@@ -1064,6 +1068,25 @@ START_TEST(test_monitor_options)
 }
 END_TEST
 
+/* monitor.big_*: defaults, values, 0 (off), next to monitor.hotkeys. */
+START_TEST(test_monitor_big_options)
+{
+    struct config *c = parse_ok(MINIMAL);
+    ck_assert_uint_eq(c->big_reply_bytes, 1024 * 1024);
+    ck_assert_uint_eq(c->big_request_bytes, 1024 * 1024);
+    ck_assert_uint_eq(c->big_reply_elements, 10000);
+    config_free(c);
+    c = parse_ok(CLUSTER "monitor:\n  big_reply_bytes: 64kb\n"
+                 "  hotkeys:\n    sample: 8\n"
+                 "  big_request_bytes: 0\n  big_reply_elements: 5\n");
+    ck_assert_uint_eq(c->big_reply_bytes, 64 * 1024);
+    ck_assert_uint_eq(c->big_request_bytes, 0);
+    ck_assert_uint_eq(c->big_reply_elements, 5);
+    ck_assert_uint_eq(c->hotkeys_sample, 8);
+    config_free(c);
+}
+END_TEST
+
 /* Every option of the table is in the dump, once. */
 START_TEST(test_dump_every_option)
 {
@@ -1075,8 +1098,13 @@ START_TEST(test_dump_every_option)
     ck_assert_ptr_nonnull(strstr(d, "\n  # cert: (not set)\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  listen: []\n"));
     ck_assert_ptr_nonnull(strstr(d, "\n  file: \"stderr\"\n"));
+    /* "monitor" once, its own options before its "hotkeys" section (a
+     * second "monitor:" key would not parse back). */
     ck_assert_ptr_nonnull(
-        strstr(d, "\nmonitor:\n  hotkeys:\n    sample: 64\n    k: 100\n"));
+        strstr(d, "\nmonitor:\n  big_reply_bytes: 1mb\n"
+                  "  big_request_bytes: 1mb\n  big_reply_elements: 10000\n"
+                  "  hotkeys:\n    sample: 64\n    k: 100\n"));
+    ck_assert_ptr_null(strstr(strstr(d, "\nmonitor:\n") + 1, "\nmonitor:"));
     free(d);
     config_free(c);
 }
@@ -1220,6 +1248,7 @@ config_suite(void)
 
     tc = tcase_create("view");
     tcase_add_test(tc, test_dump_round_trip);
+    tcase_add_test(tc, test_monitor_big_options);
     tcase_add_test(tc, test_dump_every_option);
     tcase_add_test(tc, test_monitor_options);
     tcase_add_loop_test(tc, test_get, 0,

@@ -995,6 +995,33 @@ START_TEST(test_reply_reinit)
 }
 END_TEST
 
+/* The top-level element count, from the header line alone. */
+START_TEST(test_reply_elements)
+{
+    static const struct {
+        const char *reply;
+        long long n;
+    } cases[] = {
+        {"*3\r\n:1\r\n:2\r\n:3\r\n", 3},
+        {"*0\r\n", 0},
+        {"*-1\r\n", -1},
+        {"~2\r\n+a\r\n+b\r\n", 2},
+        {">2\r\n+a\r\n+b\r\n", 2},
+        {"%1\r\n+k\r\n+v\r\n", 2},       /* key and value, as RESP2 */
+        {"*200000\r\n", 200000},            /* only the header is read */
+        {"$5\r\nhello\r\n", -1},
+        {"+OK\r\n", -1},
+        {"-ERR x\r\n", -1},
+        {":12\r\n", -1},
+        {"|1\r\n+a\r\n+b\r\n:1\r\n", -1}, /* an attribute: not a count */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ck_assert_int_eq(resp_reply_elements(cases[i].reply,
+                                             strlen(cases[i].reply)),
+                         cases[i].n);
+}
+END_TEST
+
 static Suite *
 resp_suite(void)
 {
@@ -1017,6 +1044,7 @@ resp_suite(void)
     tcase_add_test(tc, test_reply_big_bulk);
     tcase_add_test(tc, test_value_cluster_slots);
     tcase_add_test(tc, test_reply_reinit);
+    tcase_add_test(tc, test_reply_elements);
     suite_add_tcase(s, tc);
     return s;
 }
