@@ -166,6 +166,35 @@ def test_bigkeys_count_and_errors(env):
 
 
 @test(timeout=60)
+def test_bigkeys_pipelined_and_client_gone(env):
+    """Big replies of a pipeline are each recorded, newest first; a big
+    reply that arrives after its client closed is recorded too (the
+    request outlives the client)."""
+    p, mport = bigkeys_proxy(env, "monitor:\n  big_reply_bytes: 100kb\n")
+    with p.client(timeout=30) as c:
+        keys = ["bk:p%d" % i for i in range(5)]
+        assert c.pipeline([("SET", k, "v" * (200 * 1024)) for k in keys]) \
+            == [b"OK"] * 5
+        got = c.pipeline([("GET", k) for k in keys] + [("GET", "bk:none")])
+        assert [len(g) for g in got[:5]] == [200 * 1024] * 5 and \
+            got[5] is None
+        wait_until(lambda: len([e for e in entries(c, 100)
+                                if e["command"] == b"get"]) == 5, 10,
+                   "the five big GETs")
+        gets = [e["key"] for e in entries(c, 100) if e["command"] == b"get"]
+        assert sorted(gets) == sorted(k.encode() for k in keys), gets
+        # Gone before its reply: sent, then closed at once.
+        with p.client() as gone:
+            gone.send(("GET", "bk:p0"), ("LRANGE", "bk:none", 0, -1))
+        wait_until(lambda: len([e for e in entries(c, 100)
+                                if e["key"] == b"bk:p0"]) == 2, 10,
+                   "the reply to the closed client recorded")
+        assert c.call("PING") == b"PONG"
+    wait_until(lambda: counter(mport, "big_replies_total", "get") == 6, 10,
+               "six big GETs counted")
+
+
+@test(timeout=60)
 def test_bigkeys_admin_only(env):
     """PROXY BIGKEYS is an admin command: other roles get NOPERM; what
     their requests did is still recorded."""
