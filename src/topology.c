@@ -37,6 +37,10 @@ struct topology {
     struct event *timer;            /* next attempt (refresh or retry) */
     uint64_t timer_at_ms;           /* when timer fires; 0 = not armed */
     int inflight;                   /* a CLUSTER SLOTS request is out */
+    struct request *req;            /* that request (a reference), so
+                                     * topology_deinit can detach it: the
+                                     * backends fail it after this is
+                                     * freed */
     int again;                      /* refresh asked while in flight */
     uint32_t next;                  /* next candidate index */
     uint32_t rounds;                /* rounds started, to pick the first
@@ -252,6 +256,8 @@ topo_on_done(struct request *r)
 {
     struct topology *t = r->data;
     t->inflight = 0;
+    t->req = NULL;
+    request_put(r); /* t's reference; whoever completes r holds another */
     if (topo_install(t, r) == 0) {
         topo_round_end(t, 1);
         return;
@@ -286,6 +292,7 @@ topo_attempt(struct topology *t)
     t->inflight = 1;
     t->inflight_seq = ++t->sent_seq;
     t->sent_us = sp_usec_now();
+    t->req = request_get(r); /* dropped in topo_on_done */
     backend_send(backend_get(w, host, port), r);
     request_put(r);
 }
@@ -337,6 +344,12 @@ topology_deinit(struct worker *w)
     struct topology *t = w->topo;
     if (t == NULL)
         return;
+    if (t->req != NULL) {
+        /* Still out: the backends fail it later, with no one to tell. */
+        t->req->on_done = NULL;
+        t->req->data = NULL;
+        request_put(t->req);
+    }
     event_free(t->timer);
     sp_free(t);
     w->topo = NULL;

@@ -8,6 +8,7 @@
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 
@@ -90,3 +91,40 @@ def test_valgrind_serve_cycle(env):
 
 if __name__ == "__main__":
     sys.exit(harness.main([os.path.abspath(__file__)] + sys.argv[1:]))
+
+
+@test(timeout=60)
+def test_shutdown_with_slot_map_fetch_in_flight(env):
+    # The only seed accepts and never answers: the CLUSTER SLOTS request
+    # is still out when SIGTERM comes. Shutdown frees the topology
+    # fetcher, then fails the backends' requests: that one must find no
+    # one to tell (ASan once saw topo_on_done run on the freed fetcher).
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind((harness.HOST, 0))
+    silent.listen(8)
+    conns = []
+    try:
+        p = harness.Proxy([silent.getsockname()[1]], request_timeout="30s")
+        env.proxies.append(p)
+        p.proc = harness.spawn(p.wrapper + [harness.proxy_bin(), "-c",
+                                            p.conf], p.log,
+                               "slotproxy-%d" % p.port, cwd=p.dir)
+        got = b""
+        silent.settimeout(10)
+        while b"SLOTS" not in got.upper():
+            c, _ = silent.accept()
+            conns.append(c)
+            c.settimeout(10)
+            got += c.recv(4096)
+        harness.stop_proc(p.proc)
+        env.proxies.remove(p)
+        tail = p.log_tail(400)
+        bad = [w for w in ("AddressSanitizer", "LeakSanitizer",
+                           "runtime error:") if w in tail]
+        assert p.proc.returncode == 0 and not bad, \
+            (p.proc.returncode, bad, tail[-3000:])
+    finally:
+        for c in conns:
+            c.close()
+        silent.close()

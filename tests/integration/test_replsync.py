@@ -83,8 +83,11 @@ def test_replica_status_with_read_from_master(env):
     p, mport = start_proxy(env)
     wait_until(lambda: all_in_sync(mport, cl), 10,
                "every replica linked and in sync in /metrics")
-    m = harness.metrics(mport)
-    assert m["slotproxy_replica_polls_total"] >= len(cl.masters())
+    # The gauges are published when a round's answers are in, the counter
+    # at the worker's next tick (100 ms later): wait for it too.
+    wait_until(lambda: harness.metrics(mport).get(
+        "slotproxy_replica_polls_total", 0) >= len(cl.masters()), 5,
+        "the poll counter in /metrics")
     with p.client() as c:
         topo = c.call("PROXY", "TOPOLOGY")
     assert sum(e[1] - e[0] + 1 for e in topo) == 16384
