@@ -77,6 +77,24 @@ client_send(struct client *c, const struct iovec *iov, int n)
 }
 
 /* Drive a TLS handshake from either readiness event; 1 when done. */
+/*
+ * Wait for the socket to take bytes again. The write event is made on the
+ * first need: most clients never fill their socket, and an idle client
+ * then holds one event less (128 bytes; 1.3 MB for 10,000 idle clients).
+ * Out of memory closes the client (the callers return right after).
+ */
+static void
+client_want_write(struct client *c)
+{
+    if (c->wev == NULL)
+        c->wev = event_new(c->w->base, c->fd, EV_WRITE, client_on_write, c);
+    if (c->wev == NULL) {
+        client_close(c, "out of memory");
+        return;
+    }
+    event_add(c->wev, NULL);
+}
+
 static int
 client_tls_handshake(struct client *c)
 {
@@ -88,7 +106,7 @@ client_tls_handshake(struct client *c)
     }
     if (rc == 0) {
         if (want_write)
-            event_add(c->wev, NULL);
+            client_want_write(c);
         return 0;
     }
     c->handshaking = 0;
@@ -198,7 +216,6 @@ client_accept(struct worker *w, int fd, const char *addr,
     c->authed = !auth_configured(w->conf);
     c->role = ROLE_ADMIN;
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
-    c->wev = event_new(w->base, fd, EV_WRITE, client_on_write, c);
     event_add(c->rev, NULL);
     if (tls != NULL) {
         c->tls = tls_conn_new(tls, fd, 1, NULL);
@@ -240,7 +257,8 @@ client_close(struct client *c, const char *reason)
     log_info("client %llu %s: closed: %s", (unsigned long long)c->id,
              c->addr, reason);
     event_free(c->rev);
-    event_free(c->wev);
+    if (c->wev != NULL)
+        event_free(c->wev);
     c->rev = c->wev = NULL;
     tls_conn_free(c->tls);
     c->tls = NULL;
@@ -723,7 +741,7 @@ client_write_blocked(struct client *c)
         return;
     if (c->stalled_ms == 0)
         c->stalled_ms = sp_msec_now();
-    event_add(c->wev, NULL);
+    client_want_write(c);
 }
 
 /* Write ready replies in order. */

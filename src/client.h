@@ -72,7 +72,7 @@ struct client {
                                      * NULL; kept by RESET, as in Redis */
     char *lib_ver;                  /* CLIENT SETINFO lib-ver, likewise */
     struct event *rev;              /* read readiness */
-    struct event *wev;              /* write readiness (only while blocked) */
+    struct event *wev;              /* write readiness (made when first blocked) */
     struct buf rbuf;                /* bytes read, not yet parsed */
     struct resp_req parser;         /* request parser state */
     struct request_queue pipeline;  /* requests in arrival order */
