@@ -173,26 +173,24 @@ client_mark_dirty(struct client *c)
     worker_schedule_flush(c->w);
 }
 
-/* Record the address the client connected to: the proxy presents itself
- * there in CLUSTER SLOTS/NODES/SHARDS. */
-static void
-client_local_addr(struct client *c)
+void
+client_local_addr(const struct client *c, struct client_laddr *out)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
 
-    snprintf(c->lhost, sizeof(c->lhost), "127.0.0.1");
-    c->lport = 0;
-    if (getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0)
+    snprintf(out->host, sizeof(out->host), "127.0.0.1");
+    out->port = 0;
+    if (c->fd < 0 || getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &sin->sin_addr, c->lhost, sizeof(c->lhost));
-        c->lport = ntohs(sin->sin_port);
+        inet_ntop(AF_INET, &sin->sin_addr, out->host, sizeof(out->host));
+        out->port = ntohs(sin->sin_port);
     } else if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, c->lhost, sizeof(c->lhost));
-        c->lport = ntohs(sin6->sin6_port);
+        inet_ntop(AF_INET6, &sin6->sin6_addr, out->host, sizeof(out->host));
+        out->port = ntohs(sin6->sin6_port);
     }
 }
 
@@ -208,7 +206,6 @@ client_accept(struct worker *w, int fd, const char *addr,
     c->id = __atomic_add_fetch(&w->shared->next_client_id, 1,
                                __ATOMIC_RELAXED);
     snprintf(c->addr, sizeof(c->addr), "%s", addr);
-    client_local_addr(c);
     buf_init(&c->rbuf);
     resp_req_init(&c->parser);
     TAILQ_INIT(&c->pipeline);
