@@ -753,6 +753,10 @@ run(struct config **confp, const char *file)
         if (rc == 0) {
             log_notice("slotproxy %s started (pid %ld, %d worker%s)",
                        PACKAGE_VERSION, (long)getpid(), n, n > 1 ? "s" : "");
+            /* What start-up freed (the YAML parse ...) sits in this
+             * thread's cache, which the workers' releases never reach:
+             * hand it back before the main thread goes quiet. */
+            sp_alloc_release();
             event_base_dispatch(pr.base);
         } else {
             for (int i = 0; i < started; i++)
