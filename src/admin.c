@@ -740,13 +740,15 @@ static void
 cluster_slots_reply(struct admin_args *a)
 {
     struct buf *b = &a->r->rep;
+    struct client_laddr la;
+    client_local_addr(a->c, &la);
     buf_add_array(b, 1);
     buf_add_array(b, 3);
     buf_add_int(b, 0);
     buf_add_int(b, SLOT_COUNT - 1);
     buf_add_array(b, 4);
-    buf_add_bulk_str(b, a->c->lhost);
-    buf_add_int(b, a->c->lport);
+    buf_add_bulk_str(b, la.host);
+    buf_add_int(b, la.port);
     buf_add_bulk_str(b, a->c->w->proxy_id);
     buf_add_array(b, 0);
     reply_done(a);
@@ -756,9 +758,11 @@ static void
 cluster_nodes_reply(struct admin_args *a)
 {
     struct buf line;
+    struct client_laddr la;
+    client_local_addr(a->c, &la);
     buf_init(&line);
     buf_printf(&line, "%s %s:%u@0 myself,master - 0 0 1 connected 0-%d\n",
-               a->c->w->proxy_id, a->c->lhost, a->c->lport, SLOT_COUNT - 1);
+               a->c->w->proxy_id, la.host, la.port, SLOT_COUNT - 1);
     buf_add_bulk(&a->r->rep, line.data, line.len);
     buf_deinit(&line);
     reply_done(a);
@@ -768,6 +772,8 @@ static void
 cluster_shards_reply(struct admin_args *a)
 {
     struct buf *b = &a->r->rep;
+    struct client_laddr la;
+    client_local_addr(a->c, &la);
     buf_add_array(b, 1);
     buf_add_array(b, 4);
     buf_add_bulk_str(b, "slots");
@@ -780,11 +786,11 @@ cluster_shards_reply(struct admin_args *a)
     buf_add_bulk_str(b, "id");
     buf_add_bulk_str(b, a->c->w->proxy_id);
     buf_add_bulk_str(b, "port");
-    buf_add_int(b, a->c->lport);
+    buf_add_int(b, la.port);
     buf_add_bulk_str(b, "ip");
-    buf_add_bulk_str(b, a->c->lhost);
+    buf_add_bulk_str(b, la.host);
     buf_add_bulk_str(b, "endpoint");
-    buf_add_bulk_str(b, a->c->lhost);
+    buf_add_bulk_str(b, la.host);
     buf_add_bulk_str(b, "role");
     buf_add_bulk_str(b, "master");
     buf_add_bulk_str(b, "replication-offset");

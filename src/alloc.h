@@ -21,5 +21,9 @@ void sp_free(void *ptr);
  * calling thread's cache, every arena's unused pages): called once a
  * worker's held bytes dropped, so that RSS follows them down. */
 void sp_alloc_release(void);
+/* Give the calling thread an allocator arena of its own (a worker, when
+ * there are several: the process starts with one arena, shared by the
+ * main thread and worker 0). Without jemalloc, nothing. */
+void sp_alloc_own_arena(void);
 
 #endif

@@ -77,6 +77,24 @@ client_send(struct client *c, const struct iovec *iov, int n)
 }
 
 /* Drive a TLS handshake from either readiness event; 1 when done. */
+/*
+ * Wait for the socket to take bytes again. The write event is made on the
+ * first need: most clients never fill their socket, and an idle client
+ * then holds one event less (128 bytes; 1.3 MB for 10,000 idle clients).
+ * Out of memory closes the client (the callers return right after).
+ */
+static void
+client_want_write(struct client *c)
+{
+    if (c->wev == NULL)
+        c->wev = event_new(c->w->base, c->fd, EV_WRITE, client_on_write, c);
+    if (c->wev == NULL) {
+        client_close(c, "out of memory");
+        return;
+    }
+    event_add(c->wev, NULL);
+}
+
 static int
 client_tls_handshake(struct client *c)
 {
@@ -88,7 +106,7 @@ client_tls_handshake(struct client *c)
     }
     if (rc == 0) {
         if (want_write)
-            event_add(c->wev, NULL);
+            client_want_write(c);
         return 0;
     }
     c->handshaking = 0;
@@ -155,26 +173,24 @@ client_mark_dirty(struct client *c)
     worker_schedule_flush(c->w);
 }
 
-/* Record the address the client connected to: the proxy presents itself
- * there in CLUSTER SLOTS/NODES/SHARDS. */
-static void
-client_local_addr(struct client *c)
+void
+client_local_addr(const struct client *c, struct client_laddr *out)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
 
-    snprintf(c->lhost, sizeof(c->lhost), "127.0.0.1");
-    c->lport = 0;
-    if (getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0)
+    snprintf(out->host, sizeof(out->host), "127.0.0.1");
+    out->port = 0;
+    if (c->fd < 0 || getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &sin->sin_addr, c->lhost, sizeof(c->lhost));
-        c->lport = ntohs(sin->sin_port);
+        inet_ntop(AF_INET, &sin->sin_addr, out->host, sizeof(out->host));
+        out->port = ntohs(sin->sin_port);
     } else if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, c->lhost, sizeof(c->lhost));
-        c->lport = ntohs(sin6->sin6_port);
+        inet_ntop(AF_INET6, &sin6->sin6_addr, out->host, sizeof(out->host));
+        out->port = ntohs(sin6->sin6_port);
     }
 }
 
@@ -190,7 +206,6 @@ client_accept(struct worker *w, int fd, const char *addr,
     c->id = __atomic_add_fetch(&w->shared->next_client_id, 1,
                                __ATOMIC_RELAXED);
     snprintf(c->addr, sizeof(c->addr), "%s", addr);
-    client_local_addr(c);
     buf_init(&c->rbuf);
     resp_req_init(&c->parser);
     TAILQ_INIT(&c->pipeline);
@@ -198,7 +213,6 @@ client_accept(struct worker *w, int fd, const char *addr,
     c->authed = !auth_configured(w->conf);
     c->role = ROLE_ADMIN;
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
-    c->wev = event_new(w->base, fd, EV_WRITE, client_on_write, c);
     event_add(c->rev, NULL);
     if (tls != NULL) {
         c->tls = tls_conn_new(tls, fd, 1, NULL);
@@ -240,7 +254,8 @@ client_close(struct client *c, const char *reason)
     log_info("client %llu %s: closed: %s", (unsigned long long)c->id,
              c->addr, reason);
     event_free(c->rev);
-    event_free(c->wev);
+    if (c->wev != NULL)
+        event_free(c->wev);
     c->rev = c->wev = NULL;
     tls_conn_free(c->tls);
     c->tls = NULL;
@@ -723,7 +738,7 @@ client_write_blocked(struct client *c)
         return;
     if (c->stalled_ms == 0)
         c->stalled_ms = sp_msec_now();
-    event_add(c->wev, NULL);
+    client_want_write(c);
 }
 
 /* Write ready replies in order. */

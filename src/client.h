@@ -56,6 +56,11 @@ struct client_ops {
     void (*tick)(struct client *c, uint64_t now_ms);
 };
 
+/*
+ * One per connection, so its size is what an idle client costs (with its
+ * read event): 512 bytes is one jemalloc size class, 513 the next (640).
+ * Fill the holes between small fields before growing it (issue 14).
+ */
 struct client {
     TAILQ_ENTRY(client) next;       /* worker's client list */
     const struct client_ops *ops;   /* command policy and features (the
@@ -65,14 +70,13 @@ struct client {
     int fd;                         /* socket, -1 once closed */
     uint64_t id;                    /* CLIENT ID */
     char addr[64];                  /* peer address for logs and CLIENT */
-    char lhost[48];                 /* local address the client reached */
-    uint16_t lport;                 /* local port (0 for unix sockets) */
     char *name;                     /* CLIENT SETNAME (owned) or NULL */
     char *lib_name;                 /* CLIENT SETINFO lib-name (owned) or
                                      * NULL; kept by RESET, as in Redis */
     char *lib_ver;                  /* CLIENT SETINFO lib-ver, likewise */
     struct event *rev;              /* read readiness */
-    struct event *wev;              /* write readiness (only while blocked) */
+    struct event *wev;              /* write readiness, made when first
+                                     * blocked (most never are) */
     struct buf rbuf;                /* bytes read, not yet parsed */
     struct resp_req parser;         /* request parser state */
     struct request_queue pipeline;  /* requests in arrival order */
@@ -99,20 +103,20 @@ struct client {
     uint8_t held;                   /* parser holds a request waiting for
                                      * earlier ones (exclusive request) */
     uint32_t nundone;               /* requests not yet answered */
+    uint32_t auth_failures;         /* wrong AUTHs on this connection */
     struct request *barrier;        /* exclusive request in flight: nothing
                                      * after it is sent before its reply */
     uint8_t authed;                 /* AUTH done (or no auth configured) */
     uint8_t role;                   /* enum user_role once authed */
+    uint8_t handshaking;            /* TLS handshake not done yet */
     uint64_t auth_fp;               /* fingerprint of the credential it
                                      * logged in with (auth.h), rechecked
                                      * at reload; 0: none */
-    uint32_t auth_failures;         /* wrong AUTHs on this connection */
     uint64_t auth_log_ms;           /* last wrong-AUTH log line */
     struct request *auth_held;      /* a wrong AUTH's reply held back
                                      * (throttle); nothing after it runs */
     uint64_t auth_held_until_ms;    /* when auth_held is answered */
     struct tls_conn *tls;           /* TLS session, or NULL (plain) */
-    uint8_t handshaking;            /* TLS handshake not done yet */
     struct txn *tx;                 /* MULTI/WATCH state, NULL until used */
     struct pubsub *ps;              /* pub/sub state, NULL until used */
     struct pinset pins;             /* dedicated backend connections */
@@ -149,6 +153,16 @@ void client_logout(struct client *c);
 /* Append a new request to c's pipeline, owned by c (the dispatcher
  * answers or routes it). */
 struct request *client_new_request(struct client *c);
+
+/* The local address a client reached: the proxy presents itself there
+ * (CLUSTER SLOTS/NODES/SHARDS, CLIENT LIST's laddr). */
+struct client_laddr {
+    char host[48]; /* numeric; "127.0.0.1" for a unix socket */
+    uint16_t port; /* 0 for a unix socket */
+};
+/* Read from the socket when asked rather than kept in every client (56
+ * bytes each); a closed client reads as a unix socket. */
+void client_local_addr(const struct client *c, struct client_laddr *out);
 
 struct tls_ctx;
 /* Take ownership of an accepted socket (TLS with tls, plain if NULL),

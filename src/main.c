@@ -24,6 +24,9 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#ifndef SP_SANITIZERS
+#include <unwind.h>
+#endif
 
 #include "alloc.h"
 #include "buildinfo.h"
@@ -111,12 +114,32 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 #ifndef SP_SANITIZERS
+/* Return addresses gathered by crash_frame for on_crash. */
+struct crash_trace {
+    void **pc; /* innermost first */
+    int n;     /* filled */
+    int max;   /* room in pc */
+};
+
+/* _Unwind_Backtrace's callback: record one frame's address. */
+static _Unwind_Reason_Code
+crash_frame(struct _Unwind_Context *ctx, void *arg)
+{
+    struct crash_trace *t = arg;
+    if (t->n >= t->max)
+        return _URC_END_OF_STACK;
+    t->pc[t->n++] = (void *)_Unwind_GetIP(ctx);
+    return _URC_NO_REASON;
+}
+
 /*
  * On a fatal signal, write the signal and a stack trace to the log before
  * dying (with the default action, so a core dump or a Kubernetes restart
  * still happens): a crash then leaves something to diagnose. Only
- * async-signal-safe calls; backtrace() was primed at startup so that it
- * does not load libgcc (and malloc) inside the handler.
+ * async-signal-safe calls. The unwinder is libgcc's, linked into the
+ * binary (-static-libgcc): glibc's backtrace() would dlopen libgcc_s,
+ * which then had to be loaded at startup (some 120 kB of resident pages
+ * in every process) so as not to load it (and malloc) in the handler.
  */
 static void
 on_crash(int sig)
@@ -130,8 +153,9 @@ on_crash(int sig)
                      : "SIGILL");
     ssize_t w = write(fd, msg, (size_t)n);
     void *frames[64];
-    int nf = backtrace(frames, 64);
-    backtrace_symbols_fd(frames, nf, fd);
+    struct crash_trace t = {frames, 0, 64};
+    _Unwind_Backtrace(crash_frame, &t);
+    backtrace_symbols_fd(frames, t.n, fd);
     (void)w;
     raise(sig); /* SA_RESETHAND restored the default action */
 }
@@ -139,8 +163,6 @@ on_crash(int sig)
 static void
 install_crash_handler(void)
 {
-    void *prime[1];
-    backtrace(prime, 1);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_crash;
@@ -620,6 +642,8 @@ worker_thread(void *arg)
      * top -H and /proc/PID/task/TID/comm, which bench scripts read. */
     snprintf(name, sizeof(name), "sp-w%d", worker_id(w));
     pthread_setname_np(pthread_self(), name);
+    if (worker_id(w) > 0)
+        sp_alloc_own_arena();
     event_base_dispatch(w->base);
     return NULL;
 }
@@ -729,6 +753,10 @@ run(struct config **confp, const char *file)
         if (rc == 0) {
             log_notice("slotproxy %s started (pid %ld, %d worker%s)",
                        PACKAGE_VERSION, (long)getpid(), n, n > 1 ? "s" : "");
+            /* What start-up freed (the YAML parse ...) sits in this
+             * thread's cache, which the workers' releases never reach:
+             * hand it back before the main thread goes quiet. */
+            sp_alloc_release();
             event_base_dispatch(pr.base);
         } else {
             for (int i = 0; i < started; i++)

@@ -232,8 +232,9 @@ resp_req_fail(struct resp_req *r, const char *err)
     return RESP_ERROR;
 }
 
-/* Smallest argv allocation: most commands fit without regrowing. */
-#define RESP_ARGV_MIN 8
+/* Smallest argv allocation: GET, SET and most commands fit without
+ * regrowing, and every idle client keeps one (32 bytes, not 64). */
+#define RESP_ARGV_MIN 4
 
 /*
  * Append argument [off, off + len) to r->argv, doubling the array when

@@ -77,6 +77,29 @@ sp_free(void *ptr)
     free(ptr);
 }
 
+#ifdef HAVE_JEMALLOC
+/*
+ * jemalloc's options, read once at its start. One automatic arena, not
+ * four per CPU: each arena costs some 130 kB of metadata once a thread
+ * uses it, and a proxy with one worker has two threads (issue 14: idle
+ * memory). Workers beyond the first get an arena of their own
+ * (sp_alloc_own_arena), so that N workers still do not share one lock.
+ * MALLOC_CONF in the environment still overrides this.
+ */
+const char *malloc_conf = "narenas:1";
+#endif
+
+void
+sp_alloc_own_arena(void)
+{
+#ifdef HAVE_JEMALLOC
+    unsigned idx;
+    size_t sz = sizeof(idx);
+    if (mallctl("arenas.create", &idx, &sz, NULL, 0) == 0)
+        mallctl("thread.arena", NULL, NULL, &idx, sizeof(idx));
+#endif
+}
+
 void
 sp_alloc_release(void)
 {

@@ -59,11 +59,13 @@ struct view_job {
 void
 view_client_line(struct buf *b, const struct client *c, uint64_t now_ms)
 {
+    struct client_laddr la;
+    client_local_addr(c, &la);
     buf_printf(b,
                "id=%llu addr=%s laddr=%s:%u fd=%d name=%s age=%llu "
                "idle=%llu flags=%s db=0 cmd=NULL lib-name=%s "
                "lib-ver=%s\n",
-               (unsigned long long)c->id, c->addr, c->lhost, c->lport, c->fd,
+               (unsigned long long)c->id, c->addr, la.host, la.port, c->fd,
                c->name ? c->name : "",
                (unsigned long long)((now_ms - c->created_ms) / 1000),
                (unsigned long long)((now_ms - c->last_ms) / 1000),
