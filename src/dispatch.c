@@ -425,10 +425,13 @@ dispatch_exclusive(const struct client *c, const struct resp_req *p,
     if (c->tx != NULL && txn_watching(c))
         return 1;
     if (cmd->route == CMD_ROUTE_PUBSUB)
-        /* An unsubscribe's confirmations come before what follows. */
-        return c->ps != NULL && (cmd->op == CMD_OP_UNSUBSCRIBE ||
-                                 cmd->op == CMD_OP_PUNSUBSCRIBE ||
-                                 cmd->op == CMD_OP_SUNSUBSCRIBE);
+        /* An unsubscribe's confirmations come before what follows; a
+         * sharded subscribe is answered by the proxy once every shard
+         * confirmed, from the client's channels as they are then. */
+        return cmd->op == CMD_OP_SSUBSCRIBE ||
+               (c->ps != NULL && (cmd->op == CMD_OP_UNSUBSCRIBE ||
+                                  cmd->op == CMD_OP_PUNSUBSCRIBE ||
+                                  cmd->op == CMD_OP_SUNSUBSCRIBE));
     if (cmd->op == CMD_OP_WATCH)
         return 1;
     if (cmd->route != CMD_ROUTE_BLOCKING)

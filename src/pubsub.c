@@ -5,9 +5,17 @@
  * pipeline; the server's confirmations and messages reach the client as
  * pushes, in the order each connection delivers them. The subscription
  * counts in confirmations are the server's own for SUBSCRIBE/PSUBSCRIBE
- * (one connection, as with one Redis); for sharded channels, spread over
- * one connection per shard, the proxy rewrites the count to the client's
- * total so that it reads as from a single server.
+ * (one connection, as with one Redis).
+ *
+ * Sharded channels are spread over one connection per shard, and one
+ * SSUBSCRIBE or SUNSUBSCRIBE may name channels of several slots (a single
+ * Redis accepts that, and the proxy is one). The proxy sends one command
+ * per channel to the master of its slot, holds the client's request until
+ * a marker PING on every connection used comes back, and answers itself:
+ * one confirmation per channel in the client's order, with the counts a
+ * single Redis gives (its shard channels, from the client's own list).
+ * The servers' sharded confirmations only update what each connection
+ * carries; the client never sees them.
  */
 #include "build_config.h"
 
@@ -28,6 +36,7 @@
 #include "router.h"
 #include "keyslot.h"
 #include "slotmap.h"
+#include "topology.h"
 #include "worker.h"
 
 /* The marker PING sent behind an unsubscribe: its reply (["pong", token]
@@ -47,23 +56,37 @@ struct chanlist {
 struct shard_sub {
     struct server *srv;             /* pinned push connection of a shard */
     long long count;                /* its last reported count */
-    struct chanlist chans;          /* shard channels subscribed there */
-    uint32_t suppress;              /* confirmations of a re-subscription
-                                     * still to swallow */
+    struct chanlist chans;          /* shard channels subscribed there, as
+                                     * its confirmations say */
     uint8_t subscribing;            /* subscribe sent, no confirmation
-                                     * from there yet: in subscribed mode
-                                     * before the count says so */
+                                     * from there yet (PING goes there) */
 };
 
 struct pubsub {
     struct server *conn;            /* SUBSCRIBE/PSUBSCRIBE connection */
     long long count;                /* its last reported count */
-    uint32_t suppress;              /* as in shard_sub, for conn */
+    uint32_t suppress;              /* confirmations of a re-subscription
+                                     * still to swallow */
     uint8_t subscribing;            /* as in shard_sub, for conn */
     struct chanlist channels;       /* SUBSCRIBEd channels */
     struct chanlist patterns;       /* PSUBSCRIBEd patterns */
     struct shard_sub *shards;       /* SSUBSCRIBE connections */
     uint32_t nshards;
+    struct chanlist sharded;        /* the client's shard channels, as a
+                                     * single Redis would hold them: what
+                                     * its counts are made of */
+    struct chanlist op_chans;       /* channels of the SSUBSCRIBE waiting
+                                     * for its markers */
+    struct buf op_err;              /* first error a server gave it, to be
+                                     * its answer (empty: none) */
+    uint8_t op_sharded;             /* sync_req is a sharded operation
+                                     * answered by the proxy */
+    struct buf held_before;         /* pushes kept to go before its answer
+                                     * (see pubsub_deliver) */
+    struct buf held_after;          /* pushes kept to go after it */
+    uint8_t recheck;                /* a shard answered MOVED/ASK, or a
+                                     * connection was lost: check that a
+                                     * connection carries every channel */
     uint8_t active;                 /* in subscribed mode */
     uint8_t resub_main;             /* conn was lost: subscribe again */
     struct chanlist resub_shard;    /* shard channels to subscribe again */
@@ -72,8 +95,8 @@ struct pubsub {
                                      * server's doing: slot moved) */
     uint64_t lost_ms;               /* when a connection was lost */
     struct request *sync_req;       /* an (un)subscribe waiting for its
-                                     * confirmations (marker PING) */
-    struct server *sync_srv;        /* where the marker went */
+                                     * confirmations: done when no marker
+                                     * is outstanding */
     struct server **marks;          /* one entry per marker PING sent and
                                      * not answered yet (its connection) */
     uint32_t nmarks;
@@ -132,15 +155,6 @@ pubsub_intercepts(const struct client *c, const struct command *cmd)
     return cmd->route == CMD_ROUTE_PUBSUB;
 }
 
-static long long
-shard_total(const struct pubsub *ps)
-{
-    long long n = 0;
-    for (uint32_t i = 0; i < ps->nshards; i++)
-        n += ps->shards[i].count;
-    return n;
-}
-
 /* Back to normal mode: the connections are left open for reuse, in
  * request/reply mode (a server with no subscription is a plain one). */
 static void
@@ -158,24 +172,6 @@ shard_of(struct pubsub *ps, const struct server *s)
     return NULL;
 }
 
-/* A confirmation ["ssubscribe", channel, count] rewritten with the
- * client's total count over all shards. */
-static void
-push_rewritten(struct client *c, const struct resp_value *v, long long total)
-{
-    struct buf b;
-    buf_init(&b);
-    buf_add_array(&b, 3);
-    buf_add_bulk(&b, v->elems[0].str, v->elems[0].len);
-    if (v->elems[1].str != NULL)
-        buf_add_bulk(&b, v->elems[1].str, v->elems[1].len);
-    else
-        buf_add_nil(&b);
-    buf_add_int(&b, total);
-    client_push(c, b.data, b.len);
-    buf_deinit(&b);
-}
-
 static int
 elem_is(const struct resp_value *e, const char *s)
 {
@@ -187,13 +183,8 @@ elem_is(const struct resp_value *e, const char *s)
 static int
 pubsub_subscribed(const struct pubsub *ps)
 {
-    if (ps->count > 0 || (ps->conn != NULL && ps->subscribing) ||
-        ps->resub_main || ps->resub_shard.n > 0)
-        return 1;
-    for (uint32_t i = 0; i < ps->nshards; i++)
-        if (ps->shards[i].count > 0 || ps->shards[i].subscribing)
-            return 1;
-    return 0;
+    return ps->count > 0 || (ps->conn != NULL && ps->subscribing) ||
+           ps->resub_main || ps->sharded.n > 0;
 }
 
 /* Consume one outstanding marker of s when data is its exact reply. */
@@ -253,24 +244,97 @@ pubsub_drop_conns(struct client *c, struct pubsub *ps)
     ps->nshards = 0;
     ps->nmarks = 0;
     chan_free(&ps->sunsub_asked);
+    chan_free(&ps->sharded);
 }
 
-/* The confirmations of the client's unsubscribe are all in: complete it
+/* 1 when some shard connection carries channel ch. */
+static int
+shard_carries(const struct pubsub *ps, const struct buf *ch)
+{
+    for (uint32_t i = 0; i < ps->nshards; i++)
+        if (chan_find(&ps->shards[i].chans, ch->data, ch->len) >= 0)
+            return 1;
+    return 0;
+}
+
+/* Subscribe ch again at the next tick, where the slot map says. */
+static void
+shard_resub_later(struct pubsub *ps, const char *ch, size_t n)
+{
+    chan_add(&ps->resub_shard, ch, n);
+    if (ps->lost_ms == 0)
+        ps->lost_ms = sp_msec_now();
+}
+
+/*
+ * Every confirmation of a sharded operation is in. A channel of a failed
+ * SSUBSCRIBE that no connection carries was never subscribed: it leaves
+ * the client's list (its answer is the error). After a redirect, every
+ * channel of the client that no connection carries is subscribed again
+ * where the refreshed map says (a MOVED means the proxy's map was stale:
+ * the client asked for a subscription and gets one).
+ */
+static void
+shard_settle(struct pubsub *ps)
+{
+    if (ps->op_err.len > 0)
+        for (uint32_t i = 0; i < ps->op_chans.n; i++)
+            if (!shard_carries(ps, &ps->op_chans.v[i]))
+                chan_del(&ps->sharded, ps->op_chans.v[i].data,
+                         ps->op_chans.v[i].len);
+    chan_free(&ps->op_chans);
+    if (!ps->recheck)
+        return;
+    ps->recheck = 0;
+    for (uint32_t i = 0; i < ps->sharded.n; i++)
+        if (!shard_carries(ps, &ps->sharded.v[i]) &&
+            chan_find(&ps->resub_shard, ps->sharded.v[i].data,
+                      ps->sharded.v[i].len) < 0)
+            shard_resub_later(ps, ps->sharded.v[i].data,
+                              ps->sharded.v[i].len);
+}
+
+/* r's answer: the pushes kept to go before it, then the confirmations
+ * the proxy made, or the error a server gave. */
+static void
+sync_answer(struct pubsub *ps, struct request *r)
+{
+    struct buf out = ps->held_before;
+    buf_init(&ps->held_before);
+    if (ps->op_err.len > 0)
+        buf_append(&out, ps->op_err.data, ps->op_err.len);
+    else
+        buf_append(&out, r->rep.data + r->rep.pos, buf_unread(&r->rep));
+    buf_deinit(&r->rep);
+    r->rep = out;
+}
+
+/* The confirmations of the client's (un)subscribe are all in (s: the
+ * connection whose marker came last, or that was lost): complete it
  * (releasing the client's input held behind it) and, out of subscribed
- * mode, turn the connection back to request/reply mode so that it can
+ * mode, turn the connections back to request/reply mode so that they can
  * carry a blocking command or a WATCH. */
 static void
 pubsub_sync_done(struct client *c, struct pubsub *ps, struct server *s)
 {
     struct request *r = ps->sync_req;
     ps->sync_req = NULL;
-    ps->sync_srv = NULL;
-    /* Every confirmation before the marker is in: the counts are exact. */
+    /* Every confirmation before the markers is in: the counts are exact. */
     if (s == ps->conn)
         ps->subscribing = 0;
-    struct shard_sub *sh = shard_of(ps, s);
-    if (sh != NULL)
-        sh->subscribing = 0;
+    for (uint32_t i = 0; i < ps->nshards; i++)
+        ps->shards[i].subscribing = 0;
+    shard_settle(ps);
+    struct buf after = ps->held_after;
+    buf_init(&ps->held_after);
+    if (r != NULL && ps->op_sharded)
+        sync_answer(ps, r);
+    ps->op_sharded = 0;
+    buf_deinit(&ps->op_err);
+    buf_deinit(&ps->held_before);
+    /* What the client asked to drop is confirmed (or its connection is
+     * gone): a later name is asked anew. */
+    chan_free(&ps->sunsub_asked);
     if (!pubsub_subscribed(ps))
         pubsub_leave(ps);
     if (!ps->active && !ps->resub_main && ps->resub_shard.n == 0)
@@ -281,11 +345,14 @@ pubsub_sync_done(struct client *c, struct pubsub *ps, struct server *s)
             request_complete(r);
         request_put(r);
     }
+    if (!c->closed && after.len > 0)
+        client_push(c, after.data, after.len);
+    buf_deinit(&after);
 }
 
-/* A sharded (un)subscribe confirmation from s: 1 when the client is
- * to see it (rewritten with its total count). */
-static int
+/* A sharded (un)subscribe confirmation from s: what s carries is
+ * updated; the client never sees it (the proxy answered already). */
+static void
 pubsub_shard_confirm(struct pubsub *ps, struct server *s,
                      const struct resp_value *v)
 {
@@ -293,30 +360,48 @@ pubsub_shard_confirm(struct pubsub *ps, struct server *s,
     int sub = elem_is(&v->elems[0], "ssubscribe");
     struct shard_sub *sh = shard_of(ps, s);
 
-    if (sh != NULL) {
-        sh->count = v->elems[2].integer;
-        if (sub)
-            sh->subscribing = 0;
-        if (name->str != NULL && sub)
-            chan_add(&sh->chans, name->str, name->len);
-        else if (name->str != NULL)
-            chan_del(&sh->chans, name->str, name->len);
+    if (sh == NULL || name->str == NULL)
+        return;
+    sh->count = v->elems[2].integer;
+    if (sub) {
+        sh->subscribing = 0;
+        chan_add(&sh->chans, name->str, name->len);
+        return;
     }
-    if (sh != NULL && sub && sh->suppress > 0) {
-        sh->suppress--; /* a re-subscription the client never asked */
-        return 0;
-    }
-    if (!sub && name->str != NULL &&
-        chan_find(&ps->sunsub_asked, name->str, name->len) < 0) {
-        /* The server dropped the channel (its slot moved, or the node
-         * became a replica): subscribe again where the slot is now. */
-        chan_add(&ps->resub_shard, name->str, name->len);
-        if (ps->lost_ms == 0)
-            ps->lost_ms = sp_msec_now();
-        return 0;
-    }
-    if (!sub && name->str != NULL)
+    int had = chan_find(&sh->chans, name->str, name->len) >= 0;
+    chan_del(&sh->chans, name->str, name->len);
+    if (chan_find(&ps->sunsub_asked, name->str, name->len) >= 0) {
         chan_del(&ps->sunsub_asked, name->str, name->len);
+        return;
+    }
+    /* Not asked: the server dropped a channel it carried (its slot moved,
+     * or the node became a replica). Subscribe again where the slot is
+     * now, if the client still wants it. */
+    if (had && chan_find(&ps->sharded, name->str, name->len) >= 0)
+        shard_resub_later(ps, name->str, name->len);
+}
+
+/* An error on a shard connection: the answer to one of the SSUBSCRIBEs
+ * (or SUNSUBSCRIBEs) the proxy sent there. A redirect: the map is stale;
+ * refresh it, and the channel is subscribed again where it says. Any
+ * other error becomes the answer to the client's pending SSUBSCRIBE, as
+ * when a single Redis refuses it. 1 when handled. */
+static int
+pubsub_shard_error(struct client *c, struct pubsub *ps, const char *data,
+                   size_t len)
+{
+    struct router_redirect rd;
+    if (len >= 3 && router_parse_redirect(data + 1, len - 3, &rd) == 0) {
+        ps->recheck = 1;
+        topology_request_refresh(c->w);
+        if (ps->sync_req == NULL)
+            shard_settle(ps);
+        return 1;
+    }
+    if (ps->sync_req == NULL || ps->op_chans.n == 0)
+        return 0;
+    if (ps->op_err.len == 0)
+        buf_append(&ps->op_err, data, len);
     return 1;
 }
 
@@ -354,6 +439,31 @@ pubsub_main_confirm(struct pubsub *ps, struct server *s,
 }
 
 /*
+ * A push for the client. While a sharded (un)subscribe waits for its
+ * markers, its request sits in the client's pipeline with the answer the
+ * proxy made, and a push would land behind it: what earlier commands
+ * caused (confirmations, pongs, messages of plain channels) is kept to
+ * go just before that answer, shard messages just after it (a single
+ * Redis confirms every channel of one command before any message on
+ * them). What is kept counts against the output limit.
+ */
+static void
+pubsub_deliver(struct client *c, struct pubsub *ps, const char *data,
+               size_t len)
+{
+    static const char smsg[] = "*3\r\n$8\r\nsmessage\r\n";
+    if (ps->sync_req == NULL || !ps->op_sharded) {
+        client_push(c, data, len);
+        return;
+    }
+    int after = len >= sizeof(smsg) - 1 &&
+                memcmp(data, smsg, sizeof(smsg) - 1) == 0;
+    buf_append(after ? &ps->held_after : &ps->held_before, data, len);
+    if (ps->held_after.len + ps->held_before.len > c->w->conf->output_limit)
+        client_disconnect(c, DISC_OUTPUT_LIMIT);
+}
+
+/*
  * Everything a push-mode connection sends. The client's state is
  * updated first and the push appended last: appending may close the
  * client (its output limit), after which nothing of it is touched.
@@ -368,29 +478,33 @@ pubsub_on_push(struct server *s, const char *data, size_t len, char type)
     if (ps == NULL || c->closed)
         return; /* a released pin drops its pushes; be safe anyway */
     if (pubsub_take_marker(ps, s, data, len)) {
-        if (ps->sync_srv == s)
+        if (ps->sync_req != NULL && ps->nmarks == 0)
             pubsub_sync_done(c, ps, s);
         return;
     }
+    if (type == '-' && shard_of(ps, s) != NULL &&
+        pubsub_shard_error(c, ps, data, len))
+        return;
     if (type != '*' || resp_value_parse(data, len, &v) <= 0 ||
         v->nelems != 3 || v->elems[0].type != '$' ||
         v->elems[2].type != ':') {
         /* A message, a pmessage, a pong: as is. */
         if (v != NULL)
             resp_value_free(v);
-        client_push(c, data, len);
+        pubsub_deliver(c, ps, data, len);
         return;
     }
     int shard = elem_is(&v->elems[0], "ssubscribe") ||
                 elem_is(&v->elems[0], "sunsubscribe");
-    int show = shard ? pubsub_shard_confirm(ps, s, v)
-                     : pubsub_main_confirm(ps, s, v);
+    int show = 0;
+    if (shard)
+        pubsub_shard_confirm(ps, s, v);
+    else
+        show = pubsub_main_confirm(ps, s, v);
     if (!pubsub_subscribed(ps))
         pubsub_leave(ps);
-    if (show && shard)
-        push_rewritten(c, v, shard_total(ps));
-    else if (show)
-        client_push(c, data, len);
+    if (show)
+        pubsub_deliver(c, ps, data, len);
     resp_value_free(v);
 }
 
@@ -424,18 +538,23 @@ pubsub_on_lost(struct server *s)
         if (sh->srv != s)
             continue;
         for (uint32_t j = 0; j < sh->chans.n; j++)
-            chan_add(&ps->resub_shard, sh->chans.v[j].data,
-                     sh->chans.v[j].len);
+            if (chan_find(&ps->sharded, sh->chans.v[j].data,
+                          sh->chans.v[j].len) >= 0)
+                chan_add(&ps->resub_shard, sh->chans.v[j].data,
+                         sh->chans.v[j].len);
         chan_free(&sh->chans);
         ps->shards[i] = ps->shards[--ps->nshards];
         break;
     }
     if (ps->lost_ms == 0)
         ps->lost_ms = sp_msec_now();
+    ps->recheck = 1; /* what it was subscribing is on no connection */
+    if (ps->sync_req == NULL && ps->op_chans.n == 0)
+        shard_settle(ps);
     pin_release(c->w, &c->pins, s);
     /* The unsubscribe's marker will not come back: release the client's
      * input held behind it (last: that may close the client). */
-    if (ps->sync_srv == s)
+    if (ps->sync_req != NULL && ps->nmarks == 0)
         pubsub_sync_done(c, ps, s);
 }
 
@@ -506,6 +625,21 @@ send_on(struct client *c, struct server *s, struct request *r,
     request_put(r);
 }
 
+/* Complete an earlier (un)subscribe still waiting (one at a time: the
+ * client's barrier keeps it so). -1 when that closed the client. */
+static int
+sync_begin(struct client *c, struct pubsub *ps)
+{
+    struct request *old = ps->sync_req;
+    if (old == NULL)
+        return 0;
+    ps->sync_req = NULL;
+    if (!old->done)
+        request_complete(old);
+    request_put(old);
+    return c->closed ? -1 : 0;
+}
+
 /* An unsubscribe: r stays open until a marker PING sent right behind it
  * comes back, so the client's next commands (maybe no longer in
  * subscribed mode) run after every confirmation. */
@@ -518,42 +652,30 @@ send_unsub(struct client *c, struct server *s, struct request *r,
     buf_printf(&r->req, "*2\r\n$4\r\nPING\r\n$%d\r\n%s\r\n",
                SYNC_TOKEN_LEN, ps->token);
     r->no_deadline = 1;
-    if (ps->sync_req != NULL) {
-        /* One at a time: the client's barrier keeps it so. */
-        struct request *old = ps->sync_req;
-        ps->sync_req = NULL;
-        if (!old->done)
-            request_complete(old);
-        request_put(old);
-        if (c->closed)
-            return;
-    }
+    if (sync_begin(c, ps) < 0)
+        return;
     ps->marks = sp_realloc(ps->marks, (ps->nmarks + 1) * sizeof(*ps->marks));
     ps->marks[ps->nmarks++] = s;
     ps->sync_req = request_get(r);
-    ps->sync_srv = s;
     request_get(r);
     backend_send(s, r);
     if (r->done && !c->closed && ps->sync_req == r) {
         /* Failed at once (connection down): nothing to wait for. */
         ps->sync_req = NULL;
-        ps->sync_srv = NULL;
         pubsub_drop_marks(ps, s);
         request_put(r);
     }
     request_put(r);
 }
 
-/* A push connection with subscriptions, to answer PING in order; NULL
- * when none (the proxy answers). */
+/* The SUBSCRIBE connection when it has subscriptions, to answer PING
+ * in order with its confirmations; NULL when none: the proxy answers
+ * (sharded confirmations are the proxy's own answers, in order). */
 static struct server *
 ping_server(const struct pubsub *ps)
 {
     if (ps->conn != NULL && (ps->count > 0 || ps->subscribing))
         return ps->conn;
-    for (uint32_t i = 0; i < ps->nshards; i++)
-        if (ps->shards[i].count > 0 || ps->shards[i].subscribing)
-            return ps->shards[i].srv;
     return NULL;
 }
 
@@ -576,93 +698,252 @@ reply_unsub_none(struct request *r, const char *kind,
     request_complete(r);
 }
 
+/* An internal command on s: cmd with the n channels at l. */
 static void
-pubsub_ssubscribe(struct client *c, struct request *r,
-                  const struct command *cmd, const struct resp_req *p,
-                  const char *base)
+send_chans(struct worker *w, struct server *s, const char *cmd,
+           const struct buf *l, uint32_t n)
 {
-    struct pubsub *ps = pubsub_get(c);
-    uint16_t slot;
-    if (command_keys_slot(cmd, p, base, &slot) < 0) {
-        request_error(r, SPE_CROSSSLOT);
-        return;
-    }
-    r->keyed = 1;
-    r->slot = slot;
-    struct server *s = pubsub_server(c, r);
-    if (s == NULL)
-        return;
-    if (shard_of(ps, s) == NULL) {
-        ps->shards = sp_realloc(ps->shards,
-                                (ps->nshards + 1) * sizeof(*ps->shards));
-        memset(&ps->shards[ps->nshards], 0, sizeof(ps->shards[0]));
-        ps->shards[ps->nshards++].srv = s;
-    }
-    set_push_mode(c, s);
-    ps->active = 1;
-    shard_of(ps, s)->subscribing = 1;
-    send_on(c, s, r, p, base);
+    struct request *r = request_new(&w->reqs);
+    buf_add_array(&r->req, 1 + n);
+    buf_add_bulk_str(&r->req, cmd);
+    for (uint32_t i = 0; i < n; i++)
+        buf_add_bulk(&r->req, l[i].data, l[i].len);
+    r->no_deadline = 1;
+    backend_send(s, r);
+    request_put(r);
 }
 
+/* A marker PING on s, behind what was sent there: its reply says every
+ * confirmation before it is in. */
+static void
+send_marker(struct client *c, struct pubsub *ps, struct server *s)
+{
+    struct request *m = request_new(&c->w->reqs);
+    ps->marks = sp_realloc(ps->marks, (ps->nmarks + 1) * sizeof(*ps->marks));
+    ps->marks[ps->nmarks++] = s;
+    buf_printf(&m->req, "*2\r\n$4\r\nPING\r\n$%d\r\n%s\r\n", SYNC_TOKEN_LEN,
+               ps->token);
+    m->no_deadline = 1;
+    backend_send(s, m);
+    request_put(m);
+}
+
+/* A shard's entry for s, added when new. */
+static struct shard_sub *
+shard_add(struct pubsub *ps, struct server *s)
+{
+    struct shard_sub *sh = shard_of(ps, s);
+    if (sh != NULL)
+        return sh;
+    ps->shards = sp_realloc(ps->shards, (ps->nshards + 1) * sizeof(*sh));
+    sh = &ps->shards[ps->nshards++];
+    memset(sh, 0, sizeof(*sh));
+    sh->srv = s;
+    return sh;
+}
+
+/*
+ * r waits for the markers sent on the connections in to[0..n) (those
+ * still alive: a send may have lost one). Marks go out after what was
+ * sent there, so r completes once every confirmation is in, or at once
+ * when none is outstanding. Frees to.
+ */
+static void
+sync_wait(struct client *c, struct pubsub *ps, struct request *r,
+          struct server **to, uint32_t n)
+{
+    r->no_deadline = 1;
+    for (uint32_t i = 0; i < n && !c->closed; i++)
+        if (shard_of(ps, to[i]) != NULL)
+            send_marker(c, ps, to[i]);
+    sp_free(to);
+    /* And behind what earlier commands sent on the SUBSCRIBE connection:
+     * their pushes come before r's answer. */
+    if (!c->closed && ps->conn != NULL)
+        send_marker(c, ps, ps->conn);
+    if (c->closed)
+        return;
+    ps->sync_req = request_get(r);
+    ps->op_sharded = 1;
+    if (ps->nmarks == 0)
+        pubsub_sync_done(c, ps, NULL);
+}
+
+/* Add s to the set to[0..*n) (at most ps->nshards + 1 entries). */
+static void
+server_set_add(struct server **to, uint32_t *n, struct server *s)
+{
+    for (uint32_t i = 0; i < *n; i++)
+        if (to[i] == s)
+            return;
+    to[(*n)++] = s;
+}
+
+/* The pinned push connection of each channel's shard, resolved before
+ * anything is sent; NULL with r answered when one has no master. */
+static struct server **
+shard_servers(struct client *c, struct request *r, const struct resp_req *p,
+              const char *base)
+{
+    struct server **srv = sp_calloc(p->argc, sizeof(*srv));
+    for (uint32_t i = 1; i < p->argc; i++) {
+        r->keyed = 1;
+        r->slot = keyslot(base + p->argv[i].off, p->argv[i].len);
+        srv[i] = pubsub_server(c, r);
+        if (srv[i] == NULL) {
+            sp_free(srv);
+            return NULL;
+        }
+        set_push_mode(c, srv[i]);
+    }
+    return srv;
+}
+
+/*
+ * SSUBSCRIBE ch [ch ...], channels in any slots: one SSUBSCRIBE per
+ * channel to its shard, then r waits for the markers. Its answer is made
+ * here, as a single Redis gives it: per channel in order, the number of
+ * shard channels the client holds once that one is added.
+ */
+static void
+pubsub_ssubscribe(struct client *c, struct request *r,
+                  const struct resp_req *p, const char *base)
+{
+    struct pubsub *ps = pubsub_get(c);
+    if (sync_begin(c, ps) < 0)
+        return;
+    struct server **srv = shard_servers(c, r, p, base);
+    if (srv == NULL)
+        return;
+    struct server **to = sp_malloc((p->argc - 1) * sizeof(*to));
+    uint32_t nto = 0;
+    chan_free(&ps->op_chans);
+    for (uint32_t i = 1; i < p->argc; i++) {
+        const char *ch = base + p->argv[i].off;
+        size_t len = p->argv[i].len;
+        chan_add(&ps->sharded, ch, len);
+        chan_add(&ps->op_chans, ch, len);
+        shard_add(ps, srv[i])->subscribing = 1;
+        server_set_add(to, &nto, srv[i]);
+        buf_add_array(&r->rep, 3);
+        buf_add_bulk_str(&r->rep, "ssubscribe");
+        buf_add_bulk(&r->rep, ch, len);
+        buf_add_int(&r->rep, ps->sharded.n);
+    }
+    ps->active = 1;
+    for (uint32_t i = 1; i < p->argc && !c->closed; i++) {
+        struct buf one = {(char *)(uintptr_t)(base + p->argv[i].off), 0,
+                          p->argv[i].len, p->argv[i].len};
+        if (shard_of(ps, srv[i]) != NULL)
+            send_chans(c->w, srv[i], "SSUBSCRIBE", &one, 1);
+    }
+    sp_free(srv);
+    if (c->closed) {
+        sp_free(to);
+        return;
+    }
+    sync_wait(c, ps, r, to, nto);
+}
+
+/* SUNSUBSCRIBE with no channel: every shard channel, each confirmed
+ * with the count going down to 0 (or one [sunsubscribe, nil, 0]). */
+static void
+sunsub_all(struct client *c, struct pubsub *ps, struct request *r)
+{
+    struct server **to = sp_malloc((ps->nshards + 1) * sizeof(*to));
+    uint32_t nto = 0;
+    for (uint32_t i = 0; i < ps->sharded.n; i++) {
+        buf_add_array(&r->rep, 3);
+        buf_add_bulk_str(&r->rep, "sunsubscribe");
+        buf_add_bulk(&r->rep, ps->sharded.v[i].data, ps->sharded.v[i].len);
+        buf_add_int(&r->rep, (long long)(ps->sharded.n - i - 1));
+    }
+    if (ps->sharded.n == 0) {
+        buf_add_array(&r->rep, 3);
+        buf_add_bulk_str(&r->rep, "sunsubscribe");
+        buf_add_nil(&r->rep);
+        buf_add_int(&r->rep, 0);
+    }
+    chan_free(&ps->sharded);
+    chan_free(&ps->resub_shard);
+    for (uint32_t i = 0; i < ps->nshards; i++) {
+        struct shard_sub *sh = &ps->shards[i];
+        for (uint32_t j = 0; j < sh->chans.n; j++)
+            chan_add(&ps->sunsub_asked, sh->chans.v[j].data,
+                     sh->chans.v[j].len);
+        if (sh->chans.n > 0 || sh->count > 0 || sh->subscribing)
+            to[nto++] = sh->srv;
+    }
+    if (!pubsub_subscribed(ps))
+        pubsub_leave(ps);
+    /* A send may lose a connection (and change the shard list): the
+     * targets were copied first. */
+    for (uint32_t i = 0; i < nto && !c->closed; i++)
+        if (shard_of(ps, to[i]) != NULL)
+            send_chans(c->w, to[i], "SUNSUBSCRIBE", NULL, 0);
+    if (c->closed) {
+        sp_free(to);
+        return;
+    }
+    sync_wait(c, ps, r, to, nto);
+}
+
+/* The shard connection carrying ch, or NULL. */
+static struct server *
+shard_carrying(const struct pubsub *ps, const char *ch, size_t len)
+{
+    for (uint32_t i = 0; i < ps->nshards; i++)
+        if (chan_find(&ps->shards[i].chans, ch, len) >= 0)
+            return ps->shards[i].srv;
+    return NULL;
+}
+
+/*
+ * SUNSUBSCRIBE [ch ...]: answered here as a single Redis does (per
+ * channel, the client's shard channel count after it is removed); each
+ * channel a connection carries is unsubscribed there, one command per
+ * channel, and r waits for the markers.
+ */
 static void
 pubsub_sunsubscribe(struct client *c, struct request *r,
-                    const struct command *cmd, const struct resp_req *p,
-                    const char *base)
+                    const struct resp_req *p, const char *base)
 {
     struct pubsub *ps = c->ps;
-    if (ps == NULL || ps->nshards == 0) {
+    if (ps == NULL) {
         reply_unsub_none(r, "sunsubscribe", p, base, 0);
         return;
     }
+    if (sync_begin(c, ps) < 0)
+        return;
     if (p->argc == 1) {
-        for (uint32_t i = 0; i < ps->nshards; i++)
-            for (uint32_t j = 0; j < ps->shards[i].chans.n; j++)
-                chan_add(&ps->sunsub_asked, ps->shards[i].chans.v[j].data,
-                         ps->shards[i].chans.v[j].len);
-        /* From every shard: each confirms its own channels. A send may
-         * lose a connection (and change the shard list): send on a copy,
-         * then check what is left. */
-        uint32_t n = ps->nshards;
-        struct server **to = sp_malloc(n * sizeof(*to));
-        for (uint32_t i = 0; i < n; i++)
-            to[i] = ps->shards[i].srv;
-        for (uint32_t i = 0; i + 1 < n; i++) {
-            struct request *extra = request_new(&c->w->reqs);
-            resp_req_encode(&extra->req, p, base);
-            backend_send(to[i], extra);
-            request_put(extra);
-        }
-        struct server *last = to[n - 1];
+        sunsub_all(c, ps, r);
+        return;
+    }
+    struct server **to = sp_malloc((ps->nshards + 1) * sizeof(*to));
+    uint32_t nto = 0;
+    for (uint32_t i = 1; i < p->argc && !c->closed; i++) {
+        struct buf one = {(char *)(uintptr_t)(base + p->argv[i].off), 0,
+                          p->argv[i].len, p->argv[i].len};
+        chan_del(&ps->sharded, one.data, one.len);
+        chan_del(&ps->resub_shard, one.data, one.len);
+        buf_add_array(&r->rep, 3);
+        buf_add_bulk_str(&r->rep, "sunsubscribe");
+        buf_add_bulk(&r->rep, one.data, one.len);
+        buf_add_int(&r->rep, ps->sharded.n);
+        struct server *s = shard_carrying(ps, one.data, one.len);
+        if (s == NULL || chan_find(&ps->sunsub_asked, one.data, one.len) >= 0)
+            continue;
+        chan_add(&ps->sunsub_asked, one.data, one.len);
+        server_set_add(to, &nto, s);
+        send_chans(c->w, s, "SUNSUBSCRIBE", &one, 1);
+    }
+    if (!pubsub_subscribed(ps))
+        pubsub_leave(ps);
+    if (c->closed) {
         sp_free(to);
-        if (c->closed)
-            return;
-        if (shard_of(ps, last) == NULL)
-            reply_unsub_none(r, "sunsubscribe", p, base, shard_total(ps));
-        else
-            send_unsub(c, last, r, p, base);
         return;
     }
-    uint16_t slot;
-    if (command_keys_slot(cmd, p, base, &slot) < 0) {
-        request_error(r, SPE_CROSSSLOT);
-        return;
-    }
-    for (uint32_t i = 1; i < p->argc; i++)
-        chan_add(&ps->sunsub_asked, base + p->argv[i].off, p->argv[i].len);
-    r->keyed = 1;
-    r->slot = slot;
-    int node = router_node(c->w, r);
-    if (node < 0)
-        return;
-    const struct sm_node *n = &c->w->map->nodes[node];
-    for (uint32_t i = 0; i < ps->nshards; i++) {
-        struct server *s = ps->shards[i].srv;
-        if (s->port == n->port && strcmp(s->host, n->host) == 0) {
-            send_unsub(c, s, r, p, base);
-            return;
-        }
-    }
-    reply_unsub_none(r, "sunsubscribe", p, base, shard_total(ps));
+    sync_wait(c, ps, r, to, nto);
 }
 
 void
@@ -696,10 +977,10 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
             send_unsub(c, ps->conn, r, p, base);
         return;
     case CMD_OP_SSUBSCRIBE:
-        pubsub_ssubscribe(c, r, cmd, p, base);
+        pubsub_ssubscribe(c, r, p, base);
         return;
     case CMD_OP_SUNSUBSCRIBE:
-        pubsub_sunsubscribe(c, r, cmd, p, base);
+        pubsub_sunsubscribe(c, r, p, base);
         return;
     case CMD_OP_PING:
         if (ping_server(ps) != NULL) {
@@ -761,24 +1042,14 @@ pubsub_free(struct client *c)
     chan_free(&ps->patterns);
     chan_free(&ps->resub_shard);
     chan_free(&ps->sunsub_asked);
+    chan_free(&ps->sharded);
+    chan_free(&ps->op_chans);
+    buf_deinit(&ps->op_err);
+    buf_deinit(&ps->held_before);
+    buf_deinit(&ps->held_after);
     sp_free(ps->shards);
     sp_free(ps);
     c->ps = NULL;
-}
-
-/* An internal (no client) command on a push connection. */
-static void
-send_internal(struct worker *w, struct server *s, const char *cmd,
-              const struct chanlist *l)
-{
-    struct request *r = request_new(&w->reqs);
-    buf_add_array(&r->req, 1 + l->n);
-    buf_add_bulk_str(&r->req, cmd);
-    for (uint32_t i = 0; i < l->n; i++)
-        buf_add_bulk(&r->req, l->v[i].data, l->v[i].len);
-    r->no_deadline = 1;
-    backend_send(s, r);
-    request_put(r);
 }
 
 static struct server *
@@ -804,9 +1075,9 @@ resub_main(struct client *c, struct pubsub *ps)
     ps->subscribing = 1;
     ps->suppress = ps->channels.n + ps->patterns.n;
     if (ps->channels.n > 0)
-        send_internal(c->w, s, "SUBSCRIBE", &ps->channels);
+        send_chans(c->w, s, "SUBSCRIBE", ps->channels.v, ps->channels.n);
     if (ps->patterns.n > 0)
-        send_internal(c->w, s, "PSUBSCRIBE", &ps->patterns);
+        send_chans(c->w, s, "PSUBSCRIBE", ps->patterns.v, ps->patterns.n);
     ps->resub_main = 0;
     return 0;
 }
@@ -823,18 +1094,8 @@ resub_shards(struct client *c, struct pubsub *ps)
         struct server *s = resub_server(c, &m->nodes[node]);
         if (s == NULL)
             return -1;
-        struct shard_sub *sh = shard_of(ps, s);
-        if (sh == NULL) {
-            ps->shards = sp_realloc(ps->shards,
-                                    (ps->nshards + 1) * sizeof(*ps->shards));
-            sh = &ps->shards[ps->nshards++];
-            memset(sh, 0, sizeof(*sh));
-            sh->srv = s;
-        }
-        struct chanlist one = {ch, 1};
-        sh->suppress++;
-        sh->subscribing = 1;
-        send_internal(c->w, s, "SSUBSCRIBE", &one);
+        shard_add(ps, s)->subscribing = 1;
+        send_chans(c->w, s, "SSUBSCRIBE", ch, 1);
         chan_del(&ps->resub_shard, ch->data, ch->len);
     }
     return 0;

@@ -31,6 +31,7 @@ import ctypes
 import importlib.util
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -458,6 +459,23 @@ def npm_dir(folder, module):
                                  % (module, err[-2000:]))
         raise Skip("npm install %s failed (offline?)" % module)
     return d
+
+
+def has_data(c, wait):
+    """True when a reply is buffered on Client c or bytes (or EOF) arrive
+    within wait seconds. Never times a read out: a timed-out socket file
+    is dead for good in Python."""
+    c.sock.settimeout(0.0)
+    try:
+        buffered = c.f.peek(1)
+    except (BlockingIOError, ValueError):
+        buffered = b""
+    finally:
+        c.sock.settimeout(10)
+    if buffered:
+        return True
+    r, _, _ = select.select([c.sock], [], [], wait)
+    return bool(r)
 
 
 def wait_until(pred, timeout, what, interval=0.1):

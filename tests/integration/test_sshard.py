@@ -1,0 +1,254 @@
+#!/usr/bin/python3
+# slotproxy - BSD-2-Clause
+#
+# Sharded pub/sub with channels in several slots (issue 12). A single Redis
+# accepts SSUBSCRIBE/SUNSUBSCRIBE naming channels of any slots, and the
+# proxy presents itself as one: it splits them over its connections to the
+# shards and answers as that single Redis does, one confirmation per
+# channel in the client's order, counting the client's shard channels.
+# Replies are compared with a standalone redis-server. Also: the sequences
+# around it (pipelined, RESET, QUIT, a client that never reads, a slot
+# that moves before or after the subscription).
+
+import os
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import (ConnectionClosed, keyslot, test,  # noqa: E402
+                     wait_until)
+
+
+def shard_names(env, prefix):
+    """Three channel names, one per master (checked against the cluster's
+    own map), each in its own slot."""
+    cl = env.cluster
+    cl.refresh()
+    masters = [m for m in cl.masters() if cl.slots_of(m)]
+    assert len(masters) == 3, masters
+    out = {}
+    i = 0
+    while len(out) < 3:
+        name = "%s:%d" % (prefix, i)
+        i += 1
+        out.setdefault(cl.node_for_key(name), name)
+    names = list(out.values())
+    assert len({keyslot(n) for n in names}) == 3, names
+    return names
+
+
+arrives = harness.has_data
+
+
+def replies(c, cmds):
+    """Sends each command alone and reads the replies it gets: as many as
+    arrive, each within 0.25 s of the one before (a confirmation per
+    channel, whatever their number)."""
+    out = []
+    for cmd in cmds:
+        c.send(cmd)
+        got = [c.read()]
+        while arrives(c, 0.25):
+            got.append(c.read())
+        out.append(got)
+    return out
+
+
+def shard_subscribers(env, names):
+    """SHARDNUMSUB of each name, asked of the node owning its slot."""
+    return [env.cluster.node_for_key(n).call("PUBSUB", "SHARDNUMSUB", n)[1]
+            for n in names]
+
+
+def same_as_redis(env, cmds):
+    with harness.Standalone() as sa, env.client() as p, sa.client() as d:
+        rp = replies(p, cmds)
+        rd = replies(d, cmds)
+        for cmd, a, b in zip(cmds, rp, rd):
+            assert a == b, "%r: proxy %r != redis %r" % (cmd, a, b)
+
+
+@test
+def test_ssubscribe_several_slots_as_redis(env):
+    """Channels of three shards in one SSUBSCRIBE, a channel twice, two of
+    one slot, SUNSUBSCRIBE of subscribed and unknown names across slots:
+    what a single Redis answers, confirmation for confirmation."""
+    a, b, c = shard_names(env, "ss1")
+    ax = "{%s}x" % a
+    same_as_redis(env, [
+        ("SSUBSCRIBE", a, b, a, c, ax),
+        ("PING",),
+        ("SSUBSCRIBE", b, "ss1:new"),
+        ("SUNSUBSCRIBE", b, "ss1:none", b),
+        ("SUNSUBSCRIBE", c, ax, "ss1:new"),
+        ("PING", "still"),
+        ("SUNSUBSCRIBE", a),
+        ("PING",),                       # out of subscribed mode
+        ("SUNSUBSCRIBE",),               # nothing left: [.., nil, 0]
+        ("SUNSUBSCRIBE", a, c),
+        ("SSUBSCRIBE", c),
+        ("SUNSUBSCRIBE",),
+        ("PING",)])
+
+
+@test
+def test_ssubscribe_several_slots_pipelined(env):
+    """The same sequence written at once: confirmations and replies in the
+    order the commands were sent."""
+    a, b, c = shard_names(env, "ss2")
+    cmds = [("SSUBSCRIBE", a, b, c), ("PING", "x"), ("SUNSUBSCRIBE", b, a),
+            ("SSUBSCRIBE", a, c, b), ("SUNSUBSCRIBE", c, b, a),
+            ("SET", "ss2:k", "v"), ("GET", "ss2:k"), ("DEL", "ss2:k")]
+    n = 3 + 1 + 2 + 3 + 3 + 3
+    with harness.Standalone() as sa, env.client() as p, sa.client() as d:
+        for x in (p, d):
+            x.send(*cmds)
+        rp = [p.read() for _ in range(n)]
+        rd = [d.read() for _ in range(n)]
+        assert rp == rd, "proxy %r != redis %r" % (rp, rd)
+        assert not arrives(p, 0.2)
+
+
+@test
+def test_ssubscribe_several_slots_messages(env):
+    """One SSUBSCRIBE over three shards: every shard's messages arrive;
+    SUNSUBSCRIBE with no channel drops all of them on every shard."""
+    names = shard_names(env, "ss3")
+    with env.client() as s, env.client() as pub:
+        s.send(("SSUBSCRIBE",) + tuple(names))
+        assert [s.read() for _ in names] == [
+            [b"ssubscribe", n.encode(), i + 1] for i, n in enumerate(names)]
+        assert shard_subscribers(env, names) == [1, 1, 1]
+        for n in names:
+            assert pub.call("SPUBLISH", n, "hi-" + n) == 1, n
+        got = [s.read() for _ in names]
+        assert sorted(got) == sorted(
+            [b"smessage", n.encode(), ("hi-" + n).encode()] for n in names)
+        s.send(("SUNSUBSCRIBE",))
+        rs = [s.read() for _ in names]
+        assert [x[0] for x in rs] == [b"sunsubscribe"] * 3, rs
+        assert sorted(x[1] for x in rs) == sorted(n.encode() for n in names)
+        assert [x[2] for x in rs] == [2, 1, 0], rs
+        # Out of subscribed mode: plain commands; nothing subscribed left.
+        assert s.call("PING") == b"PONG"
+        assert shard_subscribers(env, names) == [0, 0, 0]
+        for n in names:
+            assert pub.call("SPUBLISH", n, "late") == 0
+        assert not arrives(s, 0.3)
+
+
+@test
+def test_ssubscribe_several_slots_reset_and_quit(env):
+    """RESET while subscribed on three shards drops every subscription and
+    leaves a plain connection; QUIT closes, and the shards forget it."""
+    names = shard_names(env, "ss4")
+    with env.client() as s:
+        s.send(("SSUBSCRIBE",) + tuple(names))
+        assert len([s.read() for _ in names]) == 3
+        assert s.call("RESET") == b"RESET"
+        assert s.call("PING") == b"PONG"
+        wait_until(lambda: shard_subscribers(env, names) == [0, 0, 0], 10,
+                   "subscriptions gone after RESET")
+        # Subscribing again after RESET works on fresh connections.
+        s.send(("SSUBSCRIBE",) + tuple(names))
+        assert [s.read()[2] for _ in names] == [1, 2, 3]
+        assert shard_subscribers(env, names) == [1, 1, 1]
+        # RESET pipelined right behind the subscribe.
+        s.send(("SUNSUBSCRIBE",), ("SSUBSCRIBE",) + tuple(names), ("RESET",),
+               ("PING",))
+        rs = [s.read() for _ in range(3 + 3 + 2)]
+        assert rs[-2:] == [b"RESET", b"PONG"], rs
+        wait_until(lambda: shard_subscribers(env, names) == [0, 0, 0], 10,
+                   "subscriptions gone after pipelined RESET")
+    with env.client() as q:
+        q.send(("SSUBSCRIBE",) + tuple(names), ("QUIT",))
+        assert [q.read()[0] for _ in names] == [b"ssubscribe"] * 3
+        assert q.read() == b"OK"
+        assert q.is_closed()
+    wait_until(lambda: shard_subscribers(env, names) == [0, 0, 0], 10,
+               "subscriptions gone after QUIT")
+
+
+@test(timeout=60)
+def test_ssubscribe_several_slots_never_reads(env):
+    """A subscriber on three shards that never reads is closed at its
+    output limit; the proxy and its other clients go on."""
+    px = env.new_proxy(extra="clients:\n  output_limit: 1mb")
+    names = shard_names(env, "ss5")
+    slow = px.client()
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    try:
+        slow.send(("SSUBSCRIBE",) + tuple(names))
+        assert len([slow.read() for _ in names]) == 3
+        payload = b"x" * 8192
+        with px.client(30) as pub, px.client() as other:
+            def flood():
+                pub.pipeline([("SPUBLISH", n, payload)
+                              for n in names for _ in range(40)])
+                return shard_subscribers(env, names) == [0, 0, 0]
+            wait_until(flood, 30, "slow subscriber closed")
+            assert other.call("SET", "ss5:k", "1") == b"OK"
+            assert other.call("GET", "ss5:k") == b"1"
+            other.call("DEL", "ss5:k")
+    finally:
+        slow.close()
+
+
+def _move(cl, slot, src, dst):
+    cl.migrate_slots(src, dst, [slot])
+
+
+@test(last=True, timeout=120)
+def test_ssubscribe_slot_moved(env):
+    """A slot moved behind the proxy's back: the SSUBSCRIBE meets MOVED at
+    the old owner, and the client still gets its confirmation and then
+    the messages (the proxy refreshes its map and subscribes where the
+    slot is). Then the slot moves back under the subscription: the
+    server's sunsubscribe never reaches the client, the messages go on."""
+    cl = env.cluster
+    cl.wait_ok(30)
+    a, b, c = shard_names(env, "ss6")
+    src = cl.node_for_key(a)
+    dst = cl.node_for_key(b)
+    slot = keyslot(a)
+    px = harness.Proxy([m.port for m in cl.masters()])
+    env.proxies.append(px)
+    px.cluster_option("refresh_interval: 24h").start()
+    home = src
+    try:
+        with px.client() as s, px.client() as pub:
+            assert pub.call("SET", "ss6:warm", "1") == b"OK"
+            _move(cl, slot, src, dst)
+            home = dst
+            # The old owner answers MOVED: never shown to the client.
+            s.send(("SSUBSCRIBE", a))
+            assert s.read() == [b"ssubscribe", a.encode(), 1]
+            s.send(("SSUBSCRIBE", c, a))
+            assert [s.read(), s.read()] == [
+                [b"ssubscribe", c.encode(), 2],
+                [b"ssubscribe", a.encode(), 2]]
+            wait_until(lambda: dst.call("PUBSUB", "SHARDNUMSUB", a)[1] == 1,
+                       10, "subscribed at the slot's new owner")
+            assert pub.call("SPUBLISH", a, "after-move") == 1
+            assert s.read() == [b"smessage", a.encode(), b"after-move"]
+            assert pub.call("SPUBLISH", c, "other") == 1
+            assert s.read() == [b"smessage", c.encode(), b"other"]
+            # Moved back under the subscription.
+            _move(cl, slot, dst, src)
+            home = src
+            wait_until(lambda: src.call("PUBSUB", "SHARDNUMSUB", a)[1] == 1,
+                       15, "subscribed again where the slot went back")
+            assert pub.call("SPUBLISH", a, "back") == 1
+            assert s.read() == [b"smessage", a.encode(), b"back"]
+            s.send(("SUNSUBSCRIBE",))
+            rs = [s.read(), s.read()]
+            assert [x[2] for x in rs] == [1, 0], rs
+            assert sorted(x[1] for x in rs) == sorted([a.encode(),
+                                                       c.encode()]), rs
+            assert s.call("PING") == b"PONG"
+    except ConnectionClosed:
+        raise AssertionError("subscriber closed across the slot move")
+    finally:
+        if home is not src:
+            _move(cl, slot, home, src)
