@@ -1084,17 +1084,84 @@ static const char *const merge_names[] = {
     [CMD_MERGE_SLOTSTATS] = "slotstats",
 };
 
-/* [fullname, route, merge, built-in (1) or learned only (0)] */
+static const char *const op_names[] = {
+    [CMD_OP_NONE] = "none",         [CMD_OP_PING] = "ping",
+    [CMD_OP_ECHO] = "echo",         [CMD_OP_QUIT] = "quit",
+    [CMD_OP_SELECT] = "select",     [CMD_OP_HELLO] = "hello",
+    [CMD_OP_INFO] = "info",         [CMD_OP_AUTH] = "auth",
+    [CMD_OP_RESET] = "reset",       [CMD_OP_OK] = "ok",
+    [CMD_OP_ROLE] = "role",         [CMD_OP_CLIENT] = "client",
+    [CMD_OP_COMMAND] = "command",   [CMD_OP_SLOWLOG] = "slowlog",
+    [CMD_OP_CLUSTER] = "cluster",   [CMD_OP_MULTI] = "multi",
+    [CMD_OP_EXEC] = "exec",         [CMD_OP_DISCARD] = "discard",
+    [CMD_OP_WATCH] = "watch",       [CMD_OP_UNWATCH] = "unwatch",
+    [CMD_OP_SUBSCRIBE] = "subscribe", [CMD_OP_PSUBSCRIBE] = "psubscribe",
+    [CMD_OP_SSUBSCRIBE] = "ssubscribe",
+    [CMD_OP_UNSUBSCRIBE] = "unsubscribe",
+    [CMD_OP_PUNSUBSCRIBE] = "punsubscribe",
+    [CMD_OP_SUNSUBSCRIBE] = "sunsubscribe",
+    [CMD_OP_PUBLISH] = "publish",   [CMD_OP_WAIT] = "wait",
+};
+
+static const char *const role_names[] = {
+    [ROLE_READ_ONLY] = "read-only", [ROLE_READ_WRITE] = "read-write",
+    [ROLE_ADMIN] = "admin",
+};
+
+#define NAME_OF(tab, i) ((size_t)(i) < SP_ARRAY_LEN(tab) ? tab[i] : "?")
+
+/* Why the proxy does not run c as routed (refused, or disabled by
+ * disabled_commands on its top-level command top): the error text it
+ * answers with, without the '-' and CRLF; "" when it runs. */
 static void
-route_row(struct buf *b, const struct command *c)
+route_note(struct buf *b, const struct command *c, const struct command *top,
+           const struct config *conf)
 {
-    buf_add_array(b, 4);
+    struct buf e;
+    buf_init(&e);
+    if (config_command_disabled(conf, top))
+        buf_append_str(&e, "-ERR slotproxy: disabled by the proxy "
+                           "configuration\r\n");
+    else if (c->route == CMD_ROUTE_REFUSED)
+        command_err_refused(&e, c);
+    if (e.len >= 3)
+        buf_add_bulk(b, e.data + 1, e.len - 3);
+    else
+        buf_add_bulk_str(b, "");
+    buf_deinit(&e);
+}
+
+/* Where c comes from: "both" (learned, and the built-in table has it),
+ * "built-in" (no master reported it), "learned" (only the cluster knows
+ * it). top: its top-level command (c itself for one). */
+static const char *
+route_source(const struct command *c, const struct command *top)
+{
+    if (c->builtin != NULL)
+        return "both";
+    const struct command *g = command_lookup(top->name, strlen(top->name));
+    if (g != NULL && c != top)
+        g = command_lookup_sub(g, c->name, strlen(c->name));
+    return g != NULL ? "built-in" : "learned";
+}
+
+/* [fullname, route, merge, built-in (1) or learned only (0), handler,
+ * least role, note (why refused or disabled, else ""), source (see
+ * route_source), arity] */
+static void
+route_row(struct buf *b, const struct command *c, const struct command *top,
+          const struct config *conf)
+{
+    buf_add_array(b, 9);
     buf_add_bulk_str(b, c->fullname);
-    buf_add_bulk_str(b, c->route < SP_ARRAY_LEN(route_names)
-                            ? route_names[c->route] : "?");
-    buf_add_bulk_str(b, c->merge < SP_ARRAY_LEN(merge_names)
-                            ? merge_names[c->merge] : "?");
+    buf_add_bulk_str(b, NAME_OF(route_names, c->route));
+    buf_add_bulk_str(b, NAME_OF(merge_names, c->merge));
     buf_add_int(b, c->builtin != NULL);
+    buf_add_bulk_str(b, NAME_OF(op_names, c->op));
+    buf_add_bulk_str(b, NAME_OF(role_names, auth_min_role(c)));
+    route_note(b, c, top, conf);
+    buf_add_bulk_str(b, route_source(c, top));
+    buf_add_int(b, c->arity);
 }
 
 /* PROXY COMMAND ROUTES: how the table in force routes every command and
@@ -1109,10 +1176,10 @@ proxy_command_routes(struct admin_args *a)
     buf_init(&body);
     for (size_t i = 0; i < cmdtable_count(t); i++) {
         const struct command *c = cmdtable_at(t, i);
-        route_row(&body, c);
+        route_row(&body, c, c, a->c->w->conf);
         n++;
         for (uint16_t k = 0; k < c->nsubcmds; k++, n++)
-            route_row(&body, &c->subcmds[k]);
+            route_row(&body, &c->subcmds[k], c, a->c->w->conf);
     }
     buf_add_array(&a->r->rep, n);
     buf_append(&a->r->rep, body.data, body.len);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "command.h"
 #include "config.h"
 
 #define DEFAULT_USER "default"
@@ -112,4 +113,14 @@ auth_recheck(const struct config *conf, uint64_t fp, int *uidx)
         }
     }
     return -1;
+}
+
+int
+auth_min_role(const struct command *cmd)
+{
+    if (cmd->flags & CMD_F_ADMIN)
+        return ROLE_ADMIN;
+    if (cmd->flags & (CMD_F_READONLY | CMD_P_READ_ROLE))
+        return ROLE_READ_ONLY;
+    return ROLE_READ_WRITE;
 }

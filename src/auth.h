@@ -38,4 +38,11 @@ int auth_recheck(const struct config *conf, uint64_t fp, int *uidx);
  * is looked at whatever matches. fold: ASCII case-insensitive. */
 int auth_secret_eq(const char *a, size_t alen, const char *b, int fold);
 
+struct command;
+/* The least role (enum user_role) that may run cmd, from its permission
+ * bits: admin for what Redis flags admin, read-only for what Redis flags
+ * readonly or the table allows that role (CMD_P_READ_ROLE), read-write
+ * otherwise. Dispatch enforces it; PROXY COMMAND ROUTES shows it. */
+int auth_min_role(const struct command *cmd);
+
 #endif

@@ -249,9 +249,7 @@ denied(struct client *c, struct request *r, const struct command *cmd)
             return 0;
         return refuse(c, r, error_text(SPE_NOAUTH));
     }
-    if (!(cmd->flags & CMD_F_ADMIN) &&
-        (c->role != ROLE_READ_ONLY ||
-         (cmd->flags & (CMD_F_READONLY | CMD_P_READ_ROLE))))
+    if (c->role >= auth_min_role(cmd))
         return 0;
     snprintf(msg, sizeof(msg), ERR_NOPERM_FMT, cmd->fullname);
     return refuse(c, r, msg);

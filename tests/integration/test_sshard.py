@@ -11,6 +11,7 @@
 # that moves before or after the subscription).
 
 import os
+import re
 import socket
 import sys
 
@@ -42,14 +43,15 @@ arrives = harness.has_data
 
 
 def replies(c, cmds):
-    """Sends each command alone and reads the replies it gets: as many as
-    arrive, each within 0.25 s of the one before (a confirmation per
-    channel, whatever their number)."""
+    """Sends each command alone and reads its replies: one per channel
+    named; for a SUNSUBSCRIBE of everything, as many as arrive, each
+    within 0.25 s of the one before."""
     out = []
     for cmd in cmds:
         c.send(cmd)
-        got = [c.read()]
-        while arrives(c, 0.25):
+        n = max(1, len(cmd) - 1) if cmd[0].endswith("SUBSCRIBE") else 1
+        got = [c.read() for _ in range(n)]
+        while cmd == ("SUNSUBSCRIBE",) and arrives(c, 0.25):
             got.append(c.read())
         out.append(got)
     return out
@@ -252,3 +254,60 @@ def test_ssubscribe_slot_moved(env):
     finally:
         if home is not src:
             _move(cl, slot, home, src)
+
+
+# ------------------------------------------------------------ command docs
+
+def _routes_learned(px):
+    """True once the proxy's table is the one learned from the masters."""
+    with px.client() as c:
+        rows = c.call("PROXY", "COMMAND", "ROUTES")
+    return any(r[0] == b"get" and r[7] == b"both" for r in rows)
+
+
+@test(timeout=90)
+def test_command_docs_current(env):
+    """scripts/gen_command_docs.py, run against the proxy in front of the
+    test cluster, names every command the server lists (with the route
+    the proxy's table gives it), and the committed docs/commands.md is
+    what it writes when the cluster runs the server version the file
+    names."""
+    px = env.proxy
+    node = env.cluster.masters()[0]
+    wait_until(lambda: _routes_learned(px), 20, "command table learned")
+    out = os.path.join(harness.tmp_root(), "commands.md")
+    script = os.path.join(harness.SRCDIR, "scripts", "gen_command_docs.py")
+    rc, so, se = harness.run([sys.executable, script, "--proxy",
+                              "%s:%d" % (harness.HOST, px.port), "--node",
+                              "%s:%d" % (harness.HOST, node.port),
+                              "--out", out])
+    assert rc == 0, (so, se)
+    with open(out) as f:
+        text = f.read()
+    rows = {line.split(" | ")[0][2:]: line for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| Command")}
+    listed = [n.decode().upper().replace("|", " ")
+              for n in node.call("COMMAND", "LIST")]
+    assert listed and not [n for n in listed if n not in rows], \
+        [n for n in listed if n not in rows][:10]
+    # Routes come from the proxy's table, not from guesses.
+    assert "| keyed: " in rows["GET"], rows["GET"]
+    assert "split per slot, replies merged: values in key order" in \
+        rows["MGET"], rows["MGET"]
+    assert "every master, replies merged: integers summed" in \
+        rows["DBSIZE"], rows["DBSIZE"]
+    assert "refused: " in rows["SHUTDOWN"], rows["SHUTDOWN"]
+    assert "pinned: blocking" in rows["BLPOP"], rows["BLPOP"]
+    assert "pinned: pub/sub" in rows["SSUBSCRIBE"], rows["SSUBSCRIBE"]
+    server = re.compile(r"in front of (\S+-server \S+) ")
+    label = server.search(text).group(1)
+    with open(os.path.join(harness.SRCDIR, "docs", "commands.md")) as f:
+        committed = f.read()
+    theirs = server.search(committed)
+    if theirs is not None and theirs.group(1) != label:
+        harness.log("# docs/commands.md is for %s, this cluster runs %s: "
+                    "not compared" % (theirs.group(1), label))
+        return
+    assert committed == text, (
+        "docs/commands.md is not current: run scripts/gen_command_docs.py "
+        "against a proxy in front of this cluster (diff %s)" % out)
