@@ -613,8 +613,10 @@ conn_written(struct backend_conn *c, size_t nw)
         TAILQ_REMOVE(&c->sendq, r, bnext);
         r->asking_reply = r->asking;
         r->asking = 0;
-        if (c->srv->on_push != NULL) {
-            /* Replies come as pushes; nothing waits for them. */
+        if (c->srv->on_push != NULL && r != c->auth_req) {
+            /* Replies come as pushes; nothing waits for them. The AUTH
+             * in front (a backend_user's) still waits for its +OK, which
+             * the client must never see. */
             request_put(r);
             continue;
         }
@@ -679,8 +681,11 @@ auth_done(struct request *r)
     struct backend_conn *c = r->data;
     const char *rep = r->rep.data + r->rep.pos;
     size_t n = buf_unread(&r->rep);
-    if (n >= 3 && memcmp(rep, "+OK", 3) == 0)
+    if (n >= 3 && memcmp(rep, "+OK", 3) == 0) {
+        if (c->auth_req == r)
+            c->auth_req = NULL; /* r goes back to the pool */
         return;
+    }
     if (c->state == BCONN_CONNECTED && c->auth_req == r) {
         char msg[300];
         snprintf(msg, sizeof(msg), "authentication failed: %.*s",

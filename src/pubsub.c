@@ -75,8 +75,8 @@ struct pubsub {
     struct chanlist sharded;        /* the client's shard channels, as a
                                      * single Redis would hold them: what
                                      * its counts are made of */
-    struct chanlist op_chans;       /* channels of the SSUBSCRIBE waiting
-                                     * for its markers */
+    struct chanlist op_chans;       /* channels the SSUBSCRIBE waiting for
+                                     * its markers adds (new ones) */
     struct buf op_err;              /* first error a server gave it, to be
                                      * its answer (empty: none) */
     uint8_t op_sharded;             /* sync_req is a sharded operation
@@ -247,14 +247,36 @@ pubsub_drop_conns(struct client *c, struct pubsub *ps)
     chan_free(&ps->sharded);
 }
 
+/* An internal command on s: cmd with the n channels at l. */
+static void
+send_chans(struct worker *w, struct server *s, const char *cmd,
+           const struct buf *l, uint32_t n)
+{
+    struct request *r = request_new(&w->reqs);
+    buf_add_array(&r->req, 1 + n);
+    buf_add_bulk_str(&r->req, cmd);
+    for (uint32_t i = 0; i < n; i++)
+        buf_add_bulk(&r->req, l[i].data, l[i].len);
+    r->no_deadline = 1;
+    backend_send(s, r);
+    request_put(r);
+}
+
+/* The shard connection carrying ch, or NULL. */
+static struct server *
+shard_carrying(const struct pubsub *ps, const char *ch, size_t len)
+{
+    for (uint32_t i = 0; i < ps->nshards; i++)
+        if (chan_find(&ps->shards[i].chans, ch, len) >= 0)
+            return ps->shards[i].srv;
+    return NULL;
+}
+
 /* 1 when some shard connection carries channel ch. */
 static int
 shard_carries(const struct pubsub *ps, const struct buf *ch)
 {
-    for (uint32_t i = 0; i < ps->nshards; i++)
-        if (chan_find(&ps->shards[i].chans, ch->data, ch->len) >= 0)
-            return 1;
-    return 0;
+    return shard_carrying(ps, ch->data, ch->len) != NULL;
 }
 
 /* Subscribe ch again at the next tick, where the slot map says. */
@@ -266,22 +288,35 @@ shard_resub_later(struct pubsub *ps, const char *ch, size_t n)
         ps->lost_ms = sp_msec_now();
 }
 
+/* A failed SSUBSCRIBE subscribes nothing, as on a single Redis: the
+ * channels it added leave the client's list, and those a shard did
+ * subscribe are unsubscribed there (that confirmation, for a channel the
+ * client no longer holds, is then ignored). */
+static void
+shard_undo(struct client *c, struct pubsub *ps)
+{
+    for (uint32_t i = 0; i < ps->op_chans.n; i++) {
+        const struct buf *ch = &ps->op_chans.v[i];
+        chan_del(&ps->sharded, ch->data, ch->len);
+        chan_del(&ps->resub_shard, ch->data, ch->len);
+        struct server *s = shard_carrying(ps, ch->data, ch->len);
+        if (s != NULL)
+            send_chans(c->w, s, "SUNSUBSCRIBE", ch, 1);
+    }
+}
+
 /*
- * Every confirmation of a sharded operation is in. A channel of a failed
- * SSUBSCRIBE that no connection carries was never subscribed: it leaves
- * the client's list (its answer is the error). After a redirect, every
- * channel of the client that no connection carries is subscribed again
- * where the refreshed map says (a MOVED means the proxy's map was stale:
- * the client asked for a subscription and gets one).
+ * Every confirmation of a sharded operation is in: a failed SSUBSCRIBE
+ * is undone. After a redirect, every channel of the client that no
+ * connection carries is subscribed again where the refreshed map says (a
+ * MOVED means the proxy's map was stale: the client asked for a
+ * subscription and gets one).
  */
 static void
-shard_settle(struct pubsub *ps)
+shard_settle(struct client *c, struct pubsub *ps)
 {
     if (ps->op_err.len > 0)
-        for (uint32_t i = 0; i < ps->op_chans.n; i++)
-            if (!shard_carries(ps, &ps->op_chans.v[i]))
-                chan_del(&ps->sharded, ps->op_chans.v[i].data,
-                         ps->op_chans.v[i].len);
+        shard_undo(c, ps);
     chan_free(&ps->op_chans);
     if (!ps->recheck)
         return;
@@ -324,7 +359,7 @@ pubsub_sync_done(struct client *c, struct pubsub *ps, struct server *s)
         ps->subscribing = 0;
     for (uint32_t i = 0; i < ps->nshards; i++)
         ps->shards[i].subscribing = 0;
-    shard_settle(ps);
+    shard_settle(c, ps);
     struct buf after = ps->held_after;
     buf_init(&ps->held_after);
     if (r != NULL && ps->op_sharded)
@@ -395,10 +430,10 @@ pubsub_shard_error(struct client *c, struct pubsub *ps, const char *data,
         ps->recheck = 1;
         topology_request_refresh(c->w);
         if (ps->sync_req == NULL)
-            shard_settle(ps);
+            shard_settle(c, ps);
         return 1;
     }
-    if (ps->sync_req == NULL || ps->op_chans.n == 0)
+    if (ps->sync_req == NULL || !ps->op_sharded)
         return 0;
     if (ps->op_err.len == 0)
         buf_append(&ps->op_err, data, len);
@@ -550,7 +585,7 @@ pubsub_on_lost(struct server *s)
         ps->lost_ms = sp_msec_now();
     ps->recheck = 1; /* what it was subscribing is on no connection */
     if (ps->sync_req == NULL && ps->op_chans.n == 0)
-        shard_settle(ps);
+        shard_settle(c, ps);
     pin_release(c->w, &c->pins, s);
     /* The unsubscribe's marker will not come back: release the client's
      * input held behind it (last: that may close the client). */
@@ -698,21 +733,6 @@ reply_unsub_none(struct request *r, const char *kind,
     request_complete(r);
 }
 
-/* An internal command on s: cmd with the n channels at l. */
-static void
-send_chans(struct worker *w, struct server *s, const char *cmd,
-           const struct buf *l, uint32_t n)
-{
-    struct request *r = request_new(&w->reqs);
-    buf_add_array(&r->req, 1 + n);
-    buf_add_bulk_str(&r->req, cmd);
-    for (uint32_t i = 0; i < n; i++)
-        buf_add_bulk(&r->req, l[i].data, l[i].len);
-    r->no_deadline = 1;
-    backend_send(s, r);
-    request_put(r);
-}
-
 /* A marker PING on s, behind what was sent there: its reply says every
  * confirmation before it is in. */
 static void
@@ -821,8 +841,9 @@ pubsub_ssubscribe(struct client *c, struct request *r,
     for (uint32_t i = 1; i < p->argc; i++) {
         const char *ch = base + p->argv[i].off;
         size_t len = p->argv[i].len;
+        if (chan_find(&ps->sharded, ch, len) < 0)
+            chan_add(&ps->op_chans, ch, len); /* new: undone on error */
         chan_add(&ps->sharded, ch, len);
-        chan_add(&ps->op_chans, ch, len);
         shard_add(ps, srv[i])->subscribing = 1;
         server_set_add(to, &nto, srv[i]);
         buf_add_array(&r->rep, 3);
@@ -886,16 +907,6 @@ sunsub_all(struct client *c, struct pubsub *ps, struct request *r)
         return;
     }
     sync_wait(c, ps, r, to, nto);
-}
-
-/* The shard connection carrying ch, or NULL. */
-static struct server *
-shard_carrying(const struct pubsub *ps, const char *ch, size_t len)
-{
-    for (uint32_t i = 0; i < ps->nshards; i++)
-        if (chan_find(&ps->shards[i].chans, ch, len) >= 0)
-            return ps->shards[i].srv;
-    return NULL;
 }
 
 /*

@@ -44,13 +44,15 @@ arrives = harness.has_data
 
 def replies(c, cmds):
     """Sends each command alone and reads its replies: one per channel
-    named; for a SUNSUBSCRIBE of everything, as many as arrive, each
+    named (or one error); for a SUNSUBSCRIBE of everything, as many as arrive, each
     within 0.25 s of the one before."""
     out = []
     for cmd in cmds:
         c.send(cmd)
         n = max(1, len(cmd) - 1) if cmd[0].endswith("SUBSCRIBE") else 1
-        got = [c.read() for _ in range(n)]
+        got = [c.read()]
+        if not isinstance(got[0], harness.Error):   # refused: one error
+            got += [c.read() for _ in range(n - 1)]
         while cmd == ("SUNSUBSCRIBE",) and arrives(c, 0.25):
             got.append(c.read())
         out.append(got)
@@ -195,6 +197,45 @@ def test_ssubscribe_several_slots_never_reads(env):
             other.call("DEL", "ss5:k")
     finally:
         slow.close()
+
+
+@test(timeout=60)
+def test_ssubscribe_several_slots_refused_channel(env):
+    """A backend ACL user that may not use one of the channels: the whole
+    SSUBSCRIBE is refused with the server's error and subscribes nothing
+    (the shards that did subscribe are undone), as on a single Redis;
+    earlier subscriptions stay."""
+    cl = env.cluster
+    ok = shard_names(env, "ok")
+    acl = ("SETUSER", "sp_ch", "on", ">sp-ch-pw", "~*", "&ok:*", "+@all")
+    cmds = [("SSUBSCRIBE", ok[0], ok[1]),
+            ("SSUBSCRIBE", ok[2], "bad:0", ok[1]),
+            ("PING",),
+            ("SSUBSCRIBE", "bad:1"),
+            ("SUNSUBSCRIBE", ok[0], ok[1], ok[2]),
+            ("PING",)]
+    try:
+        for m in cl.masters():
+            assert m.call("ACL", *acl) == b"OK"
+        px = env.new_proxy(extra=(
+            "auth:\n  users:\n"
+            "    - {name: ch, password: chpw, role: read-write, "
+            "backend_user: sp_ch, backend_password: sp-ch-pw}\n"))
+        with harness.Standalone() as sa, px.client() as p, \
+                sa.client() as d:
+            assert d.call("ACL", *acl) == b"OK"
+            assert p.call("AUTH", "ch", "chpw") == b"OK"
+            assert d.call("AUTH", "sp_ch", "sp-ch-pw") == b"OK"
+            rp = replies(p, cmds)
+            rd = replies(d, cmds)
+            for cmd, a, b in zip(cmds, rp, rd):
+                assert a == b, "%r: proxy %r != redis %r" % (cmd, a, b)
+        # Nothing of the refused command stays subscribed on the shards.
+        wait_until(lambda: shard_subscribers(env, ok) == [0, 0, 0], 10,
+                   "refused SSUBSCRIBE undone")
+    finally:
+        for m in cl.masters():
+            m.call("ACL", "DELUSER", "sp_ch")
 
 
 def _move(cl, slot, src, dst):
