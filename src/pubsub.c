@@ -47,10 +47,18 @@
  * client publishes, nor the client's own PING, can pass for it. */
 #define SYNC_TOKEN_LEN 32
 
-/* A set of channel (or pattern) names, as the server confirmed them. */
+/* A set of channel (or pattern) names, with a hash index: a client may
+ * name a million channels in one command, and every confirmation looks
+ * its name up, so lookups must not walk the list. */
 struct chanlist {
     struct buf *v;                  /* names (each buf holds one) */
-    uint32_t n;
+    uint32_t n;                     /* names in v */
+    uint32_t cap;                   /* room in v */
+    uint32_t *ix;                   /* open addressing on chan_hash, linear
+                                     * probing: 0 empty, CHAN_GONE deleted,
+                                     * else 1 + an index into v */
+    uint32_t ixcap;                 /* slots in ix: a power of two, or 0 */
+    uint32_t gone;                  /* CHAN_GONE slots in ix */
 };
 
 struct shard_sub {
@@ -107,34 +115,111 @@ struct pubsub {
 /* Give up re-subscribing (and close the client) after this long. */
 #define RESUB_GIVE_UP_MS 15000
 
+#define CHAN_GONE UINT32_MAX
+
+static uint32_t
+chan_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* The index slot that holds name s, or NULL; *room: the first free slot
+ * of its probe sequence, where it would go. The index always keeps an
+ * empty slot (chan_add grows it first), so the probe ends. */
+static uint32_t *
+chan_slot(const struct chanlist *l, const char *s, size_t n, uint32_t **room)
+{
+    uint32_t mask = l->ixcap - 1;
+    *room = NULL;
+    if (l->ixcap == 0)
+        return NULL;
+    for (uint32_t k = chan_hash(s, n) & mask;; k = (k + 1) & mask) {
+        uint32_t v = l->ix[k];
+        if (v == 0 || v == CHAN_GONE) {
+            if (*room == NULL)
+                *room = &l->ix[k];
+            if (v == 0)
+                return NULL;
+            continue;
+        }
+        const struct buf *b = &l->v[v - 1];
+        if (b->len == n && memcmp(b->data, s, n) == 0)
+            return &l->ix[k];
+    }
+}
+
+/* Rebuild the index for l->n + 1 names at most 3/8 full. */
+static void
+chan_reindex(struct chanlist *l)
+{
+    uint32_t cap = 16;
+    while ((uint64_t)cap * 3 < ((uint64_t)l->n + 1) * 8)
+        cap <<= 1;
+    sp_free(l->ix);
+    l->ix = sp_calloc(cap, sizeof(*l->ix));
+    l->ixcap = cap;
+    l->gone = 0;
+    for (uint32_t i = 0; i < l->n; i++) {
+        uint32_t k = chan_hash(l->v[i].data, l->v[i].len) & (cap - 1);
+        while (l->ix[k] != 0)
+            k = (k + 1) & (cap - 1);
+        l->ix[k] = i + 1;
+    }
+}
+
 static int
 chan_find(const struct chanlist *l, const char *s, size_t n)
 {
-    for (uint32_t i = 0; i < l->n; i++)
-        if (l->v[i].len == n && memcmp(l->v[i].data, s, n) == 0)
-            return (int)i;
-    return -1;
+    uint32_t *room;
+    uint32_t *slot = chan_slot(l, s, n, &room);
+    return slot != NULL ? (int)(*slot - 1) : -1;
 }
 
 static void
 chan_add(struct chanlist *l, const char *s, size_t n)
 {
-    if (chan_find(l, s, n) >= 0)
+    uint32_t *room;
+    if (chan_slot(l, s, n, &room) != NULL)
         return;
-    l->v = sp_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+    if (((uint64_t)l->n + l->gone + 1) * 4 > (uint64_t)l->ixcap * 3) {
+        chan_reindex(l);
+        chan_slot(l, s, n, &room);
+    }
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 4;
+        l->v = sp_realloc(l->v, l->cap * sizeof(*l->v));
+    }
+    if (*room == CHAN_GONE)
+        l->gone--;
     buf_init(&l->v[l->n]);
     buf_append(&l->v[l->n], s, n);
-    l->n++;
+    *room = ++l->n;
 }
 
+/* Remove name s (s may point into the list itself). */
 static void
 chan_del(struct chanlist *l, const char *s, size_t n)
 {
-    int i = chan_find(l, s, n);
-    if (i < 0)
+    uint32_t *room;
+    uint32_t *slot = chan_slot(l, s, n, &room);
+    if (slot == NULL)
         return;
+    uint32_t i = *slot - 1, last = l->n - 1;
+    *slot = CHAN_GONE;
+    l->gone++;
+    if (i != last) {
+        /* The last name fills the hole: its slot points there now. */
+        uint32_t *moved = chan_slot(l, l->v[last].data, l->v[last].len, &room);
+        *moved = i + 1;
+    }
     buf_deinit(&l->v[i]);
-    l->v[i] = l->v[--l->n];
+    l->v[i] = l->v[last];
+    l->n--;
 }
 
 static void
@@ -143,8 +228,8 @@ chan_free(struct chanlist *l)
     for (uint32_t i = 0; i < l->n; i++)
         buf_deinit(&l->v[i]);
     sp_free(l->v);
-    l->v = NULL;
-    l->n = 0;
+    sp_free(l->ix);
+    memset(l, 0, sizeof(*l));
 }
 
 int

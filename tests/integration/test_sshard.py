@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -236,6 +237,32 @@ def test_ssubscribe_several_slots_refused_channel(env):
     finally:
         for m in cl.masters():
             m.call("ACL", "DELUSER", "sp_ch")
+
+
+@test(timeout=60)
+def test_ssubscribe_many_channels_linear(env):
+    """100,000 channels in one SSUBSCRIBE, then SUNSUBSCRIBE of all: the
+    proxy's bookkeeping stays linear (a list walked per channel took
+    minutes at this size, the worker serving no one meanwhile), and other
+    clients are answered throughout."""
+    n = 100000
+    names = ["many:%d" % i for i in range(n)]
+    with env.client(60) as s, env.client() as other:
+        t = time.time()
+        s.send(("SSUBSCRIBE",) + tuple(names))
+        last = None
+        for _ in range(n):
+            last = s.read()
+        assert last == [b"ssubscribe", names[-1].encode(), n], last
+        assert other.call("PING") == b"PONG"
+        s.send(("SUNSUBSCRIBE",))
+        got = [s.read() for _ in range(n)]
+        assert got[-1][2] == 0 and len({g[1] for g in got}) == n
+        took = time.time() - t
+        harness.log("# %d channels subscribed and dropped in %.2fs" % (
+            n, took))
+        assert took < 20, took
+        assert s.call("PING") == b"PONG"
 
 
 def _move(cl, slot, src, dst):
