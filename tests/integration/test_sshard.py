@@ -265,6 +265,31 @@ def test_ssubscribe_many_channels_linear(env):
         assert s.call("PING") == b"PONG"
 
 
+@test(timeout=60)
+def test_ssubscribe_several_slots_client_gone(env):
+    """Clients that leave while their SSUBSCRIBE or SUNSUBSCRIBE waits for
+    the shards (closed right after writing it, half-written, or after a
+    pipelined RESET): the proxy drops their state, the shards forget
+    them, other clients go on."""
+    names = shard_names(env, "ss7")
+    many = tuple(names) + tuple("ss7:x%d" % i for i in range(2000))
+    for i in range(20):
+        c = env.client()
+        if i % 4 == 0:
+            c.send(("SSUBSCRIBE",) + many)
+        elif i % 4 == 1:
+            c.send(("SSUBSCRIBE",) + many, ("SUNSUBSCRIBE",))
+        elif i % 4 == 2:
+            c.send(("SSUBSCRIBE",) + many, ("RESET",), ("SSUBSCRIBE",) + many)
+        else:
+            c.send_raw(harness.encode(("SSUBSCRIBE",) + many)[:-20])
+        c.close()
+    with env.client() as o:
+        assert o.call("PING") == b"PONG"
+    wait_until(lambda: shard_subscribers(env, names) == [0, 0, 0], 15,
+               "subscriptions of closed clients gone")
+
+
 def _move(cl, slot, src, dst):
     cl.migrate_slots(src, dst, [slot])
 
