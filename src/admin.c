@@ -155,17 +155,33 @@ auth_login(struct admin_args *a, int ui, uint32_t pi)
     return 0;
 }
 
+/* Without auth configured the proxy is Redis's nopass default user:
+ * any password logs "default" in, another user name is refused. 0 when
+ * argv[ui] may log in. */
+static int
+auth_nopass(struct admin_args *a, uint32_t ui)
+{
+    if (ARGLEN(a, ui) == 7 && memcmp(ARG(a, ui), "default", 7) == 0)
+        return 0;
+    buf_printf(&a->r->rep, "-%s\r\n", error_text(SPE_WRONGPASS));
+    reply_done(a);
+    return -1;
+}
+
 static void
 cmd_auth(struct admin_args *a)
 {
-    if (!auth_configured(a->c->w->conf)) {
-        reply_err(a, "ERR AUTH <password> called without any password "
-                     "configured for the default user. Are you sure your "
-                     "configuration is correct?");
-        return;
-    }
     if (a->argc > 3) {
         reply_err(a, "ERR syntax error");
+        return;
+    }
+    if (!auth_configured(a->c->w->conf)) {
+        if (a->argc == 2)
+            reply_err(a, "ERR AUTH <password> called without any password "
+                         "configured for the default user. Are you sure "
+                         "your configuration is correct?");
+        else if (auth_nopass(a, 1) == 0)
+            reply_simple(a, "OK");
         return;
     }
     if (auth_login(a, a->argc == 3 ? 1 : -1, a->argc - 1) == 0)
@@ -176,13 +192,13 @@ static void
 hello_reply(struct admin_args *a)
 {
     struct buf *b = &a->r->rep;
-    buf_add_array(b, 14);
+    buf_add_map(b, 7, a->c->resp3);
     buf_add_bulk_str(b, "server");
     buf_add_bulk_str(b, "redis");
     buf_add_bulk_str(b, "version");
     buf_add_bulk_str(b, PRESENTED_REDIS_VERSION);
     buf_add_bulk_str(b, "proto");
-    buf_add_int(b, 2);
+    buf_add_int(b, a->c->resp3 ? 3 : 2);
     buf_add_bulk_str(b, "id");
     buf_add_int(b, (long long)a->c->id);
     buf_add_bulk_str(b, "mode");
@@ -233,10 +249,12 @@ hello_syntax_error(struct admin_args *a, uint32_t i)
 }
 
 /*
- * HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only for now.
+ * HELLO [protover [AUTH user pass] [SETNAME name]], protover 2 or 3.
  * As in Redis, the whole command is parsed (and the name validated)
- * before anything happens; then AUTH; the name is set only once the
- * client is authenticated.
+ * before anything happens; then AUTH; the name and the protocol are set
+ * only once the client is authenticated. The proxy presents itself as one
+ * standalone node (mode "standalone", as its INFO says): clients then use
+ * it as one server, which is what it is to them.
  */
 static void
 cmd_hello(struct admin_args *a)
@@ -244,14 +262,14 @@ cmd_hello(struct admin_args *a)
     uint32_t i = 1;
     int auth = -1, name = -1;       /* argv index of AUTH's user, of the
                                      * name; -1: not given */
+    long long ver = a->c->resp3 ? 3 : 2;
     if (a->argc >= 2) {
-        long long ver;
         if (sp_str2ll(ARG(a, 1), ARGLEN(a, 1), &ver) != 0) {
             reply_err(a, "ERR Protocol version is not an integer or out of "
                          "range");
             return;
         }
-        if (ver != 2) {
+        if (ver < 2 || ver > 3) {
             reply_err(a, "NOPROTO unsupported protocol version");
             return;
         }
@@ -277,13 +295,21 @@ cmd_hello(struct admin_args *a)
             return;
         }
     }
+    if ((ver == 3) != a->c->resp3 && a->c->pins.n > 0) {
+        /* A WATCH or subscription lives on a connection of the old
+         * protocol: switching would lose it. */
+        reply_err(a, "ERR slotproxy: HELLO cannot change the protocol "
+                     "while WATCH or a subscription holds a connection "
+                     "(RESET or UNWATCH first)");
+        return;
+    }
     if (auth >= 0) {
         if (!auth_configured(a->c->w->conf)) {
-            cmd_auth(a);
+            if (auth_nopass(a, (uint32_t)auth) != 0)
+                return;
+        } else if (auth_login(a, auth, (uint32_t)auth + 1) != 0) {
             return;
         }
-        if (auth_login(a, auth, (uint32_t)auth + 1) != 0)
-            return;
     }
     if (!a->c->authed) {
         reply_err(a, "NOAUTH HELLO must be called with the client already "
@@ -294,6 +320,7 @@ cmd_hello(struct admin_args *a)
     }
     if (name >= 0)
         client_set_name(a->c, ARG(a, name), ARGLEN(a, name));
+    client_set_resp3(a->c, ver == 3);
     hello_reply(a);
 }
 

@@ -87,14 +87,17 @@ struct server {
                                      * sent first on every connection */
     int private_conn;               /* a client's pinned connection, not in
                                      * the worker's shared list */
-    uint16_t cred;                  /* credential its connections AUTH with:
+    uint16_t cred;                  /* pool key: the credential its
+                                     * connections AUTH with (BACKEND_CRED_ID:
                                      * 0 = cluster.username/password, else
-                                     * w->creds[cred - 1] */
+                                     * w->creds[id - 1]) and the protocol
+                                     * (BACKEND_CRED_RESP3) */
     struct server *base;            /* for a shared pool with cred != 0:
                                      * the node's cred 0 server (owner) */
     struct server **alt;            /* cred 0 shared server: the node's
-                                     * pools for other credentials, by
-                                     * cred - 1, made on first use (owned) */
+                                     * pools for other keys, by
+                                     * backend_alt_index, made on first use
+                                     * (owned) */
     uint16_t nalt;                  /* entries in alt */
     uint64_t last_used_us;          /* last backend_send, worker clock
                                      * (backend_reap) */
@@ -106,6 +109,17 @@ struct server {
     /* Push mode: the connection dropped (called from its error path). */
     void (*on_push_lost)(struct server *s);
 };
+
+/*
+ * A pool key (request, pinset and server cred fields) is a credential id
+ * (0 = cluster.username/password) plus the protocol bit: RESP3 clients'
+ * requests travel on connections opened with HELLO 3, so the node's reply
+ * bytes reach them unchanged; RESP2 clients keep key 0 and the pools they
+ * always had. Pushes (RESP3 '>') on a request/reply connection are not
+ * replies and are dropped.
+ */
+#define BACKEND_CRED_RESP3 0x8000u
+#define BACKEND_CRED_ID(cred) ((uint16_t)((cred) & 0x7fffu))
 
 /* Find the server host:port in the worker, creating it if new. */
 struct server *backend_get(struct worker *w, const char *host, uint16_t port);

@@ -183,6 +183,9 @@ dispatch_reset(struct client *c)
     pin_blocking_done(c->w, &c->pins);
     /* Last: it may complete a request, which may close the client. */
     pubsub_reset(c);
+    /* Back to RESP2, as Redis's RESET; its +RESET is RESP2 alike. */
+    if (!c->closed)
+        client_set_resp3(c, 0);
 }
 
 /* The new role of c under the worker's configuration, or -1 when c is

