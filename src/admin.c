@@ -437,7 +437,8 @@ cmd_info(struct admin_args *a)
     /* Redis ends INFO without the blank line after the last section. */
     if (body.len >= 2)
         body.len -= 2;
-    buf_add_bulk(&a->r->rep, body.data ? body.data : "", body.len);
+    buf_add_verbatim(&a->r->rep, body.data ? body.data : "", body.len,
+                     a->c->resp3);
     buf_deinit(&body);
     reply_done(a);
 }
@@ -548,6 +549,41 @@ client_unblock(struct admin_args *a)
     backend_send(backend_get(a->c->w, e.host, e.port), a->r);
 }
 
+/*
+ * Client-side caching is not offered (README, "Client-side caching"):
+ * a server tracks the keys read on a connection, and the proxy's
+ * connections are shared, so its invalidations could not be told apart
+ * per client. CLIENT TRACKING is refused with that reason; the queries
+ * answer as Redis does for a client with tracking off.
+ */
+static void
+client_tracking(struct admin_args *a, const char *sub)
+{
+    struct buf *b = &a->r->rep;
+    if (strcmp(sub, "tracking") == 0) {
+        reply_err(a, "ERR slotproxy: CLIENT TRACKING is not supported "
+                     "through the proxy (backend connections are shared: "
+                     "invalidations cannot be routed to one client)");
+    } else if (strcmp(sub, "caching") == 0) {
+        reply_err(a, "ERR CLIENT CACHING can be called only when the "
+                     "client is in tracking mode with OPTIN or OPTOUT mode "
+                     "enabled");
+    } else if (strcmp(sub, "getredir") == 0) {
+        buf_add_int(b, -1);
+        reply_done(a);
+    } else {
+        buf_add_map(b, 3, a->c->resp3);
+        buf_add_bulk_str(b, "flags");
+        buf_add_set(b, 1, a->c->resp3);
+        buf_add_bulk_str(b, "off");
+        buf_add_bulk_str(b, "redirect");
+        buf_add_int(b, -1);
+        buf_add_bulk_str(b, "prefixes");
+        buf_add_array(b, 0);
+        reply_done(a);
+    }
+}
+
 static void
 cmd_client(struct admin_args *a)
 {
@@ -561,7 +597,7 @@ cmd_client(struct admin_args *a)
         if (c->name != NULL)
             buf_add_bulk_str(&a->r->rep, c->name);
         else
-            buf_add_nil(&a->r->rep);
+            buf_add_null(&a->r->rep, c->resp3);
     } else if (strcmp(sub, "setname") == 0) {
         const char *err = client_name_error(ARG(a, 2), ARGLEN(a, 2));
         if (err != NULL) {
@@ -578,7 +614,7 @@ cmd_client(struct admin_args *a)
         struct buf line;
         buf_init(&line);
         view_client_line(&line, c, now);
-        buf_add_bulk(&a->r->rep, line.data, line.len);
+        buf_add_verbatim(&a->r->rep, line.data, line.len, c->resp3);
         buf_deinit(&line);
     } else if (strcmp(sub, "list") == 0) {
         /* Every worker's clients (view.c). */
@@ -594,6 +630,11 @@ cmd_client(struct admin_args *a)
         return;
     } else if (strcmp(sub, "unblock") == 0) {
         client_unblock(a);
+        return;
+    } else if (strcmp(sub, "tracking") == 0 || strcmp(sub, "caching") == 0 ||
+               strcmp(sub, "getredir") == 0 ||
+               strcmp(sub, "trackinginfo") == 0) {
+        client_tracking(a, sub);
         return;
     } else {
         command_err_refused(&a->r->rep, a->r->cmd);
@@ -674,7 +715,7 @@ command_info(struct admin_args *a)
                                      ARGLEN(a, i) - tlen - 1);
         if (top == NULL || !command_listed(top) ||
             (bar != NULL && (sub == NULL || sub->route == CMD_ROUTE_REFUSED)))
-            buf_add_nil(&a->r->rep);
+            buf_add_null(&a->r->rep, a->c->resp3);
         else
             command_entry(&a->r->rep, s, top, sub);
     }
@@ -786,7 +827,7 @@ cluster_nodes_reply(struct admin_args *a)
     buf_init(&line);
     buf_printf(&line, "%s %s:%u@0 myself,master - 0 0 1 connected 0-%d\n",
                a->c->w->proxy_id, a->c->lhost, a->c->lport, SLOT_COUNT - 1);
-    buf_add_bulk(&a->r->rep, line.data, line.len);
+    buf_add_verbatim(&a->r->rep, line.data, line.len, a->c->resp3);
     buf_deinit(&line);
     reply_done(a);
 }
@@ -795,15 +836,16 @@ static void
 cluster_shards_reply(struct admin_args *a)
 {
     struct buf *b = &a->r->rep;
+    int resp3 = a->c->resp3;
     buf_add_array(b, 1);
-    buf_add_array(b, 4);
+    buf_add_map(b, 2, resp3);
     buf_add_bulk_str(b, "slots");
     buf_add_array(b, 2);
     buf_add_int(b, 0);
     buf_add_int(b, SLOT_COUNT - 1);
     buf_add_bulk_str(b, "nodes");
     buf_add_array(b, 1);
-    buf_add_array(b, 14);
+    buf_add_map(b, 7, resp3);
     buf_add_bulk_str(b, "id");
     buf_add_bulk_str(b, a->c->w->proxy_id);
     buf_add_bulk_str(b, "port");
@@ -859,7 +901,7 @@ cmd_cluster(struct admin_args *a)
                    w->map->covered == SLOT_COUNT ? "ok" : "fail",
                    w->map->covered, w->map->covered, w->map->nnodes,
                    w->map->nmasters, (unsigned long long)w->map_epoch);
-        buf_add_bulk(&a->r->rep, body.data, body.len);
+        buf_add_verbatim(&a->r->rep, body.data, body.len, a->c->resp3);
         buf_deinit(&body);
         reply_done(a);
     } else if (strcmp(sub, "myid") == 0) {

@@ -110,17 +110,6 @@ struct server {
     void (*on_push_lost)(struct server *s);
 };
 
-/*
- * A pool key (request, pinset and server cred fields) is a credential id
- * (0 = cluster.username/password) plus the protocol bit: RESP3 clients'
- * requests travel on connections opened with HELLO 3, so the node's reply
- * bytes reach them unchanged; RESP2 clients keep key 0 and the pools they
- * always had. Pushes (RESP3 '>') on a request/reply connection are not
- * replies and are dropped.
- */
-#define BACKEND_CRED_RESP3 0x8000u
-#define BACKEND_CRED_ID(cred) ((uint16_t)((cred) & 0x7fffu))
-
 /* Find the server host:port in the worker, creating it if new. */
 struct server *backend_get(struct worker *w, const char *host, uint16_t port);
 void backend_free(struct server *s);

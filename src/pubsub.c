@@ -564,13 +564,17 @@ reply_unsub_none(struct request *r, const char *kind,
 {
     uint32_t nch = p->argc > 1 ? p->argc - 1 : 1;
     for (uint32_t i = 0; i < nch; i++) {
-        buf_add_array(&r->rep, 3);
+        /* A RESP3 client gets it as the push Redis sends it. */
+        if (request_resp3(r))
+            buf_append(&r->rep, ">3\r\n", 4);
+        else
+            buf_add_array(&r->rep, 3);
         buf_add_bulk_str(&r->rep, kind);
         if (p->argc > 1)
             buf_add_bulk(&r->rep, base + p->argv[i + 1].off,
                          p->argv[i + 1].len);
         else
-            buf_add_nil(&r->rep);
+            buf_add_null(&r->rep, request_resp3(r));
         buf_add_int(&r->rep, n);
     }
     request_complete(r);

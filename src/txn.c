@@ -323,7 +323,7 @@ txn_exec(struct client *c, struct request *r)
          * had changed (the client retries), never run unwatched. */
         txn_watch_end(t);
         txn_reset_queue(t);
-        reply_raw(r, "*-1\r\n");
+        reply_raw(r, request_resp3(r) ? "_\r\n" : "*-1\r\n");
         return;
     }
     buf_append(&r->req, multi_cmd, sizeof(multi_cmd) - 1);

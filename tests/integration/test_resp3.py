@@ -214,7 +214,7 @@ def data_cmds():
         ("ZADD", z, "1.5", "a", "2", "b", "-inf", "c"),
         ("ZSCORE", z, "a"), ("ZSCORE", z, "c"), ("ZSCORE", z, "none"),
         ("ZRANGE", z, "0", "-1", "WITHSCORES"), ("ZINCRBY", z, "0.25", "a"),
-        ("ZPOPMIN", z), ("ZRANDMEMBER", z, "-2", "WITHSCORES"),
+        ("ZPOPMIN", z), ("ZRANGE", z, "0", "0", "WITHSCORES"),
         ("ZMSCORE", z, "a", "none"),
         ("SADD", s, "1", "2", "3"), ("SMEMBERS", s), ("SMEMBERS", k("ns")),
         ("SINTER", s, s), ("SISMEMBER", s, "2"), ("SMISMEMBER", s, "1", "9"),
@@ -285,3 +285,112 @@ def test_resp3_differential_fanout(env):
         assert isinstance(c.call3("DBSIZE"), int)
         c.send(("DEL",) + tuple(ks))
         assert c.read_raw() == b":20\r\n"
+
+
+# ---------------------------------------------------- proxy-made replies
+
+@test
+def test_resp3_proxy_made_replies(env):
+    """What the proxy answers itself comes in RESP3 for a RESP3 client as
+    Redis sends it: CLIENT GETNAME's null, COMMAND INFO of an unknown
+    name, UNSUBSCRIBE when not subscribed (a push), CLIENT TRACKINGINFO's
+    map with a set, GETREDIR: the same bytes as one Redis. INFO (every
+    form), CLIENT INFO/LIST, CLUSTER INFO/NODES: verbatim strings
+    ("txt:"), as Redis; CLIENT INFO says resp=3; CLUSTER SHARDS: maps."""
+    raw_diff(env, [("CLIENT", "GETNAME"), ("COMMAND", "INFO", "nosuchcmd"),
+                   ("UNSUBSCRIBE",), ("UNSUBSCRIBE", "a"),
+                   ("PUNSUBSCRIBE",), ("CLIENT", "TRACKINGINFO"),
+                   ("CLIENT", "GETREDIR"), ("CLIENT", "CACHING", "yes"),
+                   ("CLIENT", "SETNAME", "nm"), ("CLIENT", "GETNAME"),
+                   ("INFO",), ("INFO", "server"), ("INFO", "keyspace"),
+                   ("INFO", "clients", "keyspace"), ("CLIENT", "INFO"),
+                   ("CLIENT", "LIST"), ("PING",)],
+             same_type=("INFO", "CLIENT"))
+    with env.client() as c:
+        hello3(c)
+        for cmd in (("INFO",), ("INFO", "keyspace"), ("CLIENT", "INFO"),
+                    ("CLIENT", "LIST"), ("CLUSTER", "INFO"),
+                    ("CLUSTER", "NODES")):
+            c.send(cmd)
+            raw = c.read_raw()
+            assert raw[:1] == b"=" and b"\r\ntxt:" in raw[:12], (cmd, raw)
+        assert b" resp=3 " in c.call3("CLIENT", "INFO")
+        shards = c.call3("CLUSTER", "SHARDS")
+        assert isinstance(shards[0], dict) and \
+            isinstance(shards[0][b"nodes"][0], dict), shards
+        # The same commands in RESP2 are unchanged.
+        c.send(("HELLO", "2"))
+        c.read_raw()
+        assert c.call("CLIENT", "GETNAME") is None
+        c.send(("INFO", "server"))
+        assert c.read_raw()[:1] == b"$"
+        assert b" resp=2 " in c.call("CLIENT", "INFO")
+
+
+@test
+def test_resp3_client_tracking_refused(env):
+    """CLIENT TRACKING is refused with the reason, in both protocols."""
+    for proto in ("2", "3"):
+        with env.client() as c:
+            c.send(("HELLO", proto))
+            c.read_raw()
+            r = c.call("CLIENT", "TRACKING", "on")
+            assert isinstance(r, Error) and r.startswith(
+                "ERR slotproxy: CLIENT TRACKING is not supported"), r
+            assert c.call("CLIENT", "TRACKING", "on", "BCAST").startswith(
+                "ERR slotproxy: CLIENT TRACKING")
+            assert c.call("PING") == b"PONG"
+
+
+def proxy_resp3_conn_ids(node):
+    """Ids of the RESP3 connections on node (the proxy's RESP3 pool)."""
+    out = []
+    for line in node.call("CLIENT", "LIST").decode().splitlines():
+        f = dict(x.split("=", 1) for x in line.split(" ") if "=" in x)
+        if f.get("resp") == "3":
+            out.append(f["id"])
+    return out
+
+
+@test
+def test_resp3_backend_pushes_are_not_replies(env):
+    """A push ('>') on the proxy's RESP3 backend connection (here an
+    invalidation, redirected to it by CLIENT TRACKING on another
+    connection) arrives between replies: it is dropped, never taken for
+    the reply of the next request; pipelined GETs of the RESP3 client all
+    get their own values while writes keep producing pushes."""
+    key = k("push")
+    node = env.cluster.node_for_key(key)
+    with env.client() as c:
+        hello3(c)
+        c.send(("SET", key, "v0"))
+        assert c.read_raw() == b"+OK\r\n"
+        ids = proxy_resp3_conn_ids(node)
+        assert ids, "no RESP3 connection from the proxy on the node"
+        trackers = []
+        try:
+            for cid in ids:
+                t = node.client()
+                assert t.call("CLIENT", "TRACKING", "on", "REDIRECT", cid,
+                              "BCAST") == b"OK"
+                trackers.append(t)
+            for i in range(50):
+                val = "v%d" % i
+                c.send(("SET", key, val), ("GET", key), ("GET", key),
+                       ("INCR", key + "n"))
+                assert c.read_raw() == b"+OK\r\n"
+                want = b"$%d\r\n%s\r\n" % (len(val), val.encode())
+                assert c.read_raw() == want, i
+                assert c.read_raw() == want, i
+                assert c.read_raw() == b":%d\r\n" % (i + 1), i
+            c.send(("DEL", key, key + "n"))
+            assert c.read_raw() == b":2\r\n"
+            # The pushes did arrive, and the connections they arrived on
+            # were kept (a push taken for a reply drops the connection).
+            assert sorted(proxy_resp3_conn_ids(node)) == sorted(ids)
+            for t in trackers:
+                assert t.call("CLIENT", "TRACKINGINFO")[1] == [b"on",
+                                                              b"bcast"]
+        finally:
+            for t in trackers:
+                t.close()
