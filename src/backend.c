@@ -616,8 +616,9 @@ conn_written(struct backend_conn *c, size_t nw)
         TAILQ_REMOVE(&c->sendq, r, bnext);
         r->asking_reply = r->asking;
         r->asking = 0;
-        if (c->srv->on_push != NULL) {
-            /* Replies come as pushes; nothing waits for them. */
+        if (c->srv->on_push != NULL && r != c->auth_req) {
+            /* Replies come as pushes; nothing waits for them (but the
+             * AUTH or HELLO 3 sent first, whose reply is no push). */
             request_put(r);
             continue;
         }
@@ -682,8 +683,11 @@ auth_done(struct request *r)
     struct backend_conn *c = r->data;
     const char *rep = r->rep.data + r->rep.pos;
     size_t n = buf_unread(&r->rep);
-    if (n >= 1 && rep[0] != '-')
+    if (n >= 1 && rep[0] != '-') {
+        if (c->auth_req == r)
+            c->auth_req = NULL; /* r goes back to the pool */
         return; /* +OK, or HELLO's map */
+    }
     if (c->state == BCONN_CONNECTED && c->auth_req == r) {
         char msg[300];
         snprintf(msg, sizeof(msg), "authentication failed: %.*s",

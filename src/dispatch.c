@@ -428,10 +428,12 @@ dispatch_exclusive(const struct client *c, const struct resp_req *p,
     if (c->tx != NULL && txn_watching(c))
         return 1;
     if (cmd->route == CMD_ROUTE_PUBSUB)
-        /* An unsubscribe's confirmations come before what follows. */
-        return c->ps != NULL && (cmd->op == CMD_OP_UNSUBSCRIBE ||
-                                 cmd->op == CMD_OP_PUNSUBSCRIBE ||
-                                 cmd->op == CMD_OP_SUNSUBSCRIBE);
+        /* An unsubscribe's confirmations come before what follows; a
+         * RESP3 client's subscribe's too (any command may follow). */
+        return c->resp3 || (c->ps != NULL &&
+                            (cmd->op == CMD_OP_UNSUBSCRIBE ||
+                             cmd->op == CMD_OP_PUNSUBSCRIBE ||
+                             cmd->op == CMD_OP_SUNSUBSCRIBE));
     if (cmd->op == CMD_OP_WATCH)
         return 1;
     if (cmd->route != CMD_ROUTE_BLOCKING)

@@ -127,7 +127,9 @@ chan_free(struct chanlist *l)
 int
 pubsub_intercepts(const struct client *c, const struct command *cmd)
 {
-    if (c->ps != NULL && c->ps->active)
+    /* RESP3 has no subscribed mode: pushes are told apart from replies,
+     * so every command runs (as Redis allows). */
+    if (c->ps != NULL && c->ps->active && !c->resp3)
         return cmd->op != CMD_OP_QUIT && cmd->op != CMD_OP_RESET;
     return cmd->route == CMD_ROUTE_PUBSUB;
 }
@@ -165,12 +167,16 @@ push_rewritten(struct client *c, const struct resp_value *v, long long total)
 {
     struct buf b;
     buf_init(&b);
-    buf_add_array(&b, 3);
+    /* A RESP3 connection's push stays one. */
+    if (v->type == '>')
+        buf_append(&b, ">3\r\n", 4);
+    else
+        buf_add_array(&b, 3);
     buf_add_bulk(&b, v->elems[0].str, v->elems[0].len);
     if (v->elems[1].str != NULL)
         buf_add_bulk(&b, v->elems[1].str, v->elems[1].len);
     else
-        buf_add_nil(&b);
+        buf_add_null(&b, v->type == '>');
     buf_add_int(&b, total);
     client_push(c, b.data, b.len);
     buf_deinit(&b);
@@ -372,7 +378,8 @@ pubsub_on_push(struct server *s, const char *data, size_t len, char type)
             pubsub_sync_done(c, ps, s);
         return;
     }
-    if (type != '*' || resp_value_parse(data, len, &v) <= 0 ||
+    if ((type != '*' && type != '>') ||
+        resp_value_parse(data, len, &v) <= 0 ||
         v->nelems != 3 || v->elems[0].type != '$' ||
         v->elems[2].type != ':') {
         /* A message, a pmessage, a pong: as is. */
@@ -557,6 +564,20 @@ ping_server(const struct pubsub *ps)
     return NULL;
 }
 
+/* A subscribe: for a RESP3 client, whose next commands run in
+ * subscribed mode too, it is answered (and the client's input released)
+ * only once its confirmations are in, so that no reply overtakes them;
+ * in RESP2 only the subscribe family follows, in order on s anyway. */
+static void
+send_sub(struct client *c, struct server *s, struct request *r,
+         const struct resp_req *p, const char *base)
+{
+    if (c->resp3)
+        send_unsub(c, s, r, p, base);
+    else
+        send_on(c, s, r, p, base);
+}
+
 /* Local confirmation when nothing is subscribed: [kind, channel|nil, n]. */
 static void
 reply_unsub_none(struct request *r, const char *kind,
@@ -605,7 +626,7 @@ pubsub_ssubscribe(struct client *c, struct request *r,
     set_push_mode(c, s);
     ps->active = 1;
     shard_of(ps, s)->subscribing = 1;
-    send_on(c, s, r, p, base);
+    send_sub(c, s, r, p, base);
 }
 
 static void
@@ -690,7 +711,7 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
         set_push_mode(c, ps->conn);
         ps->active = 1;
         ps->subscribing = 1;
-        send_on(c, ps->conn, r, p, base);
+        send_sub(c, ps->conn, r, p, base);
         return;
     case CMD_OP_UNSUBSCRIBE:
     case CMD_OP_PUNSUBSCRIBE:

@@ -394,3 +394,96 @@ def test_resp3_backend_pushes_are_not_replies(env):
         finally:
             for t in trackers:
                 t.close()
+
+
+# ---------------------------------------------------------------- pub/sub
+
+def pubsub_script(ch, sch):
+    """(who, command, replies the subscriber then reads): who is 'sub'
+    (the RESP3 subscriber) or 'pub' (a RESP2 publisher; its reply is read
+    on its own connection)."""
+    key = k("ps-key")
+    return [
+        ("sub", ("SUBSCRIBE", ch, ch + "2"), 2),
+        ("sub", ("GET", key), 1),
+        ("sub", ("SET", key, "1"), 1),
+        ("pub", ("PUBLISH", ch, "hello"), 1),
+        ("sub", ("PING",), 1),
+        ("sub", ("PING", "x"), 1),
+        ("sub", ("PSUBSCRIBE", ch + "*"), 1),
+        ("pub", ("PUBLISH", ch + "2", "two"), 2),
+        ("sub", ("INCR", key), 1),
+        ("sub", ("SSUBSCRIBE", sch), 1),
+        ("pub", ("SPUBLISH", sch, "sharded"), 1),
+        ("sub", ("HGETALL", key + "h"), 1),
+        ("sub", ("UNSUBSCRIBE", ch), 1),
+        ("pub", ("PUBLISH", ch, "gone"), 1),      # the pattern still
+        ("pub", ("PUBLISH", ch + "2", "still"), 2),
+        ("sub", ("PUNSUBSCRIBE",), 1),
+        ("sub", ("SUNSUBSCRIBE",), 1),
+        ("sub", ("UNSUBSCRIBE",), 1),
+        ("sub", ("UNSUBSCRIBE",), 1),
+        ("sub", ("DEL", key), 1),
+    ]
+
+
+def run_pubsub(sub, pub, script):
+    out = []
+    for who, cmd, n in script:
+        if who == "pub":
+            pub.send(cmd)
+            pub.read_raw()
+        else:
+            sub.send(cmd)
+        out.append([sub.read_raw() for _ in range(n)])
+    return out
+
+
+@test
+def test_resp3_pubsub_vs_standalone(env):
+    """A RESP3 subscriber through the proxy: SUBSCRIBE, PSUBSCRIBE and
+    SSUBSCRIBE confirmations and messages as '>' pushes, ordinary
+    commands (GET, SET, INCR, HGETALL, PING) run while subscribed, each
+    reply in order between the pushes, UNSUBSCRIBE family down to no
+    subscription: byte for byte what one Redis sends its RESP3 client."""
+    ch, sch = k("ch"), k("sch")
+    script = pubsub_script(ch, sch)
+    with Standalone() as sa:
+        with sa.client() as s, sa.client() as p:
+            hello3(s)
+            want = run_pubsub(s, p, script)
+        with env.client() as s, env.client() as p:
+            hello3(s)
+            got = run_pubsub(s, p, script)
+            # Back to normal: a command after the last unsubscribe.
+            s.send(("PING",))
+            last = s.read_raw()
+            assert last == b"+PONG\r\n", (last, got[-6:])
+    for i, ((who, cmd, _), a, b) in enumerate(zip(script, got, want)):
+        assert a == b, "#%d %r\n  proxy:      %r\n  standalone: %r" % (
+            i, cmd, a, b)
+    assert want[0][0].startswith(b">3\r\n$9\r\nsubscribe\r\n")
+
+
+@test
+def test_resp3_pubsub_pipelined(env):
+    """SUBSCRIBE pipelined with commands behind it: the confirmations come
+    before the replies of what follows, as from one Redis; RESET ends
+    the subscriptions and the protocol (back to RESP2)."""
+    ch = k("pch")
+    key = k("pkey")
+    with env.client() as s, env.client() as p:
+        hello3(s)
+        s.send(("SUBSCRIBE", ch), ("SET", key, "x"), ("GET", key),
+               ("DEL", key))
+        assert decode3(s.read_raw()) == Push([b"subscribe", ch.encode(), 1])
+        assert s.read_raw() == b"+OK\r\n"
+        assert s.read_raw() == b"$1\r\nx\r\n"
+        assert s.read_raw() == b":1\r\n"
+        p.call("PUBLISH", ch, "m2")
+        assert decode3(s.read_raw()) == Push([b"message", ch.encode(),
+                                              b"m2"])
+        s.send(("RESET",))
+        assert s.read_raw() == b"+RESET\r\n"
+        assert p.call("PUBLISH", ch, "m3") == 0
+        assert s.call("GET", key) is None
