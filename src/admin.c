@@ -33,6 +33,7 @@
 #include "router.h"
 #include "slotmap.h"
 #include "util.h"
+#include "txn.h"
 #include "view.h"
 #include "worker.h"
 
@@ -295,13 +296,17 @@ cmd_hello(struct admin_args *a)
             return;
         }
     }
-    if ((ver == 3) != a->c->resp3 && a->c->pins.n > 0) {
+    if ((ver == 3) != a->c->resp3) {
         /* A WATCH or subscription lives on a connection of the old
          * protocol: switching would lose it. */
-        reply_err(a, "ERR slotproxy: HELLO cannot change the protocol "
-                     "while WATCH or a subscription holds a connection "
-                     "(RESET or UNWATCH first)");
-        return;
+        txn_release_idle(a->c);
+        if (a->c->pins.n > 0) {
+            reply_err(a, "ERR slotproxy: HELLO cannot change the protocol "
+                         "while a WATCH or a subscription holds a "
+                         "connection (UNWATCH, unsubscribe or RESET "
+                         "first)");
+            return;
+        }
     }
     if (auth >= 0) {
         if (!auth_configured(a->c->w->conf)) {

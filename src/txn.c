@@ -83,6 +83,15 @@ txn_watching(const struct client *c)
     return c->tx != NULL && c->tx->watching;
 }
 
+void
+txn_release_idle(struct client *c)
+{
+    if (c->tx == NULL || c->tx->watching || c->tx->in_multi)
+        return;
+    pin_release_user(c->w, &c->pins, PIN_TXN);
+    c->tx->watch_srv = NULL;
+}
+
 int
 txn_in_multi(const struct client *c)
 {

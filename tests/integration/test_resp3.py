@@ -535,3 +535,66 @@ def test_resp3_redis74_every_type(env):
 def test_resp3_valkey80_every_type(env):
     """The same behind a Valkey 8.0.1 cluster, against one Valkey 8.0.1."""
     newer_server_case(env, "valkey-8.0.1")
+
+
+# ------------------------------------------------------------ client libs
+
+def node_check3(env, folder, module, ok):
+    d = harness.npm_dir(folder, module)
+    rc, out, err = harness.run(["node", os.path.join(d, "check.js"),
+                                str(env.proxy.port), "3"], timeout=90)
+    assert rc == 0 and ok in out, out + err
+
+
+@test(timeout=300)
+def test_resp3_node_redis_v5(env):
+    """node-redis v5 with RESP: 3 (it got -NOPROTO before): commands,
+    MGET across slots, MULTI, pipeline, HGETALL (a map), pub/sub pushes
+    and a command on the subscribed connection."""
+    node_check3(env, "node-redis", "redis", "node-redis ok (RESP3)")
+
+
+@test(timeout=300)
+def test_resp3_valkey_glide(env):
+    """valkey-glide's standalone client with RESP3, its default (HELLO 3
+    failed before): commands, MGET across slots, transaction, pipeline;
+    its PUBLISH reaches a RESP3 subscriber of the proxy."""
+    with env.client() as sub:
+        hello3(sub)
+        assert sub.call3("SUBSCRIBE", "gl:chan") == Push(
+            [b"subscribe", b"gl:chan", 1])
+        node_check3(env, "glide", "@valkey/valkey-glide", "glide ok (RESP3)")
+        assert sub.read3() == Push([b"message", b"gl:chan", b"hello"])
+
+
+@test
+def test_resp3_hello_switch_with_pinned_state(env):
+    """HELLO cannot switch the protocol while a WATCH or a subscription
+    holds a pinned connection of the other protocol (it would be lost):
+    a clear error, nothing changed; after UNWATCH / unsubscribing the
+    switch works, and WATCH/MULTI/EXEC then run in the new protocol."""
+    key = "{%s}w" % k("w")
+    with env.client() as c:
+        assert c.call("WATCH", key) == b"OK"
+        r = c.call("HELLO", "3")
+        assert isinstance(r, Error) and r.startswith(
+            "ERR slotproxy: HELLO cannot change the protocol"), r
+        assert c.call("GET", key) is None          # still RESP2
+        assert c.call("UNWATCH") == b"OK"
+        assert hello3(c)[b"proto"] == 3
+        c.send(("WATCH", key), ("MULTI",), ("SET", key, "1"),
+               ("ZSCORE", key + "z", "m"), ("EXEC",))
+        got = [c.read_raw() for _ in range(5)]
+        assert got == [
+            b"+OK\r\n", b"+OK\r\n", b"+QUEUED\r\n", b"+QUEUED\r\n",
+            b"*2\r\n+OK\r\n_\r\n"]
+        assert c.call3("SUBSCRIBE", k("wch")) == Push(
+            [b"subscribe", k("wch").encode(), 1])
+        c.send(("HELLO", "2"))
+        assert c.read_raw().startswith(
+            b"-ERR slotproxy: HELLO cannot change the protocol")
+        c.send(("UNSUBSCRIBE",))
+        assert decode3(c.read_raw())[0] == b"unsubscribe"
+        c.send(("HELLO", "2"))
+        assert c.read_raw().startswith(b"*14\r\n")
+        assert c.call("DEL", key) == 1
