@@ -518,8 +518,13 @@ def newer_server_case(env, server):
             assert r[b"proto"] == 3 and r[b"mode"] == b"standalone", r
             if server.startswith("valkey"):
                 # Merged over the masters from RESP3 parts: [slot, map].
-                st = c.call3("CLUSTER", "SLOT-STATS", "SLOTSRANGE", "0",
-                             "16383")
+                # (Known once every worker learned the masters' table.)
+                def slot_stats():
+                    return c.call3("CLUSTER", "SLOT-STATS", "SLOTSRANGE",
+                                   "0", "16383")
+                wait_until(lambda: not isinstance(slot_stats(), Error), 20,
+                           "CLUSTER SLOT-STATS learned")
+                st = slot_stats()
                 assert len(st) == 16384 and st[5][0] == 5 and \
                     isinstance(st[5][1], dict), st[:3]
         raw_diff(env, data_cmds(), proxy=p, server=server)
