@@ -33,6 +33,7 @@
 #include "router.h"
 #include "slotmap.h"
 #include "util.h"
+#include "txn.h"
 #include "view.h"
 #include "worker.h"
 
@@ -155,17 +156,33 @@ auth_login(struct admin_args *a, int ui, uint32_t pi)
     return 0;
 }
 
+/* Without auth configured the proxy is Redis's nopass default user:
+ * any password logs "default" in, another user name is refused. 0 when
+ * argv[ui] may log in. */
+static int
+auth_nopass(struct admin_args *a, uint32_t ui)
+{
+    if (ARGLEN(a, ui) == 7 && memcmp(ARG(a, ui), "default", 7) == 0)
+        return 0;
+    buf_printf(&a->r->rep, "-%s\r\n", error_text(SPE_WRONGPASS));
+    reply_done(a);
+    return -1;
+}
+
 static void
 cmd_auth(struct admin_args *a)
 {
-    if (!auth_configured(a->c->w->conf)) {
-        reply_err(a, "ERR AUTH <password> called without any password "
-                     "configured for the default user. Are you sure your "
-                     "configuration is correct?");
-        return;
-    }
     if (a->argc > 3) {
         reply_err(a, "ERR syntax error");
+        return;
+    }
+    if (!auth_configured(a->c->w->conf)) {
+        if (a->argc == 2)
+            reply_err(a, "ERR AUTH <password> called without any password "
+                         "configured for the default user. Are you sure "
+                         "your configuration is correct?");
+        else if (auth_nopass(a, 1) == 0)
+            reply_simple(a, "OK");
         return;
     }
     if (auth_login(a, a->argc == 3 ? 1 : -1, a->argc - 1) == 0)
@@ -176,13 +193,13 @@ static void
 hello_reply(struct admin_args *a)
 {
     struct buf *b = &a->r->rep;
-    buf_add_array(b, 14);
+    buf_add_map(b, 7, a->c->resp3);
     buf_add_bulk_str(b, "server");
     buf_add_bulk_str(b, "redis");
     buf_add_bulk_str(b, "version");
     buf_add_bulk_str(b, PRESENTED_REDIS_VERSION);
     buf_add_bulk_str(b, "proto");
-    buf_add_int(b, 2);
+    buf_add_int(b, a->c->resp3 ? 3 : 2);
     buf_add_bulk_str(b, "id");
     buf_add_int(b, (long long)a->c->id);
     buf_add_bulk_str(b, "mode");
@@ -233,10 +250,12 @@ hello_syntax_error(struct admin_args *a, uint32_t i)
 }
 
 /*
- * HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only for now.
+ * HELLO [protover [AUTH user pass] [SETNAME name]], protover 2 or 3.
  * As in Redis, the whole command is parsed (and the name validated)
- * before anything happens; then AUTH; the name is set only once the
- * client is authenticated.
+ * before anything happens; then AUTH; the name and the protocol are set
+ * only once the client is authenticated. The proxy presents itself as one
+ * standalone node (mode "standalone", as its INFO says): clients then use
+ * it as one server, which is what it is to them.
  */
 static void
 cmd_hello(struct admin_args *a)
@@ -244,14 +263,14 @@ cmd_hello(struct admin_args *a)
     uint32_t i = 1;
     int auth = -1, name = -1;       /* argv index of AUTH's user, of the
                                      * name; -1: not given */
+    long long ver = a->c->resp3 ? 3 : 2;
     if (a->argc >= 2) {
-        long long ver;
         if (sp_str2ll(ARG(a, 1), ARGLEN(a, 1), &ver) != 0) {
             reply_err(a, "ERR Protocol version is not an integer or out of "
                          "range");
             return;
         }
-        if (ver != 2) {
+        if (ver < 2 || ver > 3) {
             reply_err(a, "NOPROTO unsupported protocol version");
             return;
         }
@@ -277,13 +296,25 @@ cmd_hello(struct admin_args *a)
             return;
         }
     }
-    if (auth >= 0) {
-        if (!auth_configured(a->c->w->conf)) {
-            cmd_auth(a);
+    if ((ver == 3) != a->c->resp3) {
+        /* A WATCH or subscription lives on a connection of the old
+         * protocol: switching would lose it. */
+        txn_release_idle(a->c);
+        if (a->c->pins.n > 0) {
+            reply_err(a, "ERR slotproxy: HELLO cannot change the protocol "
+                         "while a WATCH or a subscription holds a "
+                         "connection (UNWATCH, unsubscribe or RESET "
+                         "first)");
             return;
         }
-        if (auth_login(a, auth, (uint32_t)auth + 1) != 0)
+    }
+    if (auth >= 0) {
+        if (!auth_configured(a->c->w->conf)) {
+            if (auth_nopass(a, (uint32_t)auth) != 0)
+                return;
+        } else if (auth_login(a, auth, (uint32_t)auth + 1) != 0) {
             return;
+        }
     }
     if (!a->c->authed) {
         reply_err(a, "NOAUTH HELLO must be called with the client already "
@@ -294,6 +325,7 @@ cmd_hello(struct admin_args *a)
     }
     if (name >= 0)
         client_set_name(a->c, ARG(a, name), ARGLEN(a, name));
+    client_set_resp3(a->c, ver == 3);
     hello_reply(a);
 }
 
@@ -410,7 +442,8 @@ cmd_info(struct admin_args *a)
     /* Redis ends INFO without the blank line after the last section. */
     if (body.len >= 2)
         body.len -= 2;
-    buf_add_bulk(&a->r->rep, body.data ? body.data : "", body.len);
+    buf_add_verbatim(&a->r->rep, body.data ? body.data : "", body.len,
+                     a->c->resp3);
     buf_deinit(&body);
     reply_done(a);
 }
@@ -521,6 +554,41 @@ client_unblock(struct admin_args *a)
     backend_send(backend_get(a->c->w, e.host, e.port), a->r);
 }
 
+/*
+ * Client-side caching is not offered (README, "Client-side caching"):
+ * a server tracks the keys read on a connection, and the proxy's
+ * connections are shared, so its invalidations could not be told apart
+ * per client. CLIENT TRACKING is refused with that reason; the queries
+ * answer as Redis does for a client with tracking off.
+ */
+static void
+client_tracking(struct admin_args *a, const char *sub)
+{
+    struct buf *b = &a->r->rep;
+    if (strcmp(sub, "tracking") == 0) {
+        reply_err(a, "ERR slotproxy: CLIENT TRACKING is not supported "
+                     "through the proxy (backend connections are shared: "
+                     "invalidations cannot be routed to one client)");
+    } else if (strcmp(sub, "caching") == 0) {
+        reply_err(a, "ERR CLIENT CACHING can be called only when the "
+                     "client is in tracking mode with OPTIN or OPTOUT mode "
+                     "enabled");
+    } else if (strcmp(sub, "getredir") == 0) {
+        buf_add_int(b, -1);
+        reply_done(a);
+    } else {
+        buf_add_map(b, 3, a->c->resp3);
+        buf_add_bulk_str(b, "flags");
+        buf_add_set(b, 1, a->c->resp3);
+        buf_add_bulk_str(b, "off");
+        buf_add_bulk_str(b, "redirect");
+        buf_add_int(b, -1);
+        buf_add_bulk_str(b, "prefixes");
+        buf_add_array(b, 0);
+        reply_done(a);
+    }
+}
+
 static void
 cmd_client(struct admin_args *a)
 {
@@ -534,7 +602,7 @@ cmd_client(struct admin_args *a)
         if (c->name != NULL)
             buf_add_bulk_str(&a->r->rep, c->name);
         else
-            buf_add_nil(&a->r->rep);
+            buf_add_null(&a->r->rep, c->resp3);
     } else if (strcmp(sub, "setname") == 0) {
         const char *err = client_name_error(ARG(a, 2), ARGLEN(a, 2));
         if (err != NULL) {
@@ -551,7 +619,7 @@ cmd_client(struct admin_args *a)
         struct buf line;
         buf_init(&line);
         view_client_line(&line, c, now);
-        buf_add_bulk(&a->r->rep, line.data, line.len);
+        buf_add_verbatim(&a->r->rep, line.data, line.len, c->resp3);
         buf_deinit(&line);
     } else if (strcmp(sub, "list") == 0) {
         /* Every worker's clients (view.c). */
@@ -567,6 +635,11 @@ cmd_client(struct admin_args *a)
         return;
     } else if (strcmp(sub, "unblock") == 0) {
         client_unblock(a);
+        return;
+    } else if (strcmp(sub, "tracking") == 0 || strcmp(sub, "caching") == 0 ||
+               strcmp(sub, "getredir") == 0 ||
+               strcmp(sub, "trackinginfo") == 0) {
+        client_tracking(a, sub);
         return;
     } else {
         command_err_refused(&a->r->rep, a->r->cmd);
@@ -647,7 +720,7 @@ command_info(struct admin_args *a)
                                      ARGLEN(a, i) - tlen - 1);
         if (top == NULL || !command_listed(top) ||
             (bar != NULL && (sub == NULL || sub->route == CMD_ROUTE_REFUSED)))
-            buf_add_nil(&a->r->rep);
+            buf_add_null(&a->r->rep, a->c->resp3);
         else
             command_entry(&a->r->rep, s, top, sub);
     }
@@ -763,7 +836,7 @@ cluster_nodes_reply(struct admin_args *a)
     buf_init(&line);
     buf_printf(&line, "%s %s:%u@0 myself,master - 0 0 1 connected 0-%d\n",
                a->c->w->proxy_id, la.host, la.port, SLOT_COUNT - 1);
-    buf_add_bulk(&a->r->rep, line.data, line.len);
+    buf_add_verbatim(&a->r->rep, line.data, line.len, a->c->resp3);
     buf_deinit(&line);
     reply_done(a);
 }
@@ -774,15 +847,16 @@ cluster_shards_reply(struct admin_args *a)
     struct buf *b = &a->r->rep;
     struct client_laddr la;
     client_local_addr(a->c, &la);
+    int resp3 = a->c->resp3;
     buf_add_array(b, 1);
-    buf_add_array(b, 4);
+    buf_add_map(b, 2, resp3);
     buf_add_bulk_str(b, "slots");
     buf_add_array(b, 2);
     buf_add_int(b, 0);
     buf_add_int(b, SLOT_COUNT - 1);
     buf_add_bulk_str(b, "nodes");
     buf_add_array(b, 1);
-    buf_add_array(b, 14);
+    buf_add_map(b, 7, resp3);
     buf_add_bulk_str(b, "id");
     buf_add_bulk_str(b, a->c->w->proxy_id);
     buf_add_bulk_str(b, "port");
@@ -838,7 +912,7 @@ cmd_cluster(struct admin_args *a)
                    w->map->covered == SLOT_COUNT ? "ok" : "fail",
                    w->map->covered, w->map->covered, w->map->nnodes,
                    w->map->nmasters, (unsigned long long)w->map_epoch);
-        buf_add_bulk(&a->r->rep, body.data, body.len);
+        buf_add_verbatim(&a->r->rep, body.data, body.len, a->c->resp3);
         buf_deinit(&body);
         reply_done(a);
     } else if (strcmp(sub, "myid") == 0) {

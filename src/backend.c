@@ -140,19 +140,22 @@ server_for_cred(struct server *s, uint16_t cred)
     struct server *base = s->base != NULL ? s->base : s;
     if (cred == 0)
         return base;
-    if (cred > base->nalt) {
-        base->alt = sp_realloc(base->alt, cred * sizeof(*base->alt));
+    /* Dense index: id * 2 + protocol bit, less the base's key 0. */
+    uint16_t k = (uint16_t)((BACKEND_CRED_ID(cred) << 1) +
+                            ((cred & BACKEND_CRED_RESP3) != 0) - 1);
+    if (k >= base->nalt) {
+        base->alt = sp_realloc(base->alt, (k + 1u) * sizeof(*base->alt));
         memset(base->alt + base->nalt, 0,
-               (size_t)(cred - base->nalt) * sizeof(*base->alt));
-        base->nalt = cred;
+               (size_t)(k + 1u - base->nalt) * sizeof(*base->alt));
+        base->nalt = (uint16_t)(k + 1u);
     }
-    struct server *a = base->alt[cred - 1];
+    struct server *a = base->alt[k];
     if (a == NULL) {
         a = server_new(base->w, base->host, base->port, base->nconns);
         a->cred = cred;
         a->base = base;
         a->readonly = base->readonly;
-        base->alt[cred - 1] = a;
+        base->alt[k] = a;
     }
     return a;
 }
@@ -164,8 +167,8 @@ backend_cred_id(struct worker *w, const char *user, const char *password)
         if (strcmp(w->creds[i].user, user) == 0 &&
             strcmp(w->creds[i].password, password) == 0)
             return (int)i + 1;
-    if (w->ncreds >= UINT16_MAX)
-        return -1;
+    if (w->ncreds >= BACKEND_CRED_ID(UINT16_MAX))
+        return -1; /* the top bit is the protocol's */
     w->creds = sp_realloc(w->creds, (w->ncreds + 1) * sizeof(*w->creds));
     w->creds[w->ncreds].user = sp_strdup(user);
     w->creds[w->ncreds].password = sp_strdup(password);
@@ -614,9 +617,8 @@ conn_written(struct backend_conn *c, size_t nw)
         r->asking_reply = r->asking;
         r->asking = 0;
         if (c->srv->on_push != NULL && r != c->auth_req) {
-            /* Replies come as pushes; nothing waits for them. The AUTH
-             * in front (a backend_user's) still waits for its +OK, which
-             * the client must never see. */
+            /* Replies come as pushes; nothing waits for them (but the
+             * AUTH or HELLO 3 sent first, whose reply is no push). */
             request_put(r);
             continue;
         }
@@ -672,19 +674,19 @@ conn_write(struct backend_conn *c)
     }
 }
 
-/* The reply to the AUTH sent first on a connection: a refusal makes the
- * connection useless, so it is dropped (and its queue fails with the
- * server's reason). */
+/* The reply to the AUTH (or HELLO 3) sent first on a connection: a
+ * refusal (an error) makes the connection useless, so it is dropped (and
+ * its queue fails with the server's reason). */
 static void
 auth_done(struct request *r)
 {
     struct backend_conn *c = r->data;
     const char *rep = r->rep.data + r->rep.pos;
     size_t n = buf_unread(&r->rep);
-    if (n >= 3 && memcmp(rep, "+OK", 3) == 0) {
+    if (n >= 1 && rep[0] != '-') {
         if (c->auth_req == r)
             c->auth_req = NULL; /* r goes back to the pool */
-        return;
+        return; /* +OK, or HELLO's map */
     }
     if (c->state == BCONN_CONNECTED && c->auth_req == r) {
         char msg[300];
@@ -739,8 +741,9 @@ backend_set_readonly(struct server *s)
 }
 
 /* The server's credentials (cluster.username/password, or a
- * backend_user's): AUTH goes first on every connection, in front of
- * whatever is already queued. */
+ * backend_user's) and protocol: AUTH, or HELLO 3 [AUTH user pass] for a
+ * RESP3 pool, goes first on every connection, in front of whatever is
+ * already queued. */
 static void
 conn_queue_auth(struct backend_conn *c)
 {
@@ -748,14 +751,24 @@ conn_queue_auth(struct backend_conn *c)
     const struct config *conf = w->conf;
     const char *user = conf->cluster_username;
     const char *pass = conf->cluster_password;
-    if (c->srv->cred != 0) {
-        user = w->creds[c->srv->cred - 1].user;
-        pass = w->creds[c->srv->cred - 1].password;
+    int resp3 = (c->srv->cred & BACKEND_CRED_RESP3) != 0;
+    uint16_t id = BACKEND_CRED_ID(c->srv->cred);
+    if (id != 0) {
+        user = w->creds[id - 1].user;
+        pass = w->creds[id - 1].password;
     }
-    if (pass == NULL)
+    if (pass == NULL && !resp3)
         return;
     struct request *r = request_new(&w->reqs);
-    if (user != NULL) {
+    if (resp3) {
+        buf_add_array(&r->req, pass != NULL ? 5 : 2);
+        buf_add_bulk_str(&r->req, "HELLO");
+        buf_add_bulk_str(&r->req, "3");
+        if (pass != NULL) {
+            buf_add_bulk_str(&r->req, "AUTH");
+            buf_add_bulk_str(&r->req, user != NULL ? user : "default");
+        }
+    } else if (user != NULL) {
         buf_add_array(&r->req, 3);
         buf_add_bulk_str(&r->req, "AUTH");
         buf_add_bulk_str(&r->req, user);
@@ -763,7 +776,8 @@ conn_queue_auth(struct backend_conn *c)
         buf_add_array(&r->req, 2);
         buf_add_bulk_str(&r->req, "AUTH");
     }
-    buf_add_bulk_str(&r->req, pass);
+    if (pass != NULL)
+        buf_add_bulk_str(&r->req, pass);
     r->on_done = auth_done;
     r->data = c;
     r->conn = c;
@@ -873,6 +887,18 @@ conn_parse_replies(struct backend_conn *c)
             c->srv->on_push(c->srv, p, len, type);
             if (c->fd != fd || c->state != BCONN_CONNECTED)
                 return;
+            buf_consume(&c->rbuf, len);
+            continue;
+        }
+        if (type == '>') {
+            /* A RESP3 push is never a reply: a pinned pub/sub connection
+             * forwards it, a shared one drops it (tracking ...). */
+            resp_reply_init(&c->rp);
+            if (c->srv->on_push != NULL) {
+                c->srv->on_push(c->srv, p, len, type);
+                if (c->fd != fd || c->state != BCONN_CONNECTED)
+                    return;
+            }
             buf_consume(&c->rbuf, len);
             continue;
         }

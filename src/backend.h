@@ -87,14 +87,17 @@ struct server {
                                      * sent first on every connection */
     int private_conn;               /* a client's pinned connection, not in
                                      * the worker's shared list */
-    uint16_t cred;                  /* credential its connections AUTH with:
+    uint16_t cred;                  /* pool key: the credential its
+                                     * connections AUTH with (BACKEND_CRED_ID:
                                      * 0 = cluster.username/password, else
-                                     * w->creds[cred - 1] */
+                                     * w->creds[id - 1]) and the protocol
+                                     * (BACKEND_CRED_RESP3) */
     struct server *base;            /* for a shared pool with cred != 0:
                                      * the node's cred 0 server (owner) */
     struct server **alt;            /* cred 0 shared server: the node's
-                                     * pools for other credentials, by
-                                     * cred - 1, made on first use (owned) */
+                                     * pools for other keys, by
+                                     * backend_alt_index, made on first use
+                                     * (owned) */
     uint16_t nalt;                  /* entries in alt */
     uint64_t last_used_us;          /* last backend_send, worker clock
                                      * (backend_reap) */

@@ -421,8 +421,16 @@ client_login(struct client *c, int role, uint64_t fp, int user)
     c->role = (uint8_t)role;
     c->auth_fp = fp;
     /* Its requests and new pinned connections run as that ACL user. */
-    c->pins.cred = (uint16_t)cred;
+    c->pins.cred = (uint16_t)(cred | (c->resp3 ? BACKEND_CRED_RESP3 : 0));
     return 0;
+}
+
+void
+client_set_resp3(struct client *c, int on)
+{
+    c->resp3 = (uint8_t)(on != 0);
+    c->pins.cred = (uint16_t)(BACKEND_CRED_ID(c->pins.cred) |
+                              (on ? BACKEND_CRED_RESP3 : 0));
 }
 
 void
@@ -431,7 +439,7 @@ client_logout(struct client *c)
     c->authed = 0;
     c->role = ROLE_READ_ONLY;
     c->auth_fp = 0;
-    c->pins.cred = 0;
+    c->pins.cred = c->resp3 ? BACKEND_CRED_RESP3 : 0;
 }
 
 void

@@ -106,6 +106,10 @@ struct client {
     uint32_t auth_failures;         /* wrong AUTHs on this connection */
     struct request *barrier;        /* exclusive request in flight: nothing
                                      * after it is sent before its reply */
+    uint8_t resp3;                  /* HELLO 3: proxy-made replies in RESP3,
+                                     * requests on RESP3 pools (the
+                                     * BACKEND_CRED_RESP3 bit of pins.cred
+                                     * follows it); RESET clears it */
     uint8_t authed;                 /* AUTH done (or no auth configured) */
     uint8_t role;                   /* enum user_role once authed */
     uint8_t handshaking;            /* TLS handshake not done yet */
@@ -148,6 +152,9 @@ int client_login(struct client *c, int role, uint64_t fp, int user);
  * at once, or held back a while (throttle) with nothing after it read
  * meanwhile; after auth.max_failures the connection closes. */
 void client_auth_failed(struct client *c, struct request *r);
+/* Switch c's protocol (HELLO 2/3, RESET): its later requests and new
+ * pinned connections use the pools of that protocol. */
+void client_set_resp3(struct client *c, int on);
 /* Back to "not authenticated": the next command gets NOAUTH. */
 void client_logout(struct client *c);
 /* Append a new request to c's pipeline, owned by c (the dispatcher

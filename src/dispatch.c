@@ -183,6 +183,9 @@ dispatch_reset(struct client *c)
     pin_blocking_done(c->w, &c->pins);
     /* Last: it may complete a request, which may close the client. */
     pubsub_reset(c);
+    /* Back to RESP2, as Redis's RESET; its +RESET is RESP2 alike. */
+    if (!c->closed)
+        client_set_resp3(c, 0);
 }
 
 /* The new role of c under the worker's configuration, or -1 when c is
@@ -425,8 +428,9 @@ dispatch_exclusive(const struct client *c, const struct resp_req *p,
     if (cmd->route == CMD_ROUTE_PUBSUB)
         /* An unsubscribe's confirmations come before what follows; a
          * sharded subscribe is answered by the proxy once every shard
-         * confirmed, from the client's channels as they are then. */
-        return cmd->op == CMD_OP_SSUBSCRIBE ||
+         * confirmed, from the client's channels as they are then; a RESP3
+         * client's subscribe's too (any command may follow). */
+        return cmd->op == CMD_OP_SSUBSCRIBE || c->resp3 ||
                (c->ps != NULL && (cmd->op == CMD_OP_UNSUBSCRIBE ||
                                   cmd->op == CMD_OP_PUNSUBSCRIBE ||
                                   cmd->op == CMD_OP_SUNSUBSCRIBE));

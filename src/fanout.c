@@ -510,7 +510,8 @@ fanout_info(struct worker *w, struct request *parent, struct buf *body)
     if (nmasters == 0) {
         /* No cluster yet: the proxy's sections and an empty keyspace. */
         buf_append_str(body, "# Keyspace\r\n");
-        buf_add_bulk(&parent->rep, body->data, body->len);
+        buf_add_verbatim(&parent->rep, body->data, body->len,
+                         request_resp3(parent));
         buf_deinit(body);
         request_complete(parent);
         return;
@@ -524,6 +525,7 @@ fanout_info(struct worker *w, struct request *parent, struct buf *body)
         request_share_table(fr, parent);
         fr->on_done = fanout_frag_done;
         fr->data = f;
+        fr->cred = parent->cred; /* RESP3: '=' parts, a '=' merge */
         buf_append(&fr->req, cmd, sizeof(cmd) - 1);
         f->frags[i] = fr;
     }

@@ -43,7 +43,17 @@ merge_first_error(const struct merge_in *f)
     return NULL;
 }
 
-/* Decode every fragment's reply; NULL entries never escape (-1). */
+/* type a reply of kind want may have: an array may come as a RESP3 set
+ * (a learned command), INFO's text as a RESP3 verbatim string. */
+static int
+type_fits(char type, char want)
+{
+    return type == want || (want == '*' && (type == '~' || type == '%')) ||
+           (want == '$' && type == '=');
+}
+
+/* Decode every fragment's reply; NULL entries never escape (-1). All
+ * must have the first one's type (one client, one protocol). */
 static int
 decode_all(const struct merge_in *f, struct resp_value **vals, char type)
 {
@@ -51,10 +61,24 @@ decode_all(const struct merge_in *f, struct resp_value **vals, char type)
         const struct merge_frag *b = &f->frags[i];
         if (resp_value_parse(b->data, b->len, &vals[i]) <= 0)
             return -1;
-        if (type != 0 && vals[i]->type != type)
+        if (type != 0 && (!type_fits(vals[i]->type, type) ||
+                          vals[i]->type != vals[0]->type))
             return -1;
     }
     return 0;
+}
+
+/* The header of a merged aggregate of n elements, of the parts' type
+ * (a map's n counts keys and values). */
+static void
+add_agg_header(struct buf *out, char type, long long n)
+{
+    if (type == '%')
+        buf_add_map(out, n / 2, 1);
+    else if (type == '~')
+        buf_add_set(out, n, 1);
+    else
+        buf_add_array(out, n);
 }
 
 static void
@@ -66,6 +90,7 @@ free_all(const struct merge_in *f, struct resp_value **vals)
     sp_free(vals);
 }
 
+/* A scalar element again (RESP3 ones as they came). */
 static void
 add_value_bulk(struct buf *out, const struct resp_value *e)
 {
@@ -73,6 +98,12 @@ add_value_bulk(struct buf *out, const struct resp_value *e)
         buf_add_bulk(out, e->str, e->len);
     else if (e->type == ':')
         buf_add_int(out, e->integer);
+    else if (e->type == '_')
+        buf_add_null(out, 1);
+    else if ((e->type == '+' || e->type == ',') && e->str != NULL)
+        buf_printf(out, "%c%.*s\r\n", e->type, (int)e->len, e->str);
+    else if (e->type == '#')
+        buf_append(out, e->integer ? "#t\r\n" : "#f\r\n", 4);
     else
         buf_add_nil(out);
 }
@@ -87,7 +118,7 @@ merge_concat(const struct merge_in *f, struct buf *out)
         size_t total = 0;
         for (uint32_t i = 0; i < f->nfrags; i++)
             total += vals[i]->nelems;
-        buf_add_array(out, (long long)total);
+        add_agg_header(out, vals[0]->type, (long long)total);
         for (uint32_t i = 0; i < f->nfrags; i++)
             for (size_t j = 0; j < vals[i]->nelems; j++)
                 add_value_bulk(out, &vals[i]->elems[j]);
@@ -144,7 +175,7 @@ merge_union(const struct merge_in *f, struct buf *out)
             dup[e[k].seq] = value_eq(e[k].v, e[k - 1].v);
         for (k = 0; k < total; k++)
             n += !dup[k];
-        buf_add_array(out, (long long)n);
+        add_agg_header(out, vals[0]->type, (long long)n);
         k = 0;
         for (uint32_t i = 0; i < f->nfrags; i++)
             for (size_t j = 0; j < vals[i]->nelems; j++, k++)
@@ -170,7 +201,7 @@ merge_pairsum(const struct merge_in *f, struct buf *out)
     if (rc == 0 && vals[0]->nelems % 2 != 0)
         rc = -1;
     if (rc == 0) {
-        buf_add_array(out, (long long)vals[0]->nelems);
+        add_agg_header(out, vals[0]->type, (long long)vals[0]->nelems);
         for (size_t j = 0; j + 1 < vals[0]->nelems; j += 2) {
             long long sum = 0;
             for (uint32_t i = 0; i < f->nfrags; i++)
@@ -212,12 +243,15 @@ merge_first(const struct merge_in *f, struct buf *out)
 {
     for (uint32_t i = 0; i < f->nfrags; i++) {
         const struct merge_frag *b = &f->frags[i];
-        if (b->len >= 3 && memcmp(b->data, "$-1", 3) != 0) {
+        if (b->len >= 3 && memcmp(b->data, "$-1", 3) != 0 &&
+            b->data[0] != '_') {
             buf_append(out, b->data, b->len);
             return 0;
         }
     }
-    buf_add_nil(out);
+    /* None has a key: the null of the parts' protocol. */
+    buf_add_null(out, f->nfrags > 0 && f->frags[0].len > 0 &&
+                          f->frags[0].data[0] == '_');
     return 0;
 }
 
@@ -411,7 +445,8 @@ merge_info(const struct merge_in *f, struct buf *out)
                    sum[db].keys, sum[db].expires,
                    sum[db].expires ? sum[db].ttl_weight / sum[db].expires : 0);
     }
-    buf_add_bulk(out, f->info->data + f->info->pos, buf_unread(f->info));
+    buf_add_verbatim(out, f->info->data + f->info->pos, buf_unread(f->info),
+                     f->nfrags > 0 && f->frags[0].data[0] == '=');
     return 0;
 }
 

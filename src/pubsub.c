@@ -235,7 +235,9 @@ chan_free(struct chanlist *l)
 int
 pubsub_intercepts(const struct client *c, const struct command *cmd)
 {
-    if (c->ps != NULL && c->ps->active)
+    /* RESP3 has no subscribed mode: pushes are told apart from replies,
+     * so every command runs (as Redis allows). */
+    if (c->ps != NULL && c->ps->active && !c->resp3)
         return cmd->op != CMD_OP_QUIT && cmd->op != CMD_OP_RESET;
     return cmd->route == CMD_ROUTE_PUBSUB;
 }
@@ -605,7 +607,8 @@ pubsub_on_push(struct server *s, const char *data, size_t len, char type)
     if (type == '-' && shard_of(ps, s) != NULL &&
         pubsub_shard_error(c, ps, data, len))
         return;
-    if (type != '*' || resp_value_parse(data, len, &v) <= 0 ||
+    if ((type != '*' && type != '>') ||
+        resp_value_parse(data, len, &v) <= 0 ||
         v->nelems != 3 || v->elems[0].type != '$' ||
         v->elems[2].type != ':') {
         /* A message, a pmessage, a pong: as is. */
@@ -799,6 +802,31 @@ ping_server(const struct pubsub *ps)
     return NULL;
 }
 
+/* A subscribe: for a RESP3 client, whose next commands run in
+ * subscribed mode too, it is answered (and the client's input released)
+ * only once its confirmations are in, so that no reply overtakes them;
+ * in RESP2 only the subscribe family follows, in order on s anyway. */
+static void
+send_sub(struct client *c, struct server *s, struct request *r,
+         const struct resp_req *p, const char *base)
+{
+    if (c->resp3)
+        send_unsub(c, s, r, p, base);
+    else
+        send_on(c, s, r, p, base);
+}
+
+/* The header of a 3-element confirmation the proxy writes for r's
+ * client: the push Redis sends a RESP3 client, the array a RESP2 one. */
+static void
+confirm_head(struct request *r)
+{
+    if (request_resp3(r))
+        buf_append(&r->rep, ">3\r\n", 4);
+    else
+        buf_add_array(&r->rep, 3);
+}
+
 /* Local confirmation when nothing is subscribed: [kind, channel|nil, n]. */
 static void
 reply_unsub_none(struct request *r, const char *kind,
@@ -806,13 +834,13 @@ reply_unsub_none(struct request *r, const char *kind,
 {
     uint32_t nch = p->argc > 1 ? p->argc - 1 : 1;
     for (uint32_t i = 0; i < nch; i++) {
-        buf_add_array(&r->rep, 3);
+        confirm_head(r);
         buf_add_bulk_str(&r->rep, kind);
         if (p->argc > 1)
             buf_add_bulk(&r->rep, base + p->argv[i + 1].off,
                          p->argv[i + 1].len);
         else
-            buf_add_nil(&r->rep);
+            buf_add_null(&r->rep, request_resp3(r));
         buf_add_int(&r->rep, n);
     }
     request_complete(r);
@@ -931,7 +959,7 @@ pubsub_ssubscribe(struct client *c, struct request *r,
         chan_add(&ps->sharded, ch, len);
         shard_add(ps, srv[i])->subscribing = 1;
         server_set_add(to, &nto, srv[i]);
-        buf_add_array(&r->rep, 3);
+        confirm_head(r);
         buf_add_bulk_str(&r->rep, "ssubscribe");
         buf_add_bulk(&r->rep, ch, len);
         buf_add_int(&r->rep, ps->sharded.n);
@@ -959,15 +987,15 @@ sunsub_all(struct client *c, struct pubsub *ps, struct request *r)
     struct server **to = sp_malloc((ps->nshards + 1) * sizeof(*to));
     uint32_t nto = 0;
     for (uint32_t i = 0; i < ps->sharded.n; i++) {
-        buf_add_array(&r->rep, 3);
+        confirm_head(r);
         buf_add_bulk_str(&r->rep, "sunsubscribe");
         buf_add_bulk(&r->rep, ps->sharded.v[i].data, ps->sharded.v[i].len);
         buf_add_int(&r->rep, (long long)(ps->sharded.n - i - 1));
     }
     if (ps->sharded.n == 0) {
-        buf_add_array(&r->rep, 3);
+        confirm_head(r);
         buf_add_bulk_str(&r->rep, "sunsubscribe");
-        buf_add_nil(&r->rep);
+        buf_add_null(&r->rep, request_resp3(r));
         buf_add_int(&r->rep, 0);
     }
     chan_free(&ps->sharded);
@@ -1022,7 +1050,7 @@ pubsub_sunsubscribe(struct client *c, struct request *r,
                           p->argv[i].len, p->argv[i].len};
         chan_del(&ps->sharded, one.data, one.len);
         chan_del(&ps->resub_shard, one.data, one.len);
-        buf_add_array(&r->rep, 3);
+        confirm_head(r);
         buf_add_bulk_str(&r->rep, "sunsubscribe");
         buf_add_bulk(&r->rep, one.data, one.len);
         buf_add_int(&r->rep, ps->sharded.n);
@@ -1063,7 +1091,7 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
         set_push_mode(c, ps->conn);
         ps->active = 1;
         ps->subscribing = 1;
-        send_on(c, ps->conn, r, p, base);
+        send_sub(c, ps->conn, r, p, base);
         return;
     case CMD_OP_UNSUBSCRIBE:
     case CMD_OP_PUNSUBSCRIBE:
@@ -1083,6 +1111,15 @@ pubsub_dispatch(struct client *c, struct request *r, const struct command *cmd,
             /* Answered by a server that is in subscribed mode (["pong",
              * msg]), in order with the confirmations it sends. */
             send_on(c, ping_server(ps), r, p, base);
+            return;
+        }
+        if (request_resp3(r)) {
+            /* RESP3: PING answers as outside subscribed mode. */
+            if (p->argc > 1)
+                buf_add_bulk(&r->rep, base + p->argv[1].off, p->argv[1].len);
+            else
+                buf_append(&r->rep, "+PONG\r\n", 7);
+            request_complete(r);
             return;
         }
         /* RESP2 subscribed-mode PING: ["pong", message or ""]. */

@@ -92,6 +92,24 @@ struct request {
 
 TAILQ_HEAD(request_queue, request);
 
+/*
+ * A pool key (request, pinset and server cred fields) is a credential id
+ * (0 = cluster.username/password) plus the protocol bit: RESP3 clients'
+ * requests travel on connections opened with HELLO 3, so the node's reply
+ * bytes reach them unchanged; RESP2 clients keep key 0 and the pools they
+ * always had. Pushes (RESP3 '>') on a request/reply connection are not
+ * replies and are dropped (backend.c).
+ */
+#define BACKEND_CRED_RESP3 0x8000u
+#define BACKEND_CRED_ID(cred) ((uint16_t)((cred) & 0x7fffu))
+
+/* 1 when r is a RESP3 client's: what the proxy builds for it is RESP3. */
+static inline int
+request_resp3(const struct request *r)
+{
+    return (r->cred & BACKEND_CRED_RESP3) != 0;
+}
+
 /* A worker's recycled requests: the steady state of the request path
  * allocates nothing. Only the owning worker's thread touches it. */
 struct request_pool {

@@ -83,6 +83,15 @@ txn_watching(const struct client *c)
     return c->tx != NULL && c->tx->watching;
 }
 
+void
+txn_release_idle(struct client *c)
+{
+    if (c->tx == NULL || c->tx->watching || c->tx->in_multi)
+        return;
+    pin_release_user(c->w, &c->pins, PIN_TXN);
+    c->tx->watch_srv = NULL;
+}
+
 int
 txn_in_multi(const struct client *c)
 {
@@ -323,7 +332,7 @@ txn_exec(struct client *c, struct request *r)
          * had changed (the client retries), never run unwatched. */
         txn_watch_end(t);
         txn_reset_queue(t);
-        reply_raw(r, "*-1\r\n");
+        reply_raw(r, request_resp3(r) ? "_\r\n" : "*-1\r\n");
         return;
     }
     buf_append(&r->req, multi_cmd, sizeof(multi_cmd) - 1);

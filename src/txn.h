@@ -29,6 +29,9 @@ void txn_queue_error(struct client *c);
 /* 1 while the client has a WATCH active / is between MULTI and EXEC. */
 int txn_watching(const struct client *c);
 int txn_in_multi(const struct client *c);
+/* Outside WATCH and MULTI: close the connection a past WATCH left
+ * pinned for reuse (a protocol switch must not reuse it). */
+void txn_release_idle(struct client *c);
 /* RESET: discard MULTI, forget the WATCH (its pinned connections are
  * released, which ends it on the server). No reply, no callback. */
 void txn_reset(struct client *c);

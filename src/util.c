@@ -263,6 +263,49 @@ buf_add_nil(struct buf *b)
 }
 
 void
+buf_add_map(struct buf *b, long long n, int resp3)
+{
+    buf_add_line_ll(b, resp3 ? '%' : '*', resp3 ? n : 2 * n);
+}
+
+void
+buf_add_set(struct buf *b, long long n, int resp3)
+{
+    buf_add_line_ll(b, resp3 ? '~' : '*', n);
+}
+
+void
+buf_add_null(struct buf *b, int resp3)
+{
+    if (resp3)
+        buf_append(b, "_\r\n", 3);
+    else
+        buf_add_nil(b);
+}
+
+void
+buf_add_null_array(struct buf *b, int resp3)
+{
+    if (resp3)
+        buf_append(b, "_\r\n", 3);
+    else
+        buf_append(b, "*-1\r\n", 5);
+}
+
+void
+buf_add_verbatim(struct buf *b, const void *p, size_t n, int resp3)
+{
+    if (!resp3) {
+        buf_add_bulk(b, p, n);
+        return;
+    }
+    buf_add_line_ll(b, '=', (long long)n + 4);
+    buf_append(b, "txt:", 4);
+    buf_append(b, p, n);
+    buf_append(b, "\r\n", 2);
+}
+
+void
 buf_consume(struct buf *b, size_t n)
 {
     SP_ASSERT(n <= b->len - b->pos);

@@ -72,6 +72,19 @@ void buf_add_bulk_str(struct buf *b, const char *s);
 void buf_add_int(struct buf *b, long long v);
 void buf_add_array(struct buf *b, long long n);
 void buf_add_nil(struct buf *b);
+/* Replies built for a client in its protocol (resp3: 1 after HELLO 3), as
+ * Redis's addReply* do: RESP3 types, or their RESP2 renderings. */
+/* A map of n pairs: '%n', or a flat array of 2n. */
+void buf_add_map(struct buf *b, long long n, int resp3);
+/* A set of n: '~n', or an array. */
+void buf_add_set(struct buf *b, long long n, int resp3);
+/* A null: '_', or the nil bulk string. */
+void buf_add_null(struct buf *b, int resp3);
+/* A null array: '_', or '*-1'. */
+void buf_add_null_array(struct buf *b, int resp3);
+/* Text as Redis's addReplyVerbatim sends it (INFO, CLIENT LIST ...):
+ * '=' with the "txt:" format, or a bulk string. */
+void buf_add_verbatim(struct buf *b, const void *p, size_t n, int resp3);
 static inline size_t
 buf_unread(const struct buf *b)
 {

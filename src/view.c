@@ -63,13 +63,14 @@ view_client_line(struct buf *b, const struct client *c, uint64_t now_ms)
     client_local_addr(c, &la);
     buf_printf(b,
                "id=%llu addr=%s laddr=%s:%u fd=%d name=%s age=%llu "
-               "idle=%llu flags=%s db=0 cmd=NULL lib-name=%s "
+               "idle=%llu flags=%s db=0 cmd=NULL resp=%d lib-name=%s "
                "lib-ver=%s\n",
                (unsigned long long)c->id, c->addr, la.host, la.port, c->fd,
                c->name ? c->name : "",
                (unsigned long long)((now_ms - c->created_ms) / 1000),
                (unsigned long long)((now_ms - c->last_ms) / 1000),
-               c->pins.blocked ? "b" : "N", c->lib_name ? c->lib_name : "",
+               c->pins.blocked ? "b" : "N", c->resp3 ? 3 : 2,
+               c->lib_name ? c->lib_name : "",
                c->lib_ver ? c->lib_ver : "");
 }
 
@@ -192,7 +193,8 @@ reply_clients(struct view_job *j, struct buf *out)
     buf_reserve(&body, total + 1);
     for (size_t i = 0; i < n; i++)
         buf_append(&body, lines[i].p, lines[i].len);
-    buf_add_bulk(out, body.data ? body.data : "", body.len);
+    buf_add_verbatim(out, body.data ? body.data : "", body.len,
+                     request_resp3(j->r));
     buf_deinit(&body);
     sp_free(lines);
 }

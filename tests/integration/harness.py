@@ -307,6 +307,92 @@ class ConnectionClosed(Exception):
     pass
 
 
+class Push(list):
+    """A RESP3 push ('>'): a list."""
+
+    def __repr__(self):
+        return "Push(%s)" % list.__repr__(self)
+
+
+class Verbatim(bytes):
+    """A RESP3 verbatim string ('='): the text; .fmt is its format."""
+    fmt = b"txt"
+
+
+class BigNum(int):
+    """A RESP3 big number ('(')."""
+
+
+class Set3(list):
+    """A RESP3 set ('~'), as the list of its elements in wire order."""
+
+
+def decode3(data):
+    """Decodes one RESP3 reply (exact bytes, as read_raw returns): + and $
+    bytes, - Error, : and ( int (BigNum), , float, # bool, _ None, * list,
+    ~ Set3, % dict (a list of pairs when a key is unhashable), > Push,
+    = Verbatim, ! Error; an attribute '|' is skipped."""
+    v, pos = _decode3_at(data, 0)
+    assert pos == len(data), "trailing bytes after a reply"
+    return v
+
+
+def _decode3_at(data, pos):
+    end = data.index(b"\r\n", pos)
+    t, rest = data[pos:pos + 1], data[pos + 1:end]
+    pos = end + 2
+    if t == b"+":
+        return rest, pos
+    if t == b"-":
+        return Error(rest.decode("utf-8", "replace")), pos
+    if t == b":":
+        return int(rest), pos
+    if t == b"(":
+        return BigNum(int(rest)), pos
+    if t == b",":
+        return float(rest.decode()), pos
+    if t == b"#":
+        return rest == b"t", pos
+    if t == b"_":
+        return None, pos
+    if t in (b"$", b"!", b"="):
+        n = int(rest)
+        if n < 0:
+            return None, pos
+        blob = data[pos:pos + n]
+        pos += n + 2
+        if t == b"!":
+            return Error(blob.decode("utf-8", "replace")), pos
+        if t == b"=":
+            v = Verbatim(blob[4:])
+            v.fmt = blob[:3]
+            return v, pos
+        return blob, pos
+    n = int(rest)
+    if n < 0:
+        return None, pos
+    if t == b"|":
+        for _ in range(2 * n):
+            _, pos = _decode3_at(data, pos)
+        return _decode3_at(data, pos)
+    count = 2 * n if t == b"%" else n
+    elems = []
+    for _ in range(count):
+        v, pos = _decode3_at(data, pos)
+        elems.append(v)
+    if t == b"%":
+        pairs = list(zip(elems[0::2], elems[1::2]))
+        try:
+            return dict(pairs), pos
+        except TypeError:
+            return pairs, pos
+    if t == b"~":
+        return Set3(elems), pos
+    if t == b">":
+        return Push(elems), pos
+    return elems, pos
+
+
 def encode(args):
     """Encodes one command (a sequence of bytes/str/int) as a RESP multibulk."""
     out = [b"*%d\r\n" % len(args)]
@@ -391,6 +477,46 @@ class Client:
         """Sends one command and returns its reply."""
         self.send(args)
         return self.read()
+
+    # RESP3 (after HELLO 3). read() above stays the RESP2 reader.
+
+    def read_raw(self):
+        """Reads one complete reply of any RESP2/RESP3 type and returns
+        its exact bytes (an attribute '|' together with the reply it
+        describes)."""
+        out = []
+        self._raw_one(out)
+        return b"".join(out)
+
+    def _raw_one(self, out):
+        line = self.f.readline()
+        if not line:
+            raise ConnectionClosed("connection closed by peer")
+        if not line.endswith(b"\r\n"):
+            raise ConnectionClosed("truncated reply line %r" % line)
+        out.append(line)
+        t, rest = line[:1], line[1:-2]
+        if t in (b"$", b"!", b"=") and int(rest) >= 0:
+            n = int(rest)
+            data = self.f.read(n + 2)
+            if len(data) != n + 2:
+                raise ConnectionClosed("truncated blob")
+            out.append(data)
+        elif t in (b"*", b"~", b">", b"%", b"|") and int(rest) > 0:
+            n = int(rest) * (2 if t in (b"%", b"|") else 1)
+            for _ in range(n + (1 if t == b"|" else 0)):
+                self._raw_one(out)
+        elif t not in b"+-:$*_#,(~>%|!=":
+            raise ValueError("bad reply type byte in %r" % line)
+
+    def read3(self):
+        """Reads one RESP3 reply as typed values: see decode3."""
+        return decode3(self.read_raw())
+
+    def call3(self, *args):
+        """Sends one command and returns its reply, read3-decoded."""
+        self.send(args)
+        return self.read3()
 
     def pipeline(self, cmds):
         """Sends all commands, reads as many replies. Large batches are

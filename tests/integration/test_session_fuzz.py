@@ -356,8 +356,10 @@ class Session:
             self.finding("AUTH %s/%s answered %r" % (user, pw, rep))
 
     def act_hello(self):
+        # The sessions read RESP2: HELLO 4 for the refused version (HELLO 3
+        # switches to RESP3, covered by test_resp3.py).
         r = self.rng
-        self.call(*r.choice([("HELLO",), ("HELLO", "2"), ("HELLO", "3"),
+        self.call(*r.choice([("HELLO",), ("HELLO", "2"), ("HELLO", "4"),
                              ("HELLO", "2", "SETNAME", "n%d" %
                               r.randrange(9)),
                              ("HELLO", "x"), ("HELLO", "2", "FOO")]))

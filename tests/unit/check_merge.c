@@ -97,6 +97,34 @@ static const struct merge_case cases[] = {
       { 0 }, { 0 }, { 0 }, 0, 0, 3, NULL },
     { "scan of garbage", CMD_MERGE_SCAN, { "+OK\r\n" },
       { 0 }, { 0 }, { 0 }, 0, 0, 3, NULL },
+    /* RESP3 parts (a RESP3 client's fragments): the merge keeps them. */
+    { "resp3 mget nulls kept", CMD_MERGE_ARRAY,
+      { "*2\r\n$1\r\na\r\n_\r\n", "*1\r\n_\r\n" },
+      { 2, 1 }, { 0, 1, 0 }, { 0, 0, 1 }, 3, 0, 0,
+      "*3\r\n$1\r\na\r\n_\r\n_\r\n" },
+    { "resp3 sets concatenated as a set", CMD_MERGE_CONCAT,
+      { "~1\r\n$1\r\na\r\n", "~2\r\n:1\r\n_\r\n" },
+      { 0 }, { 0 }, { 0 }, 0, 0, 0, "~3\r\n$1\r\na\r\n:1\r\n_\r\n" },
+    { "resp3 set union", CMD_MERGE_UNION,
+      { "~2\r\n$1\r\nb\r\n$1\r\na\r\n", "~2\r\n$1\r\na\r\n$1\r\nc\r\n" },
+      { 0 }, { 0 }, { 0 }, 0, 0, 0,
+      "~3\r\n$1\r\nb\r\n$1\r\na\r\n$1\r\nc\r\n" },
+    { "resp3 map summed per key", CMD_MERGE_PAIRSUM,
+      { "%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n:0\r\n",
+        "%2\r\n$1\r\na\r\n:2\r\n$1\r\nb\r\n:5\r\n" },
+      { 0 }, { 0 }, { 0 }, 0, 0, 0,
+      "%2\r\n$1\r\na\r\n:3\r\n$1\r\nb\r\n:5\r\n" },
+    { "resp3 parts of mixed types", CMD_MERGE_CONCAT,
+      { "~1\r\n$1\r\na\r\n", "*1\r\n$1\r\nb\r\n" },
+      { 0 }, { 0 }, { 0 }, 0, 0, 0, NULL },
+    { "resp3 randomkey first non-null", CMD_MERGE_FIRST,
+      { "_\r\n", "$1\r\nk\r\n" },
+      { 0 }, { 0 }, { 0 }, 0, 0, 0, "$1\r\nk\r\n" },
+    { "resp3 randomkey all empty", CMD_MERGE_FIRST, { "_\r\n", "_\r\n" },
+      { 0 }, { 0 }, { 0 }, 0, 0, 0, "_\r\n" },
+    { "resp3 scalars in a concat", CMD_MERGE_CONCAT,
+      { "*2\r\n,1.5\r\n#t\r\n", "*1\r\n+x\r\n" },
+      { 0 }, { 0 }, { 0 }, 0, 0, 0, "*3\r\n,1.5\r\n#t\r\n+x\r\n" },
 };
 
 static void
@@ -187,6 +215,25 @@ START_TEST(test_info_keyspace_summed)
 }
 END_TEST
 
+/* INFO for a RESP3 client: verbatim parts, a verbatim reply. */
+START_TEST(test_info_keyspace_resp3)
+{
+    const char *a = "=48\r\ntxt:# Keyspace\r\ndb0:keys=2,expires=0,avg_ttl=0\r\n\r\n";
+    struct merge_frag frags[1] = { { a, strlen(a), 0 } };
+    struct buf info, out;
+    buf_init(&info);
+    buf_init(&out);
+    struct merge_in in = { .frags = frags, .nfrags = 1, .info = &info };
+    ck_assert_int_eq(merge_replies(CMD_MERGE_INFO, &in, &out), 0);
+    const char *want = "=48\r\ntxt:# Keyspace\r\n"
+                       "db0:keys=2,expires=0,avg_ttl=0\r\n\r\n";
+    ck_assert_uint_eq(out.len, strlen(want));
+    ck_assert(memcmp(out.data, want, out.len) == 0);
+    buf_deinit(&info);
+    buf_deinit(&out);
+}
+END_TEST
+
 static Suite *
 merge_suite(void)
 {
@@ -197,6 +244,7 @@ merge_suite(void)
                         (int)(sizeof(cases) / sizeof(cases[0])));
     tcase_add_test(tc, test_first_error_in_key_order);
     tcase_add_test(tc, test_info_keyspace_summed);
+    tcase_add_test(tc, test_info_keyspace_resp3);
     suite_add_tcase(s, tc);
     return s;
 }

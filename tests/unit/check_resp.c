@@ -620,6 +620,12 @@ static const struct reply_case reply_cases[] = {
       "|[+key,+val,:42]" },
     { IN("*2\r\n|1\r\n+a\r\n+b\r\n*1\r\n:1\r\n:2\r\n"), RESP_DONE, 28,
       "*[|[+a,+b,*[:1]],:2]" },
+    /* A push in front of a reply is a whole reply of its own (the backend
+     * drops it on a request/reply connection). */
+    { IN(">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nx\r\n+OK\r\n"), RESP_DONE, 32,
+      ">[$10:invalidate,*[$1:x]]" },
+    { IN("%1\r\n$1\r\nk\r\n|1\r\n+ttl\r\n:3\r\n~2\r\n,1.5\r\n(12\r\n"),
+      RESP_DONE, 40, "%[$1:k,|[+ttl,:3,~[,1.5,(12]]]" },
     /* incomplete */
     { IN(""), RESP_AGAIN, 0, NULL },
     { IN("+OK"), RESP_AGAIN, 0, NULL },

@@ -1,18 +1,20 @@
 // slotproxy - BSD-2-Clause
 //
-// node-redis v5 through slotproxy, RESP2 (its default): SET/GET, MGET
-// across slots, MULTI/EXEC, a pipeline (multi().execAsPipeline()), and
-// pub/sub on a duplicated connection. Exits non-zero with the reason on
-// any mismatch. Usage: node check.js PORT
+// node-redis v5 through slotproxy, RESP2 (its default) or RESP3: SET/GET,
+// MGET across slots, MULTI/EXEC, a pipeline (multi().execAsPipeline()),
+// HGETALL, and pub/sub on a duplicated connection (RESP3: pushes, and a
+// command on the subscribed connection). Exits non-zero with the reason
+// on any mismatch. Usage: node check.js PORT [2|3]
 'use strict';
 const assert = require('assert');
 const { createClient } = require('redis');
 
 async function main() {
   const port = Number(process.argv[2]);
+  const resp = Number(process.argv[3] || 2);
   const c = createClient({
     socket: { host: '127.0.0.1', port, reconnectStrategy: false },
-    RESP: 2,
+    RESP: resp,
   });
   c.on('error', (e) => { console.error(e); process.exit(1); });
   await c.connect();
@@ -28,6 +30,9 @@ async function main() {
     await c.multi().set('nr:p1', 'a').set('nr:p2', 'b').get('nr:p1')
       .get('nr:p2').execAsPipeline(),
     ['OK', 'OK', 'a', 'b']);
+  assert.strictEqual(await c.hSet('nr:h', { f: 'v', g: 'w' }), 2);
+  assert.deepStrictEqual({ ...(await c.hGetAll('nr:h')) }, { f: 'v', g: 'w' });
+  assert.strictEqual(await c.hGet('nr:h', 'nope'), null);
   const sub = c.duplicate();
   sub.on('error', (e) => { console.error(e); process.exit(1); });
   await sub.connect();
@@ -39,12 +44,16 @@ async function main() {
   // carries the message to the others), so the count is not checked.
   await c.publish('nr:chan', 'hello');
   assert.deepStrictEqual(await got, ['nr:chan', 'hello']);
+  if (resp === 3) {
+    // RESP3: the subscribed connection runs ordinary commands too.
+    assert.strictEqual(await sub.get('nr:k'), 'v');
+  }
   await sub.unsubscribe('nr:chan');
   assert.strictEqual(await c.del(['nr:k', 'nr:x', 'nr:y', 'nr:z', 'nr:{t}a',
-    'nr:p1', 'nr:p2']), 7);
+    'nr:p1', 'nr:p2', 'nr:h']), 8);
   sub.destroy();
   c.destroy();
-  console.log('node-redis ok');
+  console.log('node-redis ok (RESP' + resp + ')');
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
