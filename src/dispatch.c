@@ -91,8 +91,8 @@ route_keys(struct client *c, struct request *r, const struct command *cmd,
     /* The sampler first: one decrement and branch when not sampled (a
      * sample that falls on a keyless request is skipped). */
     if (__builtin_expect(hotkeys_should_sample(&c->w->hk_sampler), 0) && n > 0)
-        worker_hot_key(c->w, base + p->argv[keys[0]].off,
-                       p->argv[keys[0]].len, slots[0]);
+        worker_hot_key(c->w, base + p->argv[keys[0]].off, p->argv[keys[0]].len,
+                       slots[0]);
     if (n > 0 && same) {
         r->slot = slots[0];
         r->keyed = 1;

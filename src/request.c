@@ -108,7 +108,6 @@ request_pool_drain(struct request_pool *pool)
     request_pool_trim(pool, 0);
 }
 
-
 void
 request_complete(struct request *r)
 {

@@ -70,8 +70,7 @@ view_client_line(struct buf *b, const struct client *c, uint64_t now_ms)
                (unsigned long long)((now_ms - c->created_ms) / 1000),
                (unsigned long long)((now_ms - c->last_ms) / 1000),
                c->pins.blocked ? "b" : "N", c->resp3 ? 3 : 2,
-               c->lib_name ? c->lib_name : "",
-               c->lib_ver ? c->lib_ver : "");
+               c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
 }
 
 /* Fill p from w's own state, in w's thread. */

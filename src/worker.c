@@ -154,8 +154,7 @@ worker_jitter_encode(struct worker *w, struct buf *out,
     const struct config *conf = w->conf;
     if (conf->jitter_percent == 0)
         return 0;
-    struct ttljitter_conf jc = {conf->jitter_percent,
-                                conf->jitter_min_ttl_ms};
+    struct ttljitter_conf jc = {conf->jitter_percent, conf->jitter_min_ttl_ms};
     enum ttljitter_cmd kind = ttljitter_command(cmd->name, strlen(cmd->name));
     if (kind == TTLJ_NONE || !ttljitter_apply(&jc, kind, base, p->argv,
                                               p->argc, worker_rand(w), out))
@@ -242,8 +241,8 @@ worker_big_request(struct worker *w, const struct request *r,
 }
 
 void
-worker_big_reply(struct worker *w, const struct request *r,
-                 const char *data, size_t len, const char *node)
+worker_big_reply(struct worker *w, const struct request *r, const char *data,
+                 size_t len, const char *node)
 {
     int64_t elements = resp_reply_elements(data, len);
     if (r->cmd_index < 0 || r->cmd == NULL ||
@@ -289,8 +288,8 @@ worker_read_big(struct worker *w, uint64_t *counts)
 void
 shared_bigkeys(struct shared *sh, struct buf *out, long long count)
 {
-    struct bigkeys *copies = sp_calloc((size_t)sh->nworkers + 1,
-                                       sizeof(*copies));
+    struct bigkeys *copies =
+        sp_calloc((size_t)sh->nworkers + 1, sizeof(*copies));
     const struct bigkeys **rings =
         sp_calloc((size_t)sh->nworkers + 1, sizeof(*rings));
     for (int i = 0; i < sh->nworkers; i++) {

@@ -539,8 +539,8 @@ worker_apply_repl(struct worker *w)
         return;
     struct replstat *s = shared_replstat(w->shared);
     for (uint32_t i = 0; i < m->nnodes; i++)
-        w->replica_ok[i] = (uint8_t)replstat_replica_fit(
-            s, m, i, w->conf->max_replica_lag);
+        w->replica_ok[i] =
+            (uint8_t)replstat_replica_fit(s, m, i, w->conf->max_replica_lag);
     replstat_put(s);
 }
 
