@@ -516,9 +516,26 @@ def test_resp3_ssubscribe_several_shards_vs_standalone(env):
         hello3(s)
         got = run_pubsub(s, p, script)
     for i, ((who, cmd, _), x, y) in enumerate(zip(script, got, want)):
+        if cmd == ("SUNSUBSCRIBE",) and len(y) > 1:
+            # Dropping every channel, Redis walks its dict of shard
+            # channels, whose order is its hash's (seeded per process):
+            # the same pushes, with the counts going down, in any order.
+            x, y = unsub_all_shape(x), unsub_all_shape(y)
         assert x == y, "#%d %r\n  proxy:      %r\n  standalone: %r" % (
             i, cmd, x, y)
     assert want[0][0].startswith(b">3\r\n$10\r\nssubscribe\r\n")
+
+
+def unsub_all_shape(pushes):
+    """(sorted channel names, counts in order) of raw '>3' sunsubscribe
+    pushes."""
+    names, counts = [], []
+    for raw in pushes:
+        f = raw.split(b"\r\n")
+        assert f[0] == b">3" and f[2] == b"sunsubscribe", raw
+        names.append(f[4])
+        counts.append(f[5])
+    return sorted(names), counts
 
 
 @test
