@@ -1089,8 +1089,8 @@ backend_reap(struct worker *w, uint64_t now_ms)
 {
     for (uint32_t i = 0; i < w->nservers;) {
         struct server *s = w->servers[i];
-        if (now_ms < s->last_used_us / 1000 + REAP_IDLE_MS || !backend_idle(s) ||
-            server_in_map(w, s)) {
+        if (now_ms < s->last_used_us / 1000 + REAP_IDLE_MS ||
+            !backend_idle(s) || server_in_map(w, s)) {
             i++;
             continue;
         }
