@@ -649,6 +649,11 @@ void
 worker_loop_start(struct worker *w)
 {
     w->hold_until_ms = sp_msec_now() + STARTUP_HOLD_MS;
+    /* The loop clock from the start: the first slot-map fetch runs from a
+     * timer, before any flush or tick has read the clock, and a backend
+     * stamped at 0 looked idle for ages (backend_reap closed the seed's
+     * server at the first tick). */
+    worker_clock(w);
     /* One fetcher per process: the others adopt what it publishes. */
     if (w->id == 0) {
         cmdlearn_init(w);
