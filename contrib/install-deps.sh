@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(autoconf automake libtool pkg-config gcc make
-      libevent-dev libyaml-dev libjemalloc-dev libssl-dev openssl check
+      libevent-dev libyaml-dev libjemalloc-dev libssl-dev liburing-dev openssl check
       redis-server redis-tools python3 python3-redis
       clang clang-format libclang-rt-14-dev valgrind)
 

@@ -57,6 +57,7 @@ need_pc libevent libevent-dev
 need_pc yaml-0.1 libyaml-dev
 need_pc jemalloc libjemalloc-dev
 need_pc openssl libssl-dev
+need_pc liburing liburing-dev
 need_pc check check
 need_cmd redis-server redis-server
 need_cmd redis-cli redis-tools

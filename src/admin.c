@@ -357,9 +357,11 @@ info_section(struct buf *b, struct worker *w, const char *name)
         buf_printf(b,
                    "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\n"
                    "slotproxy_version:%s\r\nos:linux\r\n"
+                   "multiplexing_api:%s\r\n"
                    "process_id:%ld\r\nuptime_in_seconds:%llu\r\n"
                    "uptime_in_days:%llu\r\n\r\n",
                    PRESENTED_REDIS_VERSION, PACKAGE_VERSION,
+                   w->io != NULL ? "io_uring" : "epoll",
                    (long)getpid(), (unsigned long long)up,
                    (unsigned long long)(up / 86400));
     } else if (strcmp(name, "clients") == 0) {

@@ -29,6 +29,7 @@
 #include "alloc.h"
 #include "backend.h"
 #include "config.h"
+#include "iobatch.h"
 #include "log.h"
 #include "request.h"
 #include "slotmap.h"
@@ -259,6 +260,10 @@ conn_close_socket(struct backend_conn *c)
     if (c->dirty) {
         TAILQ_REMOVE(&c->srv->w->dirty_conns, c, dnext);
         c->dirty = 0;
+    }
+    if (c->io_pending) {
+        worker_io_forget(c->srv->w, &c->srv->w->rd_conns, c);
+        c->io_pending = 0;
     }
 }
 
@@ -629,49 +634,92 @@ conn_written(struct backend_conn *c, size_t nw)
     return r != NULL;
 }
 
+/* Point iov (room for MAX_IOV) at the queued requests' unwritten bytes;
+ * how many. */
+static int
+conn_fill_iov(struct backend_conn *c, struct iovec *iov)
+{
+    int n = 0;
+    size_t skip = c->send_off;
+    struct request *r;
+    TAILQ_FOREACH(r, &c->sendq, bnext) {
+        if (n + 2 > MAX_IOV)
+            break;
+        if (r->asking) {
+            if (skip < ASKING_LEN) {
+                iov[n].iov_base = (char *)asking_cmd + skip;
+                iov[n++].iov_len = ASKING_LEN - skip;
+                skip = 0;
+            } else {
+                skip -= ASKING_LEN;
+            }
+        }
+        iov[n].iov_base = r->req.data + r->req.pos + skip;
+        iov[n++].iov_len = buf_unread(&r->req) - skip;
+        skip = 0;
+    }
+    return n;
+}
+
+/* After a write of the filled requests returned nw (-1: errno): 1 when
+ * all of it went (more may be written), 0 when the socket is full (the
+ * write event finishes) or the connection failed. */
+static int
+conn_wrote(struct backend_conn *c, ssize_t nw)
+{
+    if (nw < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            event_add(c->wev, NULL);
+            return 0;
+        }
+        if (errno == EINTR)
+            return 1;
+        char msg[200];
+        snprintf(msg, sizeof(msg), "write failed: %s", strerror(errno));
+        conn_error(c, msg, 0);
+        return 0;
+    }
+    if (conn_written(c, (size_t)nw)) {
+        event_add(c->wev, NULL);
+        return 0;
+    }
+    return 1;
+}
+
 static void
 conn_write(struct backend_conn *c)
 {
     struct iovec iov[MAX_IOV];
 
-    while (!TAILQ_EMPTY(&c->sendq)) {
-        int n = 0;
-        size_t skip = c->send_off;
-        struct request *r;
-        TAILQ_FOREACH(r, &c->sendq, bnext) {
-            if (n + 2 > MAX_IOV)
-                break;
-            if (r->asking) {
-                if (skip < ASKING_LEN) {
-                    iov[n].iov_base = (char *)asking_cmd + skip;
-                    iov[n++].iov_len = ASKING_LEN - skip;
-                    skip = 0;
-                } else {
-                    skip -= ASKING_LEN;
-                }
-            }
-            iov[n].iov_base = r->req.data + r->req.pos + skip;
-            iov[n++].iov_len = buf_unread(&r->req) - skip;
-            skip = 0;
-        }
-        ssize_t nw = conn_send(c, iov, n);
-        if (nw < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                event_add(c->wev, NULL);
-                return;
-            }
-            if (errno == EINTR)
-                continue;
-            char msg[200];
-            snprintf(msg, sizeof(msg), "write failed: %s", strerror(errno));
-            conn_error(c, msg, 0);
+    while (!TAILQ_EMPTY(&c->sendq))
+        if (!conn_wrote(c, conn_send(c, iov, conn_fill_iov(c, iov))))
             return;
-        }
-        if (conn_written(c, (size_t)nw)) {
-            event_add(c->wev, NULL);
-            return;
-        }
-    }
+}
+
+/* A batched write's result (iobatch_done_fn): as in conn_write. A
+ * connection closed meanwhile forgot it (conn_close_socket). */
+static void
+conn_write_done(void *owner, void *buf, ssize_t nw)
+{
+    struct backend_conn *c = owner;
+    (void)buf;
+    c->io_pending = 0;
+    /* More than one write's worth left: the rest goes directly. */
+    if (conn_wrote(c, nw))
+        conn_write(c);
+}
+
+/* Queue c's requests into the batch. */
+static void
+conn_queue_write(struct backend_conn *c, struct iobatch *b)
+{
+    if (TAILQ_EMPTY(&c->sendq))
+        return;
+    if (!iobatch_room(b, MAX_IOV))
+        iobatch_run(b);
+    int n = conn_fill_iov(c, iobatch_iov(b, MAX_IOV));
+    c->io_pending = 1;
+    iobatch_writev(b, c->fd, n, conn_write_done, c);
 }
 
 /* The reply to the AUTH (or HELLO 3) sent first on a connection: a
@@ -944,6 +992,18 @@ conn_parse_replies(struct backend_conn *c)
 
 static void conn_read(struct backend_conn *c);
 
+/* Past a big reply, give the room back (unread bytes, a reply's start,
+ * move: the scanner's offsets are relative to it). */
+static void
+conn_after_read(struct backend_conn *c)
+{
+    if (c->state != BCONN_CONNECTED)
+        return; /* closed: the buffer is gone and uncharged */
+    if (c->rbuf.cap > RBUF_KEEP)
+        buf_shrink(&c->rbuf, RBUF_KEEP);
+    conn_charge_rbuf(c);
+}
+
 static void
 conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -953,14 +1013,55 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
             conn_tls_step(c);
         return;
     }
+    /* Batched I/O: read with the turn's other sockets, at the flush. */
+    struct worker *w = c->srv->w;
+    if (w->io != NULL && c->tls == NULL) {
+        if (!c->io_pending) {
+            c->io_pending = 1;
+            worker_io_queue(w, &w->rd_conns, c);
+        }
+        return;
+    }
     conn_read(c);
-    if (c->state != BCONN_CONNECTED)
-        return; /* closed: the buffer is gone and uncharged */
-    /* Past a big reply, give the room back (unread bytes, a reply's
-     * start, move: the scanner's offsets are relative to it). */
-    if (c->rbuf.cap > RBUF_KEEP)
-        buf_shrink(&c->rbuf, RBUF_KEEP);
-    conn_charge_rbuf(c);
+    conn_after_read(c);
+}
+
+/* How much one read asks for: a chunk, or inside a large bulk as much of
+ * it as possible (up to 1 MB), with room reserved for it. */
+static size_t
+conn_read_room(struct backend_conn *c)
+{
+    size_t want = READ_CHUNK;
+    if (c->rp.skip > (long long)want)
+        want = c->rp.skip > (1 << 20) ? (1 << 20) : (size_t)c->rp.skip;
+    buf_reserve(&c->rbuf, want);
+    return c->rbuf.cap - c->rbuf.len;
+}
+
+/* What one read of n bytes (-1: errno) brings: 1 when more may be
+ * waiting (the read filled the room, or TLS holds decrypted bytes). */
+static int
+conn_got(struct backend_conn *c, ssize_t n, size_t room)
+{
+    if (n > 0) {
+        c->rbuf.len += (size_t)n;
+        conn_parse_replies(c);
+        /* A short read drained the socket, unless TLS still holds
+         * decrypted bytes that no event will announce. */
+        return c->state == BCONN_CONNECTED &&
+               ((size_t)n == room ||
+                (c->tls != NULL && tls_pending(c->tls) > 0));
+    }
+    if (n == 0) {
+        conn_error(c, "closed the connection", 0);
+        return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return 0;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "read failed: %s", strerror(errno));
+    conn_error(c, msg, 0);
+    return 0;
 }
 
 /* Read what the socket has (a few chunks at most, to stay fair to the
@@ -969,35 +1070,43 @@ static void
 conn_read(struct backend_conn *c)
 {
     for (int i = 0; i < 4; i++) {
-        size_t want = READ_CHUNK;
-        /* Inside a large bulk, read it in as few calls as possible. */
-        if (c->rp.skip > (long long)want)
-            want = c->rp.skip > (1 << 20) ? (1 << 20) : (size_t)c->rp.skip;
-        buf_reserve(&c->rbuf, want);
-        size_t room = c->rbuf.cap - c->rbuf.len;
-        ssize_t n = conn_recv(c, c->rbuf.data + c->rbuf.len, room);
-        if (n > 0) {
-            c->rbuf.len += (size_t)n;
-            conn_parse_replies(c);
-            /* A short read drained the socket, unless TLS still holds
-             * decrypted bytes that no event will announce. */
-            if (c->state != BCONN_CONNECTED ||
-                ((size_t)n < room &&
-                 (c->tls == NULL || tls_pending(c->tls) == 0)))
-                return;
+        size_t room = conn_read_room(c);
+        if (!conn_got(c, conn_recv(c, c->rbuf.data + c->rbuf.len, room),
+                      room))
+            return;
+    }
+}
+
+/* A batched read's result (iobatch_done_fn): as one conn_read step (a
+ * read that filled the room leaves the rest to the next readiness). */
+static void
+conn_read_done(void *owner, void *buf, ssize_t n)
+{
+    struct backend_conn *c = owner;
+    c->io_pending = 0;
+    conn_got(c, n, c->rbuf.data + c->rbuf.cap - (char *)buf);
+    conn_after_read(c);
+}
+
+void
+backend_read_batch(struct worker *w)
+{
+    struct io_readq *q = &w->rd_conns;
+    for (uint32_t i = 0; i < q->n; i++) {
+        struct backend_conn *c = q->items[i];
+        if (c == NULL)
+            continue;
+        if (c->state != BCONN_CONNECTED) {
+            c->io_pending = 0;
             continue;
         }
-        if (n == 0) {
-            conn_error(c, "closed the connection", 0);
-            return;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return;
-        char msg[200];
-        snprintf(msg, sizeof(msg), "read failed: %s", strerror(errno));
-        conn_error(c, msg, 0);
-        return;
+        if (!iobatch_room(w->io, 0))
+            iobatch_run(w->io);
+        size_t room = conn_read_room(c);
+        iobatch_read(w->io, c->fd, c->rbuf.data + c->rbuf.len, room,
+                     conn_read_done, c);
     }
+    q->n = 0;
 }
 
 void
@@ -1007,7 +1116,11 @@ backend_flush_dirty(struct worker *w)
     while ((c = TAILQ_FIRST(&w->dirty_conns)) != NULL) {
         TAILQ_REMOVE(&w->dirty_conns, c, dnext);
         c->dirty = 0;
-        if (c->state == BCONN_CONNECTED)
+        if (c->state != BCONN_CONNECTED)
+            continue;
+        if (w->io != NULL && c->tls == NULL)
+            conn_queue_write(c, w->io);
+        else
             conn_write(c);
     }
 }

@@ -54,6 +54,8 @@ struct backend_conn {
     int dns_sync;                   /* inside evdns_getaddrinfo */
     struct tls_conn *tls;           /* TLS session (backend_tls), or NULL */
     int dirty;                      /* on the worker's dirty_conns list */
+    int io_pending;                 /* listed in w->rd_conns or in the I/O
+                                     * batch (worker_io_queue) */
     TAILQ_ENTRY(backend_conn) dnext; /* dirty list link */
 };
 
@@ -147,8 +149,12 @@ int backend_cred_id(struct worker *w, const char *user, const char *password);
 /* Free w's credential table (worker shutdown, after its servers). */
 void backend_creds_free(struct worker *w);
 
-/* Write every dirty connection's send queue (end-of-turn flush). */
+/* Write every dirty connection's send queue (end-of-turn flush); with
+ * batched I/O (w->io), queue the writes into the batch instead. */
 void backend_flush_dirty(struct worker *w);
+/* With batched I/O: queue a read of every connection found readable this
+ * turn (w->rd_conns) into the batch. */
+void backend_read_batch(struct worker *w);
 /* Fail requests past their deadline; their connection is closed. */
 void backend_check_timeouts(struct worker *w, uint64_t now_ms);
 /* Free the worker's hostname resolver (after every server is freed). */

@@ -29,6 +29,7 @@
 #include "command.h"
 #include "config.h"
 #include "errors.h"
+#include "iobatch.h"
 #include "log.h"
 #include "membudget.h"
 #include "pin.h"
@@ -234,6 +235,8 @@ client_accept(struct worker *w, int fd, const char *addr,
 static void
 client_free(struct client *c)
 {
+    if (c->io_pending)
+        worker_io_forget(c->w, &c->w->rd_clients, c);
     c->ops->free_state(c);
     resp_req_deinit(&c->parser);
     buf_deinit(&c->rbuf);
@@ -585,6 +588,41 @@ client_process_input(struct client *c)
 }
 
 /*
+ * What a read of n bytes (<= 0: none, or closed) into buf, a scratch
+ * area of cap bytes the client does not own, brings: requests are parsed
+ * and dispatched from there, and only a leftover partial (or held)
+ * request is copied into a buffer of the client's own.
+ */
+static ssize_t
+client_got_scratch(struct client *c, char *buf, size_t cap, ssize_t n)
+{
+    struct worker *w = c->w;
+    if (n <= 0) {
+        if (n == 0)
+            client_close(c, "client closed the connection");
+        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            client_close(c, strerror(errno));
+        return n;
+    }
+    c->last_ms = worker_now_us(w) / 1000;
+    w->stats.bytes_in += (uint64_t)n;
+    c->rbuf.data = buf;
+    c->rbuf.pos = 0;
+    c->rbuf.len = (size_t)n;
+    c->rbuf.cap = cap;
+    client_process_input(c);
+    /* Hand the scratch back, keeping what is left (offsets in the parser
+     * are relative to the request start, so a copy keeps them valid). */
+    size_t left = buf_unread(&c->rbuf);
+    const char *rest = c->rbuf.data + c->rbuf.pos;
+    c->rbuf.data = NULL;
+    c->rbuf.pos = c->rbuf.len = c->rbuf.cap = 0;
+    if (left > 0 && !c->closed)
+        buf_append(&c->rbuf, rest, left);
+    return n;
+}
+
+/*
  * Read into the worker's scratch buffer when the client has nothing
  * buffered (the common case: whole requests arrive together): requests
  * are parsed and dispatched from there, and only a leftover partial (or
@@ -596,29 +634,7 @@ client_read_scratch(struct client *c)
 {
     struct worker *w = c->w;
     ssize_t n = client_recv(c, w->rscratch, RSCRATCH_SIZE);
-    if (n <= 0) {
-        if (n == 0)
-            client_close(c, "client closed the connection");
-        else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            client_close(c, strerror(errno));
-        return n;
-    }
-    c->last_ms = worker_now_us(w) / 1000;
-    w->stats.bytes_in += (uint64_t)n;
-    c->rbuf.data = w->rscratch;
-    c->rbuf.pos = 0;
-    c->rbuf.len = (size_t)n;
-    c->rbuf.cap = RSCRATCH_SIZE;
-    client_process_input(c);
-    /* Hand the scratch back, keeping what is left (offsets in the parser
-     * are relative to the request start, so a copy keeps them valid). */
-    size_t left = buf_unread(&c->rbuf);
-    const char *rest = c->rbuf.data + c->rbuf.pos;
-    c->rbuf.data = NULL;
-    c->rbuf.pos = c->rbuf.len = c->rbuf.cap = 0;
-    if (left > 0 && !c->closed)
-        buf_append(&c->rbuf, rest, left);
-    return n;
+    return client_got_scratch(c, w->rscratch, RSCRATCH_SIZE, n);
 }
 
 static ssize_t client_read_once(struct client *c);
@@ -666,37 +682,44 @@ client_on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (c->handshaking && !client_tls_handshake(c))
         return;
+    /* Batched I/O: read with the turn's other sockets, at the flush. */
+    if (c->w->io != NULL && c->tls == NULL) {
+        if (!c->io_pending) {
+            c->io_pending = 1;
+            worker_io_queue(c->w, &c->w->rd_clients, c);
+        }
+        return;
+    }
     while (client_read_once(c) > 0 && c->tls != NULL && !c->closed &&
            !c->read_paused && !c->mem_paused && tls_pending(c->tls) > 0)
         ;
 }
 
-/* One read and what it parses; the bytes read (<= 0: none, or closed). */
+/* What a read of n bytes (<= 0: none, or closed) into the client's own
+ * buffer brings: its requests parsed. */
 static ssize_t
-client_read_once(struct client *c)
+client_got_own(struct client *c, ssize_t n)
 {
-    ssize_t n;
-
-    if (c->rbuf.data == NULL) {
-        n = client_read_scratch(c);
-    } else {
-        buf_reserve(&c->rbuf, READ_CHUNK);
-        n = client_recv(c, c->rbuf.data + c->rbuf.len,
-                        c->rbuf.cap - c->rbuf.len);
-        if (n == 0) {
-            client_close(c, "client closed the connection");
-            return 0;
-        }
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                client_close(c, strerror(errno));
-            return n;
-        }
-        c->rbuf.len += (size_t)n;
-        c->last_ms = worker_now_us(c->w) / 1000;
-        c->w->stats.bytes_in += (uint64_t)n;
-        client_process_input(c);
+    if (n == 0) {
+        client_close(c, "client closed the connection");
+        return 0;
     }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            client_close(c, strerror(errno));
+        return n;
+    }
+    c->rbuf.len += (size_t)n;
+    c->last_ms = worker_now_us(c->w) / 1000;
+    c->w->stats.bytes_in += (uint64_t)n;
+    client_process_input(c);
+    return n;
+}
+
+/* After a read and its parse: buffer upkeep and input limits. */
+static ssize_t
+client_after_read(struct client *c, ssize_t n)
+{
     if (n <= 0 || c->closed)
         return n;
     /* A big request is parsed: give its room back (parser offsets are
@@ -710,6 +733,86 @@ client_read_once(struct client *c)
     if ((c->barrier != NULL || c->held) && buf_unread(&c->rbuf) > HELD_MAX)
         client_pause_reading(c);
     return n;
+}
+
+/* One read and what it parses; the bytes read (<= 0: none, or closed). */
+static ssize_t
+client_read_once(struct client *c)
+{
+    ssize_t n;
+
+    if (c->rbuf.data == NULL) {
+        n = client_read_scratch(c);
+    } else {
+        buf_reserve(&c->rbuf, READ_CHUNK);
+        n = client_got_own(c, client_recv(c, c->rbuf.data + c->rbuf.len,
+                                          c->rbuf.cap - c->rbuf.len));
+    }
+    return client_after_read(c, n);
+}
+
+/* A batched read's result (iobatch_done_fn) into the batch's scratch:
+ * as client_read_once. */
+static void
+client_read_scratch_done(void *owner, void *buf, ssize_t n)
+{
+    struct client *c = owner;
+    c->io_pending = 0;
+    if (!c->closed)
+        client_after_read(c, client_got_scratch(c, buf, RSCRATCH_SIZE, n));
+}
+
+/* A batched read's result into the client's own buffer. */
+static void
+client_read_own_done(void *owner, void *buf, ssize_t n)
+{
+    struct client *c = owner;
+    (void)buf;
+    c->io_pending = 0;
+    if (!c->closed)
+        client_after_read(c, client_got_own(c, n));
+}
+
+/* Queue one read for c in the batch (which has room for one more). 0 when
+ * the batch's scratch area is used up: run it, then call again. */
+static int
+client_queue_read(struct client *c, struct iobatch *b)
+{
+    if (c->rbuf.data == NULL) {
+        void *buf = iobatch_scratch(b, RSCRATCH_SIZE);
+        if (buf == NULL)
+            return 0;
+        iobatch_read(b, c->fd, buf, RSCRATCH_SIZE, client_read_scratch_done,
+                     c);
+        return 1;
+    }
+    buf_reserve(&c->rbuf, READ_CHUNK);
+    iobatch_read(b, c->fd, c->rbuf.data + c->rbuf.len,
+                 c->rbuf.cap - c->rbuf.len, client_read_own_done, c);
+    return 1;
+}
+
+void
+client_read_batch(struct worker *w)
+{
+    struct io_readq *q = &w->rd_clients;
+    for (uint32_t i = 0; i < q->n; i++) {
+        struct client *c = q->items[i];
+        if (c == NULL)
+            continue;
+        /* Closed, or paused, since it was found readable. */
+        if (c->closed || c->read_paused || c->mem_paused) {
+            c->io_pending = 0;
+            continue;
+        }
+        if (!iobatch_room(w->io, 0))
+            iobatch_run(w->io);
+        if (!client_queue_read(c, w->io)) {
+            iobatch_run(w->io);
+            client_queue_read(c, w->io);
+        }
+    }
+    q->n = 0;
 }
 
 /* Release the head request once its reply is fully written. */
@@ -749,52 +852,63 @@ client_write_blocked(struct client *c)
     client_want_write(c);
 }
 
-/* Write ready replies in order. */
-static void
-client_write(struct client *c)
+/* Point iov (room for MAX_IOV) at the replies ready to go, in order;
+ * how many (0: none is ready). */
+static int
+client_fill_iov(struct client *c, struct iovec *iov)
 {
-    struct iovec iov[MAX_IOV];
-
-    for (;;) {
-        int n = 0;
-        size_t skip = c->wpos;
-        struct request *r;
-        TAILQ_FOREACH(r, &c->pipeline, cnext) {
-            if (!r->done || n == MAX_IOV)
-                break;
-            iov[n].iov_base = r->rep.data + r->rep.pos + skip;
-            iov[n++].iov_len = buf_unread(&r->rep) - skip;
-            skip = 0;
-        }
-        if (n == 0)
+    int n = 0;
+    size_t skip = c->wpos;
+    struct request *r;
+    TAILQ_FOREACH(r, &c->pipeline, cnext) {
+        if (!r->done || n == MAX_IOV)
             break;
-        ssize_t nw = client_send(c, iov, n);
-        if (nw < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                client_write_blocked(c);
-                return;
-            }
-            if (errno == EINTR)
-                continue;
-            client_close(c, strerror(errno));
-            return;
-        }
-        c->stalled_ms = 0;
-        c->kernel_queued = 0;
-        c->w->stats.bytes_out += (uint64_t)nw;
-        size_t left = (size_t)nw + c->wpos;
-        while ((r = TAILQ_FIRST(&c->pipeline)) != NULL && r->done &&
-               left >= buf_unread(&r->rep)) {
-            left -= buf_unread(&r->rep);
-            client_pop_head(c);
-        }
-        c->wpos = left;
-        if (left > 0) {
-            /* A short write: the socket is full. */
-            client_write_blocked(c);
-            return;
-        }
+        iov[n].iov_base = r->rep.data + r->rep.pos + skip;
+        iov[n++].iov_len = buf_unread(&r->rep) - skip;
+        skip = 0;
     }
+    return n;
+}
+
+/* After a write of the filled replies returned nw (-1: errno): the
+ * replies written go. 1 when all of it went (more may be written), 0
+ * when the socket is full or the client closed. */
+static int
+client_wrote(struct client *c, ssize_t nw)
+{
+    struct request *r;
+    if (nw < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            client_write_blocked(c);
+            return 0;
+        }
+        if (errno == EINTR)
+            return 1;
+        client_close(c, strerror(errno));
+        return 0;
+    }
+    c->stalled_ms = 0;
+    c->kernel_queued = 0;
+    c->w->stats.bytes_out += (uint64_t)nw;
+    size_t left = (size_t)nw + c->wpos;
+    while ((r = TAILQ_FIRST(&c->pipeline)) != NULL && r->done &&
+           left >= buf_unread(&r->rep)) {
+        left -= buf_unread(&r->rep);
+        client_pop_head(c);
+    }
+    c->wpos = left;
+    if (left > 0) {
+        /* A short write: the socket is full. */
+        client_write_blocked(c);
+        return 0;
+    }
+    return 1;
+}
+
+/* Every ready reply is written: close after QUIT, or take input on. */
+static void
+client_written(struct client *c)
+{
     if (c->closing && TAILQ_EMPTY(&c->pipeline)) {
         if (c->close_why != 0)
             client_disconnect(c, (enum disc_reason)(c->close_why - 1));
@@ -803,6 +917,47 @@ client_write(struct client *c)
         return;
     }
     client_resume_input(c);
+}
+
+/* Write ready replies in order. */
+static void
+client_write(struct client *c)
+{
+    struct iovec iov[MAX_IOV];
+    int n;
+
+    while ((n = client_fill_iov(c, iov)) > 0)
+        if (!client_wrote(c, client_send(c, iov, n)))
+            return;
+    client_written(c);
+}
+
+/* A batched write's result (iobatch_done_fn): as in client_write. */
+static void
+client_write_done(void *owner, void *buf, ssize_t nw)
+{
+    struct client *c = owner;
+    (void)buf;
+    c->io_pending = 0;
+    /* More than one write's worth left: the rest goes directly. */
+    if (!c->closed && client_wrote(c, nw))
+        client_write(c);
+}
+
+/* Queue c's ready replies into the batch, or finish at once when none
+ * is ready. */
+static void
+client_queue_write(struct client *c, struct iobatch *b)
+{
+    if (!iobatch_room(b, MAX_IOV))
+        iobatch_run(b);
+    int n = client_fill_iov(c, iobatch_iov(b, MAX_IOV));
+    if (n == 0) {
+        client_written(c);
+        return;
+    }
+    c->io_pending = 1;
+    iobatch_writev(b, c->fd, n, client_write_done, c);
 }
 
 /* After replies were written: input paused for backpressure, or held
@@ -852,7 +1007,10 @@ client_flush_dirty(struct worker *w)
             client_free(c);
             continue;
         }
-        client_write(c);
+        if (w->io != NULL && c->tls == NULL)
+            client_queue_write(c, w->io);
+        else
+            client_write(c);
     }
 }
 

@@ -91,6 +91,8 @@ struct client {
     uint64_t stalled_ms;            /* since when its socket takes nothing
                                      * (0: not stalled) */
     uint8_t dirty;                  /* on the dirty list */
+    uint8_t io_pending;             /* listed in w->rd_clients or in the
+                                     * I/O batch (worker_io_queue) */
     uint8_t closing;                /* close once replies are written */
     uint8_t close_why;              /* then: 1 + enum disc_reason when the
                                      * proxy decided it, 0 (QUIT) */
@@ -177,8 +179,13 @@ struct tls_ctx;
  * client_close gives both back, whatever ends the connection. */
 void client_accept(struct worker *w, int fd, const char *addr,
                    struct tls_ctx *tls);
-/* Write replies of dirty clients; free clients closed this turn. */
+/* Write replies of dirty clients (with batched I/O, queue the writes
+ * into w->io's batch); free clients closed this turn. */
 void client_flush_dirty(struct worker *w);
+/* With batched I/O (w->io): queue a read of every client found readable
+ * this turn (w->rd_clients) into the batch; their callbacks parse what
+ * comes once the batch runs. */
+void client_read_batch(struct worker *w);
 /* Close now (deferred free); reason is logged. */
 void client_close(struct client *c, const char *reason);
 /* client_close for a reason of the proxy's own, counted in

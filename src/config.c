@@ -58,6 +58,7 @@ enum config_type {
     CONF_T_READ_FROM,           /* int field: master|replica|prefer-replica */
     CONF_T_BOOL,                /* uint32_t field: true/false, yes/no */
     CONF_T_READINESS,           /* int field: all-slots|any-slot */
+    CONF_T_IO,                  /* int field: enum io_mode by name */
 };
 
 /* One configuration option. */
@@ -92,10 +93,30 @@ struct config_directive {
  * CONFIG_NEW_CONNS when it is read as a connection opens, CONFIG_RESTART
  * when what it sized is built once (the old value stays in force).
  */
+static const char *const io_mode_names[] = {"auto", "epoll", "io_uring"};
+
+int
+io_mode_from_name(const char *s)
+{
+    for (size_t i = 0; i < SP_ARRAY_LEN(io_mode_names); i++)
+        if (strcmp(s, io_mode_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *
+io_mode_name(int mode)
+{
+    return mode >= 0 && (size_t)mode < SP_ARRAY_LEN(io_mode_names)
+               ? io_mode_names[mode] : "?";
+}
+
 static const struct config_directive config_directives[] = {
     CONF_ADDRS(NULL, "listen", CONF_T_LISTEN, listen, nlisten, CONFIG_LIVE),
     CONF_NUM(NULL, "workers", CONF_T_WORKERS, workers,
              1, 1, CONF_WORKERS_MAX, CONFIG_RESTART),
+    CONF_NUM(NULL, "io", CONF_T_IO, io, IO_AUTO, IO_AUTO, IO_URING,
+             CONFIG_RESTART),
 
     CONF_NUM("log", "level", CONF_T_LOG_LEVEL, log_level,
              LOG_NOTICE, LOG_ERROR, LOG_DEBUG, CONFIG_LIVE),
@@ -296,7 +317,7 @@ conf_is_numeric(enum config_type t)
     return t == CONF_T_WORKERS || t == CONF_T_LOG_LEVEL ||
            t == CONF_T_LOG_FORMAT || t == CONF_T_INT ||
            t == CONF_T_DURATION || t == CONF_T_SIZE || t == CONF_T_READ_FROM ||
-           t == CONF_T_BOOL || t == CONF_T_READINESS;
+           t == CONF_T_BOOL || t == CONF_T_READINESS || t == CONF_T_IO;
 }
 
 /*
@@ -923,6 +944,12 @@ conf_set_num(struct config_parser *p, const struct config_directive *d,
             return conf_error(p, v->start_mark, "'%s' must be master, "
                               "replica or prefer-replica", d->name);
         return 0;
+    case CONF_T_IO:
+        *num = ok ? io_mode_from_name(s) : -1;
+        if (*num < 0)
+            return conf_error(p, v->start_mark, "'%s' must be auto, epoll or "
+                              "io_uring", d->name);
+        return 0;
     case CONF_T_READINESS:
         *num = !ok ? -1 : strcmp(s, "all-slots") == 0 ? READINESS_ALL_SLOTS
                    : strcmp(s, "any-slot") == 0 ? READINESS_ANY_SLOT
@@ -1539,6 +1566,9 @@ conf_format_num(const struct config_directive *d, long long v, struct buf *b)
         return;
     case CONF_T_READINESS:
         buf_append_str(b, v == READINESS_ANY_SLOT ? "any-slot" : "all-slots");
+        return;
+    case CONF_T_IO:
+        buf_append_str(b, io_mode_name((int)v));
         return;
     default:
         /* Durations and sizes in the largest unit that is exact. */

@@ -38,6 +38,15 @@ enum read_from { READ_MASTER = 0, READ_REPLICA, READ_PREFER_REPLICA };
  * any is (an edge tier, where every replica sees the same hole). */
 enum readiness { READINESS_ALL_SLOTS = 0, READINESS_ANY_SLOT };
 
+/* io: how workers make socket reads and writes. auto: batched through
+ * io_uring where the kernel allows it, else epoll readiness with one
+ * read/writev per socket; epoll: always the latter; io_uring: the former
+ * or refuse to start. SLOTPROXY_IO in the environment overrides it. */
+enum io_mode { IO_AUTO = 0, IO_EPOLL, IO_URING };
+/* The mode named s ("auto", "epoll", "io_uring"), or -1. */
+int io_mode_from_name(const char *s);
+const char *io_mode_name(int mode);
+
 /* A client user (auth.users). */
 struct sp_user {
     char *name;                 /* user name (owned) */
@@ -60,6 +69,7 @@ struct config {
     size_t nlisten;
 
     int workers;                /* workers: 1 (only 1 is supported for now) */
+    int io;                     /* io: enum io_mode, default auto */
 
     /* log: */
     int log_level;              /* level: enum log_level, default notice */

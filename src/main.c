@@ -32,6 +32,7 @@
 #include "buildinfo.h"
 #include "config.h"
 #include "http.h"
+#include "iobatch.h"
 #include "listener.h"
 #include "log.h"
 #include "tls.h"
@@ -631,6 +632,43 @@ dump_config(const struct config *c)
     return fflush(stdout) == 0 ? rc : 1;
 }
 
+/*
+ * The I/O mode the workers start with: the config's io, or SLOTPROXY_IO
+ * when set; auto and io_uring are tried here once (a ring made and
+ * freed), so that auto settles on epoll where io_uring cannot be used and
+ * io_uring fails the start there. -1 on that failure or a bad variable.
+ */
+static int
+io_choose(const struct config *conf, int *mode)
+{
+    const char *env = getenv("SLOTPROXY_IO");
+    char err[200];
+    int want = conf->io;
+    if (env != NULL && *env != '\0') {
+        want = io_mode_from_name(env);
+        if (want < 0) {
+            log_error("SLOTPROXY_IO=%s: must be auto, epoll or io_uring",
+                      env);
+            return -1;
+        }
+    }
+    *mode = IO_EPOLL;
+    if (want == IO_EPOLL)
+        return 0;
+    struct iobatch *b = iobatch_new(1, err, sizeof(err));
+    if (b == NULL) {
+        if (want == IO_URING) {
+            log_error("io: io_uring cannot be used: %s", err);
+            return -1;
+        }
+        log_notice("io: %s: using epoll", err);
+        return 0;
+    }
+    iobatch_free(b);
+    *mode = IO_URING;
+    return 0;
+}
+
 static void *
 worker_thread(void *arg)
 {
@@ -644,6 +682,7 @@ worker_thread(void *arg)
     pthread_setname_np(pthread_self(), name);
     if (worker_id(w) > 0)
         sp_alloc_own_arena();
+    worker_loop_io_init(w);
     event_base_dispatch(w->base);
     return NULL;
 }
@@ -693,6 +732,8 @@ run(struct config **confp, const char *file)
             rc = 1;
         }
     }
+    if (rc == 0 && io_choose(conf, &shared.io_mode) != 0)
+        rc = 1;
     size_t nls = conf->nlisten + conf->ntls_listen;
 
     for (int i = 0; i < n && rc == 0; i++) {
@@ -751,8 +792,9 @@ run(struct config **confp, const char *file)
             started++;
         }
         if (rc == 0) {
-            log_notice("slotproxy %s started (pid %ld, %d worker%s)",
-                       PACKAGE_VERSION, (long)getpid(), n, n > 1 ? "s" : "");
+            log_notice("slotproxy %s started (pid %ld, %d worker%s, io %s)",
+                       PACKAGE_VERSION, (long)getpid(), n, n > 1 ? "s" : "",
+                       io_mode_name(shared.io_mode));
             /* What start-up freed (the YAML parse ...) sits in this
              * thread's cache, which the workers' releases never reach:
              * hand it back before the main thread goes quiet. */

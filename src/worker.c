@@ -19,6 +19,7 @@
 #include "cmdtable.h"
 #include "command.h"
 #include "config.h"
+#include "iobatch.h"
 #include "keyslot.h"
 #include "replstat.h"
 #include "slotmap.h"
@@ -349,6 +350,27 @@ worker_schedule_flush(struct worker *w)
         w->flush_pending = 1;
         event_active(w->flush_ev, EV_TIMEOUT, 0);
     }
+}
+
+void
+worker_io_queue(struct worker *w, struct io_readq *q, void *p)
+{
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 64;
+        q->items = sp_realloc(q->items, q->cap * sizeof(*q->items));
+    }
+    q->items[q->n++] = p;
+    worker_schedule_flush(w);
+}
+
+void
+worker_io_forget(struct worker *w, struct io_readq *q, void *p)
+{
+    for (uint32_t i = 0; i < q->n; i++)
+        if (q->items[i] == p)
+            q->items[i] = NULL;
+    if (w->io != NULL)
+        iobatch_forget(w->io, p);
 }
 
 void

@@ -88,6 +88,9 @@ struct shared {
     int64_t last_reload_success_unix; /* when the configuration in force
                                      * was loaded: start-up or the last
                                      * applied reload (Unix seconds) */
+    int io_mode;                    /* enum io_mode the workers start
+                                     * with: IO_EPOLL, or IO_URING where
+                                     * main's probe found it usable */
     int readiness;                  /* metrics.readiness in force (enum
                                      * readiness), for /readyz; main's */
     struct membudget mem;           /* bytes held for clients, all workers
@@ -225,6 +228,15 @@ struct worker_stats {
                                      * tick (/healthz: is it alive?) */
 };
 
+/* Objects whose socket is read at the end of the turn (with io): their
+ * io_pending flag is set while they are listed or have an operation in
+ * the batch; entries of an object going away are cleared to NULL. */
+struct io_readq {
+    void **items;
+    uint32_t n;
+    uint32_t cap;
+};
+
 struct worker {
     int id;                         /* 0-based worker number */
     struct event_base *base;        /* this worker's loop (owned) */
@@ -266,6 +278,12 @@ struct worker {
                                      * flush or tick (worker_now_us) */
     char *rscratch;                 /* RSCRATCH_SIZE bytes: clients read
                                      * here when they hold no buffer */
+    struct iobatch *io;             /* batched socket I/O (io_uring),
+                                     * or NULL: plain read/writev */
+    struct io_readq rd_clients;     /* with io: plain clients found
+                                     * readable this turn, read together
+                                     * at the flush */
+    struct io_readq rd_conns;       /* with io: backend conns, likewise */
     struct listener **listeners;    /* this worker's listening sockets */
     uint32_t nlisteners;
     uint64_t drain_deadline_ms;     /* draining (SIGTERM) until then; 0 =
@@ -394,6 +412,12 @@ struct worker {
 
 /* Ask for an end-of-turn flush (writes batched per loop turn). */
 void worker_schedule_flush(struct worker *w);
+/* With batched I/O: list p (its io_pending flag just set) to be read at
+ * the end of this turn, and ask for the flush that reads it. */
+void worker_io_queue(struct worker *w, struct io_readq *q, void *p);
+/* p (with io_pending set) is going away: drop it from q and from the
+ * batch, so that nothing reads into it or calls back with it. */
+void worker_io_forget(struct worker *w, struct io_readq *q, void *p);
 /* Replace the current slot map (takes ownership of one ref of m) and
  * publish it to the other workers (installed through w->install_map). */
 void worker_set_map(struct worker *w, struct slotmap *m);

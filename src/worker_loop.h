@@ -22,6 +22,9 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared);
 void worker_loop_free(struct worker *w);
 /* Called at worker start from main: begins topology discovery. */
 void worker_loop_start(struct worker *w);
+/* In the worker's own thread, before its loop runs: its I/O batch when
+ * shared->io_mode is IO_URING (a failure logs and leaves it on epoll). */
+void worker_loop_io_init(struct worker *w);
 /* Ask the worker's loop to exit; safe from another thread (the loops
  * take no locks: each is only ever touched by its own thread). With
  * drain, the worker first stops accepting and lets in-flight requests

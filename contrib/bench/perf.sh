@@ -10,7 +10,9 @@
 # bench.sh --pin), prefills the keyspace, then for each workload runs
 # redis-benchmark -c 50 -d 64 -r 100000 with `perf stat -p PROXY` (syscall
 # counts over exactly that run, divided by its request count) and
-# `perf record -e cpu-clock -p PROXY` (sampled profile). Needs root or
+# `perf record -e cpu-clock -p PROXY` (sampled profile); the "CPU us" row
+# is the proxy's task-clock over the counted run per request. SLOTPROXY_IO
+# (auto, epoll, io_uring) in the environment reaches the proxy. Needs root or
 # kernel.perf_event_paranoid <= 1 and tracefs for the tracepoints; works
 # in VMs without hardware counters (it uses none).
 #
@@ -79,10 +81,12 @@ rb -P 16 -n 300000 -t set >/dev/null
 mget=(mget)
 for _ in 1 2 3 4 5 6 7 8 9 10; do mget+=("key:__rand_int__"); done
 events=raw_syscalls:sys_enter
-for s in read readv recvfrom write writev sendto epoll_wait epoll_pwait \
+for s in read readv recvfrom write writev sendto epoll_wait epoll_pwait io_uring_enter \
     epoll_ctl; do
     events=$events,syscalls:sys_enter_$s
 done
+# CPU time the proxy used over the same run (msec), for CPU per request.
+events=$events,task-clock
 
 for w in get-P1 get-P16 mget10-P1; do
     case $w in
@@ -112,9 +116,12 @@ for w in get-P1 get-P16 mget10-P1; do
     echo
     echo "| syscall | per request |"
     echo "|---|--:|"
-    awk -F, -v n="$n" '$1 ~ /^[0-9]+$/ && $1 > 0 {
+    awk -F, -v n="$n" '$3 == "task-clock" {
+        cpu = sprintf("| CPU us | %.2f |", $1 * 1000 / n); next }
+        $1 ~ /^[0-9]+$/ && $1 > 0 {
         e = $3; sub(/^.*sys_enter_?/, "", e); if (e == "") e = "all"
-        printf "| %s | %.3f |\n", e, $1 / n }' "$bench_tmp/$w.stat"
+        printf "| %s | %.3f |\n", e, $1 / n }
+        END { if (cpu != "") print cpu }' "$bench_tmp/$w.stat"
     echo
     echo "cpu-clock samples by object:"
     echo

@@ -79,13 +79,18 @@ def _pdeathsig():
         pass
 
 
-def spawn(argv, logpath, name, cwd=None):
-    """Starts argv with stdout and stderr appended to logpath. The process is
-    recorded and stopped by stop_all() at exit. Returns the Popen."""
+def spawn(argv, logpath, name, cwd=None, env=None):
+    """Starts argv with stdout and stderr appended to logpath (env: variables
+    to set on top of ours). The process is recorded and stopped by
+    stop_all() at exit. Returns the Popen."""
     out = open(logpath, "ab")
+    full = None
+    if env:
+        full = dict(os.environ)
+        full.update(env)
     try:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, cwd=cwd,
+                             stderr=subprocess.STDOUT, cwd=cwd, env=full,
                              preexec_fn=_pdeathsig)
     finally:
         out.close()
@@ -1091,8 +1096,9 @@ class Proxy:
     count = 0
 
     def __init__(self, seeds, extra=None, port=None, request_timeout="5s",
-                 log_level="notice"):
+                 log_level="notice", env=None):
         Proxy.count += 1
+        self.env = env           # extra environment variables
         self.dir = os.path.join(tmp_root(), "proxy%d" % Proxy.count)
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or free_port()
@@ -1133,7 +1139,8 @@ class Proxy:
             raise HarnessError("proxy binary %s not found or not executable "
                                "(build it, or set SLOTPROXY_BIN)" % binary)
         self.proc = spawn(self.wrapper + [binary, "-c", self.conf], self.log,
-                          "slotproxy-%d" % self.port, cwd=self.dir)
+                          "slotproxy-%d" % self.port, cwd=self.dir,
+                          env=self.env)
 
         def up():
             if self.proc.poll() is not None:
