@@ -35,6 +35,11 @@
       "total_net_input_bytes", "Bytes read from clients.") \
     X(client_sent_bytes_total, NULL, COUNTER, SUM, bytes_out, STATS, \
       "total_net_output_bytes", "Bytes written to clients.") \
+    X(io_uring_workers, NULL, GAUGE, SUM, io_uring, NONE, NULL, \
+      "Workers that batch socket I/O with io_uring (the rest use epoll).") \
+    X(io_uring_enters_total, NULL, COUNTER, SUM, io_enters, PROXY, \
+      "io_uring_enters", \
+      "io_uring_enter system calls made for batched socket I/O.") \
     X(request_duration_seconds, NULL, HISTOGRAM, SUM, lat, NONE, NULL, \
       "Time from a request's arrival to its reply being ready.") \
     X(moved_total, NULL, COUNTER, SUM, moved, PROXY, "moved", \

@@ -204,6 +204,9 @@ struct worker_stats {
     uint64_t errors_by_kind[ERRK_COUNT];
     uint64_t bytes_in;              /* bytes read from clients */
     uint64_t bytes_out;             /* bytes written to clients */
+    uint64_t io_uring;              /* 1 when the worker batches its I/O
+                                     * with io_uring (io) */
+    uint64_t io_enters;             /* io_uring_enter calls of its batches */
     uint64_t disc[DISC_COUNT];      /* clients closed (or refused) by the
                                      * proxy, by enum disc_reason */
     uint64_t pin_refused[PIN_LIMIT_COUNT]; /* pinned connections refused,

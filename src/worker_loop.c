@@ -205,6 +205,8 @@ worker_publish_stats(struct worker *w, uint64_t now_ms)
     w->stats.mem_held = w->mem.held > 0 ? (uint64_t)w->mem.held : 0;
     w->stats.mem_paused = w->mem_paused;
     w->stats.tick_ms = now_ms;
+    w->stats.io_uring = w->io != NULL;
+    w->stats.io_enters = w->io != NULL ? iobatch_enters(w->io) : 0;
     if (w->hk != NULL)
         hotkeys_advance(w->hk, now_ms);
     pthread_mutex_lock(&w->pub_lock);
