@@ -636,7 +636,7 @@ conn_written(struct backend_conn *c, size_t nw)
 
 /* Point iov (room for MAX_IOV) at the queued requests' unwritten bytes;
  * how many. */
-static int
+SP_INLINE int
 conn_fill_iov(struct backend_conn *c, struct iovec *iov)
 {
     int n = 0;
@@ -664,7 +664,7 @@ conn_fill_iov(struct backend_conn *c, struct iovec *iov)
 /* After a write of the filled requests returned nw (-1: errno): 1 when
  * all of it went (more may be written), 0 when the socket is full (the
  * write event finishes) or the connection failed. */
-static int
+SP_INLINE int
 conn_wrote(struct backend_conn *c, ssize_t nw)
 {
     if (nw < 0) {
@@ -994,7 +994,7 @@ static void conn_read(struct backend_conn *c);
 
 /* Past a big reply, give the room back (unread bytes, a reply's start,
  * move: the scanner's offsets are relative to it). */
-static void
+SP_INLINE void
 conn_after_read(struct backend_conn *c)
 {
     if (c->state != BCONN_CONNECTED)
@@ -1028,7 +1028,7 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
 
 /* How much one read asks for: a chunk, or inside a large bulk as much of
  * it as possible (up to 1 MB), with room reserved for it. */
-static size_t
+SP_INLINE size_t
 conn_read_room(struct backend_conn *c)
 {
     size_t want = READ_CHUNK;
@@ -1040,7 +1040,7 @@ conn_read_room(struct backend_conn *c)
 
 /* What one read of n bytes (-1: errno) brings: 1 when more may be
  * waiting (the read filled the room, or TLS holds decrypted bytes). */
-static int
+SP_INLINE int
 conn_got(struct backend_conn *c, ssize_t n, size_t room)
 {
     if (n > 0) {

@@ -593,7 +593,7 @@ client_process_input(struct client *c)
  * and dispatched from there, and only a leftover partial (or held)
  * request is copied into a buffer of the client's own.
  */
-static ssize_t
+SP_INLINE ssize_t
 client_got_scratch(struct client *c, char *buf, size_t cap, ssize_t n)
 {
     struct worker *w = c->w;
@@ -697,7 +697,7 @@ client_on_read(evutil_socket_t fd, short what, void *arg)
 
 /* What a read of n bytes (<= 0: none, or closed) into the client's own
  * buffer brings: its requests parsed. */
-static ssize_t
+SP_INLINE ssize_t
 client_got_own(struct client *c, ssize_t n)
 {
     if (n == 0) {
@@ -717,7 +717,7 @@ client_got_own(struct client *c, ssize_t n)
 }
 
 /* After a read and its parse: buffer upkeep and input limits. */
-static ssize_t
+SP_INLINE ssize_t
 client_after_read(struct client *c, ssize_t n)
 {
     if (n <= 0 || c->closed)
@@ -854,7 +854,7 @@ client_write_blocked(struct client *c)
 
 /* Point iov (room for MAX_IOV) at the replies ready to go, in order;
  * how many (0: none is ready). */
-static int
+SP_INLINE int
 client_fill_iov(struct client *c, struct iovec *iov)
 {
     int n = 0;
@@ -873,7 +873,7 @@ client_fill_iov(struct client *c, struct iovec *iov)
 /* After a write of the filled replies returned nw (-1: errno): the
  * replies written go. 1 when all of it went (more may be written), 0
  * when the socket is full or the client closed. */
-static int
+SP_INLINE int
 client_wrote(struct client *c, ssize_t nw)
 {
     struct request *r;
@@ -906,7 +906,7 @@ client_wrote(struct client *c, ssize_t nw)
 }
 
 /* Every ready reply is written: close after QUIT, or take input on. */
-static void
+SP_INLINE void
 client_written(struct client *c)
 {
     if (c->closing && TAILQ_EMPTY(&c->pipeline)) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -20,29 +21,9 @@
 /* iovecs one batch can hold: a write takes up to 256 of them. */
 #define IOBATCH_IOV_MAX 4096
 
-/* One queued operation. */
-struct iobatch_op {
-    iobatch_done_fn fn;         /* owner's callback; NULL once forgotten */
-    void *owner;                /* its first argument */
-    void *buf;                  /* read buffer, NULL for a write */
-    struct msghdr msg;          /* a write's iovecs (read by the kernel at
-                                 * submission only) */
-    int res;                    /* the completion's result */
-    int done;                   /* a completion was seen */
-};
-
 struct iobatch {
+    struct iobatch_queue q;     /* first: what the inline queueing uses */
     struct io_uring ring;       /* submission and completion queues */
-    unsigned depth;             /* operations per batch (the ring's size) */
-    struct iobatch_op *ops;     /* depth entries; [0, nops) queued */
-    unsigned nops;
-    struct iovec *iov;          /* IOBATCH_IOV_MAX; [0, niov) in use */
-    unsigned niov;
-    char *scratch;              /* read area for iobatch_scratch, made on
-                                 * first use */
-    size_t scratch_cap;
-    size_t scratch_used;
-    int running;                /* inside iobatch_run's callbacks */
     unsigned long long enters;  /* io_uring_enter calls made */
 };
 
@@ -102,12 +83,13 @@ iobatch_new(unsigned depth, char *err, size_t errlen)
         sp_free(b);
         return NULL;
     }
-    b->depth = depth;
-    b->ops = sp_calloc(depth, sizeof(*b->ops));
-    b->iov = sp_malloc(IOBATCH_IOV_MAX * sizeof(*b->iov));
+    b->q.depth = depth;
+    b->q.ops = sp_calloc(depth, sizeof(*b->q.ops));
+    b->q.iov_max = IOBATCH_IOV_MAX;
+    b->q.iov = sp_malloc(IOBATCH_IOV_MAX * sizeof(*b->q.iov));
     /* 4 KB per operation: 64 reads of a 16 KB scratch at 256 deep (pages
      * are touched only as reads use them). */
-    b->scratch_cap = (size_t)depth * 4096;
+    b->q.scratch_cap = (size_t)depth * 4096;
     return b;
 }
 
@@ -117,84 +99,53 @@ iobatch_free(struct iobatch *b)
     if (b == NULL)
         return;
     io_uring_queue_exit(&b->ring);
-    sp_free(b->ops);
-    sp_free(b->iov);
-    sp_free(b->scratch);
+    sp_free(b->q.ops);
+    sp_free(b->q.iov);
+    sp_free(b->q.scratch);
     sp_free(b);
 }
 
-int
-iobatch_room(const struct iobatch *b, int niov)
-{
-    return b->nops < b->depth && b->niov + (unsigned)niov <= IOBATCH_IOV_MAX;
-}
-
-struct iovec *
-iobatch_iov(struct iobatch *b, int n)
-{
-    (void)n; /* the caller checked iobatch_room */
-    return b->iov + b->niov;
-}
-
-/* The next operation slot and its submission entry. */
-static struct iobatch_op *
-iobatch_add(struct iobatch *b, iobatch_done_fn fn, void *owner,
-            struct io_uring_sqe **sqe)
-{
-    if (b->running || b->nops >= b->depth)
-        abort(); /* a caller broke the contract: queue only with room */
-    *sqe = io_uring_get_sqe(&b->ring);
-    if (*sqe == NULL)
-        abort(); /* the ring holds depth entries, as many as ops */
-    struct iobatch_op *op = &b->ops[b->nops];
-    op->fn = fn;
-    op->owner = owner;
-    op->buf = NULL;
-    op->done = 0;
-    io_uring_sqe_set_data64(*sqe, b->nops);
-    b->nops++;
-    return op;
-}
-
-void
-iobatch_writev(struct iobatch *b, int fd, int n, iobatch_done_fn fn,
-               void *owner)
-{
-    struct io_uring_sqe *sqe;
-    struct iobatch_op *op = iobatch_add(b, fn, owner, &sqe);
-    memset(&op->msg, 0, sizeof(op->msg));
-    op->msg.msg_iov = b->iov + b->niov;
-    op->msg.msg_iovlen = (size_t)n;
-    b->niov += (unsigned)n;
-    io_uring_prep_sendmsg(sqe, fd, &op->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-}
-
-void
-iobatch_read(struct iobatch *b, int fd, void *buf, size_t len,
-             iobatch_done_fn fn, void *owner)
-{
-    struct io_uring_sqe *sqe;
-    struct iobatch_op *op = iobatch_add(b, fn, owner, &sqe);
-    op->buf = buf;
-    io_uring_prep_recv(sqe, fd, buf, len, MSG_DONTWAIT);
-}
-
 void *
-iobatch_scratch(struct iobatch *b, size_t len)
+iobatch_scratch_first(struct iobatch *b, size_t len)
 {
-    if (b->scratch == NULL)
-        b->scratch = sp_malloc(b->scratch_cap);
-    if (b->scratch_cap - b->scratch_used < len)
-        return NULL;
-    void *p = b->scratch + b->scratch_used;
-    b->scratch_used += len;
-    return p;
+    b->q.scratch = sp_malloc(b->q.scratch_cap);
+    return iobatch_scratch(b, len);
 }
 
-unsigned
-iobatch_pending(const struct iobatch *b)
+/*
+ * Put every queued operation on the submission queue, its index as user
+ * data. The queue is empty (each batch is submitted whole and consumed
+ * inline) and holds depth entries, so the entries are written in place
+ * without liburing's per-entry checks.
+ */
+static void
+iobatch_prepare(struct iobatch *b)
 {
-    return b->nops;
+    struct io_uring_sq *sq = &b->ring.sq;
+    unsigned tail = sq->sqe_tail;
+    for (unsigned i = 0; i < b->q.nops; i++) {
+        const struct iobatch_op *op = &b->q.ops[i];
+        struct io_uring_sqe *sqe = &sq->sqes[(tail + i) & sq->ring_mask];
+        if (op->buf != NULL) {
+            *sqe = (struct io_uring_sqe){
+                .opcode = IORING_OP_RECV, .fd = op->fd,
+                .addr = (uintptr_t)op->buf, .len = (unsigned)op->len,
+                .msg_flags = MSG_DONTWAIT, .user_data = i};
+        } else {
+            *sqe = (struct io_uring_sqe){
+                .opcode = IORING_OP_SENDMSG, .fd = op->fd,
+                .addr = (uintptr_t)&op->msg,
+                .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL, .user_data = i};
+        }
+    }
+    sq->sqe_tail = tail + b->q.nops;
+}
+
+static void
+iobatch_fatal(int rc)
+{
+    fprintf(stderr, "slotproxy: io_uring_enter: %s\n", strerror(-rc));
+    abort();
 }
 
 /* Submit what is queued and wait for every completion (they are made
@@ -204,52 +155,64 @@ iobatch_pending(const struct iobatch *b)
 static void
 iobatch_submit_wait(struct iobatch *b)
 {
+    struct io_uring_cq *cq = &b->ring.cq;
     unsigned seen = 0;
     int rc;
 
+    iobatch_prepare(b);
     do {
         b->enters++;
-        rc = io_uring_submit_and_wait(&b->ring, b->nops);
+        rc = io_uring_submit_and_wait(&b->ring, b->q.nops);
     } while (rc == -EINTR);
-    if (rc < 0) {
-        fprintf(stderr, "slotproxy: io_uring_enter: %s\n", strerror(-rc));
-        abort();
-    }
-    while (seen < b->nops) {
+    if (rc < 0)
+        iobatch_fatal(rc);
+    for (;;) {
+        unsigned head = *cq->khead;
+        unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+        for (; head != tail; head++, seen++) {
+            const struct io_uring_cqe *cqe = &cq->cqes[head & cq->ring_mask];
+            if (cqe->user_data < b->q.nops)
+                b->q.ops[cqe->user_data].res = cqe->res;
+        }
+        io_uring_smp_store_release(cq->khead, head);
+        if (seen >= b->q.nops)
+            return;
         struct io_uring_cqe *cqe;
-        unsigned head, n = 0;
-        io_uring_for_each_cqe(&b->ring, head, cqe) {
-            uint64_t i = io_uring_cqe_get_data64(cqe);
-            if (i < b->nops && !b->ops[i].done) {
-                b->ops[i].res = cqe->res;
-                b->ops[i].done = 1;
-                seen++;
-            }
-            n++;
-        }
-        io_uring_cq_advance(&b->ring, n);
-        if (seen < b->nops) {
-            b->enters++;
-            rc = io_uring_wait_cqe(&b->ring, &cqe);
-            if (rc < 0 && rc != -EINTR) {
-                fprintf(stderr, "slotproxy: io_uring_enter: %s\n",
-                        strerror(-rc));
-                abort();
-            }
-        }
+        b->enters++;
+        rc = io_uring_wait_cqe(&b->ring, &cqe);
+        if (rc < 0 && rc != -EINTR)
+            iobatch_fatal(rc);
     }
+}
+
+/* A batch of one costs one system call either way: the plain one, with
+ * the same flags, spares the ring's bookkeeping. */
+static void
+iobatch_one(struct iobatch_op *op)
+{
+    ssize_t r;
+    do {
+        if (op->buf != NULL)
+            r = recv(op->fd, op->buf, op->len, MSG_DONTWAIT);
+        else
+            r = sendmsg(op->fd, &op->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    op->res = r < 0 ? -errno : (int)r;
 }
 
 unsigned
 iobatch_run(struct iobatch *b)
 {
-    unsigned n = b->nops;
+    unsigned n = b->q.nops;
     if (n == 0)
         return 0;
-    iobatch_submit_wait(b);
-    b->running = 1;
+    if (n == 1)
+        iobatch_one(&b->q.ops[0]);
+    else
+        iobatch_submit_wait(b);
+    b->q.running = 1;
     for (unsigned i = 0; i < n; i++) {
-        struct iobatch_op *op = &b->ops[i];
+        const struct iobatch_op *op = &b->q.ops[i];
         if (op->fn == NULL)
             continue;
         if (op->res < 0) {
@@ -259,19 +222,19 @@ iobatch_run(struct iobatch *b)
             op->fn(op->owner, op->buf, op->res);
         }
     }
-    b->running = 0;
-    b->nops = 0;
-    b->niov = 0;
-    b->scratch_used = 0;
+    b->q.running = 0;
+    b->q.nops = 0;
+    b->q.niov = 0;
+    b->q.scratch_used = 0;
     return n;
 }
 
 void
 iobatch_forget(struct iobatch *b, const void *owner)
 {
-    for (unsigned i = 0; i < b->nops; i++)
-        if (b->ops[i].owner == owner)
-            b->ops[i].fn = NULL;
+    for (unsigned i = 0; i < b->q.nops; i++)
+        if (b->q.ops[i].owner == owner)
+            b->q.ops[i].fn = NULL;
 }
 
 unsigned long long
@@ -281,6 +244,11 @@ iobatch_enters(const struct iobatch *b)
 }
 
 #else /* !HAVE_LIBURING */
+
+/* Never made: callers keep to plain read/writev, and nothing below runs. */
+struct iobatch {
+    struct iobatch_queue q;
+};
 
 struct iobatch *
 iobatch_new(unsigned depth, char *err, size_t errlen)
@@ -296,58 +264,19 @@ iobatch_free(struct iobatch *b)
     (void)b;
 }
 
-int
-iobatch_room(const struct iobatch *b, int niov)
-{
-    (void)b;
-    (void)niov;
-    return 0;
-}
-
-struct iovec *
-iobatch_iov(struct iobatch *b, int n)
-{
-    (void)b;
-    (void)n;
-    abort();
-}
-
-void
-iobatch_writev(struct iobatch *b, int fd, int n, iobatch_done_fn fn,
-               void *owner)
-{
-    (void)b, (void)fd, (void)n, (void)fn, (void)owner;
-    abort();
-}
-
-void
-iobatch_read(struct iobatch *b, int fd, void *buf, size_t len,
-             iobatch_done_fn fn, void *owner)
-{
-    (void)b, (void)fd, (void)buf, (void)len, (void)fn, (void)owner;
-    abort();
-}
-
 void *
-iobatch_scratch(struct iobatch *b, size_t len)
+iobatch_scratch_first(struct iobatch *b, size_t len)
 {
     (void)b;
     (void)len;
-    return NULL;
-}
-
-unsigned
-iobatch_pending(const struct iobatch *b)
-{
-    (void)b;
-    return 0;
+    abort();
 }
 
 unsigned
 iobatch_run(struct iobatch *b)
 {
     (void)b;
-    return 0;
+    abort();
 }
 
 void

@@ -14,6 +14,11 @@
 #define SP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SP_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SP_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* For a step of the request path split out to be shared by two callers
+ * (the plain system call and the io_uring batch's callback): the split
+ * must not cost a call (callgrind: ~100 instructions per GET when gcc
+ * kept them out of line). */
+#define SP_INLINE static inline __attribute__((always_inline))
 
 #ifdef NDEBUG
 #define SP_ASSERT(x) ((void)0)
