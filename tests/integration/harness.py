@@ -817,9 +817,15 @@ class Cluster:
         def unsettled(n):
             """Why node n is not settled yet, or None."""
             info = n.call("CLUSTER", "INFO")
+            # A node restarting answers -LOADING for a while.
+            if isinstance(info, Error):
+                return "CLUSTER INFO: %s" % info
             if b"cluster_state:ok" not in info:
                 return "cluster_state is not ok"
-            nodes = n.call("CLUSTER", "NODES").decode().splitlines()
+            nodes = n.call("CLUSTER", "NODES")
+            if isinstance(nodes, Error):
+                return "CLUSTER NODES: %s" % nodes
+            nodes = nodes.decode().splitlines()
             if len(nodes) < len(live):
                 return "knows %d of %d nodes" % (len(nodes), len(live))
             live_ports = [m.port for m in live]
@@ -832,7 +838,10 @@ class Cluster:
                     return "flags %s on node %d" % (f[2], port)
                 if f[7] != "connected":
                     return "link to node %d %s" % (port, f[7])
-            repl = n.call("INFO", "replication").decode()
+            repl = n.call("INFO", "replication")
+            if isinstance(repl, Error):
+                return "INFO replication: %s" % repl
+            repl = repl.decode()
             if "role:slave" in repl and \
                     "master_link_status:up" not in repl:
                 return "replica link to its master is not up"
