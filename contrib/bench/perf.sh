@@ -81,7 +81,8 @@ rb -P 16 -n 300000 -t set >/dev/null
 mget=(mget)
 for _ in 1 2 3 4 5 6 7 8 9 10; do mget+=("key:__rand_int__"); done
 events=raw_syscalls:sys_enter
-for s in read readv recvfrom write writev sendto epoll_wait epoll_pwait io_uring_enter \
+for s in read readv recvfrom recvmsg write writev sendto sendmsg epoll_wait \
+    epoll_pwait io_uring_enter \
     epoll_ctl; do
     events=$events,syscalls:sys_enter_$s
 done
