@@ -230,8 +230,9 @@ client_name_error(const char *p, size_t n)
 static void
 client_set_name(struct client *c, const char *p, size_t n)
 {
-    sp_free(c->name);
-    c->name = n > 0 ? sp_strndup(p, n) : NULL;
+    struct client_ext *x = client_ext_get(c);
+    sp_free(x->name);
+    x->name = n > 0 ? sp_strndup(p, n) : NULL;
 }
 
 /* "-ERR Syntax error in HELLO option '<opt>'": the option as Redis
@@ -300,7 +301,7 @@ cmd_hello(struct admin_args *a)
         /* A WATCH or subscription lives on a connection of the old
          * protocol: switching would lose it. */
         txn_release_idle(a->c);
-        if (a->c->pins.n > 0) {
+        if (a->c->ext != NULL && a->c->ext->pins.n > 0) {
             reply_err(a, "ERR slotproxy: HELLO cannot change the protocol "
                          "while a WATCH or a subscription holds a "
                          "connection (UNWATCH, unsubscribe or RESET "
@@ -457,9 +458,9 @@ client_setinfo(struct admin_args *a)
 {
     char **dst;
     if (sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "lib-name")) {
-        dst = &a->c->lib_name;
+        dst = &client_ext_get(a->c)->lib_name;
     } else if (sp_strcaseeq(ARG(a, 2), ARGLEN(a, 2), "lib-ver")) {
-        dst = &a->c->lib_ver;
+        dst = &client_ext_get(a->c)->lib_ver;
     } else {
         buf_printf(&a->r->rep, "-ERR Unrecognized option '%.*s'\r\n",
                    (int)SP_MIN(ARGLEN(a, 2), 128), ARG(a, 2));
@@ -601,8 +602,8 @@ cmd_client(struct admin_args *a)
     if (strcmp(sub, "id") == 0) {
         buf_add_int(&a->r->rep, (long long)c->id);
     } else if (strcmp(sub, "getname") == 0) {
-        if (c->name != NULL)
-            buf_add_bulk_str(&a->r->rep, c->name);
+        if (c->ext != NULL && c->ext->name != NULL)
+            buf_add_bulk_str(&a->r->rep, c->ext->name);
         else
             buf_add_null(&a->r->rep, c->resp3);
     } else if (strcmp(sub, "setname") == 0) {

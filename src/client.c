@@ -201,14 +201,12 @@ client_accept(struct worker *w, int fd, const char *addr,
 {
     struct client *c = sp_calloc(1, sizeof(*c));
     c->w = w;
-    c->ops = w->client_ops;
     c->fd = fd;
     /* Unique over all workers, as CLIENT ID is over a server. */
     c->id = __atomic_add_fetch(&w->shared->next_client_id, 1,
                                __ATOMIC_RELAXED);
     snprintf(c->addr, sizeof(c->addr), "%s", addr);
     buf_init(&c->rbuf);
-    resp_req_init(&c->parser);
     TAILQ_INIT(&c->pipeline);
     c->created_ms = c->last_ms = sp_msec_now();
     c->authed = !auth_configured(w->conf);
@@ -237,13 +235,44 @@ client_free(struct client *c)
 {
     if (c->io_pending)
         worker_io_forget(c->w, &c->w->rd_clients, c);
-    c->ops->free_state(c);
-    resp_req_deinit(&c->parser);
+    c->w->client_ops->free_state(c);
+    if (c->parser != NULL)
+        resp_req_deinit(c->parser);
+    sp_free(c->parser);
     buf_deinit(&c->rbuf);
-    sp_free(c->name);
-    sp_free(c->lib_name);
-    sp_free(c->lib_ver);
+    if (c->ext != NULL) {
+        sp_free(c->ext->name);
+        sp_free(c->ext->lib_name);
+        sp_free(c->ext->lib_ver);
+        sp_free(c->ext);
+    }
     sp_free(c);
+}
+
+struct client_ext *
+client_ext_get(struct client *c)
+{
+    if (c->ext == NULL) {
+        c->ext = sp_calloc(1, sizeof(*c->ext));
+        c->ext->pins.cred = c->cred;
+    }
+    return c->ext;
+}
+
+struct pinset *
+client_pins(struct client *c)
+{
+    return &client_ext_get(c)->pins;
+}
+
+/* Set the backend credential c's requests (and new pinned connections)
+ * use: struct client keeps it, its pin set a copy. */
+static void
+client_set_cred(struct client *c, uint16_t cred)
+{
+    c->cred = cred;
+    if (c->ext != NULL)
+        c->ext->pins.cred = cred;
 }
 
 void
@@ -273,10 +302,12 @@ client_close(struct client *c, const char *reason)
         request_put(r);
     }
     c->npipeline = 0;
-    c->auth_held = NULL; /* freed with the pipeline */
-    /* Closing pinned connections ends their blocks, WATCHes and
-     * subscriptions; the feature state is freed with the client. */
-    pin_release_all(w, &c->pins);
+    if (c->ext != NULL) {
+        c->ext->auth_held = NULL; /* freed with the pipeline */
+        /* Closing pinned connections ends their blocks, WATCHes and
+         * subscriptions; the feature state is freed with the client. */
+        pin_release_all(w, &c->ext->pins);
+    }
     /* Whatever is still charged (its pipeline, buffers) is no longer
      * held for it: orphans are the backends' until their replies. */
     client_mem_add(c, -c->mem);
@@ -321,9 +352,11 @@ client_observe(struct worker *w, const struct request *r)
         h[LAT_BUCKETS + 1] += us;
     }
     if (us >= (uint64_t)w->conf->slowlog_threshold_ms * 1000u &&
-        r->node != NULL && r->client != NULL)
-        slowlog_add(w->slowlog, r, us, r->client->addr, r->client->name,
-                    r->node);
+        r->node != NULL && r->client != NULL) {
+        const struct client_ext *x = r->client->ext;
+        slowlog_add(w->slowlog, r, us, r->client->addr,
+                    x != NULL ? x->name : NULL, r->node);
+    }
     if (buf_unread(&r->rep) > 0 && r->rep.data[r->rep.pos] == '-') {
         w->stats.errors++;
         w->stats.errors_by_kind[error_kind(r->rep.data + r->rep.pos + 1,
@@ -350,8 +383,9 @@ client_request_done(struct request *r)
         return; /* orphaned */
     c->nundone--;
     client_observe(c->w, r);
-    if (c->pins.nblk > 0) /* a blocking command returned */
-        pin_blocking_done(c->w, &c->pins);
+    if (c->ext != NULL && c->ext->pins.nblk > 0) /* a blocking command
+                                                   * returned */
+        pin_blocking_done(c->w, &c->ext->pins);
     if (r == c->barrier || (c->held && c->nundone == 0)) {
         /* Input held back for this request can go on (at the flush). */
         c->barrier = NULL;
@@ -371,7 +405,7 @@ client_new_request(struct client *c)
 {
     struct request *r = request_new(&c->w->reqs);
     r->client = c;
-    r->cred = c->pins.cred;
+    r->cred = c->cred;
     r->on_done = client_request_done;
     r->start_us = worker_now_us(c->w);
     TAILQ_INSERT_TAIL(&c->pipeline, r, cnext);
@@ -424,7 +458,8 @@ client_login(struct client *c, int role, uint64_t fp, int user)
     c->role = (uint8_t)role;
     c->auth_fp = fp;
     /* Its requests and new pinned connections run as that ACL user. */
-    c->pins.cred = (uint16_t)(cred | (c->resp3 ? BACKEND_CRED_RESP3 : 0));
+    client_set_cred(c,
+                    (uint16_t)(cred | (c->resp3 ? BACKEND_CRED_RESP3 : 0)));
     return 0;
 }
 
@@ -432,8 +467,8 @@ void
 client_set_resp3(struct client *c, int on)
 {
     c->resp3 = (uint8_t)(on != 0);
-    c->pins.cred = (uint16_t)(BACKEND_CRED_ID(c->pins.cred) |
-                              (on ? BACKEND_CRED_RESP3 : 0));
+    client_set_cred(c, (uint16_t)(BACKEND_CRED_ID(c->cred) |
+                                  (on ? BACKEND_CRED_RESP3 : 0)));
 }
 
 void
@@ -442,38 +477,39 @@ client_logout(struct client *c)
     c->authed = 0;
     c->role = ROLE_READ_ONLY;
     c->auth_fp = 0;
-    c->pins.cred = c->resp3 ? BACKEND_CRED_RESP3 : 0;
+    client_set_cred(c, c->resp3 ? BACKEND_CRED_RESP3 : 0);
 }
 
 void
 client_auth_failed(struct client *c, struct request *r)
 {
     struct worker *w = c->w;
+    struct client_ext *x = client_ext_get(c);
     uint64_t now = sp_msec_now();
 
-    c->auth_failures++;
+    x->auth_failures++;
     w->stats.auth_failures++;
-    if (now - c->auth_log_ms >= AUTH_LOG_INTERVAL_MS) {
-        c->auth_log_ms = now;
+    if (now - x->auth_log_ms >= AUTH_LOG_INTERVAL_MS) {
+        x->auth_log_ms = now;
         log_warn("client %llu %s: wrong AUTH (%u on this connection)",
-                 (unsigned long long)c->id, c->addr, c->auth_failures);
+                 (unsigned long long)c->id, c->addr, x->auth_failures);
     }
-    if (c->auth_failures >= w->conf->auth_max_failures) {
+    if (x->auth_failures >= w->conf->auth_max_failures) {
         log_warn("client %llu %s: closing after %u wrong AUTHs",
-                 (unsigned long long)c->id, c->addr, c->auth_failures);
+                 (unsigned long long)c->id, c->addr, x->auth_failures);
         c->closing = 1; /* once this reply is written */
         c->close_why = 1 + DISC_AUTH_FAILURES;
         request_complete(r);
         return;
     }
-    if (c->auth_failures <= AUTH_FREE_FAILURES) {
+    if (x->auth_failures <= AUTH_FREE_FAILURES) {
         request_complete(r);
         return;
     }
     /* Answered by client_check_idle; client_process_input makes it a
      * barrier, so a pipeline of guesses waits its turn too. */
-    c->auth_held = r;
-    c->auth_held_until_ms = now + AUTH_DELAY_MS;
+    x->auth_held = r;
+    x->auth_held_until_ms = now + AUTH_DELAY_MS;
 }
 
 static void
@@ -497,11 +533,11 @@ client_pause_reading(struct client *c)
     }
 }
 
-/* Parse the next request of rbuf into c->parser: 1 when one is parsed
+/* Parse the next request of rbuf into p: 1 when one is parsed
  * (c->held set unless it was empty), 0 to stop (more bytes needed, the
  * pipeline is full, or a protocol error closed the client's input). */
 static int
-client_parse_next(struct client *c, char *base)
+client_parse_next(struct client *c, struct resp_req *p, char *base)
 {
     const struct config *conf = c->w->conf;
     /* Read per request: the AUTH just dispatched lifts the pre-AUTH caps
@@ -514,31 +550,33 @@ client_parse_next(struct client *c, char *base)
         client_pause_reading(c);
         return 0;
     }
-    int rc = resp_req_parse(&c->parser, base, buf_unread(&c->rbuf), lim);
+    int rc = resp_req_parse(p, base, buf_unread(&c->rbuf), lim);
     if (rc == RESP_AGAIN)
         return 0;
     if (rc == RESP_ERROR) {
-        client_protocol_error(c, c->parser.err);
+        client_protocol_error(c, p->err);
         client_pause_reading(c);
         buf_consume(&c->rbuf, buf_unread(&c->rbuf));
         return 0;
     }
     /* Parsed once: inline arguments were unquoted in place, so a held
      * request is dispatched from this state, never parsed again. */
-    c->held = c->parser.argc > 0;
+    c->held = p->argc > 0;
     return 1;
 }
 
-/* Hand the held request to the dispatcher; one that must run alone (or
- * an AUTH held back by the throttle) becomes the barrier nothing passes.
- * 0 when it must wait for the earlier requests' answers (still held). */
+/* Hand the held request (parsed in p) to the dispatcher; one that must
+ * run alone (or an AUTH held back by the throttle) becomes the barrier
+ * nothing passes. 0 when it must wait for the earlier requests' answers
+ * (still held). */
 static int
-client_run_held(struct client *c, char *base, const struct command *cmd)
+client_run_held(struct client *c, const struct resp_req *p, char *base,
+                const struct command *cmd)
 {
     /* Not held while it runs: a reply completed inside must not take
      * it for a waiting request. */
     c->held = 0;
-    enum client_dispatch how = c->ops->dispatch(c, &c->parser, base, cmd);
+    enum client_dispatch how = c->w->client_ops->dispatch(c, p, base, cmd);
     if (how == CLIENT_DISPATCH_WAIT) {
         c->held = 1;
         return 0;
@@ -548,27 +586,27 @@ client_run_held(struct client *c, char *base, const struct command *cmd)
     struct request *last = TAILQ_LAST(&c->pipeline, request_queue);
     if (last != NULL)
         client_charge(c, last); /* its bytes for the backend */
-    if ((how == CLIENT_DISPATCHED_ALONE || last == c->auth_held) &&
+    if ((how == CLIENT_DISPATCHED_ALONE ||
+         (c->ext != NULL && last == c->ext->auth_held)) &&
         last != NULL && !last->done)
         c->barrier = last;
     return 1;
 }
 
-/* Parse and dispatch every complete request in rbuf, up to the pipeline
- * limit, holding back at requests that must run alone. */
+/* Parse (into p) and dispatch every complete request in rbuf, up to the
+ * pipeline limit, holding back at requests that must run alone. */
 static void
-client_process_input(struct client *c)
+client_parse_input(struct client *c, struct resp_req *p)
 {
     struct worker *w = c->w;
 
     while (!c->closing && !c->closed && c->barrier == NULL) {
         char *base = c->rbuf.data + c->rbuf.pos;
-        if (!c->held && !client_parse_next(c, base))
+        if (!c->held && !client_parse_next(c, p, base))
             break;
         if (c->held) {
-            const struct command *cmd =
-                cmdtable_lookup(w->cmdtab, base + c->parser.argv[0].off,
-                                c->parser.argv[0].len);
+            const struct command *cmd = cmdtable_lookup(
+                w->cmdtab, base + p->argv[0].off, p->argv[0].len);
             if (w->map->nmasters == 0 && w->hold_until_ms != 0 &&
                 sp_msec_now() < w->hold_until_ms) {
                 /* Just started, no slot map yet: wait a moment rather
@@ -577,13 +615,59 @@ client_process_input(struct client *c)
                 c->waiting_map = 1;
                 break;
             }
-            if (!client_run_held(c, base, cmd))
+            if (!client_run_held(c, p, base, cmd))
                 break; /* until every earlier request is answered */
             if (c->closed)
                 return;
         }
-        buf_consume(&c->rbuf, (size_t)c->parser.len);
-        resp_req_reset(&c->parser);
+        buf_consume(&c->rbuf, (size_t)p->len);
+        resp_req_reset(p);
+    }
+}
+
+/* A request larger than this many arguments gives the worker's parser
+ * its argv back once parsed (8 KB kept at most). */
+#define PARSER_ARGV_KEEP 1024
+
+/*
+ * Parse and dispatch what rbuf holds. Most requests parse within one read,
+ * so an idle client owns no parser (72 bytes and its argv, 100 bytes per
+ * idle client): it parses with the worker's, and takes a parser of its own
+ * only when a request is left in part (the rest comes with a later read)
+ * or held (it waits for earlier answers, or for the slot map). The
+ * worker's parser is lent to one client at a time: a client that gets
+ * here while another holds it (a nested call) parses with its own.
+ */
+static void
+client_process_input(struct client *c)
+{
+    struct worker *w = c->w;
+    struct resp_req *p = c->parser;
+
+    if (p == NULL && w->parser_user == NULL) {
+        p = &w->parser;
+        w->parser_user = c;
+    } else if (p == NULL) {
+        p = c->parser = sp_malloc(sizeof(*p));
+        resp_req_init(p);
+    }
+    client_parse_input(c, p);
+    int keep = !c->closed && (c->held || !resp_req_idle(p));
+    if (p == &w->parser) {
+        w->parser_user = NULL;
+        if (keep) { /* the client takes the state, argv and all */
+            c->parser = sp_malloc(sizeof(*p));
+            *c->parser = *p;
+            resp_req_init(p);
+        } else {
+            resp_req_reset(p);
+            if (p->argv_cap > PARSER_ARGV_KEEP)
+                resp_req_deinit(p);
+        }
+    } else if (!keep && !c->closed) {
+        resp_req_deinit(p);
+        sp_free(p);
+        c->parser = NULL;
     }
 }
 
@@ -844,7 +928,7 @@ client_write_blocked(struct client *c)
         queued = 0;
     /* Remembered until the socket takes bytes again: replies completing
      * meanwhile are checked against it (client_request_done). */
-    c->kernel_queued = (uint64_t)queued;
+    c->kernel_queued = (uint32_t)queued;
     if (client_over_output_limit(c))
         return;
     if (c->stalled_ms == 0)
@@ -1023,12 +1107,14 @@ client_check_idle(struct worker *w, uint64_t now_ms)
     for (c = TAILQ_FIRST(&w->clients); c != NULL; c = next) {
         next = TAILQ_NEXT(c, next);
         if (c->ps != NULL)
-            c->ops->tick(c, now_ms); /* re-subscribe what was lost */
+            w->client_ops->tick(c, now_ms); /* re-subscribe what was lost */
         if (c->closed)
             continue;
-        if (c->auth_held != NULL && now_ms >= c->auth_held_until_ms) {
-            struct request *r = c->auth_held;
-            c->auth_held = NULL;
+        struct client_ext *x = c->ext;
+        if (x != NULL && x->auth_held != NULL &&
+            now_ms >= x->auth_held_until_ms) {
+            struct request *r = x->auth_held;
+            x->auth_held = NULL;
             request_complete(r);
         }
         if (stall != 0 && c->stalled_ms != 0 && now_ms - c->stalled_ms >= stall)

@@ -57,39 +57,59 @@ struct client_ops {
 };
 
 /*
- * One per connection, so its size is what an idle client costs (with its
- * read event): 512 bytes is one jemalloc size class, 513 the next (640).
- * Fill the holes between small fields before growing it (issue 14).
+ * A client's rarely used state, allocated on its first use
+ * (client_ext_get): most connections never name themselves, fail an AUTH
+ * or pin a server, and an idle client then costs its struct client alone.
  */
-struct client {
-    TAILQ_ENTRY(client) next;       /* worker's client list */
-    const struct client_ops *ops;   /* command policy and features (the
-                                     * worker's client_ops at accept) */
-    TAILQ_ENTRY(client) dnext;      /* worker's dirty list */
-    struct worker *w;               /* owning worker */
-    int fd;                         /* socket, -1 once closed */
-    uint64_t id;                    /* CLIENT ID */
-    char addr[64];                  /* peer address for logs and CLIENT */
+struct client_ext {
     char *name;                     /* CLIENT SETNAME (owned) or NULL */
     char *lib_name;                 /* CLIENT SETINFO lib-name (owned) or
                                      * NULL; kept by RESET, as in Redis */
     char *lib_ver;                  /* CLIENT SETINFO lib-ver, likewise */
+    uint64_t auth_log_ms;           /* last wrong-AUTH log line */
+    struct request *auth_held;      /* a wrong AUTH's reply held back
+                                     * (throttle); nothing after it runs */
+    uint64_t auth_held_until_ms;    /* when auth_held is answered */
+    uint32_t auth_failures;         /* wrong AUTHs on this connection */
+    struct pinset pins;             /* dedicated backend connections; its
+                                     * cred follows struct client's */
+};
+
+/*
+ * One per connection, so its size is what an idle client costs (with its
+ * read event, 128 bytes): 320 bytes is one jemalloc size class, 321 the
+ * next (384). Fill the holes between small fields before growing it, and
+ * put what few clients use in struct client_ext (issue 14).
+ */
+struct client {
+    TAILQ_ENTRY(client) next;       /* worker's client list */
+    TAILQ_ENTRY(client) dnext;      /* worker's dirty list */
+    struct worker *w;               /* owning worker (its client_ops: the
+                                     * command policy and features) */
+    uint64_t id;                    /* CLIENT ID */
+    char addr[64];                  /* peer address for logs and CLIENT */
+    struct client_ext *ext;         /* rarely used state, or NULL */
     struct event *rev;              /* read readiness */
     struct event *wev;              /* write readiness, made when first
                                      * blocked (most never are) */
     struct buf rbuf;                /* bytes read, not yet parsed */
-    struct resp_req parser;         /* request parser state */
+    struct resp_req *parser;        /* its own parser (owned) while a
+                                     * request spans reads or is held;
+                                     * NULL: it parses with the worker's */
     struct request_queue pipeline;  /* requests in arrival order */
+    int fd;                         /* socket, -1 once closed */
     uint32_t npipeline;             /* length of pipeline */
     uint64_t out_bytes;             /* what its unwritten replies cost: the
                                      * request and reply buffer of each */
-    uint64_t kernel_queued;         /* bytes in the socket's send queue at
-                                     * the last EAGAIN (0 once it drains) */
     size_t wpos;                    /* bytes of the head reply written */
     uint64_t created_ms;            /* connect time */
     uint64_t last_ms;               /* last read, for idle_timeout */
     uint64_t stalled_ms;            /* since when its socket takes nothing
                                      * (0: not stalled) */
+    uint32_t kernel_queued;         /* bytes in the socket's send queue at
+                                     * the last EAGAIN (0 once it drains;
+                                     * SIOCOUTQ gives an int) */
+    uint32_t nundone;               /* requests not yet answered */
     uint8_t dirty;                  /* on the dirty list */
     uint8_t io_pending;             /* listed in w->rd_clients or in the
                                      * I/O batch (worker_io_queue) */
@@ -100,37 +120,37 @@ struct client {
     uint8_t mem_paused;             /* reading paused by the memory budget
                                      * (resumed at a tick) */
     uint8_t closed;                 /* closed; freed at end of turn */
-    uint8_t waiting_map;            /* input held until the first slot map
-                                     * (startup) */
     uint8_t held;                   /* parser holds a request waiting for
                                      * earlier ones (exclusive request) */
-    uint32_t nundone;               /* requests not yet answered */
-    uint32_t auth_failures;         /* wrong AUTHs on this connection */
     struct request *barrier;        /* exclusive request in flight: nothing
                                      * after it is sent before its reply */
     uint8_t resp3;                  /* HELLO 3: proxy-made replies in RESP3,
                                      * requests on RESP3 pools (the
-                                     * BACKEND_CRED_RESP3 bit of pins.cred
+                                     * BACKEND_CRED_RESP3 bit of cred
                                      * follows it); RESET clears it */
     uint8_t authed;                 /* AUTH done (or no auth configured) */
     uint8_t role;                   /* enum user_role once authed */
     uint8_t handshaking;            /* TLS handshake not done yet */
+    uint8_t waiting_map;            /* input held until the first slot map
+                                     * (startup) */
+    uint16_t cred;                  /* backend credential id its requests
+                                     * and pinned connections use */
     uint64_t auth_fp;               /* fingerprint of the credential it
                                      * logged in with (auth.h), rechecked
                                      * at reload; 0: none */
-    uint64_t auth_log_ms;           /* last wrong-AUTH log line */
-    struct request *auth_held;      /* a wrong AUTH's reply held back
-                                     * (throttle); nothing after it runs */
-    uint64_t auth_held_until_ms;    /* when auth_held is answered */
     struct tls_conn *tls;           /* TLS session, or NULL (plain) */
     struct txn *tx;                 /* MULTI/WATCH state, NULL until used */
     struct pubsub *ps;              /* pub/sub state, NULL until used */
-    struct pinset pins;             /* dedicated backend connections */
     int64_t mem;                    /* bytes held for it (read buffer,
                                      * pipeline, replies, MULTI queue),
                                      * charged to the memory budget */
     size_t rbuf_charged;            /* part of mem that is rbuf's storage */
 };
+
+/* c's rarely used state, allocated (zeroed) on the first call. */
+struct client_ext *client_ext_get(struct client *c);
+/* c's pinned connections (client_ext_get(c)->pins). */
+struct pinset *client_pins(struct client *c);
 
 /* Append an unsolicited reply (a pub/sub push) to the client's output,
  * after everything already in its pipeline. */

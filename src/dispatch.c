@@ -119,11 +119,11 @@ blocking_target(struct request *r, const char *host, uint16_t port)
         request_error(r, SPE_CLIENT_GONE);
         return NULL;
     }
-    struct server *s = pin_get_blocking(r->w, &c->pins, host, port);
+    struct server *s = pin_get_blocking(r->w, client_pins(c), host, port);
     if (s == NULL)
-        request_fail(r, pin_refusal(r->w, &c->pins));
+        request_fail(r, pin_refusal(r->w, client_pins(c)));
     else /* listed as blocked once it reached the server */
-        pin_block_probe(r->w, &c->pins, s, c->id);
+        pin_block_probe(r->w, client_pins(c), s, c->id);
     return s;
 }
 
@@ -175,12 +175,15 @@ dispatch_blocking(struct client *c, struct request *r,
 static void
 dispatch_reset(struct client *c)
 {
-    sp_free(c->name);
-    c->name = NULL;
+    if (c->ext != NULL) {
+        sp_free(c->ext->name);
+        c->ext->name = NULL;
+    }
     if (auth_configured(c->w->conf))
         client_logout(c);
     txn_reset(c);
-    pin_blocking_done(c->w, &c->pins);
+    if (c->ext != NULL)
+        pin_blocking_done(c->w, &c->ext->pins);
     /* Last: it may complete a request, which may close the client. */
     pubsub_reset(c);
     /* Back to RESP2, as Redis's RESET; its +RESET is RESP2 alike. */

@@ -319,7 +319,7 @@ pubsub_drop_marks(struct pubsub *ps, const struct server *s)
 static void
 pubsub_drop_conns(struct client *c, struct pubsub *ps)
 {
-    pin_release_user(c->w, &c->pins, PIN_PUBSUB);
+    pin_release_user(c->w, client_pins(c), PIN_PUBSUB);
     ps->conn = NULL;
     ps->count = 0;
     ps->suppress = 0;
@@ -674,7 +674,7 @@ pubsub_on_lost(struct server *s)
     ps->recheck = 1; /* what it was subscribing is on no connection */
     if (ps->sync_req == NULL && ps->op_chans.n == 0)
         shard_settle(c, ps);
-    pin_release(c->w, &c->pins, s);
+    pin_release(c->w, client_pins(c), s);
     /* The unsubscribe's marker will not come back: release the client's
      * input held behind it (last: that may close the client). */
     if (ps->sync_req != NULL && ps->nmarks == 0)
@@ -725,9 +725,9 @@ pubsub_server(struct client *c, struct request *r)
     if (node < 0)
         return NULL;
     const struct sm_node *n = &c->w->map->nodes[node];
-    struct server *s = pin_get(c->w, &c->pins, n->host, n->port, PIN_PUBSUB);
+    struct server *s = pin_get(c->w, client_pins(c), n->host, n->port, PIN_PUBSUB);
     if (s == NULL)
-        request_fail(r, pin_refusal(c->w, &c->pins));
+        request_fail(r, pin_refusal(c->w, client_pins(c)));
     return s;
 }
 
@@ -1147,7 +1147,7 @@ pubsub_reset(struct client *c)
     if (ps == NULL)
         return;
     /* Closing the push connections drops every subscription. */
-    pin_release_user(c->w, &c->pins, PIN_PUBSUB);
+    pin_release_user(c->w, client_pins(c), PIN_PUBSUB);
     struct request *r = ps->sync_req;
     ps->sync_req = NULL;
     pubsub_free(c);
@@ -1188,7 +1188,7 @@ pubsub_free(struct client *c)
 static struct server *
 resub_server(struct client *c, const struct sm_node *n)
 {
-    struct server *s = pin_get(c->w, &c->pins, n->host, n->port, PIN_PUBSUB);
+    struct server *s = pin_get(c->w, client_pins(c), n->host, n->port, PIN_PUBSUB);
     if (s != NULL)
         set_push_mode(c, s);
     return s;

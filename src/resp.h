@@ -72,6 +72,10 @@ void resp_req_encode(struct buf *out, const struct resp_req *p,
 void resp_req_deinit(struct resp_req *r);
 /* Forget the current request; keep the argv allocation for reuse. */
 void resp_req_reset(struct resp_req *r);
+/* 1 when r is as resp_req_reset() left it: no request parsed and nothing
+ * of a partial one remembered (a line scanned in part, a bulk count), so
+ * any other parser in that state can take the request over. */
+int resp_req_idle(const struct resp_req *r);
 
 /*
  * Parse the request that starts at buf[0]; len bytes are available. The

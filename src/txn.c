@@ -88,7 +88,7 @@ txn_release_idle(struct client *c)
 {
     if (c->tx == NULL || c->tx->watching || c->tx->in_multi)
         return;
-    pin_release_user(c->w, &c->pins, PIN_TXN);
+    pin_release_user(c->w, client_pins(c), PIN_TXN);
     c->tx->watch_srv = NULL;
 }
 
@@ -140,7 +140,7 @@ txn_reset(struct client *c)
     if (c->tx == NULL)
         return;
     /* Closing the connections ends the WATCH on the server. */
-    pin_release_user(c->w, &c->pins, PIN_TXN);
+    pin_release_user(c->w, client_pins(c), PIN_TXN);
     c->tx->watch_srv = NULL;
     txn_watch_end(c->tx);
     txn_reset_queue(c->tx);
@@ -397,7 +397,7 @@ txn_on_lost(struct server *s)
 static struct server *
 txn_pin(struct client *c, const char *host, uint16_t port)
 {
-    struct server *s = pin_get(c->w, &c->pins, host, port, PIN_TXN);
+    struct server *s = pin_get(c->w, client_pins(c), host, port, PIN_TXN);
     if (s != NULL) {
         s->on_push_lost = txn_on_lost;
         s->push_ctx = c;
@@ -420,7 +420,7 @@ txn_watch_target(struct request *r, const char *host, uint16_t port)
     struct server *to = txn_pin(c, host, port);
     if (to == NULL) {
         txn_watch_failed(t);
-        request_fail(r, pin_refusal(r->w, &c->pins));
+        request_fail(r, pin_refusal(r->w, client_pins(c)));
         return NULL;
     }
     struct server *old = t->watch_srv;
@@ -428,7 +428,7 @@ txn_watch_target(struct request *r, const char *host, uint16_t port)
         if (t->watch_ok)
             t->watch_lost = 1;
         t->watch_srv = to;
-        pin_release(r->w, &c->pins, old);
+        pin_release(r->w, client_pins(c), old);
     }
     return to;
 }
@@ -490,7 +490,7 @@ txn_watch(struct client *c, struct request *r, const struct command *cmd,
     struct server *s = t->watching ? t->watch_srv
                                    : txn_pin(c, n->host, n->port);
     if (s == NULL) {
-        request_fail(r, pin_refusal(c->w, &c->pins));
+        request_fail(r, pin_refusal(c->w, client_pins(c)));
         return;
     }
     if (!t->watching)

@@ -59,6 +59,7 @@ struct view_job {
 void
 view_client_line(struct buf *b, const struct client *c, uint64_t now_ms)
 {
+    const struct client_ext *x = c->ext;
     struct client_laddr la;
     client_local_addr(c, &la);
     buf_printf(b,
@@ -66,11 +67,12 @@ view_client_line(struct buf *b, const struct client *c, uint64_t now_ms)
                "idle=%llu flags=%s db=0 cmd=NULL resp=%d lib-name=%s "
                "lib-ver=%s\n",
                (unsigned long long)c->id, c->addr, la.host, la.port, c->fd,
-               c->name ? c->name : "",
+               x && x->name ? x->name : "",
                (unsigned long long)((now_ms - c->created_ms) / 1000),
                (unsigned long long)((now_ms - c->last_ms) / 1000),
-               c->pins.blocked ? "b" : "N", c->resp3 ? 3 : 2,
-               c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "");
+               x && x->pins.blocked ? "b" : "N", c->resp3 ? 3 : 2,
+               x && x->lib_name ? x->lib_name : "",
+               x && x->lib_ver ? x->lib_ver : "");
 }
 
 /* Fill p from w's own state, in w's thread. */

@@ -287,6 +287,11 @@ struct worker {
                                      * readable this turn, read together
                                      * at the flush */
     struct io_readq rd_conns;       /* with io: backend conns, likewise */
+    struct resp_req parser;         /* the request parser of a client whose
+                                     * requests parse within one read (the
+                                     * common case; client.c) */
+    struct client *parser_user;     /* the client parsing with it now, or
+                                     * NULL */
     struct listener **listeners;    /* this worker's listening sockets */
     uint32_t nlisteners;
     uint64_t drain_deadline_ms;     /* draining (SIGTERM) until then; 0 =

@@ -527,6 +527,7 @@ worker_loop_new(const struct config *conf, int id, struct shared *shared)
     w->map = slotmap_new_empty();
     w->slot_scratch = sp_calloc(SLOT_COUNT, sizeof(*w->slot_scratch));
     w->rscratch = sp_malloc(RSCRATCH_SIZE);
+    resp_req_init(&w->parser);
     /* Indexed by cmdtable_index(): room for every name the cluster may
      * teach (pages never written stay unallocated). */
     size_t ncmd = cmdtable_index_limit();
@@ -741,6 +742,7 @@ worker_loop_free(struct worker *w)
     iobatch_free(w->io);
     sp_free(w->rd_clients.items);
     sp_free(w->rd_conns.items);
+    resp_req_deinit(&w->parser);
     sp_free(w->cmd_calls);
     slowlog_deinit(w->slowlog);
     sp_free(w->slowlog);
