@@ -557,6 +557,7 @@ client_parse_next(struct client *c, struct resp_req *p, char *base)
         client_protocol_error(c, p->err);
         client_pause_reading(c);
         buf_consume(&c->rbuf, buf_unread(&c->rbuf));
+        resp_req_reset(p); /* its input ends here */
         return 0;
     }
     /* Parsed once: inline arguments were unquoted in place, so a held
@@ -629,6 +630,33 @@ client_parse_input(struct client *c, struct resp_req *p)
  * its argv back once parsed (8 KB kept at most). */
 #define PARSER_ARGV_KEEP 1024
 
+/* After c parsed with the worker's parser and left bytes unparsed (or
+ * closed): the parser's state goes with c when a request is left in part
+ * or held, else the worker's parser is simply reset. */
+static void __attribute__((noinline))
+client_keep_parser(struct client *c, struct resp_req *p)
+{
+    if (!c->closed && (c->held || !resp_req_idle(p))) {
+        c->parser = sp_malloc(sizeof(*p)); /* state, argv and all */
+        *c->parser = *p;
+        resp_req_init(p);
+        return;
+    }
+    resp_req_reset(p);
+}
+
+/* c parsed with a parser of its own: given back once nothing is left in
+ * it (the client's next requests parse with the worker's again). */
+static void
+client_drop_parser(struct client *c)
+{
+    if (c->closed || c->held || !resp_req_idle(c->parser))
+        return;
+    resp_req_deinit(c->parser);
+    sp_free(c->parser);
+    c->parser = NULL;
+}
+
 /*
  * Parse and dispatch what rbuf holds. Most requests parse within one read,
  * so an idle client owns no parser (72 bytes and its argv, 100 bytes per
@@ -642,33 +670,25 @@ static void
 client_process_input(struct client *c)
 {
     struct worker *w = c->w;
-    struct resp_req *p = c->parser;
 
-    if (p == NULL && w->parser_user == NULL) {
-        p = &w->parser;
+    if (c->parser == NULL && w->parser_user == NULL) {
         w->parser_user = c;
-    } else if (p == NULL) {
-        p = c->parser = sp_malloc(sizeof(*p));
-        resp_req_init(p);
-    }
-    client_parse_input(c, p);
-    int keep = !c->closed && (c->held || !resp_req_idle(p));
-    if (p == &w->parser) {
+        client_parse_input(c, &w->parser);
         w->parser_user = NULL;
-        if (keep) { /* the client takes the state, argv and all */
-            c->parser = sp_malloc(sizeof(*p));
-            *c->parser = *p;
-            resp_req_init(p);
-        } else {
-            resp_req_reset(p);
-            if (p->argv_cap > PARSER_ARGV_KEEP)
-                resp_req_deinit(p);
-        }
-    } else if (!keep && !c->closed) {
-        resp_req_deinit(p);
-        sp_free(p);
-        c->parser = NULL;
+        /* Every byte parsed: the parser was reset after the last request
+         * (or after a protocol error), so nothing is left in it. */
+        if (__builtin_expect(buf_unread(&c->rbuf) != 0 || c->closed, 0))
+            client_keep_parser(c, &w->parser);
+        if (__builtin_expect(w->parser.argv_cap > PARSER_ARGV_KEEP, 0))
+            resp_req_deinit(&w->parser);
+        return;
     }
+    if (c->parser == NULL) {
+        c->parser = sp_malloc(sizeof(*c->parser));
+        resp_req_init(c->parser);
+    }
+    client_parse_input(c, c->parser);
+    client_drop_parser(c);
 }
 
 /*

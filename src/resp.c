@@ -224,13 +224,6 @@ resp_req_reset(struct resp_req *r)
     r->bulk_len = -1;
 }
 
-int
-resp_req_idle(const struct resp_req *r)
-{
-    return r->state == RESP_REQ_START && r->off == 0 && r->argc == 0 &&
-           r->multibulk_left == 0 && r->bulk_len == -1;
-}
-
 static int
 resp_req_fail(struct resp_req *r, const char *err)
 {

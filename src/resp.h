@@ -74,8 +74,14 @@ void resp_req_deinit(struct resp_req *r);
 void resp_req_reset(struct resp_req *r);
 /* 1 when r is as resp_req_reset() left it: no request parsed and nothing
  * of a partial one remembered (a line scanned in part, a bulk count), so
- * any other parser in that state can take the request over. */
-int resp_req_idle(const struct resp_req *r);
+ * any other parser in that state can take the request over. Inline: once
+ * per client read. */
+static inline int
+resp_req_idle(const struct resp_req *r)
+{
+    return r->state == 0 /* RESP_REQ_START */ && r->off == 0 &&
+           r->argc == 0 && r->multibulk_left == 0 && r->bulk_len == -1;
+}
 
 /*
  * Parse the request that starts at buf[0]; len bytes are available. The
