@@ -77,6 +77,7 @@ request_put_last(struct request *r)
         --*r->live;
     struct request_pool *pool = r->pool;
     if (pool->nfree >= REQ_POOL_MAX) {
+        pool->nspilled++;
         buf_deinit(&r->req);
         buf_deinit(&r->rep);
         sp_free(r);

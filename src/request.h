@@ -119,6 +119,9 @@ struct request_pool {
     uint32_t *live;                 /* counts the requests created under the
                                      * worker's current command table (set
                                      * by the worker); NULL: not counted */
+    uint32_t nspilled;              /* requests freed because the free list
+                                     * was full (a burst), since the worker
+                                     * last looked (worker_release_memory) */
 };
 
 void request_pool_init(struct request_pool *pool, struct worker *owner);

@@ -373,6 +373,8 @@ struct worker {
     uint64_t mem_high_ms;           /* since when it has been past the
                                      * high-water mark (0: it is not) */
     uint32_t mem_release_ticks;     /* ticks left to give memory back */
+    uint8_t req_burst;              /* the last tick saw requests spill
+                                     * from the pool (reqs.nspilled) */
     uint64_t mem_high;              /* the budget's high-water mark in
                                      * bytes (UINT64_MAX: no budget), set
                                      * at each tick from conf */

@@ -229,8 +229,12 @@ worker_publish_stats(struct worker *w, uint64_t now_ms)
 }
 
 /* Hand memory back to the system after the worker's held bytes came
- * down from a peak (a slow reader closed, a big reply written): shrink
- * the request pool and purge the allocator's unused pages. */
+ * down from a peak (a slow reader closed, a big reply written), or after
+ * a burst of requests between two ticks (10,000 clients each sending a
+ * request at once: more requests alive in one turn than the pool keeps)
+ * once a tick passed without one: shrink the request pool and purge the
+ * allocator's unused pages. jemalloc's own decay purges only when the
+ * process allocates, so an idle worker would keep them. */
 static void
 worker_release_memory(struct worker *w)
 {
@@ -239,6 +243,13 @@ worker_release_memory(struct worker *w)
         w->mem.peak = held;
     if (w->mem.peak - held >= MEM_RELEASE_DROP) {
         w->mem.peak = held;
+        w->mem_release_ticks = WORKER_RELEASE_TICKS;
+    }
+    if (w->reqs.nspilled != 0) {
+        w->reqs.nspilled = 0;
+        w->req_burst = 1;
+    } else if (w->req_burst) {
+        w->req_burst = 0;
         w->mem_release_ticks = WORKER_RELEASE_TICKS;
     }
     if (w->mem_release_ticks > 0) {
