@@ -670,25 +670,28 @@ static void
 client_process_input(struct client *c)
 {
     struct worker *w = c->w;
+    struct resp_req *p = c->parser;
+    int lent = p == NULL && w->parser_user == NULL;
 
-    if (c->parser == NULL && w->parser_user == NULL) {
+    if (lent) {
+        p = &w->parser;
         w->parser_user = c;
-        client_parse_input(c, &w->parser);
-        w->parser_user = NULL;
-        /* Every byte parsed: the parser was reset after the last request
-         * (or after a protocol error), so nothing is left in it. */
-        if (__builtin_expect(buf_unread(&c->rbuf) != 0 || c->closed, 0))
-            client_keep_parser(c, &w->parser);
-        if (__builtin_expect(w->parser.argv_cap > PARSER_ARGV_KEEP, 0))
-            resp_req_deinit(&w->parser);
+    } else if (p == NULL) {
+        p = c->parser = sp_malloc(sizeof(*p));
+        resp_req_init(p);
+    }
+    client_parse_input(c, p);
+    if (!lent) {
+        client_drop_parser(c);
         return;
     }
-    if (c->parser == NULL) {
-        c->parser = sp_malloc(sizeof(*c->parser));
-        resp_req_init(c->parser);
-    }
-    client_parse_input(c, c->parser);
-    client_drop_parser(c);
+    w->parser_user = NULL;
+    /* Every byte parsed: the parser was reset after the last request (or
+     * after a protocol error), so nothing is left in it. */
+    if (__builtin_expect(buf_unread(&c->rbuf) != 0 || c->closed, 0))
+        client_keep_parser(c, p);
+    if (__builtin_expect(p->argv_cap > PARSER_ARGV_KEEP, 0))
+        resp_req_deinit(p);
 }
 
 /*
