@@ -92,11 +92,16 @@ worker_flush_batched(struct worker *w)
     for (int round = 0; round < FLUSH_ROUNDS; round++) {
         backend_flush_dirty(w);
         client_flush_dirty(w);
-        if (iobatch_run(w->io) == 0 && TAILQ_EMPTY(&w->dirty_conns) &&
+        unsigned made = iobatch_run(w->io);
+        /* As the plain flush does: pins released this turn go once the
+         * clients are written, and what that queues joins the next
+         * round. */
+        if (round == 0)
+            pin_reap(w);
+        if (made == 0 && TAILQ_EMPTY(&w->dirty_conns) &&
             TAILQ_EMPTY(&w->dirty_clients))
             break;
     }
-    pin_reap(w);
     w->flush_pending = 0;
     if (!TAILQ_EMPTY(&w->dirty_conns) || !TAILQ_EMPTY(&w->dirty_clients))
         worker_schedule_flush(w);

@@ -191,15 +191,24 @@ def test_io_uring_close_in_same_turn(env):
     burst = b"".join(harness.encode(("GET", "io:close:v"))
                      for _ in range(20))
     other = p.client()
-    for _ in range(10):
-        victim = socket.create_connection((HOST, p.port))
+
+    def closed_by_limit():
+        """disconnects_output_limit, summed over workers (per tick)."""
+        stats = other.call("INFO", "proxy").decode()
+        return int(stats.split("disconnects_output_limit:")[1]
+                   .split("\r\n")[0])
+    for k in range(1, 11):
+        victim = socket.create_connection((HOST, p.port), timeout=10)
         victim.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         for _ in range(200):
             try:
                 victim.sendall(burst)
             except OSError:
-                break
+                break       # reset by the proxy (or stuck 10 s)
             assert other.call("GET", "io:close:v") == b"y" * 65536
+        # Kept open until the proxy closed it for its unread replies.
+        wait_until(lambda: closed_by_limit() >= k, 20,
+                   "victim %d closed by the output limit" % k)
         victim.close()
     bursts = b"".join(harness.encode(("GET", "io:close:%d" % i))
                       for i in range(200))
@@ -216,11 +225,7 @@ def test_io_uring_close_in_same_turn(env):
         text = other.call("INFO", "clients").decode()
         return "connected_clients:1\r\n" in text
     wait_until(alone, 10, "closed clients to be gone")
-    # The limit closed victims (it may have missed one whose last burst
-    # was too small).
-    stats = other.call("INFO", "proxy").decode()
-    n = int(stats.split("disconnects_output_limit:")[1].split("\r\n")[0])
-    assert n >= 5, stats
+    assert closed_by_limit() == 10
     other.close()
 
 
