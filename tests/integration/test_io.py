@@ -44,15 +44,19 @@ def uring_proxy(env, extra=""):
         return None
     p = harness.Proxy([m.port for m in env.cluster.masters()],
                       extra="io: io_uring\n" + extra, env=NO_OVERRIDE)
-    env.proxies.append(p)
     try:
         p.start()
     except harness.HarnessError:
         log = p.log_tail()
+        harness.stop_proc(p.proc)
         assert "io_uring cannot be used" in log, log
+        assert p.proc.returncode == 1, p.proc.returncode
         _uring["unusable"] = log.splitlines()[-1]
         harness.log("io_uring not usable here: %s" % _uring["unusable"])
         return None
+    # Registered once it runs: the harness checks every registered
+    # proxy's clean exit at the end.
+    env.proxies.append(p)
     return p
 
 
