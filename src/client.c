@@ -779,17 +779,13 @@ client_on_read(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    /* One clock read per read event: what it parses starts now (latency,
-     * deadlines, idle time). */
-    worker_clock(c->w);
     /* Past the budget's high-water mark: one relaxed load per read. */
     if (membudget_total(&c->w->shared->mem) >= c->w->mem_high) {
         client_pause_mem(c);
         return;
     }
-    if (c->handshaking && !client_tls_handshake(c))
-        return;
-    /* Batched I/O: read with the turn's other sockets, at the flush. */
+    /* Batched I/O: read with the turn's other sockets, at the flush
+     * (which reads the clock once for all of them). */
     if (c->w->io != NULL && c->tls == NULL) {
         if (!c->io_pending) {
             c->io_pending = 1;
@@ -797,6 +793,11 @@ client_on_read(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
+    /* One clock read per read event: what it parses starts now (latency,
+     * deadlines, idle time). */
+    worker_clock(c->w);
+    if (c->handshaking && !client_tls_handshake(c))
+        return;
     while (client_read_once(c) > 0 && c->tls != NULL && !c->closed &&
            !c->read_paused && !c->mem_paused && tls_pending(c->tls) > 0)
         ;
