@@ -580,9 +580,23 @@ def test_many_blocked_clients(env):
     wait_until(lambda: blocked_on(cl, "blpop") == 0, 5, "no BLPOP left")
 
 
-def conns_on(node):
-    lines = node.call("CLIENT", "LIST").decode().splitlines()
-    return len(lines) - 1    # minus the connection asking
+def clients_on(node):
+    """The node's connections by id, each a dict of CLIENT LIST's fields,
+    less the connection asking. The node is shared with every proxy and
+    connection of the suite, whose connections come and go at any time:
+    tests follow particular ids rather than counting them all."""
+    out = {}
+    for line in node.call("CLIENT", "LIST").decode().splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        if f.get("cmd") != "client|list":
+            out[f["id"]] = f
+    return out
+
+
+def ids_running(node, cmds):
+    """Ids of the node's connections whose last command is one of cmds
+    (lower case, as CLIENT LIST shows them)."""
+    return {i for i, f in clients_on(node).items() if f.get("cmd") in cmds}
 
 
 @test
@@ -598,20 +612,18 @@ def test_blocked_client_killed(env):
         wait_until(lambda: blocked_on(cl, "blpop") == 1, 5,
                    "the BLPOP blocked on the owner")
         # Its pinned connection may be a new one or an idle one an earlier
-        # blocking command gave back: count from here.
-        before = conns_on(owner) - 1
+        # blocking command gave back (whose last command may be a BLPOP
+        # too): the one blocked now.
+        pinned = {i for i, f in clients_on(owner).items()
+                  if f.get("cmd") == "blpop" and "b" in f.get("flags", "")}
+        assert len(pinned) == 1, pinned
         # Killed: RST, no goodbye.
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()
-        deadline = time.time() + 1.5
-        while time.time() < deadline and (
-                blocked_on(cl, "blpop") or conns_on(owner) != before):
-            time.sleep(0.05)
+        wait_until(lambda: not (pinned & clients_on(owner).keys()), 1.5,
+                   "the killed client's BLPOP connection closed")
         assert blocked_on(cl, "blpop") == 0, "BLPOP still blocked"
-        after = conns_on(owner)
-        assert after == before, "connections on the owner: %d before, " \
-            "%d after the blocked client was killed" % (before, after)
         # A push now is not eaten by the dead client's block.
         assert ctl.call("RPUSH", k, "v") == 1
         assert ctl.call("LRANGE", k, "0", "-1") == [b"v"]
@@ -819,19 +831,23 @@ def test_watch_client_closed_releases_pin(env):
     owner = cl.node_for_key(k)
     with env.client() as ctl:
         ctl.call("SET", k, "1")
-        time.sleep(0.2)
-        before = conns_on(owner)
+        watching = ids_running(owner, {"watch"})
         a = env.client()
         assert a.call("WATCH", k) == b"OK"
-        assert conns_on(owner) == before + 1, (conns_on(owner), before)
+        pinned = ids_running(owner, {"watch"}) - watching
+        assert len(pinned) == 1, \
+            "one connection to the owner ran the WATCH: %r" % pinned
         a.close()
-        wait_until(lambda: conns_on(owner) == before, 1.5,
+        wait_until(lambda: not (pinned & clients_on(owner).keys()), 1.5,
                    "the WATCH connection closed with its client")
-        # A transaction without WATCH holds no connection of its own.
+        # A transaction without WATCH holds no connection of its own: it
+        # runs on a connection that was there before it.
+        before = set(clients_on(owner))
         with env.client() as b:
             assert run_seq(b, [("MULTI",), ("INCR", k), ("EXEC",)]) == \
                 [b"OK", b"QUEUED", [2]]
-            assert conns_on(owner) == before, (conns_on(owner), before)
+            new = ids_running(owner, {"multi", "incr", "exec"}) - before
+            assert not new, "the transaction opened a connection: %r" % new
         ctl.call("DEL", k)
 
 
