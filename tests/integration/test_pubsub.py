@@ -70,6 +70,14 @@ def owner_channels(env, prefix, count=1):
     return out
 
 
+def homes_of(cl, channel):
+    """The masters where channel has a subscriber (PUBSUB NUMSUB counts a
+    node's own subscribers). Unlike counting subscribed connections, this
+    ignores the ones other clients and tests leave on the shared nodes."""
+    return [m for m in cl.masters()
+            if m.call("PUBSUB", "NUMSUB", channel)[1] > 0]
+
+
 def sub_conns(node):
     """CLIENT LIST lines of node for connections in subscribed mode."""
     lines = node.call("CLIENT", "LIST").decode().splitlines()
@@ -294,7 +302,7 @@ def test_pinned_commands_after_unsubscribe(env):
     with env.client() as c:
         c.send(("SUBSCRIBE", "pa:ch"))
         assert c.read() == [b"subscribe", b"pa:ch", 1]
-        home = [m for m in cl.masters() if sub_conns(m)]
+        home = homes_of(cl, "pa:ch")
         assert len(home) == 1, home
         c.send(("UNSUBSCRIBE",))
         assert c.read() == [b"unsubscribe", b"pa:ch", 0]
@@ -405,7 +413,7 @@ def test_pubsub_introspection(env):
         read_n(s1, 2)
         s1.send(("PSUBSCRIBE", "in:p*"))
         s1.read()
-        home = [m for m in cl.masters() if sub_conns(m)]
+        home = homes_of(cl, "in:a")
         assert len(home) == 1, home
         other = [m for m in cl.masters() if m is not home[0]]
         # s2 directly on another master; s4 directly on a shard owner.
@@ -634,7 +642,7 @@ def test_subscriber_across_failover(env):
     with env.client() as s, env.client() as pub:
         s.send(("SUBSCRIBE", "fo:ch"))
         assert s.read() == [b"subscribe", b"fo:ch", 1]
-        home = [m for m in cl.masters() if sub_conns(m)]
+        home = homes_of(cl, "fo:ch")
         assert len(home) == 1, [(m, sub_conns(m)) for m in cl.masters()]
         home = home[0]
         # (A cluster node counts only its own receivers: 0 or 1.)
