@@ -292,6 +292,10 @@ client_close(struct client *c, const char *reason)
     tls_conn_free(c->tls);
     c->tls = NULL;
     close(c->fd);
+    /* An operation queued in the I/O batch names the number just closed,
+     * which an accept or connect may reuse before the batch runs. */
+    if (c->io_pending && w->io != NULL)
+        iobatch_forget(w->io, c);
     c->fd = -1;
     c->closed = 1;
     /* Requests still at a backend are orphaned: the backend drops their

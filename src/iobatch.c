@@ -118,14 +118,19 @@ iobatch_scratch_first(struct iobatch *b, size_t len)
  * inline) and holds depth entries, so the entries are written in place
  * without liburing's per-entry checks.
  */
-static void
+static unsigned
 iobatch_prepare(struct iobatch *b)
 {
     struct io_uring_sq *sq = &b->ring.sq;
     unsigned tail = sq->sqe_tail;
-    for (unsigned i = 0; i < b->q.nops; i++) {
+    const unsigned nops = b->q.nops;
+    unsigned n = 0;
+    for (unsigned i = 0; i < nops; i++) {
         const struct iobatch_op *op = &b->q.ops[i];
-        struct io_uring_sqe *sqe = &sq->sqes[(tail + i) & sq->ring_mask];
+        /* Forgotten: its socket may be closed, its number reused. */
+        if (op->fn == NULL)
+            continue;
+        struct io_uring_sqe *sqe = &sq->sqes[(tail + n++) & sq->ring_mask];
         if (op->buf != NULL) {
             *sqe = (struct io_uring_sqe){
                 .opcode = IORING_OP_RECV, .fd = op->fd,
@@ -138,7 +143,8 @@ iobatch_prepare(struct iobatch *b)
                 .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL, .user_data = i};
         }
     }
-    sq->sqe_tail = tail + b->q.nops;
+    sq->sqe_tail = tail + n;
+    return n;
 }
 
 static void
@@ -159,10 +165,12 @@ iobatch_submit_wait(struct iobatch *b)
     unsigned seen = 0;
     int rc;
 
-    iobatch_prepare(b);
+    const unsigned n = iobatch_prepare(b);
+    if (n == 0)
+        return;
     do {
         b->enters++;
-        rc = io_uring_submit_and_wait(&b->ring, b->q.nops);
+        rc = io_uring_submit_and_wait(&b->ring, n);
     } while (rc == -EINTR);
     if (rc < 0)
         iobatch_fatal(rc);
@@ -175,7 +183,7 @@ iobatch_submit_wait(struct iobatch *b)
                 b->q.ops[cqe->user_data].res = cqe->res;
         }
         io_uring_smp_store_release(cq->khead, head);
-        if (seen >= b->q.nops)
+        if (seen >= n)
             return;
         struct io_uring_cqe *cqe;
         b->enters++;
@@ -206,10 +214,10 @@ iobatch_run(struct iobatch *b)
     unsigned n = b->q.nops;
     if (n == 0)
         return 0;
-    if (n == 1)
-        iobatch_one(&b->q.ops[0]);
-    else
+    if (n > 1)
         iobatch_submit_wait(b);
+    else if (b->q.ops[0].fn != NULL)
+        iobatch_one(&b->q.ops[0]);
     b->q.running = 1;
     for (unsigned i = 0; i < n; i++) {
         const struct iobatch_op *op = &b->q.ops[i];

@@ -156,7 +156,8 @@ iobatch_pending(struct iobatch *b)
  * in the order queued. Callbacks may not queue into the batch (they may
  * use plain system calls). Returns the operations made. */
 unsigned iobatch_run(struct iobatch *b);
-/* owner is going away: its queued operations' callbacks will not run. */
+/* owner is going away, or closed its socket: its queued operations are
+ * not made and their callbacks do not run. */
 void iobatch_forget(struct iobatch *b, const void *owner);
 /* System calls made by iobatch_run so far (for the metrics). */
 unsigned long long iobatch_enters(const struct iobatch *b);

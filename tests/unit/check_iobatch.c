@@ -3,8 +3,8 @@
  * Unit tests for iobatch.c on socket pairs: a batch's reads and writes
  * come back as read/writev would return them (bytes, a short write on a
  * full socket, -1 EAGAIN on an empty one, 0 at end of stream, EPIPE), in
- * the order queued; the scratch area runs out; a forgotten owner is not
- * called. Where io_uring cannot be used (not built in, a kernel or
+ * the order queued; the scratch area runs out; a forgotten owner's
+ * operation is not made and its callback not called. Where io_uring cannot be used (not built in, a kernel or
  * seccomp filter that refuses it), iobatch_new must fail cleanly and the
  * rest is skipped.
  */
@@ -187,6 +187,51 @@ START_TEST(test_forget_and_room)
 }
 END_TEST
 
+/* A forgotten operation is not made at all: its socket may be closed and
+ * its number reused by the time the batch runs. Alone in its batch or
+ * among others. */
+START_TEST(test_forgotten_not_made)
+{
+    struct iobatch *b = batch_or_skip(4);
+    if (b == NULL)
+        return;
+    int sv[2];
+    pair(sv);
+    struct seen a = {0}, c = {0}, d = {0};
+    char x[8] = {0}, y[8] = {0};
+
+    ck_assert_int_eq(write(sv[0], "abcd", 4), 4);
+    /* Among others: the forgotten read leaves the bytes to the next. */
+    iobatch_read(b, sv[1], x, 2, record, &a);
+    struct iovec *iov = iobatch_iov(b, 1);
+    iov[0].iov_base = (void *)"zz";
+    iov[0].iov_len = 2;
+    iobatch_writev(b, sv[1], 1, record, &d);
+    iobatch_read(b, sv[1], y, 2, record, &c);
+    iobatch_forget(b, &a);
+    iobatch_forget(b, &d);
+    iobatch_run(b);
+    ck_assert_int_eq(a.calls + d.calls, 0);
+    ck_assert_int_eq(c.calls, 1);
+    ck_assert_int_eq(c.res, 2);
+    ck_assert_mem_eq(y, "ab", 2);
+    /* The forgotten write sent nothing. */
+    ck_assert_int_eq(recv(sv[0], x, sizeof(x), MSG_DONTWAIT), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+
+    /* Alone: the batch of one makes no call either. */
+    iobatch_read(b, sv[1], x, 2, record, &a);
+    iobatch_forget(b, &a);
+    iobatch_run(b);
+    ck_assert_int_eq(a.calls, 0);
+    ck_assert_int_eq(read(sv[1], y, sizeof(y)), 2);
+    ck_assert_mem_eq(y, "cd", 2);
+    close(sv[0]);
+    close(sv[1]);
+    iobatch_free(b);
+}
+END_TEST
+
 static Suite *
 iobatch_suite(void)
 {
@@ -195,6 +240,7 @@ iobatch_suite(void)
     tcase_add_test(tc, test_read_write_results);
     tcase_add_test(tc, test_full_socket_short_write);
     tcase_add_test(tc, test_forget_and_room);
+    tcase_add_test(tc, test_forgotten_not_made);
     suite_add_tcase(s, tc);
     return s;
 }
