@@ -452,8 +452,9 @@ def test_blpop_woken_by_push(env):
     k = "{bl}k"
     with env.client() as a, env.client() as b:
         a.call("DEL", k)
-        a.send(("BLPOP", k, "5"))
-        time.sleep(0.3)
+        before = blocked_ids(env.cluster, "blpop")
+        a.send(("BLPOP", k, "10"))
+        wait_blocked(env.cluster, "blpop", before)
         early = "nothing" if quiet(a, 0.05) else a.read()
         assert early == "nothing", "BLPOP answered before a push: %r" % (
             early,)
@@ -462,7 +463,7 @@ def test_blpop_woken_by_push(env):
         r = a.read()
         dt = time.time() - t0
         assert r == [k.encode(), b"hello"], r
-        assert dt < 1.0, "woke up %.2fs after the push" % dt
+        assert dt < 3.0, "woke up %.2fs after the push" % dt
         assert b.call("LLEN", k) == 0
         # The same client keeps working after the block ended.
         assert a.call("RPUSH", k, "x") == 1
@@ -510,7 +511,8 @@ def test_block_timeout_honoured(env):
         assert b.call("LPUSH", k, "late") == 1
         r = a.read()
         assert r == [k.encode(), b"late"], r
-        assert time.time() - t0 < 1.0
+        dt = time.time() - t0
+        assert dt < 3.0, "BLPOP k 0 woke %.2fs after the push" % dt
         # And the proxy still answers this client normally.
         assert a.call("PING") == b"PONG"
         a.call("DEL", k, "{bt}s")
@@ -527,6 +529,25 @@ def blocked_on(cl, cmd):
     return n
 
 
+def blocked_ids(cl, cmd):
+    """(node port, id) of every connection blocked in cmd on the masters."""
+    out = set()
+    for m in cl.masters():
+        for line in m.call("CLIENT", "LIST").decode().splitlines():
+            f = dict(x.split("=", 1) for x in line.split(" ") if "=" in x)
+            if f.get("cmd") == cmd and "b" in f.get("flags", ""):
+                out.add((m.port, f["id"]))
+    return out
+
+
+def wait_blocked(cl, cmd, before, n=1):
+    """Waits (a loaded machine and ASan: bounds are generous) until n
+    connections not in before block in cmd on the masters: a command sent
+    through the proxy has reached its node and blocks there."""
+    wait_until(lambda: len(blocked_ids(cl, cmd) - before) >= n, 20,
+               "%d %s blocked on the masters" % (n, cmd))
+
+
 @test(timeout=90)
 def test_many_blocked_clients(env):
     N = 200
@@ -541,7 +562,7 @@ def test_many_blocked_clients(env):
                 c = env.client(15)
                 clients.append(c)
                 c.send(("BLPOP", k, "0"))
-            wait_until(lambda: blocked_on(cl, "blpop") == N, 10,
+            wait_until(lambda: blocked_on(cl, "blpop") == N, 30,
                        "%d BLPOPs blocked on the masters" % N)
             # Normal latency for another client meanwhile.
             lat = []
@@ -558,7 +579,11 @@ def test_many_blocked_clients(env):
             p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99)]
             log("    %d blocked: 2000 GET/SET p50 %.2fms p99 %.2fms" % (
                 N, p50 * 1000, p99 * 1000))
-            assert p99 < 0.05, "p99 %.1fms with %d blocked clients" % (
+            # A loaded 2-core machine (and ASan's 3-5x) stalls a request
+            # now and then: the bound catches a proxy that slows down
+            # with blocked clients, not the scheduler.
+            bound = 0.25 if harness.sanitized() else 0.1
+            assert p99 < bound, "p99 %.1fms with %d blocked clients" % (
                 p99 * 1000, N)
             # Wake all: each gets its own value.
             r = ctl.pipeline([("RPUSH", k, "v%d" % i)
@@ -577,7 +602,7 @@ def test_many_blocked_clients(env):
             for c in clients:
                 c.close()
         ctl.pipeline([("DEL", "mbo:%d" % i) for i in range(50)])
-    wait_until(lambda: blocked_on(cl, "blpop") == 0, 5, "no BLPOP left")
+    wait_until(lambda: blocked_on(cl, "blpop") == 0, 20, "no BLPOP left")
 
 
 def clients_on(node):
@@ -609,7 +634,7 @@ def test_blocked_client_killed(env):
         ctl.call("GET", k)      # the shared connection to the owner exists
         c = env.client()
         c.send(("BLPOP", k, "0"))
-        wait_until(lambda: blocked_on(cl, "blpop") == 1, 5,
+        wait_until(lambda: blocked_on(cl, "blpop") == 1, 20,
                    "the BLPOP blocked on the owner")
         # Its pinned connection may be a new one or an idle one an earlier
         # blocking command gave back (whose last command may be a BLPOP
@@ -621,7 +646,7 @@ def test_blocked_client_killed(env):
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()
-        wait_until(lambda: not (pinned & clients_on(owner).keys()), 1.5,
+        wait_until(lambda: not (pinned & clients_on(owner).keys()), 10,
                    "the killed client's BLPOP connection closed")
         assert blocked_on(cl, "blpop") == 0, "BLPOP still blocked"
         # A push now is not eaten by the dead client's block.
@@ -661,15 +686,18 @@ def test_other_blocking_commands(env):
         """Sends cmd on a fresh client, checks it blocks, runs wake on
         another client, returns the blocked command's reply."""
         with env.client() as a, env.client() as b:
+            before = blocked_ids(env.cluster, cmd[0].lower())
             a.send(cmd)
-            time.sleep(0.3)
+            # XREAD ... $ misses an entry added before it blocks.
+            wait_blocked(env.cluster, cmd[0].lower(), before)
             early = "nothing" if quiet(a, 0.05) else a.read()
             assert early == "nothing", "%s answered early: %r" % (
                 cmd[0], early)
             t0 = time.time()
             wr = b.call(*wake)
             r = a.read()
-            assert time.time() - t0 < 1.0, "%s woke late" % cmd[0]
+            dt = time.time() - t0
+            assert dt < 3.0, "%s woke %.2fs late" % (cmd[0], dt)
             return wr, r
 
     with env.client() as c:
@@ -723,7 +751,8 @@ def test_other_blocking_commands(env):
         c.call("RPUSH", "{ob}l", "d")
         t0 = time.time()
         assert c.call("BLPOP", "{ob}l", "0") == [b"{ob}l", b"c"]
-        assert time.time() - t0 < 0.5
+        dt = time.time() - t0
+        assert dt < 2.0, dt
         # Keys of several slots: CROSSSLOT.
         r = c.call("BLMOVE", "{ob}src", "{zz}dst", "LEFT", "RIGHT", "1")
         assert r == CROSSSLOT, r
@@ -838,7 +867,7 @@ def test_watch_client_closed_releases_pin(env):
         assert len(pinned) == 1, \
             "one connection to the owner ran the WATCH: %r" % pinned
         a.close()
-        wait_until(lambda: not (pinned & clients_on(owner).keys()), 1.5,
+        wait_until(lambda: not (pinned & clients_on(owner).keys()), 10,
                    "the WATCH connection closed with its client")
         # A transaction without WATCH holds no connection of its own: it
         # runs on a connection that was there before it.
@@ -857,9 +886,10 @@ def test_pinned_cap(env):
     with p.client() as a, p.client() as b, p.client() as c, \
             p.client() as ctl:
         ctl.call("DEL", "{cap}a", "{cap}b", "{cap}c")
+        before = blocked_ids(env.cluster, "blpop")
         a.send(("BLPOP", "{cap}a", "0"))
         b.send(("BLPOP", "{cap}b", "0"))
-        time.sleep(0.3)
+        wait_blocked(env.cluster, "blpop", before, 2)
         r = c.call("BLPOP", "{cap}c", "0")
         assert is_err(r, "ERR") and "pinned" in r.msg, r
         r = c.call("WATCH", "{cap}c")
@@ -871,11 +901,14 @@ def test_pinned_cap(env):
         assert ctl.call("RPUSH", "{cap}a", "1") == 1
         assert a.read() == [b"{cap}a", b"1"]
         a.close()
-        time.sleep(0.3)
-        # a's pin is gone: c may block now.
+        # a's pin goes once the proxy has seen the close: c may block
+        # then (a refused BLPOP pops nothing, so c retries until then).
         assert ctl.call("DEL", "{cap}c") == 1
         assert ctl.call("RPUSH", "{cap}c", "x") == 1
-        assert c.call("BLPOP", "{cap}c", "1") == [b"{cap}c", b"x"]
+        got = []
+        wait_until(lambda: got.append(c.call("BLPOP", "{cap}c", "1")) or
+                   got[-1] == [b"{cap}c", b"x"], 10,
+                   "BLPOP allowed after the pinned client closed")
         assert ctl.call("RPUSH", "{cap}b", "2") == 1
         assert b.read() == [b"{cap}b", b"2"]
 
@@ -892,8 +925,9 @@ def test_pinned_cap_per_node(env):
     with p.client() as a, p.client() as b, p.client() as c, \
             p.client() as ctl:
         ctl.call("DEL", *(k0 + k1))
+        before = blocked_ids(cl, "blpop")
         a.send(("BLPOP", k0[0], "0"))
-        time.sleep(0.3)
+        wait_blocked(cl, "blpop", before)
         r = b.call("BLPOP", k0[1], "0.1")
         assert is_err(r, "ERR") and "pinned" in r.msg, r
         assert c.call("BLPOP", k1[0], "0.1") is None
@@ -918,7 +952,7 @@ def test_blocked_across_slot_move(env):
         with env.client() as a, env.client() as b:
             a.call("DEL", k)
             a.send(("BLPOP", k, "0"))
-            wait_until(lambda: blocked_on(cl, "blpop") == 1, 5,
+            wait_until(lambda: blocked_on(cl, "blpop") == 1, 20,
                        "the BLPOP blocked on the owner")
             cl.migrate_slots(src, dst, [slot])
             moved = True
@@ -928,7 +962,7 @@ def test_blocked_across_slot_move(env):
                 "blocked client got a reply when its slot moved: %r" % (
                     early,)
             assert b.call("RPUSH", k, "after-move") == 1
-            assert quiet(a, 2) is False, "no reply after the push"
+            assert quiet(a, 10) is False, "no reply after the push"
             r = a.read()
             assert r == [k.encode(), b"after-move"], r
             # Immediately after a move, with a stale map: no MOVED.
