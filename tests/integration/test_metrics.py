@@ -7,7 +7,6 @@
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -37,13 +36,26 @@ def parse(text):
     return out
 
 
+def metrics_once(mport, pred, what, timeout=20):
+    """The parsed /metrics once pred(it) holds: counters are published per
+    tick (100 ms), per-command latency and slot counts once a second, later
+    on a loaded machine."""
+    got = []
+
+    def ok():
+        got[:] = [parse(get(mport, "/metrics")[1])]
+        return pred(got[0])
+    wait_until(ok, timeout, what)
+    return got[0]
+
+
 @test(timeout=60)
 def test_metrics_endpoint(env):
     env.cluster
     mport = harness.free_port()
     p = env.new_proxy(extra="metrics:\n  listen: [%s:%d]" % (HOST, mport))
     assert get(mport, "/healthz") == (200, "ok\n")
-    wait_until(lambda: get(mport, "/readyz")[0] == 200, 5, "readyz 200")
+    wait_until(lambda: get(mport, "/readyz")[0] == 200, 20, "readyz 200")
     with p.client() as c:
         for i in range(10):
             assert c.call("SET", "met:%d" % i, i) == b"OK"
@@ -53,10 +65,15 @@ def test_metrics_endpoint(env):
             [str(i).encode() for i in range(10)]
         assert isinstance(c.call("NOSUCHCOMMAND"), harness.Error)
         assert c.call("DEL", *["met:%d" % i for i in range(10)]) == 10
-    time.sleep(0.4)  # stats are published every 100 ms
     status, text = get(mport, "/metrics")
     assert status == 200
-    m = parse(text)
+    parse(text)
+    calls = 'slotproxy_command_calls_total{command="%s"}'
+    m = metrics_once(mport, lambda m: m.get(calls % "set", 0) >= 10 and
+                     m.get(calls % "get", 0) >= 5 and
+                     m.get(calls % "mget", 0) >= 1 and
+                     m.get(calls % "del", 0) >= 1,
+                     "the workload's counters published")
     assert m['slotproxy_command_calls_total{command="set"}'] == 10
     assert m['slotproxy_command_calls_total{command="get"}'] == 5
     assert m['slotproxy_command_calls_total{command="mget"}'] == 1
@@ -71,8 +88,11 @@ def test_metrics_endpoint(env):
         m["slotproxy_commands_total"]
     assert m["slotproxy_topology_refreshes_total"] >= 1
     assert m['slotproxy_errors_by_kind_total{kind="ERR"}'] >= 1
-    time.sleep(1.0)  # per-command latency is published once a second
-    m2 = parse(get(mport, "/metrics")[1])
+    cnt = 'slotproxy_command_duration_seconds_count{command="set"}'
+    inf = 'slotproxy_command_duration_seconds_bucket{command="get",le="+Inf"}'
+    m2 = metrics_once(mport, lambda m: m.get(cnt, 0) >= 10 and
+                      m.get(inf, 0) >= 5,
+                      "per-command latency published (once a second)")
     assert m2['slotproxy_command_duration_seconds_count{command="set"}'] \
         == 10
     assert m2['slotproxy_command_duration_seconds_bucket'
@@ -85,10 +105,10 @@ def test_metrics_endpoint(env):
     with p.client() as c:
         assert c.pipeline([("INCR", "met:hot")] * 200)[-1] == 200
         assert c.call("DEL", "met:hot") == 1
-    time.sleep(1.3)  # slot counts are published once a second
-    m = parse(get(mport, "/metrics")[1])
     hot = 'slotproxy_slot_requests_total{slot="%d"}' % \
         harness.keyslot("met:hot")
+    m = metrics_once(mport, lambda m: m.get(hot, 0) >= 200,
+                     "slot counts published (once a second)")
     slots = {k: v for k, v in m.items()
              if k.startswith("slotproxy_slot_requests_total")}
     assert slots.get(hot, 0) >= 200, (hot, slots)
@@ -139,7 +159,7 @@ def test_info_and_metrics_count_every_worker(env):
         def summed(c):
             stats = info_fields(c, "stats")
             return int(stats["total_commands_processed"]) >= sent
-        wait_until(lambda: summed(a) and summed(b), 5,
+        wait_until(lambda: summed(a) and summed(b), 20,
                    "INFO stats summed over both workers")
         sa = int(info_fields(a, "stats")["total_connections_received"])
         assert sa >= len(conns), (sa, len(conns))
@@ -167,7 +187,7 @@ def test_readyz_flips_with_coverage(env):
         p.cluster_option("refresh_interval: 300ms")
         env.proxies.append(p)
         p.start()
-        wait_until(lambda: get(mport, "/readyz")[0] == 200, 5, "ready")
+        wait_until(lambda: get(mport, "/readyz")[0] == 200, 20, "ready")
         assert node.call("CLUSTER", "DELSLOTSRANGE", "0", "99") == b"OK"
         wait_until(lambda: get(mport, "/readyz")[0] == 503, 15,
                    "readyz 503 while slots 0-99 are unserved")
