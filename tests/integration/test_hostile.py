@@ -31,7 +31,7 @@ def nfds(pid):
 
 
 def ping_ok(port):
-    with harness.Client(port, timeout=3) as c:
+    with harness.Client(port, timeout=10) as c:
         return c.call("PING") == b"PONG"
 
 
@@ -64,7 +64,7 @@ def rst_close(s):
     s.close()
 
 
-def expect_error_or_close(port, data, wait=3.0):
+def expect_error_or_close(port, data, wait=10.0):
     """Sends data; returns 'error' / 'close' once the proxy answers an
     error reply or closes, None if neither happens within wait seconds."""
     c = harness.Client(port, timeout=wait)
@@ -92,7 +92,7 @@ def expect_error_or_close(port, data, wait=3.0):
         c.close()
 
 
-def expect_close_after_halfclose(port, data, wait=5.0):
+def expect_close_after_halfclose(port, data, wait=10.0):
     """Sends data, half-closes; returns 'close' when the proxy then
     closes (any replies before are fine), None on timeout."""
     s = raw_conn(port, wait)
@@ -184,7 +184,7 @@ def test_hostile_corpus(env):
         c.call("DEL", *ks)
     time.sleep(1.0)
     end = rss(p.pid)
-    wait_until(lambda: nfds(p.pid) <= base_fds, 5, "proxy fds back to %d "
+    wait_until(lambda: nfds(p.pid) <= base_fds, 20, "proxy fds back to %d "
                "(now %d)" % (base_fds, nfds(p.pid)))
     log("    FIGURES corpus: %d cases (%s); proxy RSS %.1f MB before, "
         "%.1f MB after; fds %d -> %d; failures %s" % (
@@ -266,7 +266,10 @@ def test_hostile_slow_reader(env):
             "proxy RSS grew by %.1f MB with an " \
             "8 MB output limit" % ((peak - base) / MB)
         assert not other_err, other_err[:3]
-        assert p99 <= 0.1, "other client p99 %.0fms" % (p99 * 1e3)
+        # A loaded 2-core machine (ASan: 3-5x) stalls a request now and
+        # then; a proxy blocked by the slow reader stalls them for seconds.
+        bound = 0.5 if harness.sanitized() else 0.2
+        assert p99 <= bound, "other client p99 %.0fms" % (p99 * 1e3)
         assert ping_ok(p.port)
     finally:
         p.stop()
@@ -367,7 +370,7 @@ def test_hostile_churn(env):
             else:
                 s.close()
         dt = time.time() - t0
-        wait_until(lambda: nfds(p.pid) <= base_fds, 10,
+        wait_until(lambda: nfds(p.pid) <= base_fds, 30,
                    "proxy fds back to baseline %d (now %d)" % (
                        base_fds, nfds(p.pid)))
         time.sleep(0.5)
@@ -396,13 +399,12 @@ def test_hostile_max_clients(env):
     cs = []
     try:
         # (the harness's own start-up PING connection must be gone: the
-        # probe itself is then the only client, over all workers)
-        def alone():
-            with p.client(5) as c:
-                return b"connected_clients:1\r\n" in c.call("INFO", "clients")
-        wait_until(alone, 5, "start-up client closed")
-        time.sleep(0.2)
-        for _ in range(5):
+        # first client is then the only one, over all workers)
+        first = p.client(5)
+        cs.append(first)
+        wait_until(lambda: b"connected_clients:1\r\n" in
+                   first.call("INFO", "clients"), 20, "start-up client closed")
+        for _ in range(4):
             c = p.client(5)
             assert c.call("PING") == b"PONG"
             cs.append(c)
@@ -418,9 +420,9 @@ def test_hostile_max_clients(env):
         cs.pop().close()
 
         def sixth_ok():
-            with p.client(2) as c:
+            with p.client(5) as c:
                 return c.call("PING") == b"PONG"
-        wait_until(sixth_ok, 5, "a slot to free up after one client left")
+        wait_until(sixth_ok, 20, "a slot to free up after one client left")
     finally:
         for c in cs:
             c.close()
@@ -430,23 +432,25 @@ def test_hostile_max_clients(env):
 @test(timeout=60)
 def test_hostile_idle_timeout(env):
     env.cluster
-    p = env.new_proxy(extra="clients:\n  idle_timeout: 500ms")
+    p = env.new_proxy(extra="clients:\n  idle_timeout: 1s")
     try:
         idle = p.client(5)
         busy = p.client(5)
         blocked = p.client(5)
         assert idle.call("PING") == b"PONG"
         t0 = time.time()
-        while time.time() - t0 < 1.5:
+        # 1 s, not 500 ms: a loaded machine may not run this loop for
+        # half a second, and the busy client would look idle.
+        while time.time() - t0 < 2.5:
             assert busy.call("PING") == b"PONG"
             time.sleep(0.1)
-        closed_idle = idle.is_closed(2.0)
+        closed_idle = idle.is_closed(10.0)
         t_idle = time.time() - t0
         still_busy = busy.call("PING") == b"PONG"
-        log("    FIGURES idle_timeout 500ms: idle client closed=%s "
+        log("    FIGURES idle_timeout 1s: idle client closed=%s "
             "(checked %.1fs after its last request), active client kept=%s"
             % (closed_idle, t_idle, still_busy))
-        assert closed_idle, "idle client not closed after 500ms idle"
+        assert closed_idle, "idle client not closed after 1s idle"
         assert still_busy
         for c in (idle, busy, blocked):
             c.close()
