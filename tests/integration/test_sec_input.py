@@ -9,6 +9,7 @@
 # slow, idle and numerous connections.
 
 import os
+import select
 import shutil
 import socket
 import ssl
@@ -29,6 +30,16 @@ def answers_quickly(c, limit, *args):
     took = time.time() - t
     assert took < limit, (args, r, "%.2fs" % took)
     return r
+
+
+def blocked_ids(node, cmd):
+    """Ids of the node's connections blocked in cmd (lower case)."""
+    out = set()
+    for line in node.call("CLIENT", "LIST").decode().splitlines():
+        f = dict(x.split("=", 1) for x in line.split(" ") if "=" in x)
+        if f.get("cmd") == cmd and "b" in f.get("flags", ""):
+            out.add(f["id"])
+    return out
 
 
 # ---------------------------------------------------------------- row 5
@@ -66,18 +77,22 @@ def test_xread_keyword_named_args_block_pinned(env):
             if req[0] == "XREADGROUP":
                 assert c.call("XGROUP", "CREATE", keys[0], req[2], "$",
                               "MKSTREAM") == b"OK", req
+            node = env.cluster.node_for_key(keys[0])
+            before = blocked_ids(node, req[0].lower())
             c.send(req)
-            # The XREAD reaches the server first; then the probe must not
-            # queue behind it on the shared connection.
-            time.sleep(0.2)
-            assert answers_quickly(other, 2.0, "SET", "probe" + tag,
+            # The XREAD reaches the server first (XREAD $ misses an entry
+            # added before it blocks); then the probe must not queue
+            # behind it on the shared connection.
+            wait_until(lambda: blocked_ids(node, req[0].lower()) - before,
+                       20, "%s blocked on its node" % req[0])
+            assert answers_quickly(other, 5.0, "SET", "probe" + tag,
                                    "1") == b"OK", req
             assert isinstance(other.call("XADD", keys[-1], "*", "f", "v"),
                               bytes)
             r = c.read()
             assert isinstance(r, list) and r[0][0] == keys[-1].encode(), \
                 (req, r)
-            assert answers_quickly(c, 2.0, "PING") == b"PONG"
+            assert answers_quickly(c, 5.0, "PING") == b"PONG"
             c.call("DEL", *keys)
             c.call("DEL", "probe" + tag)
         # A short BLOCK with a keyword-named group times out by itself.
@@ -416,8 +431,8 @@ def test_tls_partial_record_does_not_spin(env):
         used = cpu_over(p.pid, 1.0)
         log("    proxy CPU over 1s with a partial record held: %.2fs" % used)
         assert used < 0.5, used
-        with p.client(timeout=3) as c:
-            assert answers_quickly(c, 2.0, "PING") == b"PONG"
+        with p.client() as c:
+            assert answers_quickly(c, 5.0, "PING") == b"PONG"
         t.sock.sendall(rec[-1:])
         assert t.read_until(b"+PONG\r\n") == b"+PONG\r\n"
         # Two requests in two records, the second one byte short, then a
@@ -600,9 +615,22 @@ def test_metrics_connection_cap(env):
     t = time.time()
     status, body = http_get(mport, "/metrics")
     assert status == 200 and b"slotproxy_client_connections" in body
-    assert time.time() - t < 2
-    time.sleep(0.3)
-    still_open = sum(1 for s in idle if not cut_off(s))
+    took = time.time() - t
+    assert took < 4, took
+
+    def open_now():
+        """Idle sockets not closed by the proxy (EOF or reset)."""
+        r, _, _ = select.select(idle, [], [], 0)
+        return len(idle) - sum(1 for s in r if cut_off(s))
+    # The closes reach this side a little later on a loaded machine; all
+    # before the 10 s head deadline closes the rest.
+    got = []
+    try:
+        wait_until(lambda: got.append(open_now()) or got[-1] <= 64, 6,
+                   "at most 64 idle metrics connections open")
+    except harness.HarnessError:
+        pass
+    still_open = got[-1]
     log("    idle metrics connections still open: %d of 100" % still_open)
     assert still_open <= 64, still_open
     for s in idle:
@@ -656,8 +684,8 @@ def test_accept_emfile_backs_off(env):
     finally:
         for s in socks:
             s.close()
-    wait_until(lambda: p.client(timeout=2).call("PING") == b"PONG", 10,
+    wait_until(lambda: p.client(timeout=2).call("PING") == b"PONG", 20,
                "the proxy to serve again")
-    wait_until(lambda: http_get(mport, "/healthz", 2)[0] == 200, 10,
+    wait_until(lambda: http_get(mport, "/healthz", 2)[0] == 200, 20,
                "metrics to serve again")
     assert "Too many open files" in open(p.log, errors="replace").read()
