@@ -64,11 +64,28 @@ class SlowReader:
             self.sent = first
             time.sleep(0.25)
         data = self.frame * batch
-        while held_fn() < target:
+        now = held_fn()
+        while now < target:
             assert self.sent < limit, "held bytes never reached %d" % target
             self.s.sendall(data)
             self.sent += batch
-            time.sleep(0.25)
+            now = self._settled(held_fn, now)
+
+    @staticmethod
+    def _settled(held_fn, prev, wait=5.0):
+        """held_fn() once it has grown past prev and stopped growing (the
+        batch's replies are all in and published), or after wait seconds.
+        On a loaded machine the proxy and its tick lag: a next batch sent
+        before this one shows would overshoot the band aimed at."""
+        time.sleep(0.25)
+        last, deadline = held_fn(), time.time() + wait
+        while time.time() < deadline:
+            time.sleep(0.15)
+            now = held_fn()
+            if now == last and now > prev:
+                return now
+            last = now
+        return last
 
     def _run(self):
         data = self.frame * self.chunk
@@ -91,7 +108,7 @@ class SlowReader:
         if self.th.is_alive():
             return False
         try:
-            self.s.settimeout(1.0)
+            self.s.settimeout(5.0)
             while True:
                 d = self.s.recv(1 << 20)
                 if not d:
@@ -221,7 +238,7 @@ def test_mem_budget_closes_largest_first(env):
         assert metric(mport, DISC_MEM) == 0
         big = SlowReader(p.port, ["GET", "mem:b"], 4000, chunk=4000)
         readers.append(big)
-        wait_until(lambda: metric(mport, DISC_MEM) >= 1, 10,
+        wait_until(lambda: metric(mport, DISC_MEM) >= 1, 20,
                    "a client closed by the memory budget")
         time.sleep(0.3)
         assert metric(mport, DISC_MEM) == 1, metrics(mport)
@@ -247,7 +264,7 @@ def test_mem_budget_closes_largest_first(env):
             assert got == want
         for sr in readers:
             sr.close()
-        wait_until(lambda: held(mport) < 1 * MB, 5, "held bytes released")
+        wait_until(lambda: held(mport) < 1 * MB, 20, "held bytes released")
     finally:
         for sr in readers:
             sr.close()
@@ -294,14 +311,14 @@ def test_mem_budget_pauses_reading_at_high_water(env):
         ready = select.select([other.sock], [], [], 0.5)[0]
         assert not ready, "answered past the high-water mark"
         wait_until(lambda: metric(
-            pr.mport, "slotproxy_memory_reading_paused") == 1, 2,
+            pr.mport, "slotproxy_memory_reading_paused") == 1, 20,
             "the paused gauge")
         pr.sr.close()
         assert other.read() == b"PONG"
         dt = time.time() - t0
         assert other.call("GET", "mem:h") == VALUE
         wait_until(lambda: metric(
-            pr.mport, "slotproxy_memory_reading_paused") == 0, 2,
+            pr.mport, "slotproxy_memory_reading_paused") == 0, 20,
             "the paused gauge back to 0")
         log("    FIGURES pause: PING answered %.2fs after it was sent, once "
             "the reader was gone" % dt)
@@ -318,15 +335,15 @@ def test_mem_budget_stuck_pressure_is_relieved(env):
     reader that holds them and sends nothing more): after 3 s paused the
     largest client is closed and everyone else is read again."""
     env.cluster
-    with Pressure(env, "mem:s") as pr, pr.p.client(10) as other:
+    with Pressure(env, "mem:s") as pr, pr.p.client(20) as other:
         t0 = time.time()
         assert other.call("PING") == b"PONG"
         dt = time.time() - t0
-        wait_until(lambda: metric(pr.mport, DISC_MEM) == 1, 2,
+        wait_until(lambda: metric(pr.mport, DISC_MEM) == 1, 20,
                    "the disconnect counted")
         assert pr.sr.is_closed()
         log("    FIGURES stuck pressure: PING answered after %.1fs" % dt)
-        assert 2 <= dt <= 6, dt
+        assert 2 <= dt <= 10, dt
 
 
 # ------------------------------------------------ pushes: counted, cheap
@@ -345,7 +362,9 @@ def test_mem_subscriber_pushes_counted(env):
         sub.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sub.connect((HOST, p.port))
         sub.sendall(harness.encode(["SUBSCRIBE", "mem:ch"]))
-        time.sleep(0.3)
+        with p.client() as q:
+            wait_until(lambda: q.call("PUBSUB", "NUMSUB", "mem:ch")[1] == 1,
+                       20, "the subscription on its node")
         base = settle_rss(p.pid, 0.2)
         peak, sent, cut = base, 0, False
         with p.client(10) as pub:
@@ -479,7 +498,9 @@ def test_mem_fanout_capped_while_accumulating(env):
                 "stopped" % dt)
             assert isinstance(r, Error) and "max_fanout_reply" in str(r), \
                 str(r)[:200]
-            assert dt < 1.0, "waited %.2fs for the stopped master" % dt
+            # (1 s without a stopped master; a loaded machine stalls some;
+            # waiting for it would take the 3 s request timeout)
+            assert dt < 2.0, "waited %.2fs for the stopped master" % dt
             cl.wait_ok()
             assert c.call("PING") == b"PONG"
             for i in range(0, len(names), 500):
@@ -509,7 +530,7 @@ def test_mem_pubsub_channels_many(env):
             log("    FIGURES PUBSUB CHANNELS over %d channels: %.3fs"
                 % (n, dt))
             assert sorted(r) == sorted(c.encode() for c in chans)
-            assert harness.sanitized() or dt < 0.5, dt
+            assert harness.sanitized() or dt < 1.0, dt
     finally:
         p.stop()
 
@@ -537,10 +558,10 @@ def test_mem_big_value_buffers_given_back(env):
             # connections stay busy, not only once idle.
             for _ in range(20):
                 assert c.call("GET", "mem:big:none") is None
-            wait_until(lambda: held(mport) < 1 * MB, 5,
+            wait_until(lambda: held(mport) < 1 * MB, 20,
                        "held bytes back under 1 MB")
             if not harness.sanitized():
-                wait_until(lambda: rss(p.pid) <= base + 10 * MB, 5,
+                wait_until(lambda: rss(p.pid) <= base + 10 * MB, 20,
                            "RSS back within 10 MB of the baseline")
             end = rss(p.pid)
             assert c.call("DEL", "mem:big") == 1
