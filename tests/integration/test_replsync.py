@@ -81,12 +81,12 @@ def test_replica_status_with_read_from_master(env):
     cl = env.cluster
     cl.wait_ok(30)
     p, mport = start_proxy(env)
-    wait_until(lambda: all_in_sync(mport, cl), 10,
+    wait_until(lambda: all_in_sync(mport, cl), 20,
                "every replica linked and in sync in /metrics")
     # The gauges are published when a round's answers are in, the counter
     # at the worker's next tick (100 ms later): wait for it too.
     wait_until(lambda: harness.metrics(mport).get(
-        "slotproxy_replica_polls_total", 0) >= len(cl.masters()), 5,
+        "slotproxy_replica_polls_total", 0) >= len(cl.masters()), 20,
         "the poll counter in /metrics")
     with p.client() as c:
         topo = c.call("PROXY", "TOPOLOGY")
@@ -124,7 +124,7 @@ def test_stopped_replica_lags_then_drops_then_recovers(env):
     cl = env.cluster
     cl.wait_ok(30)
     p, mport = start_proxy(env, "replica_poll_interval: 200ms")
-    wait_until(lambda: all_in_sync(mport, cl), 10, "replicas in sync")
+    wait_until(lambda: all_in_sync(mport, cl), 20, "replicas in sync")
     master = cl.masters()[0]
     others = [x for x in cl.masters() if x is not master]
     rep = cl.replicas_of(master)[0]
@@ -136,12 +136,12 @@ def test_stopped_replica_lags_then_drops_then_recovers(env):
     rep.pause()
     try:
         write_to(p, keys, 64 * 1024)
-        wait_until(lambda: (lag(mport, master, rep) or 0) >= 64 * 1024, 5,
+        wait_until(lambda: (lag(mport, master, rep) or 0) >= 64 * 1024, 20,
                    "lag of the stopped replica >= 64 KB")
         first = lag(mport, master, rep)
         write_to(p, keys, 64 * 1024)
         wait_until(lambda: (lag(mport, master, rep) or 0) >= first + 64 * 1024,
-                   5, "lag growing with the writes")
+                   20, "lag growing with the writes")
         # The master drops the silent replica after repl-timeout.
         wait_until(lambda: sample(harness.metrics(mport), "replica_link_up",
                                   master, rep) == 0, 20,
@@ -155,7 +155,8 @@ def test_stopped_replica_lags_then_drops_then_recovers(env):
             t = time.time()
             assert c.call("SET", keys[0], "after") == b"OK"
             assert c.call("GET", keys[0]) == b"after"
-            assert time.time() - t < 1.0
+            took = time.time() - t
+            assert took < 2.0, took
             topo = c.call("PROXY", "TOPOLOGY")
         row = next(r for r in topo if r[2] == name(master).encode())
         assert row[3] == 0 and [name(rep).encode(), 0] == row[4][0][:2], row
@@ -164,7 +165,7 @@ def test_stopped_replica_lags_then_drops_then_recovers(env):
         master.call("CONFIG", "SET", "repl-timeout", old_timeout)
     wait_until(lambda: all_in_sync(mport, cl), 30,
                "the resumed replica linked again")
-    wait_until(lambda: lag(mport, master, rep) < 1024, 10,
+    wait_until(lambda: lag(mport, master, rep) < 1024, 20,
                "the resumed replica caught up")
     with p.client() as c:
         c.call("DEL", *keys)
@@ -179,14 +180,16 @@ def test_one_poll_per_master_per_interval(env):
     cl = env.cluster
     cl.wait_ok(30)
     masters = cl.masters()
-    # Other proxies of the run poll too (1 s default): their rate first.
+    secs = 4.0
+    # Other proxies of the run poll too (1 s default): their rate first,
+    # over as long a window as the measure (a shorter one, scaled up,
+    # scales up its error by one poll per other proxy too).
     before = [info_calls(x) for x in masters]
-    time.sleep(2)
-    bg = [(info_calls(x) - b - 1) / 2.0 for x, b in zip(masters, before)]
+    time.sleep(secs)
+    bg = [(info_calls(x) - b - 1) / secs for x, b in zip(masters, before)]
     p, mport = start_proxy(env, "replica_poll_interval: 200ms",
                            extra="workers: 2")
-    wait_until(lambda: all_in_sync(mport, cl), 10, "replicas in sync")
-    secs = 4.0
+    wait_until(lambda: all_in_sync(mport, cl), 20, "replicas in sync")
     polls0 = harness.metrics(mport)["slotproxy_replica_polls_total"]
     before = [info_calls(x) for x in masters]
     time.sleep(secs)
@@ -223,7 +226,7 @@ def test_poll_errors_counted_logged_once(env):
             return m["slotproxy_replica_poll_failures_total"] >= \
                 5 * len(masters) and all(
                     sample(m, "replica_poll_ok", x) == 0 for x in masters)
-        wait_until(failing, 10, "polls failing")
+        wait_until(failing, 20, "polls failing")
         with p.client() as c:
             assert c.call("SET", "rs:err", "v") == b"OK"
             assert c.call("GET", "rs:err") == b"v"
@@ -237,7 +240,7 @@ def test_poll_errors_counted_logged_once(env):
             assert "NOPERM" in lines[0], lines
         for n in cl.nodes:
             assert n.call("ACL", "SETUSER", user, "+info") == b"OK"
-        wait_until(lambda: all_in_sync(mport, cl), 10, "polls answered again")
+        wait_until(lambda: all_in_sync(mport, cl), 20, "polls answered again")
         with open(p.log) as f:
             text = f.read()
         assert text.count("answers again") == len(masters), text
@@ -261,7 +264,7 @@ def test_reload_changes_poll_interval(env):
     cl = env.cluster
     cl.wait_ok(30)
     p, mport = start_proxy(env, extra="workers: 2")
-    wait_until(lambda: all_in_sync(mport, cl), 10, "replicas in sync")
+    wait_until(lambda: all_in_sync(mport, cl), 20, "replicas in sync")
     n = len(cl.masters())
     slow = polls_in(mport, 2.0)
     assert slow <= 4 * n, slow
@@ -271,7 +274,7 @@ def test_reload_changes_poll_interval(env):
         f.write(text.replace("cluster:\n",
                              "cluster:\n  replica_poll_interval: 100ms\n", 1))
     os.kill(p.pid, signal.SIGHUP)
-    wait_until(lambda: "reload: configuration from" in open(p.log).read(), 10,
+    wait_until(lambda: "reload: configuration from" in open(p.log).read(), 20,
                "reload applied")
     fast = polls_in(mport, 2.0)
     log("    polls in 2 s: %d at 1 s, %d at 100 ms" % (slow, fast))
@@ -280,31 +283,34 @@ def test_reload_changes_poll_interval(env):
 
 @test(timeout=60)
 def test_silent_master_holds_nothing_up(env):
-    """A master that answers nothing (CLIENT PAUSE ALL for 3 s): its poll
-    fails after request_timeout (1 s here), counted and logged once; the
+    """A master that answers nothing (CLIENT PAUSE ALL for 6 s): its poll
+    fails after request_timeout (2 s here), counted and logged once; the
     other masters' status stays current, /metrics and requests to the
     other masters do not wait; it recovers when the pause ends."""
     cl = env.cluster
     cl.wait_ok(30)
+    # (6 s and 2 s, not 3 s and 1 s: on a loaded machine, with ASan, the
+    # checks below must all fit in the pause)
     p, mport = start_proxy(env, "replica_poll_interval: 200ms",
-                           request_timeout="1s")
-    wait_until(lambda: all_in_sync(mport, cl), 10, "replicas in sync")
+                           request_timeout="2s")
+    wait_until(lambda: all_in_sync(mport, cl), 20, "replicas in sync")
     silent = cl.masters()[0]
     others = cl.masters()[1:]
     keys = [k for k in ("rs:q%d" % i for i in range(300))
             if cl.node_for_key(k) is not silent][:20]
     fails0 = harness.metrics(mport)["slotproxy_replica_poll_failures_total"]
-    assert silent.call("CLIENT", "PAUSE", "3000", "ALL") == b"OK"
+    assert silent.call("CLIENT", "PAUSE", "6000", "ALL") == b"OK"
     t0 = time.time()
     try:
         def failed():
             m = harness.metrics(mport)
             return sample(m, "replica_poll_ok", silent) == 0 and \
                 m["slotproxy_replica_poll_failures_total"] > fails0
-        wait_until(failed, 2.5, "the silent master's poll failed")
+        wait_until(failed, 5, "the silent master's poll failed")
         t = time.time()
         m = harness.metrics(mport)
-        assert time.time() - t < 0.5
+        took = time.time() - t
+        assert took < 1.0, took
         for o in others:
             assert sample(m, "replica_poll_ok", o) == 1, (o, m)
             assert sample(m, "master_replicas", o) == 1, (o, m)
@@ -312,12 +318,13 @@ def test_silent_master_holds_nothing_up(env):
             t = time.time()
             assert c.pipeline([("SET", k, "v") for k in keys]) == \
                 [b"OK"] * len(keys)
-            assert time.time() - t < 0.5
-        assert time.time() - t0 < 3.0, "the pause ended before the checks"
+            took = time.time() - t
+            assert took < 1.0, took
+        assert time.time() - t0 < 6.0, "the pause ended before the checks"
     finally:
-        wait_until(lambda: silent.call("PING") == b"PONG", 10,
+        wait_until(lambda: silent.call("PING") == b"PONG", 15,
                    "the pause over")
-    wait_until(lambda: all_in_sync(mport, cl), 10, "polls answered again")
+    wait_until(lambda: all_in_sync(mport, cl), 20, "polls answered again")
     with open(p.log) as f:
         text = f.read()
     lines = [ln for ln in text.splitlines()
