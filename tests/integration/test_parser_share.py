@@ -89,7 +89,9 @@ def test_parser_held_while_others_parse(env):
 @test(timeout=60)
 def test_client_ext_state(env):
     env.cluster
-    p = env.proxy
+    # A proxy of its own: the shared one may still list a connection an
+    # earlier test closed, with a name or a library of its own.
+    p = env.new_proxy()
     with p.client(5) as a, p.client(5) as b:
         assert a.call("CLIENT", "SETNAME", "ext-a") == b"OK"
         assert a.call("CLIENT", "SETINFO", "LIB-NAME", "libx") == b"OK"
