@@ -126,8 +126,9 @@ def test_script_redirect_to_non_member(env):
                 took = time.time() - t0
                 slowest = max(slowest, took)
                 assert isinstance(r, Error) and r.msg == args[-1], (args, r)
-                # Held for one refresh at most, never a request timeout.
-                assert took < 2.0, (args, took)
+                # Held for one refresh at most, never a request timeout
+                # (5 s).
+                assert took < 3.0, (args, took)
             log("    slowest refused redirect: %.1f ms" % (slowest * 1000))
             assert count_of(c, k) == 6, "each script ran once"
             # Pipelined, and inside a transaction (where the script's
@@ -337,7 +338,7 @@ def test_blocking_pins_given_back(env):
             r = c.call("BLPOP", "redir:pin:%d" % i, "0.01")
             assert r is None, (i, r)
         wait_until(lambda: metric(mport, "slotproxy_pinned_connections")
-                   == 0, 5, "pinned connections given back")
+                   == 0, 20, "pinned connections given back")
         with p.client() as c:
             c.call("RPUSH", "redir:pin:q", "x")
             assert c.call("BLPOP", "redir:pin:q", "1") == \
@@ -346,21 +347,21 @@ def test_blocking_pins_given_back(env):
             # back; others still get theirs meanwhile.
             waiters = [p.client() for _ in range(5)]
             for w in waiters:
-                w.send(("BLPOP", "redir:pin:w", "5"))
+                w.send(("BLPOP", "redir:pin:w", "30"))
             wait_until(lambda: metric(mport, "slotproxy_pinned_connections")
-                       == 5, 5, "five blocked clients pinned")
+                       == 5, 20, "five blocked clients pinned")
             for i in range(5):
                 c.call("RPUSH", "redir:pin:w", i)
             for w in waiters:
                 assert w.read()[0] == b"redir:pin:w"
                 w.close()
             wait_until(lambda: metric(mport, "slotproxy_pinned_connections")
-                       == 0, 5, "pins given back")
+                       == 0, 20, "pins given back")
         # WATCH keeps its pin while the WATCH lasts.
         with p.client() as c:
             assert c.call("WATCH", "redir:pin:watched") == b"OK"
             wait_until(lambda: metric(mport, "slotproxy_pinned_connections")
-                       == 1, 5, "the WATCH's pin")
+                       == 1, 20, "the WATCH's pin")
             assert c.call("BLPOP", "redir:pin:none", "0.01") is None
             assert c.call("MULTI") == b"OK"
             assert c.call("SET", "redir:pin:watched", "1") == b"QUEUED"
