@@ -43,18 +43,20 @@ def shard_names(env, prefix):
 arrives = harness.has_data
 
 
-def replies(c, cmds):
+def replies(c, cmds, counts=None):
     """Sends each command alone and reads its replies: one per channel
-    named (or one error); for a SUNSUBSCRIBE of everything, as many as arrive, each
-    within 0.25 s of the one before."""
+    named (or one error); for a SUNSUBSCRIBE of everything, counts[i] of
+    them (what Redis answered: shards answer late on a loaded machine),
+    then as many more as arrive, each within 0.25 s of the one before."""
     out = []
-    for cmd in cmds:
+    for i, cmd in enumerate(cmds):
         c.send(cmd)
         n = max(1, len(cmd) - 1) if cmd[0].endswith("SUBSCRIBE") else 1
         got = [c.read()]
         if not isinstance(got[0], harness.Error):   # refused: one error
             got += [c.read() for _ in range(n - 1)]
-        while cmd == ("SUNSUBSCRIBE",) and arrives(c, 0.25):
+        while cmd == ("SUNSUBSCRIBE",) and (
+                len(got) < (counts[i] if counts else 0) or arrives(c, 0.25)):
             got.append(c.read())
         out.append(got)
     return out
@@ -68,8 +70,8 @@ def shard_subscribers(env, names):
 
 def same_as_redis(env, cmds):
     with harness.Standalone() as sa, env.client() as p, sa.client() as d:
-        rp = replies(p, cmds)
         rd = replies(d, cmds)
+        rp = replies(p, cmds, [len(x) for x in rd])
         for cmd, a, b in zip(cmds, rp, rd):
             assert a == b, "%r: proxy %r != redis %r" % (cmd, a, b)
 
@@ -261,7 +263,7 @@ def test_ssubscribe_many_channels_linear(env):
         took = time.time() - t
         harness.log("# %d channels subscribed and dropped in %.2fs" % (
             n, took))
-        assert took < 20, took
+        assert took < 40, took
         assert s.call("PING") == b"PONG"
 
 
