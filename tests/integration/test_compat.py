@@ -216,12 +216,12 @@ class Blocker:
 def unblock_round(p, adm, cmd, reason, expect):
     b = Blocker(p, *cmd)
     try:
-        wait_until(lambda: blocked_clients(adm) == 1, 10,
+        wait_until(lambda: blocked_clients(adm) == 1, 20,
                    "blocked_clients 1 (%s)" % (cmd,))
         args = ("CLIENT", "UNBLOCK", b.id) + ((reason,) if reason else ())
         assert adm.call(*args) == 1
         assert b.join() == expect, (cmd, b.reply)
-        wait_until(lambda: blocked_clients(adm) == 0, 10, "blocked 0")
+        wait_until(lambda: blocked_clients(adm) == 0, 20, "blocked 0")
         # Unblocked already: 0, as Redis answers.
         assert adm.call("CLIENT", "UNBLOCK", b.id) == 0
         # The connection goes on: blocks again, answered by data.
@@ -246,10 +246,10 @@ def test_client_unblock(env):
         b.t = threading.Thread(target=b._run, daemon=True)
         b.cmd = ("BRPOP", "compat:ub:l", "0")
         b.t.start()
-        wait_until(lambda: blocked_clients(adm) == 1, 10, "blocked again")
+        wait_until(lambda: blocked_clients(adm) == 1, 20, "blocked again")
         assert adm.call("CLIENT", "UNBLOCK", b.id, "ERROR") == 1
         assert b.join() == UNBLOCKED
-        wait_until(lambda: blocked_clients(adm) == 0, 10, "blocked 0")
+        wait_until(lambda: blocked_clients(adm) == 0, 20, "blocked 0")
         # ... and is an ordinary connection afterwards.
         assert b.c.call("LPUSH", "compat:ub:l", "x") == 1
         assert b.c.call("BLPOP", "compat:ub:l", "0") == \
@@ -295,7 +295,7 @@ def test_blocked_clients_count(env):
         assert blocked_clients(adm) == 0
         bs = [Blocker(p, "BLPOP", "compat:bc:%d" % i, "0") for i in range(4)]
         try:
-            wait_until(lambda: blocked_clients(adm) == 4, 10, "4 blocked")
+            wait_until(lambda: blocked_clients(adm) == 4, 20, "4 blocked")
             lines = adm.call("CLIENT", "LIST").decode().split("\n")
             flags = {int(re.match(r"id=(\d+)", ln).group(1)):
                      re.search(r" flags=(\S+)", ln).group(1)
@@ -304,10 +304,10 @@ def test_blocked_clients_count(env):
             assert all(flags[i] == "b" for i in ids), (flags, ids)
             assert flags[adm.call("CLIENT", "ID")] == "N"
             bs[0].close()
-            wait_until(lambda: blocked_clients(adm) == 3, 10, "3 blocked")
+            wait_until(lambda: blocked_clients(adm) == 3, 20, "3 blocked")
             assert adm.call("LPUSH", "compat:bc:1", "v") == 1
             assert bs[1].join() == [b"compat:bc:1", b"v"], bs[1].reply
-            wait_until(lambda: blocked_clients(adm) == 2, 10, "2 blocked")
+            wait_until(lambda: blocked_clients(adm) == 2, 20, "2 blocked")
             # A blocking command queued in MULTI does not block.
             with p.client() as m:
                 assert m.call("MULTI") == b"OK"
@@ -317,7 +317,7 @@ def test_blocked_clients_count(env):
         finally:
             for b in bs:
                 b.close()
-        wait_until(lambda: blocked_clients(adm) == 0, 10, "none blocked")
+        wait_until(lambda: blocked_clients(adm) == 0, 20, "none blocked")
 
 
 @test(timeout=60)
@@ -331,7 +331,7 @@ def test_client_unblock_admin_only(env):
         assert adm.call("AUTH", "adm", "admpw") == b"OK"
         b = Blocker(p, "BLPOP", "compat:adm:l", "0", auth=("rw", "rwpw"))
         try:
-            wait_until(lambda: blocked_clients(adm) == 1, 10, "blocked")
+            wait_until(lambda: blocked_clients(adm) == 1, 20, "blocked")
             assert rw.call("CLIENT", "UNBLOCK", b.id) == \
                 "NOPERM this user has no permissions to run the " \
                 "'client|unblock' command"

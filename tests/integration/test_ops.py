@@ -99,7 +99,7 @@ def test_log_json_lines(env):
     with p.client() as c:
         assert c.call("CLIENT", "SETNAME", 'a"b\\c') == b"OK"
         assert c.call("PING") == b"PONG"
-    harness.wait_until(lambda: "closed" in open(p.log).read(), 5,
+    harness.wait_until(lambda: "closed" in open(p.log).read(), 20,
                        "the close logged")
     objs = [json.loads(ln) for ln in open(p.log).read().splitlines()
             if ln.strip()]

@@ -40,7 +40,7 @@ def reload(p, text):
     with open(p.conf, "w") as f:
         f.write(text)
     os.kill(p.pid, signal.SIGHUP)
-    wait_until(lambda: sum(log_text(p).count(d) for d in done) > n, 10,
+    wait_until(lambda: sum(log_text(p).count(d) for d in done) > n, 20,
                "reload handled")
     return log_text(p)[len(before):]
 
@@ -162,7 +162,7 @@ def test_reload_slowlog_max_len(env):
         assert c.call("SLOWLOG", "LEN") == 8
         out = reload(p, base.replace("max_len: 10", "max_len: 3"))
         assert "reload: slowlog.max_len: 10 -> 3 (applied)" in out, out
-        wait_until(lambda: c.call("SLOWLOG", "LEN") == 3, 5,
+        wait_until(lambda: c.call("SLOWLOG", "LEN") == 3, 20,
                    "slow log cut to 3")
         got = c.call("SLOWLOG", "GET", "10")
         assert [e[3][1] for e in got] == [b"slr:7", b"slr:6", b"slr:5"], got
@@ -170,14 +170,14 @@ def test_reload_slowlog_max_len(env):
         # Larger again: the 3 kept, room for 5.
         reload(p, base.replace("max_len: 10", "max_len: 5"))
         wait_until(lambda: c.call("SET", "slr:8", "v") == b"OK" and
-                   c.call("SLOWLOG", "LEN") == 4, 5, "slow log grows")
+                   c.call("SLOWLOG", "LEN") == 4, 20, "slow log grows")
         for i in range(9, 14):
             assert c.call("SET", "slr:%d" % i, "v") == b"OK"
         assert c.call("SLOWLOG", "LEN") == 5
         assert c.call("SLOWLOG", "GET", "1")[0][3][1] == b"slr:13"
         # 0 turns it off.
         reload(p, base.replace("max_len: 10", "max_len: 0"))
-        wait_until(lambda: c.call("SLOWLOG", "LEN") == 0, 5, "slow log off")
+        wait_until(lambda: c.call("SLOWLOG", "LEN") == 0, 20, "slow log off")
         assert c.call("SET", "slr:0", "v") == b"OK"
         assert c.call("SLOWLOG", "LEN") == 0
         c.call("DEL", *["slr:%d" % i for i in range(14)])
@@ -197,15 +197,15 @@ def test_reload_metrics_listen(env):
     def metrics_at(*ports):
         return base.replace(old, "listen: [%s]" % ", ".join(
             "%s:%d" % (HOST, x) for x in ports))
-    wait_until(lambda: http_status(a) == 200, 5, "metrics on %d" % a)
+    wait_until(lambda: http_status(a) == 200, 20, "metrics on %d" % a)
     out = reload(p, metrics_at(b))
     assert ('reload: metrics.listen: ["%s:%d"] -> ["%s:%d"] (applied)' %
             (HOST, a, HOST, b)) in out, out
-    wait_until(lambda: http_status(b) == 200, 5, "metrics moved to %d" % b)
+    wait_until(lambda: http_status(b) == 200, 20, "metrics moved to %d" % b)
     assert http_status(a) is None
     # Keep b, add c2: b is bound again after the old endpoint closed.
     reload(p, metrics_at(b, c2))
-    wait_until(lambda: http_status(c2) == 200, 5, "metrics on %d" % c2)
+    wait_until(lambda: http_status(c2) == 200, 20, "metrics on %d" % c2)
     assert http_status(b) == 200
     # A port something else holds: logged, the endpoint stays.
     busy = socket.socket()
@@ -223,7 +223,7 @@ def test_reload_metrics_listen(env):
         busy.close()
     reload(p, base.replace(old, "listen: []"))
     wait_until(lambda: http_status(b) is None and http_status(c2) is None,
-               5, "metrics endpoint closed")
+               20, "metrics endpoint closed")
     with p.client() as c:
         assert c.call("PING") == b"PONG"
 
@@ -240,7 +240,7 @@ def test_reload_counted_in_metrics(env):
     ok = 'slotproxy_config_reloads_total{result="ok"}'
     bad = 'slotproxy_config_reloads_total{result="invalid"}'
     stamp = "slotproxy_config_last_reload_success_timestamp_seconds"
-    wait_until(lambda: http_status(port) == 200, 5, "metrics up")
+    wait_until(lambda: http_status(port) == 200, 20, "metrics up")
     m = harness.metrics(port)
     assert m[ok] == 0 and m[bad] == 0, m
     started = m[stamp]
@@ -289,7 +289,7 @@ def test_reload_read_from_replica(env):
         out = reload(p, base)
         assert "reload: cluster.read_from: replica -> master (applied)" in \
             out, out
-        wait_until(lambda: gets_on_replicas(c) == (0, 30), 5,
+        wait_until(lambda: gets_on_replicas(c) == (0, 30), 20,
                    "reads back on masters")
         c.call("DEL", *keys)
 

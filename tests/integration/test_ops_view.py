@@ -66,7 +66,7 @@ def test_view_client_list_all_workers(env):
         gone = set(ids[4:])
         wait_until(lambda: all(not gone & set(list_ids(c)) and
                                set(ids[:4]) <= set(list_ids(c))
-                               for c in cs[:4]), 5, "closed clients gone")
+                               for c in cs[:4]), 20, "closed clients gone")
     finally:
         for c in cs:
             c.close()
@@ -260,7 +260,7 @@ def reload_conf(p, text):
     def done():
         with open(p.log, encoding="utf-8", errors="replace") as f:
             return f.read().count("reload: configuration from") > n
-    wait_until(done, 10, "reload applied")
+    wait_until(done, 20, "reload applied")
 
 
 @test(timeout=180)

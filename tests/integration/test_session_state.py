@@ -47,7 +47,7 @@ def sub_conns(node):
     return res
 
 
-def closed_or_replies(c, n, wait=5.0):
+def closed_or_replies(c, n, wait=10.0):
     """Reads up to n replies; returns (replies, closed)."""
     out = []
     c.settimeout(wait)
@@ -96,7 +96,7 @@ def test_reset_in_subscribed_mode_ends_watch(env):
             assert c.call("PING") == b"PONG"
         alive(p)
     # RESET ended the subscription on the server too.
-    wait_until(lambda: numsub(cl, "rs1:ch") == 0, 5,
+    wait_until(lambda: numsub(cl, "rs1:ch") == 0, 20,
                "no subscriber of rs1:ch left")
     with p.client() as c:
         c.call("DEL", "{rs1}k")
@@ -117,7 +117,7 @@ def test_lost_push_connection_leaves_watch(env):
             k = harness.keys_in_slots("lw%d" % attempt, cl.slots_of(m0),
                                       1)[0]
             # An earlier try's subscription may still be on its way out.
-            wait_until(lambda: numsub(cl, "lw:ch") == 0, 5,
+            wait_until(lambda: numsub(cl, "lw:ch") == 0, 20,
                        "no subscriber of lw:ch left")
             assert c.call("WATCH", k) == b"OK"
             c.send(("SUBSCRIBE", "lw:ch"))
@@ -340,7 +340,7 @@ def test_tryagain_wait_outlives_client_at_shutdown(env):
             with p.client() as q:
                 text = q.call("INFO", "proxy").decode()
             return int(text.split("tryagain:")[1].split("\r")[0]) >= 1
-        wait_until(retried, 5, "a TRYAGAIN retry")
+        wait_until(retried, 20, "a TRYAGAIN retry")
         p.stop()  # SIGTERM while the orphan waits on its timer
         assert p.proc.returncode == 0, p.log_tail()
     finally:
@@ -432,7 +432,7 @@ def test_close_inside_completion_node_down(env):
         with p.client() as c:
             assert c.call("WATCH", k) == b"OK"
         victim.kill()
-        wait_until(lambda: not victim.alive(), 5, "node killed")
+        wait_until(lambda: not victim.alive(), 20, "node killed")
         closes = 0
         tails = [[("UNWATCH",)], [("WATCH", k)], [("EXEC",)],
                  [("MULTI",), ("SET", k, "1"), ("EXEC",)],
