@@ -157,20 +157,21 @@ def test_tls_both_sides(env):
             f.write(conf.replace("%s:%d" % (HOST, tport),
                                  "%s:%d" % (HOST, tport2)))
         os.kill(p.pid, __import__("signal").SIGHUP)
-        wait_until(lambda: "configuration from" in open(p.log).read(), 5,
+        wait_until(lambda: "configuration from" in open(p.log).read(), 20,
                    "reload")
-        time.sleep(0.2)
+
+        def accepts(port):
+            with socket.socket() as probe:
+                probe.settimeout(1)
+                return probe.connect_ex((HOST, port)) == 0
+        # Workers open and close listeners at their next loop turn.
+        wait_until(lambda: accepts(tport2), 20, "the new TLS address")
         s = tls_client(tport2, certs, True)
         try:
             assert roundtrip(s, b"PING\r\n") == b"+PONG\r\n"
         finally:
             s.close()
-        probe = socket.socket()
-        probe.settimeout(1)
-        try:
-            assert probe.connect_ex((HOST, tport)) != 0, "old TLS port open"
-        finally:
-            probe.close()
+        wait_until(lambda: not accepts(tport), 20, "the old TLS port closed")
     finally:
         harness.stop_proc(p.proc)
         harness.stop_proc(node)
