@@ -395,7 +395,9 @@ def test_resp3_backend_pushes_are_not_replies(env):
             assert c.read_raw() == b":2\r\n"
             # The pushes did arrive, and the connections they arrived on
             # were kept (a push taken for a reply drops the connection).
-            assert sorted(proxy_resp3_conn_ids(node)) == sorted(ids)
+            # Others may have come meanwhile: the node is the suite's.
+            now = proxy_resp3_conn_ids(node)
+            assert set(ids) <= set(now), (ids, now)
             for t in trackers:
                 assert t.call("CLIENT", "TRACKINGINFO")[1] == [b"on",
                                                               b"bcast"]
