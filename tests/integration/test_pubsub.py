@@ -318,11 +318,11 @@ def test_pinned_commands_after_unsubscribe(env):
                      b"after-exec"], r
         c.send(("BLPOP", k + ":list", "0.3"), ("ECHO", "after-blpop"))
         r = []
-        while len(r) < 2 and has_data(c, 3):
+        while len(r) < 2 and has_data(c, 10):
             r.append(c.read())
         assert r == [None, b"after-blpop"], (
             "BLPOP (0.3 s timeout) then ECHO on the node that carried the "
-            "subscription: got %r within 3 s" % r)
+            "subscription: got %r within 10 s" % r)
         assert quiet(c, 0.3)
         c.call("DEL", k)
 
@@ -604,7 +604,7 @@ def _restore(cl, old_master):
 
 def _arrives_or_closed(sub, publish, expect, window=5.0):
     """After a failover: publishes every 0.25 s for window seconds, then a
-    last time; that last publication must reach sub within 2 s, or sub
+    last time; that last publication must reach sub within 10 s, or sub
     must have been closed. Returns (outcome, what sub saw), outcome one of
     'message', 'closed', 'stuck'."""
     seen = []
@@ -626,7 +626,7 @@ def _arrives_or_closed(sub, publish, expect, window=5.0):
             drain(0.25)
             time.sleep(0.2)
         publish("final")
-        deadline = time.time() + 2
+        deadline = time.time() + 10
         while time.time() < deadline:
             if drain(0.1):
                 return "message", seen
