@@ -76,7 +76,7 @@ def check_failover(env, kv, ko):
         # for a moment after the promotion.
         harness.wait_until(
             lambda: c.pipeline([("GET", k) for k in ko + kv]) ==
-            [("v-" + k).encode() for k in ko + kv], 5,
+            [("v-" + k).encode() for k in ko + kv], 20,
             "all slots served through a new connection")
         assert c.pipeline([("SET", k, "new") for k in kv]) == [b"OK"] * 50
         assert c.pipeline([("DEL", k) for k in kv + ko]) == [1] * 100
