@@ -38,6 +38,11 @@ from harness import (Error, ConnectionClosed, HOST, log, test,  # noqa: E402
 
 # ------------------------------------------------------------ local helpers
 
+# ASan makes the proxy 3-5x slower: latency bounds of the workload's
+# requests get twice their slack in that build (a proxy that waits for a
+# stopped node waits seconds, not tenths).
+SLACK = 2.0 if harness.sanitized() else 1.0
+
 def own_cluster(name, masters=3, replicas=1):
     """A private cluster for one test, with full coverage not required."""
     cl = harness.Cluster(masters, replicas, name=name)
@@ -636,12 +641,13 @@ def test_fault_shard_stopped(env):
                   "; healthy GET pipelined behind a stopped-shard GET, "
                   "once the shard is known down: %d batches, p50 %.0fms" %
                   (len(later), mixed_p50 * 1e3))
-        if late or vmax > 1.6 or p99 > 0.3:
+        vbound, pbound = 1.0 + 0.6 * SLACK, 0.3 * SLACK
+        if late or vmax > vbound or p99 > pbound:
             show_log(p)
         assert verr, "no errors at all for the stopped shard?"
-        assert vmax <= 1.6, "a stopped-shard request took %.2fs " \
+        assert vmax <= vbound, "a stopped-shard request took %.2fs " \
             "(request_timeout 1s)" % vmax
-        assert p99 <= 0.3, "healthy-slot p99 %.0fms during the stall" % (
+        assert p99 <= pbound, "healthy-slot p99 %.0fms during the stall" % (
             p99 * 1e3)
         assert not late, "stopped shard not served again 3s after it " \
             "resumed: %r" % late[-3:]
@@ -650,7 +656,7 @@ def test_fault_shard_stopped(env):
         assert not [x for x in healthy.samples if x[2]], "healthy probe " \
             "errors"
         wl.assert_clean(allow_victim_errors=True)
-        assert later and mixed_p50 <= 0.2, "no circuit breaker: with the " \
+        assert later and mixed_p50 <= 0.2 * SLACK, "no circuit breaker: with the " \
             "shard known down, a pipeline [stopped-shard GET, healthy GET] " \
             "still takes %.0fms (p50 of %d) instead of failing fast" % (
                 mixed_p50 * 1e3, len(later))
@@ -727,14 +733,15 @@ def test_fault_stall_no_misdelivery(env):
                   "(%d errors, %d misdelivered); errors after resume+3s %d"
                   % (vmax, pipe_stats["batches"], pipe_stats["errors"],
                      len(pipe_stats["misdelivered"]), len(late)))
-        if late or vmax > 1.6 or wl.wrong or pipe_stats["misdelivered"]:
+        vbound = 1.0 + 0.6 * SLACK
+        if late or vmax > vbound or wl.wrong or pipe_stats["misdelivered"]:
             show_log(p)
         assert not pipe_stats["exc"], pipe_stats["exc"]
         assert not pipe_stats["misdelivered"], pipe_stats["misdelivered"][:5]
         assert not wl.wrong, "replies delivered to the wrong request: %r" \
             % wl.wrong[:5]
         assert [e for e in wl.errors if e[3]], "the stall caused no error?"
-        assert vmax <= 1.6, "stalled request answered after %.2fs " \
+        assert vmax <= vbound, "stalled request answered after %.2fs " \
             "(request_timeout 1s)" % vmax
         assert not late, late[:5]
         wl.assert_clean(allow_victim_errors=True)
