@@ -306,7 +306,7 @@ def test_multi_expiry_jitter(env):
             == [b"QUEUED"] * 200
         assert c.call("EXEC") == [b"OK"] * 200
         ttls = c.pipeline([("TTL", k) for k in keys])
-        assert all(999 <= t <= 1100 for t in ttls), ttls
+        assert all(995 <= t <= 1100 for t in ttls), ttls
         assert len(set(ttls)) > 20 and max(ttls) > 1050, sorted(ttls)
         # The other relative forms in MULTI too.
         assert c.call("MULTI") == b"OK"
@@ -333,7 +333,7 @@ def test_multi_expiry_jitter(env):
         assert c.call("EXISTS", "{bkj}:d") == 0
     # 200 + 2, less the rare 0 extra (1 in 101 for EX 1000).
     wait_until(lambda: harness.metrics(mport)["slotproxy_expiry_jitter_total"]
-               >= 190 + 2, 5, "the jittered queued requests counted")
+               >= 190 + 2, 20, "the jittered queued requests counted")
 
 
 @test(timeout=60)

@@ -181,7 +181,7 @@ def test_expiry_jitter_spreads_relative_ttls(env):
         assert c.pipeline([("SET", k, "v", "EX", 1000) for k in keys]) \
             == [b"OK"] * 200
         ttls = c.pipeline([("TTL", k) for k in keys])
-        assert all(999 <= t <= 1100 for t in ttls), ttls
+        assert all(995 <= t <= 1100 for t in ttls), ttls
         assert len(set(ttls)) > 20 and max(ttls) > 1050, sorted(ttls)
 
         # Every relative form, options in any case and position.
@@ -223,7 +223,7 @@ def test_expiry_jitter_spreads_relative_ttls(env):
             assert c.call("TTL", "ej:short%d" % i) <= 59
     # Counted when changed (a 0 extra, 1 in 101 here, is not a change).
     wait_until(lambda: harness.metrics(mport)["slotproxy_expiry_jitter_total"]
-               >= 190 + 7, 5, "the jittered requests counted")
+               >= 190 + 7, 20, "the jittered requests counted")
 
 
 @test(timeout=60)
@@ -289,7 +289,7 @@ def test_expiry_jitter_hash_fields(env):
                 assert c.call("HPEXPIRE", "ejh", 1000000, "fields", 1,
                               f) == [1]
             ttls = c.call("HTTL", "ejh", "FIELDS", 50, *fields)
-            assert all(999 <= t <= 1100 for t in ttls), ttls
+            assert all(995 <= t <= 1100 for t in ttls), ttls
             assert len(set(ttls)) > 5, ttls
             at = int(c.call("TIME")[0]) + 1000
             assert c.call("HEXPIREAT", "ejh", at, "FIELDS", 1, "f0") == [1]
