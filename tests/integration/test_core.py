@@ -426,7 +426,7 @@ def test_proxy_before_cluster(env):
             "one-node cluster to be ok")
         with p.client() as c:
             harness.wait_until(lambda: c.call("SET", "late:k", "v") == b"OK",
-                               10, "proxy to find the late cluster")
+                               30, "proxy to find the late cluster")
             assert c.call("GET", "late:k") == b"v"
     finally:
         node.stop()
