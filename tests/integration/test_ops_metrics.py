@@ -175,7 +175,7 @@ def test_disconnect_reasons(env):
     def reasons(port):
         return family(scrape(port)[0], "slotproxy_disconnects_total")
     with p.client() as c:
-        assert c.is_closed(wait=5)
+        assert c.is_closed(wait=10)
     wait_until(lambda: reasons(mport)['{reason="idle_timeout"}'] >= 1, 20,
                "idle_timeout counted")
 
@@ -197,7 +197,7 @@ def test_disconnect_reasons(env):
         assert re.search(r"rejected_connections:[1-9]", info), info
         a.send_raw(b"*1\r\n$abc\r\n")
         assert isinstance(a.read(), harness.Error)
-        assert a.is_closed(wait=5)
+        assert a.is_closed(wait=10)
         wait_until(lambda: reasons(mport)['{reason="protocol_error"}'] >= 1,
                    20, "protocol_error counted")
     finally:
