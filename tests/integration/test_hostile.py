@@ -30,6 +30,18 @@ def nfds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def wait_fds_back(pid, base, timeout):
+    """Waits until pid has at most base descriptors; on timeout the
+    assertion names the count seen last (not one read before waiting)."""
+    seen = []
+    try:
+        wait_until(lambda: seen.append(nfds(pid)) or seen[-1] <= base,
+                   timeout, "proxy fds back to %d" % base)
+    except harness.HarnessError:
+        raise AssertionError("proxy fds %s after %ds, baseline %d" % (
+            seen[-1:], timeout, base))
+
+
 def ping_ok(port):
     with harness.Client(port, timeout=10) as c:
         return c.call("PING") == b"PONG"
@@ -184,8 +196,7 @@ def test_hostile_corpus(env):
         c.call("DEL", *ks)
     time.sleep(1.0)
     end = rss(p.pid)
-    wait_until(lambda: nfds(p.pid) <= base_fds, 20, "proxy fds back to %d "
-               "(now %d)" % (base_fds, nfds(p.pid)))
+    wait_fds_back(p.pid, base_fds, 20)
     log("    FIGURES corpus: %d cases (%s); proxy RSS %.1f MB before, "
         "%.1f MB after; fds %d -> %d; failures %s" % (
             len(cases), ", ".join("%s=%d" % (k, list(results.values())
@@ -370,9 +381,7 @@ def test_hostile_churn(env):
             else:
                 s.close()
         dt = time.time() - t0
-        wait_until(lambda: nfds(p.pid) <= base_fds, 30,
-                   "proxy fds back to baseline %d (now %d)" % (
-                       base_fds, nfds(p.pid)))
+        wait_fds_back(p.pid, base_fds, 30)
         time.sleep(0.5)
         end_rss, end_fds = rss(p.pid), nfds(p.pid)
         log("    FIGURES churn: 3000 connect/close cycles in %.1fs (3 of 4 "
