@@ -394,7 +394,7 @@ def test_stop_during_connect_burst_is_clean(env):
     def flood(k):
         while not stop.is_set():
             try:
-                socket.create_connection((HOST, p.port), timeout=2).close()
+                socket.create_connection((HOST, p.port), timeout=10).close()
             except OSError:
                 return
             made[k] += 1
