@@ -459,14 +459,31 @@ def test_pubsub_introspection(env):
                 ("PUBSUB", "SHARDNUMSUB", s4_ch),
                 ("PUBSUB", "SHARDNUMSUB", "in:none"),
             ]
-            for qq in queries:
-                rp = q.call(*qq)
-                rd = dq.call(*qq)
-                if qq[1] in ("CHANNELS", "SHARDCHANNELS"):
-                    # Set semantics: dict order is per server.
-                    assert isinstance(rp, list), (qq, rp)
-                    rp, rd = sorted(rp), sorted(rd)
-                assert rp == rd, "%r: proxy %r != redis %r" % (qq, rp, rd)
+
+            def differ():
+                out = []
+                for qq in queries:
+                    rp = q.call(*qq)
+                    rd = dq.call(*qq)
+                    if qq[1] in ("CHANNELS", "SHARDCHANNELS") and \
+                            isinstance(rp, list):
+                        # Set semantics: dict order is per server.
+                        rp, rd = sorted(rp), sorted(rd)
+                    if rp != rd:
+                        out.append((qq, rp, rd))
+                return out
+            # The queries without a pattern see the whole cluster, the
+            # suite's: an earlier test's subscriptions may still be on
+            # their way out. Asked again until they are gone (bounded).
+            diffs = []
+            try:
+                wait_until(lambda: diffs.__setitem__(slice(None), differ())
+                           or not diffs, 20, "PUBSUB answers as Redis's")
+            except harness.HarnessError:
+                pass
+            for qq, rp, rd in diffs[:1]:
+                assert rp == rd, "%r: proxy %r != redis %r (and %d more)" % (
+                    qq, rp, rd, len(diffs) - 1)
             assert dq.call("PUBSUB", "NUMSUB", "in:a") == [b"in:a", 2]
         finally:
             s2.close()
