@@ -154,7 +154,8 @@ iobatch_pending(struct iobatch *b)
 
 /* Make every queued operation in one system call and call each one's fn
  * in the order queued. Callbacks may not queue into the batch (they may
- * use plain system calls). Returns the operations made. */
+ * use plain system calls). Returns the operations that were queued,
+ * forgotten ones included (they are not made). */
 unsigned iobatch_run(struct iobatch *b);
 /* owner is going away, or closed its socket: its queued operations are
  * not made and their callbacks do not run. */

@@ -92,13 +92,13 @@ worker_flush_batched(struct worker *w)
     for (int round = 0; round < FLUSH_ROUNDS; round++) {
         backend_flush_dirty(w);
         client_flush_dirty(w);
-        unsigned made = iobatch_run(w->io);
+        unsigned ran = iobatch_run(w->io);
         /* As the plain flush does: pins released this turn go once the
          * clients are written, and what that queues joins the next
          * round. */
         if (round == 0)
             pin_reap(w);
-        if (made == 0 && TAILQ_EMPTY(&w->dirty_conns) &&
+        if (ran == 0 && TAILQ_EMPTY(&w->dirty_conns) &&
             TAILQ_EMPTY(&w->dirty_clients))
             break;
     }

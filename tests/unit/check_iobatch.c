@@ -4,9 +4,9 @@
  * come back as read/writev would return them (bytes, a short write on a
  * full socket, -1 EAGAIN on an empty one, 0 at end of stream, EPIPE), in
  * the order queued; the scratch area runs out; a forgotten owner's
- * operation is not made and its callback not called. Where io_uring cannot be used (not built in, a kernel or
- * seccomp filter that refuses it), iobatch_new must fail cleanly and the
- * rest is skipped.
+ * operation is not made and its callback not called. Where io_uring
+ * cannot be used (not built in, a kernel or seccomp filter that refuses
+ * it), iobatch_new must fail cleanly and the rest is skipped.
  */
 #include "build_config.h"
 
